@@ -1,0 +1,111 @@
+"""The values that flow through the pipeline: sources -> matcher -> policy -> outbox.
+
+    Chunk   --matcher-->   Hit   --policy-->   Alert
+
+All are frozen: a stage never changes what an earlier stage produced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Severity = Literal["info", "warning", "critical"]
+SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
+
+#: What an alert is: a rule firing, the accounting of what dedup held back, a storm
+#: digest, a follow-up that a condition ended, or logwatch speaking about itself.
+AlertKind = Literal["alert", "summary", "digest", "resolved", "system"]
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Whole lines read from one stream, as bytes, each ending in ``b"\\n"``.
+
+    ``stream`` names the stream for good (a file's device, inode, fingerprint and
+    truncation generation, or ``journal``); ``offset`` is where ``data`` starts in it.
+    A line's key, ``stream@offset``, is the same when the same bytes are read again
+    after a crash, which is what makes alert ids replay-stable.
+    """
+
+    source: str
+    origin: str
+    data: bytes
+    stream: str
+    offset: int = 0
+    #: journal only: start of a line in ``data`` -> the entry's cursor and time
+    cursors: Mapping[int, str] | None = None
+    times: Mapping[int, float] | None = None
+
+    def line_key(self, start: int) -> str:
+        """The replay-stable key of the line that starts at ``start`` in ``data``."""
+        if self.cursors is not None and start in self.cursors:
+            return f"{self.stream}:{self.cursors[start]}"
+        return f"{self.stream}@{self.offset + start}"
+
+    def line_time(self, start: int) -> float | None:
+        """When the line was logged, if the source knows it (the journal does)."""
+        return self.times.get(start) if self.times is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One line of a log, with where it came from."""
+
+    text: str
+    source: str
+    origin: str
+    key: str
+    time: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A rule matched a line; ``fields`` are its named groups (unset groups are ``""``)."""
+
+    rule: str
+    fields: Mapping[str, str]
+    line: LogLine
+    #: "resolve" when the line matched the rule's ``resolve`` pattern instead
+    kind: Literal["match", "resolve"] = "match"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A message to send: what the policy decided, rendered, ready for the outbox."""
+
+    id: str
+    kind: AlertKind
+    rule: str
+    severity: Severity
+    title: str
+    message: str
+    source: str
+    host: str
+    time: float
+    line: str = ""
+    fields: Mapping[str, str] = field(default_factory=dict)
+    count: int = 1
+    to: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        """The outbox form of the alert."""
+        data = asdict(self)
+        data["fields"] = dict(self.fields)
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Alert:
+        """Read back what :meth:`to_json` wrote."""
+        data: dict[str, Any] = json.loads(text)
+        data["to"] = tuple(data.get("to", ()))
+        return cls(**data)
+
+
+def alert_id(*parts: str) -> str:
+    """A stable id from the things that make an alert unique (rule, line key, ...)."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode("utf-8", "surrogatepass"), digest_size=12)
+    return digest.hexdigest()

@@ -1,0 +1,98 @@
+"""A rule: a pattern with named groups, what to ignore, and what to say when it matches."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import regex
+
+from logwatch.models import SEVERITIES, Severity
+from logwatch.template import Template
+
+#: rule ids appear in messages, state keys and file names: keep them plain
+RULE_ID = regex.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+#: how long one regex may run on one line before it is stopped and reported
+DEFAULT_MATCH_TIMEOUT = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """Alert when ``count`` hits with the same ``by`` key fall within ``within`` seconds."""
+
+    count: int
+    within: float
+    by: Template
+
+
+@dataclass(frozen=True, slots=True)
+class Dedup:
+    """After an alert for a key, hold back the same key's alerts for ``window`` seconds."""
+
+    by: Template
+    window: float
+
+
+@dataclass(frozen=True, slots=True)
+class RuleTest:
+    """One ``[[rules.tests]]`` case: ``line`` must (or must not) match, with these fields."""
+
+    line: str
+    match: bool = True
+    fields: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A compiled, validated rule."""
+
+    id: str
+    pattern: regex.Pattern[str]
+    severity: Severity
+    title: Template
+    message: Template
+    to: tuple[str, ...]
+    source: str | None = None
+    ignore: tuple[regex.Pattern[str], ...] = ()
+    threshold: Threshold | None = None
+    dedup: Dedup | None = None
+    resolve: regex.Pattern[str] | None = None
+    quiet: float | None = None
+    tests: tuple[RuleTest, ...] = ()
+    #: "file:line" of the rule's table, for messages about it
+    where: str = ""
+
+    @property
+    def groups(self) -> frozenset[str]:
+        """The pattern's named groups."""
+        return frozenset(self.pattern.groupindex)
+
+    def fields_of(self, match: regex.Match[str]) -> dict[str, str]:
+        """A match's named groups, an unset group as ``""``."""
+        return {name: value or "" for name, value in match.groupdict().items()}
+
+    def ignores(self, text: str, *, timeout: float = DEFAULT_MATCH_TIMEOUT) -> bool:
+        """Whether one of the rule's ``ignore`` patterns matches ``text``."""
+        return any(p.search(text, timeout=timeout) for p in self.ignore)
+
+    def describe(self) -> str:
+        """How messages name the rule: ``rules.toml:12: rule "ssh-fail"``."""
+        return f'{self.where}: rule "{self.id}"' if self.where else f'rule "{self.id}"'
+
+
+def compile_pattern(text: str) -> regex.Pattern[str]:
+    """Compile a rule pattern; ``ValueError`` quotes the regex error and its position."""
+    try:
+        return regex.compile(text, regex.VERSION0)
+    except regex.error as exc:
+        where = f" at position {exc.pos}" if exc.pos is not None else ""
+        raise ValueError(f"bad regex{where}: {exc.msg}: {text!r}") from exc
+
+
+def check_severity(value: Any) -> Severity:
+    """``value`` if it is a severity name, else ``ValueError``."""
+    for name in SEVERITIES:
+        if value == name:
+            return name
+    raise ValueError(f"expected one of {', '.join(SEVERITIES)}, got {value!r}")
