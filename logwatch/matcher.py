@@ -48,6 +48,10 @@ class Matcher:
         self.ignored: Counter[str] = Counter()
         self.timeouts: Counter[str] = Counter()
 
+    def notes(self) -> list[str]:
+        """Remarks about the rules worth showing in ``logwatch check`` (e.g. no prefilter)."""
+        return []
+
     def scan(self, data: bytes) -> Iterator[Match]:
         """Every (line, rule) match in ``data``, in line order then rule order."""
         start = 0
@@ -78,7 +82,9 @@ class Matcher:
         patterns = rule.ignore + self.ignore
         return any(self._search(rule, p, text) is not None for p in patterns)
 
-    def _search(self, rule: Rule, pattern: regex.Pattern[str], text: str) -> regex.Match[str] | None:
+    def _search(
+        self, rule: Rule, pattern: regex.Pattern[str], text: str
+    ) -> regex.Match[str] | None:
         try:
             return pattern.search(text, timeout=self.timeout)
         except TimeoutError:

@@ -1,0 +1,224 @@
+"""The ``logwatch`` command: parse arguments, call the library, turn errors into one line.
+
+Exit codes: 0 fine, 1 the user's input is wrong (config, rule, file), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from logwatch import __version__
+from logwatch.config import DEFAULT_CONFIG, Config, load_config
+from logwatch.errors import ConfigError, LogwatchError
+
+EXIT_OK, EXIT_INPUT, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger("logwatch")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    setup_logging(verbose=getattr(args, "verbose", False))
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_INPUT
+    except LogwatchError as exc:
+        print(f"logwatch: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # the reader went away (`logwatch test ... | head`): not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+
+
+def setup_logging(*, verbose: bool = False) -> None:
+    """Log to stderr; under systemd (JOURNAL_STREAM) without our own timestamps."""
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    if "JOURNAL_STREAM" not in os.environ:
+        fmt = "%(asctime)s " + fmt
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=fmt,
+                        stream=sys.stderr)
+    # httpx logs every request URL at INFO, and a webhook URL or bot URL carries the secret
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="logwatch",
+        description="Follow system logs, match TOML rules, alert Discord and Telegram.",
+    )
+    parser.add_argument("--version", action="version", version=f"logwatch {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int],
+                help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        p.add_argument("-c", "--config", type=Path,
+                       default=Path(os.environ.get("LOGWATCH_CONFIG", DEFAULT_CONFIG)),
+                       help=f"config file (default: $LOGWATCH_CONFIG or {DEFAULT_CONFIG})")
+        p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+        return p
+
+    p = command("run", _run, "follow the logs and send alerts (the daemon)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="post nothing: print each alert as it would be sent; state is not kept")
+    command("check", _check, "validate the config, compile rules, run every rule's tests")
+    p = command("test", _test, "replay log files through the rules (like fail2ban-regex)")
+    p.add_argument("logfiles", nargs="+", type=Path, metavar="LOGFILE")
+    p.add_argument("--rule", metavar="ID", help="only this rule")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true",
+                     help='one JSON object per hit: {"rule", "file", "line_no", "fields"}')
+    out.add_argument("--alerts", action="store_true",
+                     help="replay with the lines' own timestamps through thresholds, dedup and "
+                          "storms; print the alerts that would have been sent")
+    p = command("send-test", _send_test, "post a test message to one destination")
+    p.add_argument("destination", metavar="DEST")
+    p = command("telegram-chats", _telegram_chats,
+                "list the chats a Telegram bot has seen, to find chat_id")
+    p.add_argument("destination", metavar="DEST")
+    p = command("status", _status, "followed files, offsets, outbox, last delivery errors")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = command("init", _init, "write a starter config (asks for what is not given)")
+    p.add_argument("--discord-url", metavar="URL")
+    p.add_argument("--telegram-token", metavar="TOKEN")
+    p.add_argument("--telegram-chat", metavar="CHAT_ID")
+    p.add_argument("--state-dir", metavar="DIR")
+    p.add_argument("--force", action="store_true", help="overwrite an existing config")
+    p.add_argument("--non-interactive", action="store_true", help="never ask; use what is given")
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_config(args.config)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from logwatch.service import run
+
+    return run(args.config, dry_run=args.dry_run)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from logwatch.checks import check_config
+
+    config = _load(args)
+    report = check_config(config)
+    for note in report.notes:
+        print(f"note: {note}")
+    for failure in report.failures:
+        print(failure, file=sys.stderr)
+    if report.failures:
+        print(f"{args.config}: {len(report.failures)} of {report.tests_run} rule tests failed",
+              file=sys.stderr)
+        return EXIT_INPUT
+    print(f"{args.config}: OK: {len(config.rules)} rules, {report.tests_run} tests passed, "
+          f"{len(config.sources)} sources, {len(config.destinations)} destinations "
+          f"({', '.join(sorted(config.destinations))})")
+    return EXIT_OK
+
+
+def _test(args: argparse.Namespace) -> int:
+    from logwatch.replay import is_terminal, print_summary, replay, select_rules
+
+    config = _load(args)
+    if args.alerts:
+        from logwatch.simulate import simulate
+
+        simulate(config, args.logfiles, sys.stdout, rule=args.rule)
+        return EXIT_OK
+    progress: TextIO | None = sys.stderr if is_terminal(sys.stderr) else None
+    result = replay(config, args.logfiles, sys.stdout, rule=args.rule, as_json=args.json,
+                    progress=progress)
+    if not args.json:
+        print_summary(result, select_rules(config, args.rule), sys.stdout)
+    for error in result.errors:
+        print(f"logwatch: {error}", file=sys.stderr)
+    return EXIT_INPUT if result.errors else EXIT_OK
+
+
+def _send_test(args: argparse.Namespace) -> int:
+    from logwatch.delivery import send_test
+
+    config = _load(args)
+    _known_destination(config, args.destination)
+    arrived, explanation = send_test(config, args.destination)
+    print(f"{args.destination}: {explanation}")
+    return EXIT_OK if arrived else EXIT_INPUT
+
+
+def _telegram_chats(args: argparse.Namespace) -> int:
+    from logwatch.config import TelegramDestination
+    from logwatch.destinations.telegram import list_chats
+
+    config = _load(args)
+    dest = _known_destination(config, args.destination)
+    if not isinstance(dest, TelegramDestination):
+        raise LogwatchError(f'destination "{args.destination}" is not a telegram destination')
+    chats = list_chats(dest)
+    if not chats:
+        print("The bot has seen no chat yet. Add the bot to the group (or open a chat with it), "
+              "send any message there, then run this again.")
+        return EXIT_OK
+    print(f"{'chat_id':>16}  {'type':<10}  title")
+    for chat in chats:
+        print(f"{chat.id:>16}  {chat.type:<10}  {chat.title}")
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    from logwatch.status import collect_status, format_status
+
+    config = _load(args)
+    report = collect_status(config)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(format_status(report))
+    return EXIT_OK
+
+
+def _init(args: argparse.Namespace) -> int:
+    from logwatch.starter import write_starter
+
+    interactive = not args.non_interactive and sys.stdin.isatty()
+    written = write_starter(
+        args.config,
+        discord_url=args.discord_url,
+        telegram_token=args.telegram_token,
+        telegram_chat=args.telegram_chat,
+        state_dir=args.state_dir,
+        force=args.force,
+        ask=input if interactive else None,
+        out=sys.stdout,
+    )
+    for path in written:
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _known_destination(config: Config, name: str) -> object:
+    if name not in config.destinations:
+        raise LogwatchError(f'no destination "{name}" in {config.path} '
+                            f"(destinations: {', '.join(sorted(config.destinations))})")
+    return config.destinations[name]
