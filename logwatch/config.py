@@ -13,7 +13,7 @@ import os
 import socket
 import stat
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -280,6 +280,7 @@ def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | No
             docs.append((inc_doc, more[0]))
 
     destinations: dict[str, Destination] = {}
+    declared: set[str] = set()  # destinations defined, even with errors: no cascade of "unknown"
     sources: dict[str, SourceConfig] = {}
     raw_rules: list[tuple[_Doc, int, dict[str, Any]]] = []
     for d, content in docs:
@@ -287,10 +288,11 @@ def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | No
             d.problem((key,), "", f"unknown top-level key {key!r} (expected one of: "
                       f"{', '.join(sorted(_TOP_KEYS))})")
         for name, table in _tables(d, content, "destinations"):
-            if name in destinations:
+            if name in declared:
                 d.problem(("destinations", name), "", f'destination "{name}" is defined twice')
             elif (dest := _destination(d, name, table, env)) is not None:
                 destinations[name] = dest
+            declared.add(name)
         for name, table in _tables(d, content, "sources"):
             if name in sources:
                 d.problem(("sources", name), "", f'source "{name}" is defined twice')
@@ -302,9 +304,10 @@ def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | No
             continue
         raw_rules.extend((d, i, r) for i, r in enumerate(rules))
 
-    if not destinations:
+    if not declared:
         destinations["console"] = ConsoleDestination("console")
-    rules_out = _rules(raw_rules, destinations, sources)
+        declared.add("console")
+    rules_out = _rules(raw_rules, declared, sources)
     if problems:
         raise ConfigError(problems)
     return Config(main, settings, destinations, sources, tuple(rules_out), tuple(warnings))
@@ -429,8 +432,9 @@ def _secret(
         if not isinstance(raw, str) or not raw:
             doc.problem((*loc, file_key), subject, f"{file_key}: expected a path, got {raw!r}")
             return None
-        return _secret_from_file(doc, (*loc, file_key), subject, file_key,
-                                 Path(_expand_env(raw, env)))
+        # a relative path is relative to the config file, not to the working directory
+        path = doc.path.parent / os.path.expanduser(_expand_env(raw, env))
+        return _secret_from_file(doc, (*loc, file_key), subject, file_key, path)
     if key not in table:
         doc.problem(loc, subject, f"{key}: missing (give {key} = \"${{ENV_VAR}}\" or {file_key})")
         return None
@@ -506,28 +510,28 @@ _RULE_KEYS = {"id", "source", "match", "ignore", "severity", "to", "title", "mes
 
 def _rules(
     raw: list[tuple[_Doc, int, dict[str, Any]]],
-    destinations: Mapping[str, Destination],
+    destinations: set[str],
     sources: Mapping[str, SourceConfig],
 ) -> list[Rule]:
     seen: dict[str, str] = {}
     out: list[Rule] = []
     for doc, index, table in raw:
+        rid = table.get("id")
+        if isinstance(rid, str) and rid in seen:
+            doc.problem(("rules", index, "id"), f'rules[{index}] "{rid}": ',
+                        f"id: duplicate of the rule at {seen[rid]}")
+            continue
+        if isinstance(rid, str) and rid:
+            seen[rid] = doc.where(("rules", index))
         rule = _rule(doc, index, table, destinations, sources)
-        if rule is None:
-            continue
-        if rule.id in seen:
-            doc.problem(("rules", index, "id"), f'rules[{index}] "{rule.id}": ',
-                        f"id: duplicate of the rule at {seen[rule.id]}")
-            continue
-        seen[rule.id] = rule.where
-        if table.get("enabled", True):
+        if rule is not None and table.get("enabled", True):
             out.append(rule)
     return out
 
 
 def _rule(
     doc: _Doc, index: int, table: dict[str, Any],
-    destinations: Mapping[str, Destination], sources: Mapping[str, SourceConfig],
+    destinations: set[str], sources: Mapping[str, SourceConfig],
 ) -> Rule | None:
     loc: Loc = ("rules", index)
     rid = table.get("id")
@@ -539,13 +543,14 @@ def _rule(
                     f"id: use letters, digits, '.', '_' and '-', got {rid!r}")
     if "match" not in table:
         doc.problem(loc, subject, "match: missing (the rule's regex)")
-    pattern = doc.get(table, loc, subject + "match: ", "match", _pattern, None)
-    groups = frozenset(pattern.groupindex) if pattern is not None else frozenset()
+    pattern = doc.get(table, loc, subject, "match", _pattern, None)
+    # with a broken pattern the groups are unknown: don't pile "unknown field" on top
+    groups = frozenset(pattern.groupindex) if pattern is not None else None
     source = doc.get(table, loc, subject, "source", _nonempty_str, None)
     if source is not None and source not in sources:
         doc.problem((*loc, "source"), subject, f'source: unknown source "{source}"'
                     + _known(sources))
-    to = doc.get(table, loc, subject, "to", _str_list, tuple(destinations))
+    to = doc.get(table, loc, subject, "to", _str_list, tuple(sorted(destinations)))
     for name in to:
         if name not in destinations:
             doc.problem((*loc, "to"), subject, f'to: unknown destination "{name}"'
@@ -564,34 +569,37 @@ def _rule(
         message=message,
         to=to,
         source=source,
-        ignore=doc.get(table, loc, subject + "ignore: ", "ignore", _pattern_list, ()),
+        ignore=doc.get(table, loc, subject, "ignore", _pattern_list, ()),
         threshold=threshold,
         dedup=dedup,
-        resolve=doc.get(table, loc, subject + "resolve: ", "resolve", _pattern, None),
+        resolve=doc.get(table, loc, subject, "resolve", _pattern, None),
         quiet=doc.get(table, loc, subject, "quiet", _positive_duration, None),
         tests=_tests(doc, loc, subject, table.get("tests", [])),
         where=doc.where(loc),
     )
 
 
-def _known(names: Mapping[str, object]) -> str:
-    return f" (known: {', '.join(sorted(names))})" if names else " (none is defined)"
+def _known(names: Iterable[str]) -> str:
+    names = sorted(names)
+    return f" (known: {', '.join(names)})" if names else " (none is defined)"
 
 
 def _template(
     doc: _Doc, loc: Loc, subject: str, table: Mapping[str, Any], key: str, default: str,
-    groups: frozenset[str],
+    groups: frozenset[str] | None,
 ) -> Template:
     tpl = doc.get(table, loc, subject, key, lambda v: parse_template(_str(v)),
                   parse_template(default))
-    for name in unknown_fields(tpl, groups):
+    for name in unknown_fields(tpl, groups) if groups is not None else ():
         doc.problem((*loc, key), subject, f"{key}: unknown field {{{name}}} (the pattern's groups: "
-                    f"{', '.join(sorted(groups)) or 'none'}; built in: host, rule, source, line, "
+                    f"{', '.join(sorted(groups or ())) or 'none'}; built in: host, rule, source, line, "
                     "severity, count, within, first, last)")
     return tpl
 
 
-def _threshold(doc: _Doc, loc: Loc, subject: str, raw: Any, groups: frozenset[str]) -> Threshold | None:
+def _threshold(
+    doc: _Doc, loc: Loc, subject: str, raw: Any, groups: frozenset[str] | None
+) -> Threshold | None:
     if raw is None:
         return None
     sub = subject + "threshold: "
@@ -608,7 +616,9 @@ def _threshold(doc: _Doc, loc: Loc, subject: str, raw: Any, groups: frozenset[st
     return Threshold(count, within, by)
 
 
-def _dedup(doc: _Doc, loc: Loc, subject: str, raw: Any, groups: frozenset[str]) -> Dedup | None:
+def _dedup(
+    doc: _Doc, loc: Loc, subject: str, raw: Any, groups: frozenset[str] | None
+) -> Dedup | None:
     if raw is None:
         return None
     sub = subject + "dedup: "

@@ -1,0 +1,249 @@
+"""Loading the TOML config: what is accepted, and one clear line per problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from logwatch.config import (
+    ConsoleDestination,
+    DiscordDestination,
+    TelegramDestination,
+    load_config,
+    locate_lines,
+)
+from logwatch.errors import ConfigError
+from tests.helpers import logwatch, write
+
+GOOD = """\
+[logwatch]
+hostname = "web-1"
+start_at = "beginning"
+ignore = ['from 10\\.0\\.']
+storm = { rate = 30, per = "1m" }
+
+[destinations.oncall]
+type = "discord"
+url = "${TEST_DISCORD_URL}"
+thread_id = 42
+
+[destinations.ops]
+type = "telegram"
+token_file = "telegram.token"
+chat_id = -1002552170374
+
+[sources.auth]
+files = ["/var/log/auth.log"]
+journal = { match = ["SYSLOG_FACILITY=4"] }
+
+[[rules]]
+id = "ssh-bruteforce"
+source = "auth"
+match = 'sshd\\[\\d+\\]: Failed password for (?:invalid user )?(?P<user>\\S*) from (?P<ip>\\S+)'
+severity = "warning"
+to = ["oncall", "ops"]
+title = "SSH brute force from {ip}"
+message = "{count} failed passwords for {user} from {ip} on {host} within {within}"
+threshold = { count = 5, within = "10m", by = "{ip}" }
+dedup = { by = "{ip}", for = "1h" }
+
+[[rules.tests]]
+line = "Feb 25 14:34:10 belka sshd[31602]: Failed password for invalid user ROOT from 194.117.26.69 port 50273 ssh2"
+fields = { user = "ROOT", ip = "194.117.26.69" }
+"""
+URL = "https://discord.test/api/webhooks/1/SECRET-TOKEN-xyz"
+ENV = {"TEST_DISCORD_URL": URL}
+
+
+@pytest.fixture
+def good(tmp_path: Path) -> Path:
+    write(tmp_path / "telegram.token", "123456:SECRET-BOT-TOKEN\n", mode=0o600)
+    return write(tmp_path / "logwatch.toml", GOOD)
+
+
+def problems(path: Path, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ=ENV if env is None else env)
+    return list(info.value.problems)
+
+
+def test_the_spec_example_loads(good: Path) -> None:
+    """The sketch of SPEC.md loads into frozen values with secrets masked."""
+    config = load_config(good, environ=ENV)
+    assert config.settings.hostname == "web-1"
+    assert config.settings.start_at == "beginning"
+    assert config.settings.storm.rate == 30
+    discord = config.destinations["oncall"]
+    assert isinstance(discord, DiscordDestination)
+    assert discord.url.reveal() == URL
+    assert discord.thread_id == 42
+    telegram = config.destinations["ops"]
+    assert isinstance(telegram, TelegramDestination)
+    assert telegram.token.reveal() == "123456:SECRET-BOT-TOKEN"
+    assert telegram.chat_id == -1002552170374
+    rule = config.rules[0]
+    assert rule.threshold is not None and rule.threshold.within == 600
+    assert rule.dedup is not None and rule.dedup.window == 3600
+    assert config.sources["auth"].journal is not None
+    assert "SECRET" not in repr(config)
+
+
+def test_no_destination_means_console(tmp_path: Path) -> None:
+    """With no destination configured, alerts go to the console."""
+    path = write(tmp_path / "c.toml", '[[rules]]\nid = "x"\nmatch = "x"\n')
+    config = load_config(path, environ={})
+    assert config.destinations == {"console": ConsoleDestination("console")}
+    assert config.rules[0].to == ("console",)
+
+
+def test_includes_add_rules_and_destinations(tmp_path: Path) -> None:
+    """`include` drop-ins add rules, sources and destinations."""
+    write(tmp_path / "rules.d" / "a.toml", '[[rules]]\nid = "a"\nmatch = "a"\n')
+    write(tmp_path / "rules.d" / "b.toml",
+          '[destinations.term]\ntype = "console"\n[[rules]]\nid = "b"\nmatch = "b"\n')
+    path = write(tmp_path / "main.toml", '[logwatch]\ninclude = ["rules.d/*.toml"]\n')
+    config = load_config(path, environ={})
+    assert [r.id for r in config.rules] == ["a", "b"]
+    assert list(config.destinations) == ["term"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda t: t.replace('to = ["oncall", "ops"]', 'to = ["oncal"]'),
+         'logwatch.toml:26: rules[0] "ssh-bruteforce": to: unknown destination "oncal" '
+         "(known: oncall, ops)"),
+        (lambda t: t.replace("{count} failed", "{cnt} failed"),
+         'logwatch.toml:28: rules[0] "ssh-bruteforce": message: unknown field {cnt}'),
+        (lambda t: t.replace("(?P<ip>\\S+)", "(?P<ip>\\S+"),
+         'logwatch.toml:24: rules[0] "ssh-bruteforce": match: bad regex at position'),
+        (lambda t: t.replace('id = "ssh-bruteforce"', 'id = ""'),
+         "logwatch.toml:22: rules[0]: id: missing or empty"),
+        (lambda t: t.replace('severity = "warning"', 'severity = "loud"'),
+         "severity: expected one of info, warning, critical, got 'loud'"),
+        (lambda t: t.replace('within = "10m"', 'within = "ten minutes"'),
+         'threshold: within: expected a duration such as "30s"'),
+        (lambda t: t.replace('source = "auth"', 'source = "authlog"'),
+         'source: unknown source "authlog" (known: auth)'),
+    ],
+    ids=["unknown-destination", "unknown-field", "bad-regex", "empty-id", "severity",
+         "duration", "unknown-source"],
+)
+def test_each_mistake_is_one_clear_line(good: Path, edit, expected: str) -> None:  # type: ignore[no-untyped-def]
+    """A mistake gives one line naming file, line, rule, key and the bad value."""
+    good.write_text(edit(GOOD))
+    found = problems(good)
+    assert len(found) == 1, found
+    assert expected in found[0]
+    assert "SECRET" not in found[0]
+
+
+def test_bad_regex_shows_the_regex_error_and_position(tmp_path: Path) -> None:
+    """The regex error and its position are quoted, so the user can find it."""
+    path = write(tmp_path / "c.toml", '[[rules]]\nid = "x"\nmatch = "a(b"\n')
+    (problem,) = problems(path)
+    assert problem.startswith("c.toml:3: ")
+    assert "bad regex at position 3: missing )" in problem
+    assert "'a(b'" in problem
+
+
+def test_malformed_toml_names_the_line(tmp_path: Path) -> None:
+    """Broken TOML is reported with its line, as an editor would show it."""
+    path = write(tmp_path / "c.toml", '[logwatch]\nhostname = "x\n')
+    (problem,) = problems(path)
+    assert problem.startswith("c.toml:2: invalid TOML: ")
+
+
+def test_all_problems_are_reported_together(good: Path) -> None:
+    """Every problem is listed, not only the first."""
+    good.write_text(GOOD.replace('to = ["oncall", "ops"]', 'to = ["oncal"]')
+                    .replace("{count} failed", "{cnt} failed")
+                    + '\n[[rules]]\nid = "ssh-bruteforce"\nmatch = "x"\n')
+    found = problems(good)
+    assert len(found) == 3
+    assert any("duplicate of the rule at logwatch.toml:21" in p for p in found)
+
+
+def test_missing_secret_file(good: Path) -> None:
+    """A secret file that does not exist is named."""
+    (good.parent / "telegram.token").unlink()
+    (problem,) = problems(good)
+    assert 'destination "ops": token_file: ' in problem
+    assert "telegram.token: no such file" in problem
+
+
+def test_world_readable_secret_file_is_refused(good: Path) -> None:
+    """As ssh refuses a key others can read, logwatch refuses such a secret file."""
+    (good.parent / "telegram.token").chmod(0o644)
+    (problem,) = problems(good)
+    assert "readable by group or others (mode 0644); run chmod 600" in problem
+    assert "SECRET" not in problem
+
+
+def test_missing_environment_variable(good: Path) -> None:
+    """`${VAR}` that is not set is an error that names the variable, not its value."""
+    (problem,) = problems(good, env={})
+    assert "url: environment variable TEST_DISCORD_URL is not set or empty" in problem
+
+
+def test_inline_secret_is_a_warning(tmp_path: Path) -> None:
+    """An inline secret works but earns a warning that does not repeat it."""
+    path = write(tmp_path / "c.toml", f'[destinations.d]\ntype = "discord"\nurl = "{URL}"\n')
+    config = load_config(path, environ={})
+    assert len(config.warnings) == 1
+    assert "written inline" in config.warnings[0]
+    assert "SECRET" not in config.warnings[0]
+
+
+def test_unknown_keys_are_reported(tmp_path: Path) -> None:
+    """A misspelt key is not silently ignored."""
+    path = write(tmp_path / "c.toml", '[[rules]]\nid = "x"\nmatch = "x"\nseverty = "info"\n')
+    (problem,) = problems(path)
+    assert "unknown key 'severty'" in problem
+
+
+def test_locate_lines_follows_arrays_of_tables() -> None:
+    """Keys inside the n-th [[rules]] and its [[rules.tests]] get their own line numbers."""
+    text = '[[rules]]\nid = "a"\n[[rules]]\nid = "b"\n[[rules.tests]]\nline = "x"\n'
+    lines = locate_lines(text)
+    assert lines[("rules", 1, "id")] == 4
+    assert lines[("rules", 1, "tests", 0, "line")] == 6
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ('[logwatch\n', "invalid TOML"),
+        ('[[rules]]\nid = "x"\nmatch = "(?P<a>x"\n', "bad regex"),
+        ('[[rules]]\nid = "x"\nmatch = "x"\nto = ["nowhere"]\n', 'unknown destination "nowhere"'),
+        ('[[rules]]\nid = "x"\nmatch = "x"\ntitle = "{nope}"\n', "unknown field {nope}"),
+        ('[[rules]]\nid = ""\nmatch = "x"\n', "id: missing or empty"),
+        ('[[rules]]\nid = "x"\nmatch = "x"\n[[rules]]\nid = "x"\nmatch = "y"\n', "duplicate"),
+        ('[destinations.t]\ntype = "telegram"\ntoken_file = "/nonexistent/token"\nchat_id = 1\n',
+         "no such file"),
+    ],
+    ids=["toml", "regex", "destination", "field", "empty-id", "duplicate-id", "secret-file"],
+)
+def test_check_command_exits_1_with_one_line_and_no_traceback(
+    tmp_path: Path, text: str, needle: str
+) -> None:
+    """`logwatch check` on each bad input: exit 1, one line naming the problem, no traceback."""
+    path = write(tmp_path / "c.toml", text)
+    result = logwatch("check", "-c", str(path))
+    assert result.returncode == 1
+    assert needle in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_world_readable_secret_via_cli(tmp_path: Path) -> None:
+    """`logwatch check` refuses a world-readable secret file and never prints the secret."""
+    write(tmp_path / "tok", "999:SECRET-BOT-TOKEN", mode=0o644)
+    path = write(tmp_path / "c.toml",
+                 '[destinations.t]\ntype = "telegram"\ntoken_file = "' + str(tmp_path / "tok")
+                 + '"\nchat_id = 1\n')
+    result = logwatch("check", "-c", str(path))
+    assert result.returncode == 1
+    assert "readable by group or others" in result.stderr
+    assert "SECRET" not in result.stderr + result.stdout
