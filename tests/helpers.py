@@ -50,3 +50,84 @@ def write(path: Path, text: str, mode: int | None = None) -> Path:
 def lines_of(text: str) -> Sequence[str]:
     """Non-empty lines."""
     return [line for line in text.splitlines() if line.strip()]
+
+
+class Daemon:
+    """``logwatch run`` as a real subprocess, its output captured to files (never a full pipe)."""
+
+    def __init__(self, config: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        import tempfile
+
+        self._dir = tempfile.TemporaryDirectory(prefix="logwatch-daemon-")
+        self.stdout_path = Path(self._dir.name) / "stdout"
+        self.stderr_path = Path(self._dir.name) / "stderr"
+        self._out = self.stdout_path.open("wb")
+        self._err = self.stderr_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "logwatch", "run", "-c", str(config), *args],
+            stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL, cwd=REPO,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        )
+
+    @property
+    def stdout(self) -> str:
+        """Everything printed so far on stdout."""
+        return self.stdout_path.read_text(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        """Everything logged so far on stderr."""
+        return self.stderr_path.read_text(errors="replace")
+
+    def wait_stderr(self, needle: str, timeout: float = 20.0) -> str:
+        """Wait until ``needle`` appears in the log; fail early if the process died."""
+        def seen() -> bool:
+            if self.proc.poll() is not None and needle not in self.stderr:
+                raise AssertionError(f"logwatch exited ({self.proc.returncode}) before "
+                                     f"{needle!r}:\n{self.stderr}")
+            return needle in self.stderr
+        wait_for(seen, timeout, message=repr(needle))
+        return self.stderr
+
+    def wait_stdout(self, needle: str, count: int = 1, timeout: float = 20.0) -> str:
+        """Wait until ``needle`` has appeared ``count`` times on stdout."""
+        wait_for(lambda: self.stdout.count(needle) >= count, timeout,
+                 message=f"{count} x {needle!r} on stdout; stderr:\n{self.stderr}")
+        return self.stdout
+
+    def send(self, signum: int) -> None:
+        """Send a signal."""
+        self.proc.send_signal(signum)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, wait, and return the exit code (SIGKILL if it hangs)."""
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"logwatch did not stop on SIGTERM:\n{self.stderr}") from None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash."""
+        self.proc.kill()
+        self.proc.wait()
+
+    def close(self) -> None:
+        """Stop the process if needed and remove its files."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._out.close()
+        self._err.close()
+        self._dir.cleanup()
+
+    def __enter__(self) -> Daemon:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
