@@ -39,6 +39,7 @@ DEFAULT_CONFIG = "/etc/logwatch/logwatch.toml"
 DEFAULT_TELEGRAM_API = "https://api.telegram.org"
 StartAt = Literal["end", "beginning"]
 T = TypeVar("T")
+D = TypeVar("D")
 
 
 # ---------------------------------------------------------------------------
@@ -220,8 +221,8 @@ class _Doc:
         subject: str,
         key: str,
         convert: Callable[[Any], T],
-        default: T,
-    ) -> T:
+        default: D,
+    ) -> T | D:
         """``table[key]`` passed through ``convert``; a problem (and ``default``) if it fails."""
         if key not in table:
             return default

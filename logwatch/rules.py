@@ -86,8 +86,10 @@ def compile_pattern(text: str) -> regex.Pattern[str]:
     try:
         return regex.compile(text, regex.VERSION0)
     except regex.error as exc:
-        where = f" at position {exc.pos}" if exc.pos is not None else ""
-        raise ValueError(f"bad regex{where}: {exc.msg}: {text!r}") from exc
+        # regex.error carries pos and msg at run time; its stubs do not declare them
+        pos: int | None = getattr(exc, "pos", None)
+        where = f" at position {pos}" if pos is not None else ""
+        raise ValueError(f"bad regex{where}: {getattr(exc, 'msg', exc)}: {text!r}") from exc
 
 
 def check_severity(value: Any) -> Severity:
