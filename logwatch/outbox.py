@@ -9,8 +9,14 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
 
 from logwatch.models import Alert
+
+#: a row's life: pending -> delivered | dead (the service refused it) | skipped (below
+#: the destination's min_severity)
+Status = Literal["pending", "delivered", "dead", "skipped"]
 
 
 def enqueue(conn: sqlite3.Connection, alerts: Iterable[Alert], *, now: float | None = None) -> int:
@@ -30,9 +36,65 @@ def enqueue(conn: sqlite3.Connection, alerts: Iterable[Alert], *, now: float | N
 
 
 def counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
-    """``{destination: {"pending": n, "delivered": n, "dead": n}}``."""
+    """``{destination: {"pending": n, "delivered": n, "dead": n, "skipped": n}}``."""
     out: dict[str, dict[str, int]] = {}
     rows = conn.execute("SELECT destination, status, count(*) FROM outbox GROUP BY 1, 2")
     for destination, status, n in rows:
-        out.setdefault(destination, {"pending": 0, "delivered": 0, "dead": 0})[status] = n
+        out.setdefault(destination, {"pending": 0, "delivered": 0, "dead": 0, "skipped": 0})[
+            status] = n
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A pending outbox row."""
+
+    seq: int
+    alert: Alert
+    attempts: int
+    next_try: float
+
+
+def pending(conn: sqlite3.Connection, destination: str, limit: int) -> list[Row]:
+    """The first ``limit`` pending rows of ``destination``, in delivery order."""
+    rows = conn.execute(
+        "SELECT seq, alert, attempts, next_try FROM outbox "
+        "WHERE destination = ? AND status = 'pending' ORDER BY seq LIMIT ?",
+        (destination, limit),
+    )
+    return [Row(seq, Alert.from_json(alert), attempts, next_try)
+            for seq, alert, attempts, next_try in rows]
+
+
+def pending_count(conn: sqlite3.Connection, destination: str) -> int:
+    """How many rows of ``destination`` wait."""
+    row = conn.execute("SELECT count(*) FROM outbox WHERE destination = ? AND status = 'pending'",
+                       (destination,)).fetchone()
+    return int(row[0])
+
+
+def finish(conn: sqlite3.Connection, seqs: Iterable[int], status: Status,
+           reason: str | None = None, *, now: float | None = None) -> None:
+    """Close rows: ``delivered``, ``dead`` (``reason`` says why) or ``skipped``."""
+    done = time.time() if now is None else now
+    conn.executemany(
+        "UPDATE outbox SET status = ?, error = coalesce(?, error), done = ?, "
+        "attempts = attempts + 1 WHERE seq = ? AND status = 'pending'",
+        [(status, reason, done, seq) for seq in seqs],
+    )
+
+
+def reschedule(conn: sqlite3.Connection, seq: int, next_try: float, error: str, *,
+               attempt: bool = True) -> None:
+    """Try row ``seq`` again at ``next_try`` (wall time); ``attempt`` counts a failed try."""
+    conn.execute(
+        "UPDATE outbox SET next_try = ?, error = ?, attempts = attempts + ? WHERE seq = ?",
+        (next_try, error, 1 if attempt else 0, seq),
+    )
+
+
+def last_dead(conn: sqlite3.Connection, destination: str) -> str | None:
+    """Why the most recent dead row of ``destination`` died."""
+    row = conn.execute("SELECT error FROM outbox WHERE destination = ? AND status = 'dead' "
+                       "ORDER BY seq DESC LIMIT 1", (destination,)).fetchone()
+    return None if row is None else row[0]
