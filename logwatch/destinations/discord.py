@@ -188,7 +188,8 @@ def classify(resp: httpx.Response, config: DiscordDestination) -> Outcome:
         return Outcome("ok", pause=pause)
     reason = response_reason(resp, config.url, "Discord")
     if status == 429:
-        return Outcome("retry", reason, retry_after=_retry_after(resp), pause=pause)
+        return Outcome("retry", f"rate limited ({reason})", retry_after=_retry_after(resp),
+                       pause=pause)
     if status in (401, 403, 404):
         return Outcome("permanent", _permanent_reason(resp, reason))
     if status in (400, 413):

@@ -161,7 +161,8 @@ class Telegram:
         if status == 200 and data.get("ok"):
             return Outcome("ok")
         if status == 429:
-            return Outcome("retry", reason, retry_after=float(params.get("retry_after", 1)))
+            return Outcome("retry", f"rate limited ({reason})",
+                           retry_after=float(params.get("retry_after", 1)))
         if isinstance(params, dict) and "migrate_to_chat_id" in params:
             return self._migrate(params["migrate_to_chat_id"])
         return _failure(status, str(data.get("description", "")).lower(), reason, self.name)

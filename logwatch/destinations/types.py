@@ -116,6 +116,10 @@ def cut(text: str, budget: int, escape: Callable[[str], str] = lambda s: s,
     if last_newline >= end // 2:
         end = last_newline
     kept = escape(text[:end]).rstrip("\n")
+    while utf16_len(kept) > room:
+        # an escape that depends on context (a run of backticks) made the prefix longer
+        end -= utf16_len(kept) - room
+        kept = escape(text[:end]).rstrip("\n")
     return f"{kept}\n{marker}" if kept else marker
 
 
