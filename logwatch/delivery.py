@@ -100,7 +100,7 @@ class Sender:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.probe_interval = probe_interval
-        self.min_rank = SEVERITIES.index(min_severity)  # type: ignore[arg-type, unused-ignore]
+        self.min_rank = SEVERITIES.index(min_severity)
         self._out = out
         self._pacer = Pacer(destination.pace)
         self._wake = threading.Event()

@@ -57,7 +57,10 @@ class State:
                 raise StateError(f"state_dir {state_dir}: cannot create: {exc.strerror}") from exc
         with self.transaction() as conn:
             if not readonly:
-                conn.executescript(_SCHEMA)
+                # executescript() would COMMIT the transaction first; run the statements in it
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
 
     @property
     def conn(self) -> sqlite3.Connection:
