@@ -81,19 +81,22 @@ def write_starter(
     ask: Ask | None = None,
     out: TextIO,
     telegram_api: str = DEFAULT_TELEGRAM_API,
+    ask_secret: Ask | None = None,
 ) -> list[Path]:
     """Write a starter config at ``path`` (plus rules and secret files); return the files written.
 
     With ``ask`` (interactive) the missing webhook URL, bot token and chat are
-    asked for; for Telegram the chats the bot has seen are offered. Refuses to
-    overwrite an existing file unless ``force``. Never prints a secret.
+    asked for; for Telegram the chats the bot has seen are offered. ``ask_secret``
+    (``getpass.getpass`` on a terminal) asks for the URL and token without echo;
+    it defaults to ``ask``. ``telegram_api`` is for a local Bot API server. Refuses
+    to overwrite an existing file unless ``force``. Never prints a secret.
     """
     config = Path(path)
     if not force:  # before asking anything: don't make the user type a token for nothing
         _refuse_existing([config, config.parent / RULES_DIR / RULES_FILE])
     answers = gather(discord_url=discord_url, telegram_token=telegram_token,
                      telegram_chat=telegram_chat, state_dir=state_dir, ask=ask, out=out,
-                     telegram_api=telegram_api)
+                     telegram_api=telegram_api, ask_secret=ask_secret)
     secret_files = _secret_files(config, answers)
     if not force:
         _refuse_existing(list(secret_files))
@@ -113,10 +116,12 @@ def gather(
     ask: Ask | None,
     out: TextIO,
     telegram_api: str = DEFAULT_TELEGRAM_API,
+    ask_secret: Ask | None = None,
 ) -> Answers:
     """Validate what was given and ask (when ``ask``) for what is missing."""
-    url = _discord_url(discord_url, ask, out)
-    token = _telegram_token(telegram_token, ask, out)
+    secret_ask = (ask_secret or ask) if ask is not None else None
+    url = _discord_url(discord_url, secret_ask, out)
+    token = _telegram_token(telegram_token, secret_ask, out)
     chat: int | str | None = None
     if token is not None:
         chat = (_chat_id(telegram_chat) if telegram_chat is not None
@@ -185,15 +190,12 @@ def _choose_chat(token: Secret, api_url: str, ask: Ask | None, out: TextIO) -> i
                   "and run `logwatch telegram-chats NAME` later; or type the chat id now.\n")
         prompt = "Telegram chat id: "
 
-    def check(value: str) -> int | str | None:
+    def check(value: str) -> int | str:
         if value.isdigit() and 1 <= int(value) <= len(chats):
             return chats[int(value) - 1][0]
         return _chat_id(value)
 
-    chat = _ask_until(ask, out, prompt, check)
-    if chat is None:
-        raise LogwatchError("a Telegram destination needs a chat id")
-    return chat
+    return _ask_until(ask, out, prompt, check)
 
 
 Chat = tuple[int | str, str, str]  # id, type, title
@@ -285,17 +287,24 @@ def _mkdir(path: Path, mode: int) -> Path:
 
 
 def _write(path: Path, text: str, mode: int) -> Path:
-    """Write ``text`` whole: a private temporary file, chmod, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
+    """Write ``text`` whole: a private temporary file, chmod, then rename over ``path``.
+
+    An ``OSError`` names ``path``, not the random temporary name.
+    """
+    tmp: str | None = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
     if stat.S_IMODE(path.stat().st_mode) != mode:  # pragma: no cover  # a strange filesystem
         log.warning("%s: could not set mode %04o", path, mode)

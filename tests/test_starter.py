@@ -163,6 +163,23 @@ class TestRefuses:
         assert isinstance(dest, DiscordDestination)
         assert dest.url.reveal() == DISCORD_URL
 
+    def test_unwritable_place(self, tmp_path: Path) -> None:
+        """A directory that cannot be made is one error line naming it."""
+        (tmp_path / "file").write_text("", encoding="utf-8")
+        with pytest.raises(LogwatchError, match=r"cannot write .*/file/credentials: "):
+            write_starter(tmp_path / "file" / "logwatch.toml", discord_url=None,
+                          telegram_token=None, telegram_chat=None, out=io.StringIO())
+
+    def test_unwritable_file(self, tmp_path: Path) -> None:
+        """A file that cannot be written is named (not the temporary file)."""
+        (tmp_path / "rules.d").mkdir()
+        (tmp_path / "rules.d" / "starter.toml").mkdir()  # a directory where the file goes
+        with pytest.raises(LogwatchError, match=r"cannot write .*rules\.d/starter\.toml: "):
+            write_starter(tmp_path / "logwatch.toml", discord_url=None, telegram_token=None,
+                          telegram_chat=None, force=True, out=io.StringIO())
+        assert not (tmp_path / "logwatch.toml").exists()  # the config comes last
+        assert [p.name for p in (tmp_path / "rules.d").iterdir()] == ["starter.toml"]
+
     @pytest.mark.parametrize(
         ("kwargs", "message"),
         [
@@ -194,6 +211,18 @@ class TestInteractive:
         assert len(prompts) == 1
         assert "Telegram bot token" in prompts[0]
         assert list(load_config(config, environ={}).destinations) == ["discord"]
+
+    def test_secrets_asked_without_echo(self, tmp_path: Path, fake: FakeAPI) -> None:
+        """URL and token go through ``ask_secret`` (getpass); the chat through ``ask``."""
+        add_chats(fake, (-100, "group", "Ops"), (42, "private", "Alice"))
+        ask, prompts = scripted("1")
+        ask_secret, secret_prompts = scripted(DISCORD_URL, BOT_TOKEN)
+        config = tmp_path / "logwatch.toml"
+        write_starter(config, discord_url=None, telegram_token=None, telegram_chat=None,
+                      ask=ask, ask_secret=ask_secret, out=io.StringIO(), telegram_api=fake.base)
+        assert ["Discord" in secret_prompts[0], "Telegram" in secret_prompts[1]] == [True, True]
+        assert len(prompts) == 1
+        assert set(load_config(config, environ={}).destinations) == {"discord", "telegram"}
 
     def test_wrong_answer_is_asked_again(self, tmp_path: Path) -> None:
         """A malformed URL gets a reason and a second chance, without being echoed."""
