@@ -97,6 +97,11 @@ class _Held:
     severity: Severity
     hits: int = 0
     alerts: int = 0
+    key: str = ""
+
+    def describe(self) -> str:
+        key = f" [{self.key}]" if self.key and self.key not in self.title else ""
+        return f"- {self.rule}: {self.title}{key}: {_plural(self.hits, 'hit')}"
 
 
 @dataclass(slots=True)
@@ -451,10 +456,11 @@ class Policy:
         if alert.kind == "resolved":
             storm.resolved += 1
             return
-        key = f"{alert.rule}\x1f{group}"
+        # a rule without a `by` key: one digest line per distinct title
+        key = f"{alert.rule}\x1f{group}" if group else f"{alert.rule}\x1f\x1e{label}"
         held = storm.held.get(key)
         if held is None and len(storm.held) < MAX_DIGEST_ENTRIES:
-            held = storm.held[key] = _Held(alert.rule, label, alert.severity)
+            held = storm.held[key] = _Held(alert.rule, label, alert.severity, key=group)
         if held is None:
             storm.other_hits += alert.count
             storm.other_alerts += 1
@@ -494,11 +500,13 @@ class Policy:
         hits = storm.held_hits
         start, end = clock_span(storm.period_start, when)
         lines = [f"{alerts} alerts ({hits} hits) held back for {dest} between {start} and {end}:"]
-        lines += [f"- {h.rule}: {h.title}: {_plural(h.hits, 'hit')}" for h in shown]
+        lines += [h.describe() for h in shown]
         more_alerts = sum(h.alerts for h in rest) + storm.other_alerts
         if more_alerts:
             more_hits = sum(h.hits for h in rest) + storm.other_hits
-            lines.append(f"and {more_alerts} more ({_plural(more_hits, 'hit')})")
+            beyond = "+" if storm.other_alerts else ""  # keys past MAX_DIGEST_ENTRIES
+            lines.append(f"and {len(rest)}{beyond} more ({_plural(more_alerts, 'alert')}, "
+                         f"{_plural(more_hits, 'hit')})")
         if storm.resolved:
             lines.append(f"{storm.resolved} resolved")
         if over:
