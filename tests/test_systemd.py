@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import time
 import uuid
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from logwatch.systemd import Notifier
+from tests.helpers import Daemon
 
 
 class NotifySocket:
@@ -21,22 +23,37 @@ class NotifySocket:
     def __init__(self, address: str) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(address)
-        self.sock.settimeout(5.0)  # a deadline for a datagram that should already be queued
+        self.sock.settimeout(10.0)  # a deadline, not a wait: the datagram is normally there
+        self._last: dict[str, str] = {}
 
     def receive(self) -> dict[str, str]:
         """The next datagram, as its KEY=VALUE fields."""
         data = self.sock.recv(65536).decode()
         return dict(line.split("=", 1) for line in data.split("\n"))
 
+    def receive_until(self, key: str) -> dict[str, str]:
+        """The next datagram that carries ``key`` (pings and status lines may come first)."""
+        while key not in (fields := self.receive()):
+            pass
+        return fields
+
+    def drain(self) -> list[dict[str, str]]:
+        """Every datagram already queued, without waiting."""
+        found = []
+        while not self.empty():
+            found.append(self._last)
+        return found
+
     def empty(self) -> bool:
         """Whether nothing more was sent."""
         self.sock.setblocking(False)
         try:
-            self.sock.recv(65536)
+            data = self.sock.recv(65536).decode()
+            self._last = dict(line.split("=", 1) for line in data.split("\n"))
         except BlockingIOError:
             return True
         finally:
-            self.sock.settimeout(5.0)
+            self.sock.settimeout(10.0)
         return False
 
 
@@ -168,3 +185,32 @@ class TestWatchdogInterval:
         """Each WATCHDOG_USEC / WATCHDOG_PID combination."""
         env = {k: v.format(pid=os.getpid()) for k, v in env.items()}
         assert Notifier.from_environ(env).watchdog_interval == expected
+
+
+
+class TestDaemon:
+    """``logwatch run`` under a stand-in systemd: the notifications of a whole life cycle."""
+
+    def test_life_cycle(self, tmp_path: Path) -> None:
+        """READY once started, WATCHDOG pings, RELOADING then READY on SIGHUP, STOPPING on TERM."""
+        log_file = tmp_path / "app.log"
+        log_file.write_text("", encoding="utf-8")
+        config = tmp_path / "logwatch.toml"
+        config.write_text(
+            f'[logwatch]\nstate_dir = "{tmp_path / "state"}"\n\n'
+            f'[sources.app]\nfiles = ["{log_file}"]\n\n'
+            '[[rules]]\nid = "boom"\nmatch = "boom"\n', encoding="utf-8")
+        sock = NotifySocket(str(tmp_path / "notify"))
+        env = {"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "2000000"}
+        try:
+            with Daemon(config, env=env) as daemon:
+                ready = sock.receive_until("READY")
+                assert "lines/s" in ready.get("STATUS", ""), daemon.stderr
+                sock.receive_until("WATCHDOG")
+                daemon.send(signal.SIGHUP)
+                sock.receive_until("RELOADING")
+                sock.receive_until("READY")
+                assert daemon.stop() == 0, daemon.stderr
+                assert any("STOPPING" in fields for fields in sock.drain()), daemon.stderr
+        finally:
+            sock.sock.close()
