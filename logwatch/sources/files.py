@@ -1,0 +1,697 @@
+"""Follow log files by glob, through every kind of rotation, without losing or inventing a line.
+
+How (docs/sources.md says it for users):
+
+- A followed file is a :class:`_Tail`: an open descriptor plus where we are in it.
+  Its stream name is ``dev:inode:fingerprint:generation``; the fingerprint hashes
+  the first line (at most :data:`FP_LEN` bytes), the generation counts the
+  streams seen at that path (each rotation, truncation, recreation adds one), so
+  a reused inode or a truncated file never yields a line key already used.
+- Only whole lines are returned; the offset stops after the last newline, so a
+  partial line is simply read again next time. A partial line that stays
+  unchanged for ``quiet`` seconds, or that is left in a rotated file, is returned
+  with a newline added. Lines longer than ``max_line_length`` bytes are cut there,
+  marked, and the rest of them skipped.
+- A periodic scan (every ``poll_interval / 2``, or at once after a watchdog
+  event) re-expands the globs and compares each path with its open descriptor:
+  another inode (rename + create, rename over, delete + recreate) retires the old
+  descriptor, which is drained until it has been quiet for ``quiet`` seconds; a
+  size below our offset, or another first line, is a truncation (copytruncate):
+  the generation goes up and reading restarts at 0.
+- Watchdog (inotify) only wakes the service early; the scan alone delivers
+  everything, because inotify queues overflow silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import glob
+import hashlib
+import logging
+import os
+import re
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from watchdog.events import (
+    EVENT_TYPE_CLOSED_NO_WRITE,
+    EVENT_TYPE_MODIFIED,
+    EVENT_TYPE_OPENED,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+
+from logwatch.config import Settings
+from logwatch.models import Chunk
+
+log = logging.getLogger(__name__)
+
+#: the fingerprint covers the first line, at most this many bytes
+FP_LEN = 256
+#: a partial line unchanged this long is returned as a line; a retired file is closed
+QUIET = 2.0
+#: one ``pread`` at most (or ``max_line_length + 1`` if larger)
+READ_BLOCK = 1 << 20
+#: appended to a line cut at ``max_line_length`` bytes
+CUT_MARK = b" [logwatch: line longer than %d bytes, cut]"
+#: rotated or compressed names a wildcard must not pick up (``syslog*`` vs ``syslog.1``)
+_ROTATED = re.compile(
+    r"(\.(gz|xz|bz2|zst|lz4|lzma|z|zip|tgz|bak|old|swp)|\.\d+|[-_.]\d{8}(\d{2})?|~)$",
+    re.IGNORECASE,
+)
+_COMPRESSED = re.compile(r"\.(gz|xz|bz2|zst|lz4|lzma|z|zip|tgz)$", re.IGNORECASE)
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+# ---------------------------------------------------------------------------
+# Pure helpers
+
+
+def fingerprint(head: bytes) -> tuple[str, int] | None:
+    """Hash of the first line (at most FP_LEN bytes) and its length; None until it is complete."""
+    newline = head.find(b"\n", 0, FP_LEN)
+    if newline >= 0:
+        head = head[: newline + 1]
+    elif len(head) < FP_LEN:
+        return None
+    else:
+        head = head[:FP_LEN]
+    return hashlib.blake2b(head, digest_size=8).hexdigest(), len(head)
+
+
+def _hash(head: bytes) -> str:
+    return hashlib.blake2b(head, digest_size=8).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """What :func:`split_lines` made of a block: pieces to return, bytes consumed, skip state."""
+
+    #: (offset in the block, bytes): whole lines; a cut line is a piece of its own
+    pieces: tuple[tuple[int, bytes], ...]
+    consumed: int
+    skipping: bool
+
+
+def split_lines(data: bytes, cap: int, skipping: bool) -> Split:
+    """Cut ``data`` into whole lines, capping lines over ``cap`` bytes.
+
+    ``skipping`` means ``data`` starts inside a line already cut: drop up to its
+    newline. Bytes after the last newline are not consumed (a partial line), unless
+    they already exceed ``cap``: then the line is cut now and the rest skipped.
+    """
+    pos = 0
+    if skipping:
+        newline = data.find(b"\n")
+        if newline < 0:
+            return Split((), len(data), True)
+        pos = newline + 1
+    pieces: list[tuple[int, bytes]] = []
+    end = data.rfind(b"\n") + 1
+    if end > pos:
+        block = data[pos:end]
+        if len(block) <= cap + 1 or _long_line(cap).search(block) is None:
+            pieces.append((pos, block))
+        else:
+            pieces.extend((pos + at, piece) for at, piece in _cap_lines(block, cap))
+        pos = end
+    if len(data) - pos > cap:
+        pieces.append((pos, _cut(data[pos : pos + cap], cap)))
+        return Split(tuple(pieces), len(data), True)
+    return Split(tuple(pieces), pos, False)
+
+
+_LONG_LINE: dict[int, re.Pattern[bytes]] = {}
+
+
+def _long_line(cap: int) -> re.Pattern[bytes]:
+    # one C-speed search tells whether any line needs cutting
+    pattern = _LONG_LINE.get(cap)
+    if pattern is None:
+        pattern = _LONG_LINE[cap] = re.compile(rb"[^\n]{%d}" % (cap + 1))
+    return pattern
+
+
+def _cut(line: bytes, cap: int) -> bytes:
+    return line[:cap] + CUT_MARK % cap + b"\n"
+
+
+def _cap_lines(block: bytes, cap: int) -> Iterable[tuple[int, bytes]]:
+    """The slow path: runs of normal lines, and each over-long line cut, as separate pieces."""
+    run_start = pos = 0
+    while pos < len(block):
+        end = block.index(b"\n", pos) + 1
+        if end - pos - 1 > cap:
+            if pos > run_start:
+                yield run_start, block[run_start:pos]
+            yield pos, _cut(block[pos:end], cap)
+            run_start = end
+        pos = end
+    if pos > run_start:
+        yield run_start, block[run_start:pos]
+
+
+def _has_magic(pattern: str) -> bool:
+    return glob.has_magic(pattern)
+
+
+def _literal_dir(pattern: str) -> str:
+    """The longest leading directory of ``pattern`` without wildcards."""
+    parts = pattern.split(os.sep)
+    literal: list[str] = []
+    for part in parts[:-1]:
+        if _has_magic(part):
+            break
+        literal.append(part)
+    return os.sep.join(literal) or (os.sep if pattern.startswith(os.sep) else ".")
+
+
+def existing_files(patterns: Sequence[str]) -> list[str]:
+    """The followable files that ``patterns`` name right now."""
+    return sorted(_expand(patterns, lambda _key, _msg: None)[0])
+
+
+def _expand(
+    patterns: Sequence[str], problem: Callable[[str, str | None], None],
+) -> tuple[dict[str, str], list[str]]:
+    """Path -> the pattern that named it, and the patterns with nothing (yet) to follow."""
+    found: dict[str, str] = {}
+    waiting: list[str] = []
+    for pattern in patterns:
+        before = len(found)
+        if _has_magic(pattern):
+            for path in sorted(glob.glob(pattern)):
+                if not _ROTATED.search(os.path.basename(path)) and _is_file(path, problem):
+                    found.setdefault(path, pattern)
+            if len(found) == before:
+                _check_dir(_literal_dir(pattern), problem)
+        elif not _COMPRESSED.search(pattern) and _is_file(pattern, problem):
+            found.setdefault(pattern, pattern)
+        if len(found) == before:
+            waiting.append(pattern)
+    return found, waiting
+
+
+def _is_file(path: str, problem: Callable[[str, str | None], None]) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        _check_dir(os.path.dirname(path) or ".", problem)
+        return False
+    except OSError as exc:
+        problem(path, f"cannot reach it ({exc.strerror})")
+        return False
+    problem(path, None if stat.S_ISREG(st.st_mode) else "not a regular file, ignored")
+    return stat.S_ISREG(st.st_mode)
+
+
+def _check_dir(directory: str, problem: Callable[[str, str | None], None]) -> None:
+    """A missing file is waited for; a directory we cannot list is a problem to report."""
+    try:
+        with os.scandir(directory):
+            pass
+    except FileNotFoundError:
+        problem(directory, None)
+    except OSError as exc:
+        problem(directory, f"cannot list this directory ({exc.strerror})")
+    else:
+        problem(directory, None)
+
+
+# ---------------------------------------------------------------------------
+# One open file
+
+
+@dataclass(slots=True)
+class _Tail:
+    """An open descriptor of one file and how far its lines have been returned."""
+
+    path: str
+    fd: int
+    dev: int
+    ino: int
+    gen: int
+    offset: int
+    fp: str | None = None
+    fp_len: int = 0
+    #: inside a line already cut at max_line_length: drop bytes up to its newline
+    skipping: bool = False
+    seen_size: int = -1
+    still_since: float = 0.0
+    retired: bool = False
+
+    @property
+    def stream(self) -> str:
+        """The replay-stable name of what this descriptor reads."""
+        return f"{self.dev:x}:{self.ino}:{self.fp or '-'}:{self.gen}"
+
+    def head(self) -> bytes:
+        """The first FP_LEN bytes of the file as it is now."""
+        return os.pread(self.fd, FP_LEN, 0)
+
+    def settle_fingerprint(self, *, force: bool = False) -> None:
+        """Fix the fingerprint once the first line is complete (``force``: from what there is)."""
+        if self.fp is not None:
+            return
+        head = self.head()
+        fp = fingerprint(head)
+        if fp is None and force and head:
+            fp = _hash(head), len(head)
+        if fp is not None:
+            self.fp, self.fp_len = fp
+
+    def same_start(self) -> bool:
+        """Does the file still start with the bytes the fingerprint was taken from?"""
+        if self.fp is None:
+            return True
+        head = self.head()
+        return len(head) >= self.fp_len and _hash(head[: self.fp_len]) == self.fp
+
+    def state(self) -> dict[str, Any]:
+        """The checkpoint entry."""
+        entry = {"path": self.path, "dev": self.dev, "ino": self.ino, "gen": self.gen,
+                 "offset": self.offset, "fp": self.fp, "fp_len": self.fp_len,
+                 "skip": self.skipping}
+        if self.retired:
+            entry["retired"] = True
+        return entry
+
+    def close(self) -> None:
+        """Close the descriptor (idempotent)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+# ---------------------------------------------------------------------------
+# The source
+
+
+class FileSource:
+    """Follows the files named by ``patterns`` (globs); see the module docstring."""
+
+    def __init__(
+        self,
+        name: str,
+        patterns: Sequence[str],
+        settings: Settings,
+        wake: Callable[[], None],
+        *,
+        quiet: float = QUIET,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.patterns = tuple(patterns)
+        self._settings = settings
+        self._wake = wake
+        self._quiet = quiet
+        self._clock = clock
+        self._cap = settings.max_line_length
+        self._block = max(READ_BLOCK, self._cap + 1)
+        self._scan_every = settings.poll_interval / 2
+        self._current: dict[str, _Tail] = {}
+        self._retired: list[_Tail] = []
+        self._gens: dict[str, int] = {}
+        self._known_patterns: set[str] = set()
+        self._waiting: list[str] = []
+        self._problems: dict[str, str] = {}
+        self._rescan = threading.Event()
+        self._last_scan = float("-inf")
+        self._turn = 0
+        self._watcher: _Watcher | None = None
+
+    # -- the Source protocol ------------------------------------------------
+
+    def open(self, checkpoint: Mapping[str, Any] | None) -> None:
+        """Re-open what the checkpoint followed, then scan (start_at for first sight)."""
+        first_run = checkpoint is None or checkpoint.get("kind") != "files"
+        if not first_run and checkpoint is not None:
+            self._restore(checkpoint)
+        self._scan(self._clock(), startup=True, first_run=first_run)
+        if self._settings.use_inotify:
+            self._watcher = _Watcher(self)
+            self._watcher.update(self._watch_dirs())
+
+    def read(self, max_bytes: int = 4 << 20) -> list[Chunk]:
+        """Whole lines appended since the last read, old (rotated) files first."""
+        now = self._clock()
+        if self._rescan.is_set() or now - self._last_scan >= self._scan_every:
+            self._rescan.clear()
+            self._scan(now)
+            if self._watcher is not None:
+                self._watcher.update(self._watch_dirs())
+        chunks: list[Chunk] = []
+        budget = max_bytes
+        for tail in list(self._retired):
+            budget -= self._read_tail(tail, budget, chunks, now)
+            if tail.offset >= tail.seen_size and now - tail.still_since >= self._quiet:
+                self._drop_retired(tail, chunks)
+        tails = list(self._current.values())
+        if tails:
+            self._turn = (self._turn + 1) % len(tails)
+            for tail in tails[self._turn :] + tails[: self._turn]:
+                if budget <= 0:
+                    break
+                budget -= self._read_tail(tail, budget, chunks, now)
+        return chunks
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Offsets, identities and generations of every open file (JSON-able)."""
+        return {
+            "kind": "files",
+            "patterns": list(self.patterns),
+            "gens": dict(self._gens),
+            "files": [t.state() for t in (*self._current.values(), *self._retired)],
+        }
+
+    def describe(self) -> list[str]:
+        """What is followed, what is waited for, what cannot be read."""
+        mode = (f"inotify + check every {self._settings.poll_interval:g}s"
+                if self._settings.use_inotify else
+                f"check every {self._settings.poll_interval:g}s, inotify off")
+        lines = [f'source "{self.name}": files ({mode})']
+        for tail in self._current.values():
+            lines.append(f"  following {tail.path} from offset {tail.offset:,}")
+        for tail in self._retired:
+            lines.append(f"  finishing {tail.path} (rotated away, inode {tail.ino})")
+        for pattern in self._waiting:
+            what = "nothing matches" if _has_magic(pattern) else "missing:"
+            lines.append(f"  {what} {pattern}, waiting (read from its start when it appears)")
+        for path, problem in sorted(self._problems.items()):
+            lines.append(f"  {path}: {problem}; retrying")
+        return lines
+
+    def close(self) -> None:
+        """Stop the watcher and close every descriptor (nothing unreturned is lost)."""
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
+        for tail in (*self._current.values(), *self._retired):
+            tail.close()
+        self._current.clear()
+        self._retired.clear()
+
+    # -- called by the watcher thread -----------------------------------------
+
+    def _notify(self, structural: bool) -> None:
+        if structural:
+            self._rescan.set()
+        self._wake()
+
+    def _is_followed(self, path: str) -> bool:
+        if path in self._current:
+            return True
+        return any(fnmatch.fnmatchcase(path, p) for p in self.patterns)
+
+    def _watch_dirs(self) -> set[str]:
+        dirs = {os.path.dirname(t.path) for t in self._current.values()}
+        dirs.update(_literal_dir(p) if _has_magic(p) else os.path.dirname(p)
+                    for p in self.patterns)
+        return {d for d in dirs if d}
+
+    # -- scanning -------------------------------------------------------------
+
+    def _problem(self, key: str, message: str | None) -> None:
+        """Report a problem once, and once more when it clears."""
+        old = self._problems.get(key)
+        if message is None:
+            if old is not None:
+                del self._problems[key]
+                log.info('source "%s": %s: readable again', self.name, key)
+        elif old != message:
+            self._problems[key] = message
+            log.warning('source "%s": %s: %s; retrying every %gs', self.name, key, message,
+                        self._settings.poll_interval)
+
+    def _scan(self, now: float, *, startup: bool = False, first_run: bool = False) -> None:
+        """Re-expand the globs; notice rotation, recreation and truncation."""
+        self._last_scan = now
+        found, self._waiting = _expand(self.patterns, self._problem)
+        for path in [p for p in self._current if p not in found]:
+            self._retire(self._current.pop(path), now, "is gone")
+        for path, pattern in found.items():
+            tail = self._current.get(path)
+            if tail is not None:
+                if not self._still_there(tail, now):
+                    self._retire(self._current.pop(path), now, "was replaced")
+                    tail = None
+                elif not tail.same_start():
+                    self._truncated(tail, "starts with other bytes")
+            if tail is None:
+                from_end = (startup and self._settings.start_at == "end"
+                            and (first_run or pattern not in self._known_patterns))
+                self._attach(path, from_end, now)
+
+    def _still_there(self, tail: _Tail, now: float) -> bool:
+        try:
+            st = os.stat(tail.path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == (tail.dev, tail.ino)
+
+    def _attach(self, path: str, from_end: bool, now: float) -> None:
+        try:
+            fd = os.open(path, _OPEN_FLAGS)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            self._problem(path, f"cannot open it ({exc.strerror})")
+            return
+        self._problem(path, None)
+        st = os.fstat(fd)
+        gen = self._gens.get(path, -1) + 1
+        self._gens[path] = gen
+        offset = _last_line_end(fd, st.st_size, self._cap) if from_end else 0
+        tail = _Tail(path, fd, st.st_dev, st.st_ino, gen, offset, still_since=now)
+        tail.settle_fingerprint()
+        self._current[path] = tail
+        log.info('source "%s": following %s (inode %d) from offset %d', self.name, path,
+                 st.st_ino, offset)
+
+    def _retire(self, tail: _Tail, now: float, why: str) -> None:
+        """Keep reading a rotated-away descriptor until it has been quiet for ``quiet``."""
+        log.info('source "%s": %s %s: finishing inode %d before switching', self.name,
+                 tail.path, why, tail.ino)
+        tail.retired = True
+        tail.still_since = now
+        self._retired.append(tail)
+
+    def _drop_retired(self, tail: _Tail, chunks: list[Chunk]) -> None:
+        self._emit_partial(tail, chunks)
+        tail.close()
+        self._retired.remove(tail)
+
+    def _truncated(self, tail: _Tail, why: str) -> None:
+        """copytruncate and friends: a new generation, read from 0."""
+        log.info('source "%s": %s %s: truncated, reading it from the start', self.name,
+                 tail.path, why)
+        gen = max(self._gens.get(tail.path, -1), tail.gen) + 1
+        if not tail.retired:
+            self._gens[tail.path] = gen
+        tail.gen, tail.offset, tail.skipping = gen, 0, False
+        tail.fp, tail.fp_len = None, 0
+        tail.seen_size = -1
+        tail.settle_fingerprint()
+
+    # -- reading ----------------------------------------------------------------
+
+    def _read_tail(self, tail: _Tail, budget: int, chunks: list[Chunk], now: float) -> int:
+        """Append ``tail``'s new whole lines to ``chunks``; the number of bytes consumed."""
+        size = os.fstat(tail.fd).st_size
+        if size < tail.offset:
+            self._truncated(tail, f"shrank to {size} bytes")
+        elif size > tail.offset and tail.offset and not tail.same_start():
+            # truncated and grown past our offset between two reads: the size cannot tell
+            self._truncated(tail, "starts with other bytes")
+        if size != tail.seen_size:
+            tail.seen_size, tail.still_since = size, now
+        consumed = 0
+        while consumed < budget and tail.offset < size:
+            data = os.pread(tail.fd, min(self._block, size - tail.offset), tail.offset)
+            if not data:
+                break
+            split = split_lines(data, self._cap, tail.skipping)
+            self._add(tail, split.pieces, chunks)
+            tail.offset += split.consumed
+            tail.skipping = split.skipping
+            consumed += split.consumed
+            if split.consumed == 0:
+                break  # a partial last line
+        if tail.offset < size and now - tail.still_since >= self._quiet:
+            consumed += self._emit_partial(tail, chunks)
+        return consumed
+
+    def _add(self, tail: _Tail, pieces: Iterable[tuple[int, bytes]], chunks: list[Chunk]) -> None:
+        for at, data in pieces:
+            tail.settle_fingerprint(force=True)
+            chunks.append(Chunk(self.name, tail.path, data, tail.stream, tail.offset + at))
+
+    def _emit_partial(self, tail: _Tail, chunks: list[Chunk]) -> int:
+        """Return a partial last line as a line (quiet, or its file rotated away)."""
+        size = os.fstat(tail.fd).st_size
+        if tail.offset >= size:
+            return 0
+        data = os.pread(tail.fd, min(size - tail.offset, self._cap + 1), tail.offset)
+        if b"\n" in data:
+            return 0  # grew meanwhile: whole lines come with the next read
+        if tail.skipping:
+            tail.skipping = False  # the end of a line already cut and returned
+        else:
+            piece = _cut(data, self._cap) if len(data) > self._cap else data + b"\n"
+            self._add(tail, [(0, piece)], chunks)
+        tail.offset += len(data)
+        return len(data)
+
+    # -- restart ----------------------------------------------------------------
+
+    def _restore(self, checkpoint: Mapping[str, Any]) -> None:
+        self._known_patterns = set(checkpoint.get("patterns", ()))
+        self._gens = {str(k): int(v) for k, v in dict(checkpoint.get("gens", {})).items()}
+        now = self._clock()
+        for entry in checkpoint.get("files", ()):
+            tail = self._reopen(entry, now)
+            if tail is None:
+                log.warning('source "%s": %s (inode %s) is gone since the last run; what was '
+                            "appended to it after offset %s was not read", self.name,
+                            entry.get("path"), entry.get("ino"), entry.get("offset"))
+            elif tail.retired or tail.path != entry["path"]:
+                tail.retired = True
+                self._retired.append(tail)
+            else:
+                self._current[tail.path] = tail
+
+    def _reopen(self, entry: Mapping[str, Any], now: float) -> _Tail | None:
+        """Find the file of a checkpoint entry: at its path, else rotated in its directory."""
+        path = str(entry["path"])
+        for candidate in _candidates(path, int(entry["ino"])):
+            try:
+                fd = os.open(candidate, _OPEN_FLAGS)
+            except OSError:
+                continue
+            st = os.fstat(fd)
+            tail = _Tail(path if candidate == path else candidate, fd, st.st_dev, st.st_ino,
+                         int(entry["gen"]), int(entry["offset"]), entry.get("fp"),
+                         int(entry.get("fp_len", 0)), bool(entry.get("skip")),
+                         still_since=now, retired=bool(entry.get("retired")))
+            if (st.st_dev, st.st_ino) == (entry["dev"], entry["ino"]) and tail.same_start():
+                if st.st_size < tail.offset:
+                    self._truncated(tail, "shrank while logwatch was stopped")
+                return tail
+            tail.close()
+        return None
+
+
+def _candidates(path: str, ino: int) -> list[str]:
+    """``path`` itself, then files in its directory with inode ``ino`` (rotated copies)."""
+    found = [path]
+    with contextlib.suppress(OSError), os.scandir(os.path.dirname(path) or ".") as entries:
+        found += [e.path for e in entries
+                  if e.path != path and e.inode() == ino and not _COMPRESSED.search(e.name)]
+    return found
+
+
+def _last_line_end(fd: int, size: int, cap: int) -> int:
+    """Where ``start_at = "end"`` starts: after the last newline (a line being written is read)."""
+    if size == 0:
+        return 0
+    length = min(size, cap + 1)
+    tail = os.pread(fd, length, size - length)
+    newline = tail.rfind(b"\n")
+    return size if newline < 0 else size - length + newline + 1
+
+
+# ---------------------------------------------------------------------------
+# status
+
+
+def file_rows(name: str, checkpoint: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per followed file: path, offset, size and lag (bytes not yet read), read from disk now."""
+    rows = []
+    for entry in checkpoint.get("files", ()):
+        path, offset = str(entry.get("path")), int(entry.get("offset", 0))
+        try:
+            st = os.stat(path)
+        except OSError:
+            size = lag = None
+        else:
+            size = st.st_size
+            same = (st.st_dev, st.st_ino) == (entry.get("dev"), entry.get("ino"))
+            lag = max(size - offset, 0) if same else size
+        rows.append({"source": name, "path": path, "offset": offset, "size": size, "lag": lag})
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# watchdog
+
+
+class _Watcher:
+    """Watchdog observer on the followed directories: only a wake-up, never the truth."""
+
+    def __init__(self, source: FileSource) -> None:
+        self._source = source
+        self._observer = Observer()
+        self._observer.daemon = True
+        self._watches: dict[str, tuple[tuple[int, int], Any]] = {}
+        self._handler = _Handler(source)
+        self._observer.start()
+
+    def update(self, dirs: Iterable[str]) -> None:
+        """Watch ``dirs``; re-watch a directory that was replaced, drop one that is gone."""
+        wanted = set(dirs)
+        for directory in list(self._watches):
+            ident, watch = self._watches[directory]
+            if directory not in wanted or _dir_ident(directory) != ident:
+                # watchdog raises if inotify already dropped the watch (directory deleted)
+                with contextlib.suppress(Exception):
+                    self._observer.unschedule(watch)
+                del self._watches[directory]
+        for directory in wanted - set(self._watches):
+            new_ident = _dir_ident(directory)
+            if new_ident is None:
+                continue
+            try:
+                watch = self._observer.schedule(self._handler, directory, recursive=False)
+            except OSError as exc:
+                log.debug("cannot watch %s (%s); the periodic check covers it", directory, exc)
+                continue
+            self._watches[directory] = (new_ident, watch)
+
+    def stop(self) -> None:
+        """Stop and join the observer thread."""
+        self._observer.stop()
+        self._observer.join(timeout=5)
+
+
+def _dir_ident(directory: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
+
+
+class _Handler(FileSystemEventHandler):
+    """Wake the service for events on followed paths; rescan on structural ones."""
+
+    _IGNORED = frozenset({EVENT_TYPE_OPENED, EVENT_TYPE_CLOSED_NO_WRITE})
+
+    def __init__(self, source: FileSource) -> None:
+        super().__init__()
+        self._source = source
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        """Called by watchdog's thread for every event in a watched directory."""
+        if event.event_type in self._IGNORED:
+            return
+        paths = [os.fsdecode(event.src_path)]
+        if event.dest_path:
+            paths.append(os.fsdecode(event.dest_path))
+        if event.is_directory or any(self._source._is_followed(p) for p in paths):
+            self._source._notify(structural=event.event_type != EVENT_TYPE_MODIFIED)

@@ -1,0 +1,264 @@
+"""Follow the systemd journal through ``journalctl --follow --output=json`` (nothing compiled).
+
+A reader thread runs journalctl, turns each JSON entry into the line
+``IDENTIFIER[PID]: MESSAGE`` (so rules written for syslog files match it) and
+queues it with the entry's cursor and time; :meth:`JournalFollower.read` takes
+from the queue. The checkpoint is the cursor of the last entry returned, and
+journalctl is restarted with ``--after-cursor`` from it. If journalctl is missing
+or exits, the thread says so and restarts it with a growing delay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import queue
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+from logwatch.config import JournalSource, Settings
+from logwatch.models import Chunk
+
+log = logging.getLogger(__name__)
+
+JOURNALCTL = "journalctl"
+#: entries waiting for read(); the reader thread (and journalctl) wait when it is full
+MAX_QUEUED = 10_000
+#: restart delays after journalctl exits: first, then doubled up to the last
+BACKOFF = (1.0, 60.0)
+#: a journalctl that ran this long before exiting was fine: restart the backoff
+STEADY_AFTER = 30.0
+CUT_MARK = b" [logwatch: line longer than %d bytes, cut]"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One journal entry as lines (a multi-line MESSAGE gives several), its cursor and time."""
+
+    lines: tuple[bytes, ...]
+    cursor: str
+    time: float | None
+
+
+def _field(entry: Mapping[str, Any], name: str) -> bytes | None:
+    """A field's value as bytes: journalctl prints binary ones as lists of byte values."""
+    value = entry.get(name)
+    if isinstance(value, list) and value and not all(isinstance(v, int) for v in value):
+        value = value[0]  # a field given several times: the first
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    if isinstance(value, list) and all(isinstance(v, int) and 0 <= v < 256 for v in value):
+        return bytes(value)
+    if isinstance(value, int | float):
+        return str(value).encode()
+    return None
+
+
+def parse_entry(raw: bytes, cap: int) -> Entry | None:
+    """One line of ``journalctl --output=json`` as an :class:`Entry`; None if it is not one."""
+    try:
+        entry = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(entry, dict) or not isinstance(entry.get("__CURSOR"), str):
+        return None
+    ident = _field(entry, "SYSLOG_IDENTIFIER") or _field(entry, "_COMM") or b"unknown"
+    pid = _field(entry, "_PID") or _field(entry, "SYSLOG_PID")
+    prefix = ident + (b"[" + pid + b"]: " if pid else b": ")
+    message = (_field(entry, "MESSAGE") or b"").rstrip(b"\n")
+    lines = tuple(_cap(prefix + part, cap) for part in message.split(b"\n"))
+    stamp = _field(entry, "__REALTIME_TIMESTAMP")
+    when = int(stamp) / 1e6 if stamp is not None and stamp.isdigit() else None
+    return Entry(lines, entry["__CURSOR"], when)
+
+
+def _cap(line: bytes, cap: int) -> bytes:
+    line = line.replace(b"\r", b"")
+    if len(line) > cap:
+        return line[:cap] + CUT_MARK % cap + b"\n"
+    return line + b"\n"
+
+
+def journalctl_args(journal: JournalSource, cursor: str | None, start_at: str) -> list[str]:
+    """The journalctl options (without the program) to follow from ``cursor`` or ``start_at``."""
+    args = ["--follow", "--output=json", "--all", "--no-pager"]
+    if cursor:
+        args += [f"--after-cursor={cursor}", "--no-tail"]
+    elif start_at == "end":
+        args.append("--lines=0")
+    else:
+        args.append("--no-tail")
+    for unit in journal.units:
+        args.append(f"--unit={unit}")
+    args += journal.match
+    return args
+
+
+class JournalFollower:
+    """A Source following the journal through a journalctl subprocess."""
+
+    def __init__(
+        self,
+        name: str,
+        journal: JournalSource,
+        settings: Settings,
+        wake: Callable[[], None],
+        *,
+        command: str = JOURNALCTL,
+        backoff: Sequence[float] = BACKOFF,
+    ) -> None:
+        self.name = name
+        self._journal = journal
+        self._settings = settings
+        self._wake = wake
+        self._command = command
+        self._backoff = (backoff[0], backoff[-1])
+        self._queue: queue.Queue[Entry] = queue.Queue(MAX_QUEUED)
+        self._cursor: str | None = None
+        self._reader_cursor: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._garbage = 0
+        self.restarts = 0
+
+    # -- the Source protocol ------------------------------------------------
+
+    def open(self, checkpoint: Mapping[str, Any] | None) -> None:
+        """Start journalctl after the checkpoint's cursor (else per ``start_at``)."""
+        if checkpoint is not None and checkpoint.get("kind") == "journal":
+            cursor = checkpoint.get("cursor")
+            self._cursor = self._reader_cursor = cursor if isinstance(cursor, str) else None
+        self._thread = threading.Thread(target=self._run, name=f"journal-{self.name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def read(self, max_bytes: int = 4 << 20) -> list[Chunk]:
+        """The queued entries, as one chunk whose lines are keyed by cursor."""
+        parts: list[bytes] = []
+        cursors: dict[int, str] = {}
+        times: dict[int, float] = {}
+        size = 0
+        while size < max_bytes:
+            try:
+                entry = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            for index, line in enumerate(entry.lines):
+                cursors[size] = entry.cursor if index == 0 else f"{entry.cursor}#{index}"
+                if entry.time is not None:
+                    times[size] = entry.time
+                parts.append(line)
+                size += len(line)
+            self._cursor = entry.cursor
+        if not parts:
+            return []
+        return [Chunk(self.name, "journal", b"".join(parts), "journal", 0, cursors, times)]
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The cursor of the last entry returned."""
+        return {"kind": "journal", "cursor": self._cursor}
+
+    def describe(self) -> list[str]:
+        """What journalctl runs with, and whether it can be found."""
+        args = journalctl_args(self._journal, self._cursor, self._settings.start_at)
+        where = (f"after cursor {self._cursor[:40]}..." if self._cursor
+                 else "from now" if self._settings.start_at == "end" else "from the beginning")
+        lines = [f'source "{self.name}": journal {where} ({self._command} {" ".join(args)})']
+        if shutil.which(self._command) is None:
+            lines.append(f"  {self._command} not found on PATH; retrying")
+        return lines
+
+    def close(self) -> None:
+        """Stop journalctl and the reader thread."""
+        self._stop.set()
+        self._kill()
+        if self._thread is not None:
+            while self._thread.is_alive():
+                with contextlib.suppress(queue.Empty):
+                    self._queue.get_nowait()  # unblock a reader waiting on a full queue
+                self._thread.join(timeout=0.05)
+            self._thread = None
+
+    # -- the reader thread ----------------------------------------------------
+
+    def _kill(self) -> None:
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(OSError):
+                proc.kill()
+
+    def _run(self) -> None:
+        delay = self._backoff[0]
+        while not self._stop.is_set():
+            started = time.monotonic()
+            why = self._follow_once()
+            if self._stop.is_set():
+                return
+            if time.monotonic() - started > STEADY_AFTER:
+                delay = self._backoff[0]
+            log.warning('source "%s": %s; restarting it in %gs', self.name, why, delay)
+            self.restarts += 1
+            if self._stop.wait(delay):
+                return
+            delay = min(delay * 2, self._backoff[1])
+
+    def _follow_once(self) -> str:
+        """Run journalctl until it exits; why it stopped, for the warning."""
+        argv = [self._command, *journalctl_args(self._journal, self._reader_cursor,
+                                                self._settings.start_at)]
+        with tempfile.TemporaryFile() as errors:
+            try:
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=errors)
+            except OSError as exc:
+                return f"cannot run {self._command} ({exc.strerror})"
+            self._proc = proc
+            try:
+                if proc.stdout is not None:  # always, with stdout=PIPE
+                    self._pump(proc.stdout)
+            finally:
+                self._kill()
+                if proc.stdout is not None:
+                    proc.stdout.close()
+                code = proc.wait()
+                self._proc = None
+            errors.seek(0)
+            message = errors.read()[-500:].decode("utf-8", "replace").strip()
+        detail = f": {message.splitlines()[-1]}" if message else ""
+        return f"{self._command} exited with status {code}{detail}"
+
+    def _pump(self, stdout: IO[bytes]) -> None:
+        cap = self._settings.max_line_length
+        for raw in stdout:
+            if self._stop.is_set():
+                return
+            entry = parse_entry(raw, cap)
+            if entry is None:
+                self._skip_garbage(raw)
+                continue
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(entry, timeout=0.2)
+                    break
+                except queue.Full:
+                    self._wake()
+            self._reader_cursor = entry.cursor
+            self._wake()
+
+    def _skip_garbage(self, raw: bytes) -> None:
+        self._garbage += 1
+        if self._garbage == 1:
+            log.warning('source "%s": skipped a line from %s that is not a JSON journal entry: '
+                        "%r (further ones are logged at debug level)", self.name,
+                        os.path.basename(self._command), raw[:200])
+        else:
+            log.debug('source "%s": skipped non-entry line %r', self.name, raw[:200])
