@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from logwatch import __version__
-from logwatch.config import DEFAULT_CONFIG, Config, load_config
+from logwatch.config import DEFAULT_CONFIG, DEFAULT_TELEGRAM_API, Config, load_config
 from logwatch.errors import ConfigError, LogwatchError
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE = 0, 1, 2
@@ -103,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--discord-url", metavar="URL")
     p.add_argument("--telegram-token", metavar="TOKEN")
     p.add_argument("--telegram-chat", metavar="CHAT_ID")
+    p.add_argument("--telegram-api", metavar="URL", default=DEFAULT_TELEGRAM_API,
+                   help="Bot API server (default: %(default)s)")
     p.add_argument("--state-dir", metavar="DIR")
     p.add_argument("--force", action="store_true", help="overwrite an existing config")
     p.add_argument("--non-interactive", action="store_true", help="never ask; use what is given")
@@ -199,6 +201,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
+    import getpass
+
     from logwatch.starter import write_starter
 
     interactive = not args.non_interactive and sys.stdin.isatty()
@@ -210,6 +214,8 @@ def _init(args: argparse.Namespace) -> int:
         state_dir=args.state_dir,
         force=args.force,
         ask=input if interactive else None,
+        ask_secret=getpass.getpass if interactive else None,
+        telegram_api=args.telegram_api,
         out=sys.stdout,
     )
     for path in written:
