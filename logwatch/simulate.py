@@ -203,6 +203,8 @@ def simulate(
                     clock.now = _first_time(stream, wall) or wall
                     started = True
                 run.file(Path(path), stream)
+        except BrokenPipeError:  # `| head`: the CLI's business, not an unreadable file
+            raise
         except IsADirectoryError as exc:
             raise LogwatchError(f"{path}: is a directory, not a log file") from exc
         except OSError as exc:
