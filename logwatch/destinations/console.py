@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from logwatch.config import ConsoleDestination
-from logwatch.destinations.types import Message, Outcome, Window
+from logwatch.destinations.types import Message, Outcome, Window, message_text
 from logwatch.models import Alert
 
 LINE_MAX = 1000
@@ -18,8 +18,7 @@ def render_text(alert: Alert) -> str:
     """Severity and title, then the message, fields, where, and the line."""
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(alert.time))
     lines = [f"[{alert.severity.upper()}] {stamp} {_one_line(alert.title)}"]
-    if alert.message:
-        lines.extend(f"  {line}" for line in alert.message.splitlines())
+    lines.extend(f"  {_one_line(line)}" for line in message_text(alert).splitlines())
     if alert.fields or alert.count > 1:
         items = ([f"count={alert.count}"] if alert.count > 1 else []) + [
             f"{k}={_one_line(v)}" for k, v in alert.fields.items()]

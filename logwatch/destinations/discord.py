@@ -24,6 +24,7 @@ from logwatch.destinations.types import (
     Outcome,
     Window,
     cut,
+    message_text,
     new_client,
     post_json,
     response_reason,
@@ -82,7 +83,9 @@ def render_embed(alert: Alert) -> dict[str, Any]:
     if fields:
         embed["fields"] = fields
     room = min(DESCRIPTION_MAX, EMBEDS_TOTAL_MAX - embed_size(embed))
-    embed["description"] = _description(alert, room)
+    description = _description(alert, room)
+    if description:  # Discord refuses an empty description
+        embed["description"] = description
     return embed
 
 
@@ -98,14 +101,14 @@ def _fields(alert: Alert) -> list[dict[str, Any]]:
 
 
 def _description(alert: Alert, room: int) -> str:
-    message = cut(alert.message, min(MESSAGE_MAX, room), escape_markdown)
+    message = cut(message_text(alert), min(MESSAGE_MAX, room), escape_markdown)
     if not alert.line:
         return message
     fences = "\n```\n\n```"
     left = room - utf16_len(message) - utf16_len(fences)
     if left < 40:
         return message
-    return f"{message}\n```\n{cut(alert.line, left, code_safe)}\n```"
+    return f"{message}\n```\n{cut(alert.line, left, code_safe)}\n```".lstrip("\n")
 
 
 def embed_size(embed: Mapping[str, Any]) -> int:

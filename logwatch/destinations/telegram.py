@@ -22,6 +22,7 @@ from logwatch.destinations.types import (
     Verdict,
     Window,
     cut,
+    message_text,
     new_client,
     post_json,
     response_reason,
@@ -54,8 +55,8 @@ def render_alert(alert: Alert, budget: int = TEXT_MAX) -> str:
     icon = RESOLVED_ICON if alert.kind == "resolved" else ICONS.get(alert.severity, "")
     head = f"{icon} <b>{cut(alert.title, TITLE_MAX, escape)}</b>"
     parts = [head]
-    if alert.message:
-        parts.append(cut(alert.message, MESSAGE_MAX, escape))
+    if message := message_text(alert):
+        parts.append(cut(message, MESSAGE_MAX, escape))
     fields = [(k, v) for k, v in alert.fields.items() if v]
     if alert.count > 1:
         fields.insert(0, ("count", str(alert.count)))

@@ -87,6 +87,11 @@ class Destination(Protocol):
         """Release the HTTP client."""
 
 
+def message_text(alert: Alert) -> str:
+    """The alert's message, or "" when it only repeats the line (shown on its own anyway)."""
+    return "" if alert.message.strip() == alert.line.strip() else alert.message
+
+
 def utf16_len(text: str) -> int:
     """Length as Discord and Telegram count it (UTF-16 code units)."""
     return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)

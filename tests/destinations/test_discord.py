@@ -149,3 +149,10 @@ def test_network_errors_never_carry_the_url(fakeapi: FakeAPI) -> None:
     assert WEBHOOK_TOKEN not in outcome.reason
     assert "/api/webhooks" not in outcome.reason
     assert WEBHOOK_TOKEN not in repr(dest)
+
+
+def test_a_message_that_repeats_the_line_is_shown_once() -> None:
+    """The default message is the line itself: it appears only in the code block."""
+    embed = render_embed(make_alert(message="ERROR event 1", line="ERROR event 1"))
+    assert embed["description"] == "```\nERROR event 1\n```"
+    assert "description" not in render_embed(make_alert(message="", line=""))
