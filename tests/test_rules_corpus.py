@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import re
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -114,9 +115,38 @@ def annotated_lines(path: Path) -> Iterator[Annotated]:
             pending = None
 
 
-def journal_form(item: Annotated) -> str:
+def journal_form(text: str) -> str:
     """sshd-journal lines are "HOST sshd[PID]: MSG"; the journal source gives "sshd[PID]: MSG"."""
-    return item.text.split(" ", 1)[1] if item.file == "sshd-journal" else item.text
+    return text.split(" ", 1)[-1] if text.strip() and not text.lstrip().startswith("#") else text
+
+
+Hits = dict[int, list[tuple[str, dict[str, str]]]]
+
+
+def replay_hits(config: Config, path: Path) -> Hits:
+    """``logwatch test --json`` on ``path``: line number -> [(rule, fields)]."""
+    out = io.StringIO()
+    result = replay(config, [path], out, as_json=True)
+    assert result.errors == []
+    hits: Hits = {}
+    for line in out.getvalue().splitlines():
+        hit = json.loads(line)
+        hits.setdefault(hit["line_no"], []).append((hit["rule"], hit["fields"]))
+    return hits
+
+
+def replay_forms(config: Config, name: str) -> list[Hits]:
+    """The file replayed as it is and, for sshd-journal, in the journal source's form."""
+    path = FAIL2BAN / name
+    forms = [replay_hits(config, path)]
+    if name == "sshd-journal":
+        with tempfile.TemporaryDirectory() as tmp:
+            stripped = Path(tmp) / name
+            text = path.read_text(encoding="utf-8")
+            stripped.write_text("\n".join(map(journal_form, text.splitlines())) + "\n",
+                                encoding="utf-8")
+            forms.append(replay_hits(config, stripped))
+    return forms
 
 
 @dataclass
@@ -147,29 +177,28 @@ def _severities(config: Config) -> dict[str, str]:
 
 
 def score_file(config: Config, name: str) -> tuple[Score, list[str]]:
-    """Run every annotated line of one fail2ban file; the score and a list of problems."""
-    matcher = Matcher(config.rules)
+    """Replay one fail2ban file and judge every annotated line; the score and the problems."""
+    forms = replay_forms(config, name)
     severity = _severities(config)
     score, problems = Score(), []
     for item in annotated_lines(FAIL2BAN / name):
-        forms = {item.text, journal_form(item)}
         if item.expect.get("match"):
             score.positives += 1
             if item.uncovered_kind() is not None:
                 score.uncovered += 1
                 continue
-            for text in forms:
-                ips = [fields.get("ip") for _, fields in matcher.match_text(text)]
+            for hits in forms:
+                ips = [fields.get("ip") for _, fields in hits.get(item.line_no, [])]
                 if item.host is None or item.host not in ips:
                     problems.append(f"{name}:{item.line_no}: missed (want ip {item.host}, "
-                                    f"got {ips}): {text}")
+                                    f"got {ips}): {item.text}")
                     break
             else:
                 score.caught += 1
         else:
             score.negatives += 1
-            loud = {r.id for text in forms for r, _ in matcher.match_text(text)
-                    if severity[r.id] != "info"}
+            loud = {rule for hits in forms for rule, _ in hits.get(item.line_no, [])
+                    if severity[rule] != "info"}
             if not loud:
                 continue
             if any(re.search(pat, item.text) for pat in EXPECTED_WARNINGS):
@@ -218,14 +247,11 @@ def test_uncovered_kinds_really_are_missed(config: Config) -> None:
 
 
 def _replayed_hits(config: Config, path: Path) -> dict[str, set[int]]:
-    out = io.StringIO()
-    result = replay(config, [path], out, as_json=True)
-    assert result.errors == []
-    hits: dict[str, set[int]] = {}
-    for line in out.getvalue().splitlines():
-        hit = json.loads(line)
-        hits.setdefault(hit["rule"], set()).add(hit["line_no"])
-    return hits
+    by_rule: dict[str, set[int]] = {}
+    for line_no, hits in replay_hits(config, path).items():
+        for rule, _ in hits:
+            by_rule.setdefault(rule, set()).add(line_no)
+    return by_rule
 
 
 def _events(path: Path) -> dict[int, str]:
