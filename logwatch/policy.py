@@ -39,7 +39,7 @@ from typing import Any, Generic, TypeVar
 
 from logwatch.config import Config
 from logwatch.durations import format_duration
-from logwatch.models import Alert, Hit, Severity, alert_id
+from logwatch.models import SEVERITIES, Alert, Hit, Severity, alert_id
 from logwatch.rules import Rule
 from logwatch.state import get_values, put_value
 from logwatch.template import Template
@@ -411,7 +411,8 @@ class Policy:
             out += self._close(rule.id, key, held, when)
         resolved = Alert(
             id=alert_id("resolved", rule.id, key, incident.opener),
-            kind="resolved", rule=rule.id, severity="info",
+            # the rule's severity, so it reaches every channel the alert reached
+            kind="resolved", rule=rule.id, severity=rule.severity,
             title=f"Resolved: {incident.title}", message=why,
             source=incident.source, host=self.config.settings.hostname, time=when,
             fields={"key": key} if key else {}, count=0, to=rule.to,
@@ -428,13 +429,20 @@ class Policy:
         out: list[Alert] = []
         direct = []
         for dest in alert.to:
-            if self._storming(dest, alert.time, out):
+            if self._below_min_severity(dest, alert.severity):
+                direct.append(dest)  # its sender skips it: not a message, not in the rate
+            elif self._storming(dest, alert.time, out):
                 self._hold(self.storms[dest], alert, group, label)
             else:
                 direct.append(dest)
         if direct:
             out.append(alert if len(direct) == len(alert.to) else replace(alert, to=tuple(direct)))
         return out
+
+    def _below_min_severity(self, dest: str, severity: Severity) -> bool:
+        config = self.config.destinations.get(dest)
+        return config is not None and SEVERITIES.index(severity) < SEVERITIES.index(
+            config.min_severity)
 
     def _storming(self, dest: str, t: float, out: list[Alert]) -> bool:
         """Count one alert for ``dest``; start its storm (announced in ``out``) if over rate."""
@@ -512,8 +520,7 @@ class Policy:
         if over:
             lines.append("Storm over: alerts are sent one by one again.")
         state = "storm over" if over else "storm in progress"
-        order = {"info": 0, "warning": 1, "critical": 2}
-        severity: Severity = max((h.severity for h in held), key=order.__getitem__,
+        severity: Severity = max((h.severity for h in held), key=SEVERITIES.index,
                                  default="warning")
         return Alert(
             id=alert_id("digest", dest, repr(storm.since), str(storm.seq)),
@@ -528,7 +535,7 @@ class Policy:
         return Alert(
             id=alert_id("storm", dest, state, repr(storm.since)),
             kind="system", rule="logwatch",
-            severity="warning" if state == "in progress" else "info",
+            severity="warning",  # both notices reach a channel that takes warnings
             title=f"Alert storm on {host}: {state}", message=message, source="logwatch",
             host=host, time=when, count=0, to=(dest,),
         )

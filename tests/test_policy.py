@@ -327,6 +327,15 @@ class TestStorm:
         [alert] = feeder.hit(11, rule="both")
         assert alert.to == ("ops",)
 
+    def test_alerts_a_destination_skips_do_not_make_a_storm(self, tmp_path: Path) -> None:
+        """Info alerts to a warning-and-above channel are not messages there: no storm."""
+        rules = ('[destinations.pager]\ntype = "console"\nmin_severity = "critical"\n'
+                 + rule('severity = "info"', to='["pager"]'))
+        feeder = Feeder(Policy(make_config(tmp_path, rules, rate=5)))
+        for i in range(20):
+            assert kinds(feeder.hit(i)) == ["alert"]
+        assert feeder.policy.status()["storms"] == {}
+
     def test_summaries_during_a_storm_go_into_the_digest(self, tmp_path: Path) -> None:
         """Dedup and storm together: every hit is in an alert, a summary or a digest."""
         config = make_config(tmp_path, rule('dedup = { by = "{ip}", for = "2m" }'), rate=5)
