@@ -513,7 +513,9 @@ class FileSource:
             tail.seen_size, tail.still_since = size, now
         consumed = 0
         while consumed < budget and tail.offset < size:
-            data = os.pread(tail.fd, min(self._block, size - tail.offset), tail.offset)
+            # at least cap + 1 bytes, so that a whole line or a cut always fits
+            want = min(self._block, size - tail.offset, max(budget - consumed, self._cap + 1))
+            data = os.pread(tail.fd, want, tail.offset)
             if not data:
                 break
             split = split_lines(data, self._cap, tail.skipping)
