@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: how much one source may read before the others get their turn
-READ_BUDGET = 4 << 20
+READ_BUDGET = 1 << 20
 
 
 class Waker:

@@ -72,18 +72,23 @@ def _offsets(data: object) -> list[int]:
 def test_kill_9_at_random_moments_neither_loses_nor_duplicates(tmp_path: Path) -> None:
     """A writer appends while logwatch is SIGKILLed eight times; every event has one row."""
     log = tmp_path / "app.log"
-    log.touch()
     state = tmp_path / "state"
     config = write(tmp_path / "c.toml", CONFIG.format(state=state, log=log))
     rng = random.Random(1234)
-    total = 20000
+    total = 60000
+    backlog = 40000  # written before the first start, so the kills land mid-batch
     done = threading.Event()
+
+    def line(n: int) -> str:
+        kind = "ERROR event" if n % 3 == 0 else "INFO  noise"
+        return f"2026-11-28T03:00:00 app[1]: {kind} {n} " + "x" * rng.randrange(80) + "\n"
+
+    log.write_text("".join(line(n) for n in range(backlog)))
 
     def writer() -> None:
         with log.open("a") as out:
-            for n in range(total):
-                kind = "ERROR event" if n % 3 == 0 else "INFO  noise"
-                out.write(f"2026-11-28T03:00:00 app[1]: {kind} {n} " + "x" * rng.randrange(80) + "\n")
+            for n in range(backlog, total):
+                out.write(line(n))
                 out.flush()
                 if n % 50 == 0:
                     done.wait(0.005)  # spread the writes over the kills
@@ -95,7 +100,7 @@ def test_kill_9_at_random_moments_neither_loses_nor_duplicates(tmp_path: Path) -
         for _ in range(8):
             with Daemon(config) as daemon:
                 daemon.wait_stderr("app.log")
-                done.wait(rng.uniform(0.05, 0.4))
+                done.wait(rng.uniform(0.1, 1.5))
                 daemon.kill()
         thread.join()
         with Daemon(config) as daemon:
