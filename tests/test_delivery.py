@@ -37,6 +37,7 @@ from tests.fakeapi import (
     telegram_html_problems,
 )
 from tests.helpers import REPO, wait_for, write
+from tests.helpers import logwatch as logwatch_cli
 
 DISCORD_PACE = (Window(5, 0.2),)
 TELEGRAM_PACE = (Window(1, 0.05), Window(20, 1.0))
@@ -500,3 +501,41 @@ def test_no_secret_anywhere_after_failing_every_way(
     assert "chat not found" in everything
     for secret in (WEBHOOK_TOKEN, BOT_TOKEN, fake.discord_url(), "SECRET", "/bot"):
         assert secret not in everything, secret
+
+
+# -- the CLI verbs that reach delivery -------------------------------------------------------
+
+
+def test_cli_send_test_telegram_chats_and_status(
+        tmp_path: Path, fake: FakeAPI, senders: list[Sender]) -> None:
+    """send-test, telegram-chats and status for real, as subprocesses: plain, and no secret."""
+    config = _config(tmp_path, fake)
+    env = {"HOOK_URL": fake.discord_url(), "BOT_TOKEN": BOT_TOKEN}
+    cfg = str(config.path)
+    ok = logwatch_cli("send-test", "-v", "-c", cfg, "hook", env=env)
+    assert (ok.returncode, ok.stdout.strip()) == (0, "hook: test message delivered")
+    fake.fail("unknown_webhook")
+    bad = logwatch_cli("send-test", "-c", cfg, "hook", env=env)
+    assert bad.returncode == 1
+    assert "unknown webhook" in bad.stdout
+    fake.updates = [{"update_id": 1, "message": {"chat": {"id": -100123, "type": "supergroup",
+                                                          "title": "On call"}}}]
+    chats = logwatch_cli("telegram-chats", "-c", cfg, "ops", env=env)
+    assert "-100123  supergroup  On call" in chats.stdout
+    fake.webhook_set = True
+    hooked = logwatch_cli("telegram-chats", "-c", cfg, "ops", env=env)
+    assert hooked.returncode == 1
+    assert "webhook is set" in hooked.stderr
+    # a destination that failed for good, then status
+    state = State(tmp_path / "state")
+    fake.fail("invalid_token")
+    enqueue(state, [make_alert(1, to=("hook",))])
+    discord_sender(fake.discord_url(), state, senders)
+    wait_for(lambda: count(state, "hook", "dead") == 1, 10, message="dead")
+    state.close()
+    status = logwatch_cli("status", "-c", cfg, env=env)
+    assert "failing since" in status.stdout
+    assert "invalid webhook token" in status.stdout
+    for result in (ok, bad, chats, hooked, status):
+        for secret in (WEBHOOK_TOKEN, BOT_TOKEN, "SECRET"):
+            assert secret not in result.stdout + result.stderr
