@@ -362,12 +362,12 @@ class Policy:
             self._dirty.add("c")
 
     def _evicted(self, what: str, rule_id: str) -> None:
-        if not self.counters.evictions % 1000:
-            log.warning("policy: over %d live %s keys for rule %s: evicting the oldest "
-                        "(%d evictions so far)", self.max_keys, what, rule_id,
-                        self.counters.evictions)
         self.counters.evictions += 1
         self._dirty.add("c")
+        n = self.counters.evictions
+        if str(n).rstrip("0") == "1":  # the 1st, 10th, 100th...: loud, but not a flood
+            log.warning("policy: over %d live %s keys for rule %s: evicting the oldest "
+                        "(%d evictions so far)", self.max_keys, what, rule_id, n)
 
     # -- dedup summaries, resolve -------------------------------------------------
 
