@@ -29,7 +29,8 @@ from logwatch.models import Chunk
 
 log = logging.getLogger(__name__)
 
-JOURNALCTL = "journalctl"
+#: the program (and any fixed options, e.g. ``--file=PATH`` or ``--directory=DIR``)
+JOURNALCTL = ("journalctl",)
 #: entries waiting for read(); the reader thread (and journalctl) wait when it is full
 MAX_QUEUED = 10_000
 #: restart delays after journalctl exits: first, then doubled up to the last
@@ -112,14 +113,14 @@ class JournalFollower:
         settings: Settings,
         wake: Callable[[], None],
         *,
-        command: str = JOURNALCTL,
+        command: Sequence[str] = JOURNALCTL,
         backoff: Sequence[float] = BACKOFF,
     ) -> None:
         self.name = name
         self._journal = journal
         self._settings = settings
         self._wake = wake
-        self._command = command
+        self._command = tuple(command)
         self._backoff = (backoff[0], backoff[-1])
         self._queue: queue.Queue[Entry] = queue.Queue(MAX_QUEUED)
         self._cursor: str | None = None
@@ -172,9 +173,10 @@ class JournalFollower:
         args = journalctl_args(self._journal, self._cursor, self._settings.start_at)
         where = (f"after cursor {self._cursor[:40]}..." if self._cursor
                  else "from now" if self._settings.start_at == "end" else "from the beginning")
-        lines = [f'source "{self.name}": journal {where} ({self._command} {" ".join(args)})']
-        if shutil.which(self._command) is None:
-            lines.append(f"  {self._command} not found on PATH; retrying")
+        program = " ".join(self._command)
+        lines = [f'source "{self.name}": journal {where} ({program} {" ".join(args)})']
+        if shutil.which(self._command[0]) is None:
+            lines.append(f"  {self._command[0]} not found on PATH; retrying")
         return lines
 
     def close(self) -> None:
@@ -198,14 +200,18 @@ class JournalFollower:
 
     def _run(self) -> None:
         delay = self._backoff[0]
+        last_why = ""
         while not self._stop.is_set():
             started = time.monotonic()
             why = self._follow_once()
             if self._stop.is_set():
                 return
             if time.monotonic() - started > STEADY_AFTER:
-                delay = self._backoff[0]
-            log.warning('source "%s": %s; restarting it in %gs', self.name, why, delay)
+                delay, last_why = self._backoff[0], ""
+            # the same failure again (journalctl still missing) is not worth another warning
+            level = logging.DEBUG if why == last_why else logging.WARNING
+            log.log(level, 'source "%s": %s; restarting it in %gs', self.name, why, delay)
+            last_why = why
             self.restarts += 1
             if self._stop.wait(delay):
                 return
@@ -213,14 +219,14 @@ class JournalFollower:
 
     def _follow_once(self) -> str:
         """Run journalctl until it exits; why it stopped, for the warning."""
-        argv = [self._command, *journalctl_args(self._journal, self._reader_cursor,
+        argv = [*self._command, *journalctl_args(self._journal, self._reader_cursor,
                                                 self._settings.start_at)]
         with tempfile.TemporaryFile() as errors:
             try:
                 proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=errors)
             except OSError as exc:
-                return f"cannot run {self._command} ({exc.strerror})"
+                return f"cannot run {self._command[0]} ({exc.strerror})"
             self._proc = proc
             try:
                 if proc.stdout is not None:  # always, with stdout=PIPE
@@ -234,7 +240,7 @@ class JournalFollower:
             errors.seek(0)
             message = errors.read()[-500:].decode("utf-8", "replace").strip()
         detail = f": {message.splitlines()[-1]}" if message else ""
-        return f"{self._command} exited with status {code}{detail}"
+        return f"{self._command[0]} exited with status {code}{detail}"
 
     def _pump(self, stdout: IO[bytes]) -> None:
         cap = self._settings.max_line_length
@@ -259,6 +265,6 @@ class JournalFollower:
         if self._garbage == 1:
             log.warning('source "%s": skipped a line from %s that is not a JSON journal entry: '
                         "%r (further ones are logged at debug level)", self.name,
-                        os.path.basename(self._command), raw[:200])
+                        os.path.basename(self._command[0]), raw[:200])
         else:
             log.debug('source "%s": skipped non-entry line %r', self.name, raw[:200])
