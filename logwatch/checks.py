@@ -44,6 +44,7 @@ def run_rule_test(matcher: Matcher, rule: Rule, case: RuleTest) -> str | None:
     wrong = {k: (v, found[0].get(k)) for k, v in (case.fields or {}).items()
              if found[0].get(k) != v}
     if wrong:
-        detail = ", ".join(f"{k}: expected {want!r}, got {got!r}" for k, (want, got) in wrong.items())
+        detail = ", ".join(f"{k}: expected {want!r}, got {got!r}"
+                           for k, (want, got) in wrong.items())
         return f"fields differ ({detail}) on {case.line!r}"
     return None

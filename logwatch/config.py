@@ -33,7 +33,7 @@ from logwatch.rules import (
     compile_pattern,
 )
 from logwatch.secret import Secret
-from logwatch.template import Template, parse_template, unknown_fields
+from logwatch.template import BUILTIN_FIELDS, Template, parse_template, unknown_fields
 
 DEFAULT_CONFIG = "/etc/logwatch/logwatch.toml"
 DEFAULT_TELEGRAM_API = "https://api.telegram.org"
@@ -169,8 +169,7 @@ def locate_lines(text: str) -> dict[Loc, int]:
         if m := _ARRAY_HEADER.match(line):
             current = _resolve(_dotted(m[1]), counters)
             prefix, index = current[:-1], current[-1]
-            assert isinstance(index, int)
-            counters[prefix] = index + 1
+            counters[prefix] = int(index) + 1
             lines.setdefault(current, number)
         elif m := _TABLE_HEADER.match(line):
             current = _resolve(_dotted(m[1]), counters, array=False)
@@ -260,7 +259,9 @@ def _toml_error(exc: tomllib.TOMLDecodeError) -> str:
 _TOP_KEYS = {"logwatch", "destinations", "sources", "rules"}
 
 
-def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None
+) -> Config:
     """Read and validate the config at ``path`` and its includes; raise ``ConfigError``."""
     env = os.environ if environ is None else environ
     main = Path(path)
@@ -272,46 +273,60 @@ def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | No
     data, text = loaded
     doc = _Doc(main, locate_lines(text), problems, warnings)
     settings = _settings(doc, data.get("logwatch", {}))
-    docs = [(doc, data)]
-    for inc in _includes(doc, data.get("logwatch", {})):
-        if (more := _read_toml(inc, problems)) is not None:
-            inc_doc = _Doc(inc, locate_lines(more[1]), problems, warnings)
-            if "logwatch" in more[0]:
-                inc_doc.problem(("logwatch",), "", "[logwatch] belongs in the main config file only")
-            docs.append((inc_doc, more[0]))
-
-    destinations: dict[str, Destination] = {}
-    declared: set[str] = set()  # destinations defined, even with errors: no cascade of "unknown"
-    sources: dict[str, SourceConfig] = {}
-    raw_rules: list[tuple[_Doc, int, dict[str, Any]]] = []
-    for d, content in docs:
-        for key in content.keys() - _TOP_KEYS:
-            d.problem((key,), "", f"unknown top-level key {key!r} (expected one of: "
-                      f"{', '.join(sorted(_TOP_KEYS))})")
-        for name, table in _tables(d, content, "destinations"):
-            if name in declared:
-                d.problem(("destinations", name), "", f'destination "{name}" is defined twice')
-            elif (dest := _destination(d, name, table, env)) is not None:
-                destinations[name] = dest
-            declared.add(name)
-        for name, table in _tables(d, content, "sources"):
-            if name in sources:
-                d.problem(("sources", name), "", f'source "{name}" is defined twice')
-            else:
-                sources[name] = _source(d, name, table)
-        rules = content.get("rules", [])
-        if not isinstance(rules, list):
-            d.problem(("rules",), "", "rules: use [[rules]] tables")
-            continue
-        raw_rules.extend((d, i, r) for i, r in enumerate(rules))
-
-    if not declared:
-        destinations["console"] = ConsoleDestination("console")
-        declared.add("console")
-    rules_out = _rules(raw_rules, declared, sources)
+    parts = _Parts()
+    for d, content in [(doc, data), *_read_includes(doc, data.get("logwatch", {}))]:
+        parts.add(d, content, env)
+    if not parts.declared:
+        parts.destinations["console"] = ConsoleDestination("console")
+        parts.declared.add("console")
+    rules = _rules(parts.raw_rules, parts.declared, parts.sources)
     if problems:
         raise ConfigError(problems)
-    return Config(main, settings, destinations, sources, tuple(rules_out), tuple(warnings))
+    return Config(main, settings, parts.destinations, parts.sources, tuple(rules),
+                  tuple(warnings))
+
+
+def _read_includes(doc: _Doc, table: Any) -> list[tuple[_Doc, dict[str, Any]]]:
+    out = []
+    for inc in _includes(doc, table if isinstance(table, dict) else {}):
+        if (more := _read_toml(inc, doc.problems)) is not None:
+            inc_doc = _Doc(inc, locate_lines(more[1]), doc.problems, doc.warnings)
+            if "logwatch" in more[0]:
+                inc_doc.problem(("logwatch",), "", "[logwatch] belongs in the main config only")
+            out.append((inc_doc, more[0]))
+    return out
+
+
+@dataclass
+class _Parts:
+    """Destinations, sources and raw rules gathered from the main file and its includes."""
+
+    destinations: dict[str, Destination] = field(default_factory=dict)
+    #: destinations defined, even with errors: a broken one causes no cascade of "unknown"
+    declared: set[str] = field(default_factory=set)
+    sources: dict[str, SourceConfig] = field(default_factory=dict)
+    raw_rules: list[tuple[_Doc, int, dict[str, Any]]] = field(default_factory=list)
+
+    def add(self, doc: _Doc, content: dict[str, Any], env: Mapping[str, str]) -> None:
+        for key in content.keys() - _TOP_KEYS:
+            doc.problem((key,), "", f"unknown top-level key {key!r} (expected one of: "
+                        f"{', '.join(sorted(_TOP_KEYS))})")
+        for name, table in _tables(doc, content, "destinations"):
+            if name in self.declared:
+                doc.problem(("destinations", name), "", f'destination "{name}" is defined twice')
+            elif (dest := _destination(doc, name, table, env)) is not None:
+                self.destinations[name] = dest
+            self.declared.add(name)
+        for name, table in _tables(doc, content, "sources"):
+            if name in self.sources:
+                doc.problem(("sources", name), "", f'source "{name}" is defined twice')
+            else:
+                self.sources[name] = _source(doc, name, table)
+        rules = content.get("rules", [])
+        if isinstance(rules, list):
+            self.raw_rules.extend((doc, i, r) for i, r in enumerate(rules))
+        else:
+            doc.problem(("rules",), "", "rules: use [[rules]] tables")
 
 
 def _tables(doc: _Doc, content: Mapping[str, Any], key: str) -> list[tuple[str, dict[str, Any]]]:
@@ -451,7 +466,8 @@ def _secret(
         return None
     if not refs:
         doc.warnings.append(f"{doc.where((*loc, key))}: {subject}{key} is written inline; "
-                            f"prefer {key} = \"${{ENV_VAR}}\" or {file_key} (kept out of the config)")
+                            f"prefer {key} = \"${{ENV_VAR}}\" or {file_key} "
+                            "(kept out of the config)")
         return Secret(raw, "inline")
     return Secret(_expand_env(raw, env), "env " + ", ".join(refs))
 
@@ -498,7 +514,8 @@ def _source(doc: _Doc, name: str, table: dict[str, Any]) -> SourceConfig:
                 units=doc.get(jt, (*loc, "journal"), subject, "units", _str_list, ()),
             )
         elif jt is not False:
-            doc.problem((*loc, "journal"), subject, f"journal: expected a table or true, got {jt!r}")
+            doc.problem((*loc, "journal"), subject,
+                        f"journal: expected a table or true, got {jt!r}")
     if not files and journal is None:
         doc.problem(loc, subject, "give files = [...] and/or journal = { ... }")
     silent = doc.get(table, loc, subject, "silent_after", _positive_duration, None)
@@ -593,8 +610,8 @@ def _template(
                   parse_template(default))
     for name in unknown_fields(tpl, groups) if groups is not None else ():
         doc.problem((*loc, key), subject, f"{key}: unknown field {{{name}}} (the pattern's groups: "
-                    f"{', '.join(sorted(groups or ())) or 'none'}; built in: host, rule, source, line, "
-                    "severity, count, within, first, last)")
+                    f"{', '.join(sorted(groups or ())) or 'none'}; built in: "
+                    f"{', '.join(sorted(BUILTIN_FIELDS))})")
     return tpl
 
 
@@ -655,7 +672,8 @@ def _unknown_keys(
     doc: _Doc, loc: Loc, subject: str, table: Mapping[str, Any], known: set[str]
 ) -> None:
     for key in sorted(table.keys() - known):
-        doc.problem((*loc, key), subject, f"unknown key {key!r} (known: {', '.join(sorted(known))})")
+        doc.problem((*loc, key), subject,
+                    f"unknown key {key!r} (known: {', '.join(sorted(known))})")
 
 
 # ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ events and journal output all write to, so it wakes at once for any of them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -54,10 +55,9 @@ class Waker:
 
     def wake(self) -> None:
         """Make the next (or current) :meth:`wait` return now."""
-        try:
+        # a full pipe means a wake-up is already pending
+        with contextlib.suppress(BlockingIOError):
             os.write(self._write, b"\0")
-        except BlockingIOError:
-            pass  # the pipe is full: a wake-up is already pending
 
     def wait(self, timeout: float) -> None:
         """Sleep until woken or ``timeout`` seconds pass; swallow pending wake-ups."""
@@ -315,8 +315,8 @@ class Service:
         return [a for a in out if a.to]
 
     def _system_alert(self, name: str, what: str, detail: str, when: float | None) -> Alert:
-        others = tuple(d for d in self.config.destinations if d != name
-                       and self.senders.get(d) is not None and self.senders[d].failing_since is None)
+        others = tuple(d for d, sender in self.senders.items()
+                       if d != name and sender.failing_since is None)
         host = self.config.settings.hostname
         return Alert(
             id=alert_id("system", name, what, str(when)),
@@ -332,7 +332,8 @@ class Service:
         for name, source_config in self.config.sources.items():
             limit = source_config.silent_after
             last = self._last_data.get(name)
-            if limit and last is not None and now - last > limit and name not in self._silent_warned:
+            silent = limit is not None and last is not None and now - last > limit
+            if silent and name not in self._silent_warned:
                 self._silent_warned.add(name)
                 log.warning('source "%s" has been silent for over %.0fs (silent_after)', name,
                             limit)

@@ -64,7 +64,7 @@ def test_replay_counts_hits_like_fail2ban_regex(config: Path) -> None:
 
 def test_replay_json_has_one_object_per_hit(config: Path, tmp_path: Path) -> None:
     """`--json` prints rule, file, line number and fields for every hit."""
-    log = write(tmp_path / "auth.log", "noise\n" + SSH_RULES.split('line = "')[1].split('"')[0]
+    log = write(tmp_path / "auth.log", "noise\n" + SSH_RULES.split('line = "')[1].split('"', maxsplit=1)[0]
                 + "\nmore noise\n")
     result = logwatch("test", "-c", str(config), str(log), "--json")
     assert result.returncode == 0, result.stderr
@@ -75,7 +75,7 @@ def test_replay_json_has_one_object_per_hit(config: Path, tmp_path: Path) -> Non
 
 def test_replay_survives_binary_and_invalid_utf8(config: Path, tmp_path: Path) -> None:
     """NUL bytes, invalid UTF-8 and a missing final newline neither crash nor hide a hit."""
-    line = SSH_RULES.split('line = "')[1].split('"')[0].encode()
+    line = SSH_RULES.split('line = "')[1].split('"', maxsplit=1)[0].encode()
     log = tmp_path / "bin.log"
     log.write_bytes(b"\x00\x01\xff\xfe garbage\n" + b"\xc3\x28" * 100 + b"\n" + line)
     result = logwatch("test", "-c", str(config), str(log), "--json")
