@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.fakeapi import FakeAPI  # noqa: E402
-from tests.helpers import Daemon, wait_for  # noqa: E402
+from tests.fakeapi import FakeAPI
+from tests.helpers import Daemon, wait_for
 
 CONFIG = """
 [logwatch]

@@ -205,7 +205,7 @@ def _list_chats(token: Secret, api_url: str, out: TextIO) -> list[Chat]:
     """The chats from getUpdates, or [] (with a word why) when they cannot be listed."""
     try:
         # lazy: another module's optional part, and it pulls in httpx
-        from logwatch.destinations.telegram import list_chats  # noqa: PLC0415
+        from logwatch.destinations.telegram import list_chats
     except ImportError:
         log.debug("logwatch.destinations.telegram.list_chats is not available")
         return []
