@@ -53,11 +53,13 @@ def format_status(report: dict[str, Any]) -> str:
     lines.append("\ndestinations:")
     for name, info in sorted(report.get("destinations", {}).items()):
         lines.append(f"  {name:<12} pending {info.get('pending', 0):>6}  dead "
-                     f"{info.get('dead', 0):>6}  delivered {info.get('delivered', 0):>8}")
-        if info.get("failing_since"):
-            lines.append(f"  {'':<12} failing since {info['failing_since']}")
-        if info.get("last_error"):
-            lines.append(f"  {'':<12} last error: {info['last_error']}")
+                     f"{info.get('dead', 0):>6}  delivered {info.get('delivered', 0):>8}  "
+                     f"skipped {info.get('skipped', 0):>6}")
+        details = [("failing since", "failing_since"), ("last error", "last_error"),
+                   ("last dead", "last_dead_reason"),
+                   ("chat migrated to (update chat_id in the config)", "migrated_chat_id")]
+        lines.extend(f"  {'':<12} {label}: {info[key]}" for label, key in details
+                     if info.get(key))
     for key, value in sorted(report.get("policy", {}).items()):
         lines.append(f"policy {key}: {value}")
     return "\n".join(lines)
