@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -213,17 +213,57 @@ class TestFollow:
         assert len(cannot) == 1, "the same failure is warned about once"
 
 
-def _journal_files() -> list[str]:
-    found = glob.glob("/var/log/journal/*/*.journal") + glob.glob("/run/log/journal/*/*.journal")
-    return sorted(found)
+#: run journald in a private mount namespace (tmpfs over its directories), log one entry
+#: through its native socket, wait for it to be on disk, and copy the journal file out
+MAKE_JOURNAL = r"""
+set -e
+for d in /run/log /run/systemd /var/log/journal; do mkdir -p $d; mount -t tmpfs none $d; done
+mkdir -p /run/log/journal /run/systemd/journal
+/lib/systemd/systemd-journald >/dev/null 2>&1 &
+trap "kill $!" EXIT
+i=0; until [ -S /run/systemd/journal/socket ]; do i=$((i+1)); [ $i -lt 200 ] || exit 4; sleep 0.02; done
+python3 -c 'import socket; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.connect("/run/systemd/journal/socket")
+s.send(b"MESSAGE=Failed password for root from 192.0.2.7\nSYSLOG_IDENTIFIER=sshd\nSYSLOG_PID=42\n")'
+i=0
+until journalctl --directory=/run/log/journal -o cat 2>/dev/null | grep -q "192.0.2.7"; do
+  i=$((i+1)); [ $i -lt 200 ] || exit 5; sleep 0.02
+done
+cp /run/log/journal/*/system.journal "$1"
+"""
 
 
-@pytest.mark.skipif(shutil.which("journalctl") is None or not _journal_files(),
-                    reason="no journalctl or no journal file on this machine")
-def test_real_journalctl_file(follow_journal: Callable[..., Reader]) -> None:
-    """The real journalctl reading a real journal file: lines in our format, cursor keys."""
-    path = _journal_files()[-1]
-    reader = follow_journal(command=("journalctl", f"--file={path}"), start_at="beginning")
-    reader.until(lambda: len(reader.lines) > 0)
-    assert reader.keys[0].startswith("journal:s=")
-    assert b": " in reader.lines[0]
+@pytest.fixture(scope="module")
+def real_journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real journal file written by systemd-journald (skip where that cannot run)."""
+    journald = Path("/lib/systemd/systemd-journald")
+    if (os.geteuid() != 0 or not journald.exists() or shutil.which("unshare") is None
+            or shutil.which("journalctl") is None):
+        pytest.skip("needs root, unshare, systemd-journald and journalctl")
+    dest = tmp_path_factory.mktemp("journal") / "system.journal"
+    done = subprocess.run(["unshare", "-m", "sh", "-c", MAKE_JOURNAL, "sh", str(dest)],
+                          capture_output=True, timeout=30, check=False)
+    if done.returncode != 0 or not dest.exists():
+        pytest.skip(f"could not make a journal file: {done.stderr[-300:]!r}")
+    return dest
+
+
+def test_real_journalctl_file(real_journal: Path,
+                              follow_journal: Callable[..., Reader]) -> None:
+    """The real journalctl on a real journal file: our line format, cursor keys, restart."""
+    command = ("journalctl", f"--file={real_journal}")
+    reader = follow_journal(command=command, start_at="beginning")
+    # _PID (the sender's real pid) wins over SYSLOG_PID, as in journalctl's own short format
+    wanted = b"]: Failed password for root from 192.0.2.7\n"
+    reader.until(lambda: any(line.endswith(wanted) for line in reader.lines))
+    at = next(i for i, line in enumerate(reader.lines) if line.endswith(wanted))
+    assert reader.lines[at].startswith(b"sshd[")
+    assert reader.keys[at].startswith("journal:s=")
+    reader.until(lambda: reader.source.checkpoint()["cursor"] == reader.keys[-1][8:].split("#")[0])
+    reader.source.close()
+    # from the cursor of the entry before ours, ours comes first: journal order, nothing older
+    before = reader.keys[at - 1].removeprefix("journal:").split("#")[0]
+    again = follow_journal({"kind": "journal", "cursor": before}, command=command)
+    again.until(lambda: len(again.lines) > 0)
+    assert again.lines[0] == reader.lines[at]
+    assert again.keys[0] == reader.keys[at]
