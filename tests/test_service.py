@@ -203,3 +203,42 @@ def fake_chat_id() -> int:
     from tests.fakeapi import CHAT_ID
 
     return CHAT_ID
+
+
+def test_a_failing_destination_is_announced_to_the_others_then_its_recovery(
+    tmp_path: Path,
+) -> None:
+    """Discord down longer than failing_after: the console hears of it, then of the recovery."""
+    with FakeAPI(discord_window=(5, 0.2)) as fake:
+        extra = ('[destinations.oncall]\ntype = "discord"\nurl = "${FAKE_DISCORD}"\n'
+                 '[destinations.term]\ntype = "console"\n')
+        config = make_config(tmp_path, ALPHA.replace('severity = "warning"',
+                                                     'severity = "warning"\nto = ["oncall"]'),
+                             extra=extra)
+        config.write_text(config.read_text().replace('drain_timeout', 'failing_after = "1s"\n'
+                                                     'drain_timeout'))
+        log = write(tmp_path / "app.log", "")
+        with Daemon(config, env={"FAKE_DISCORD": fake.discord_url()}) as daemon:
+            daemon.wait_stderr("sends to term")
+            fake.down(4.0)
+            append(log, "alpha 1")
+            daemon.wait_stdout('destination "oncall" failing')
+            out = daemon.wait_stdout('destination "oncall" recovered', timeout=30)
+            assert titles(out).count('logwatch on svc-test: destination "oncall" failing') == 1
+            wait_for(lambda: [e["title"] for e in iter_embeds(fake)] == ["alpha 1"], 20,
+                     message="the held alert delivered after the outage")
+            assert daemon.stop() == 0
+
+
+def test_a_silent_source_is_reported_once_per_silence(tmp_path: Path) -> None:
+    """`silent_after`: one warning per silence; new lines re-arm it."""
+    config = make_config(tmp_path, ALPHA)
+    config.write_text(config.read_text().replace('files = [', 'silent_after = "1s"\nfiles = ['))
+    log = write(tmp_path / "app.log", "")
+    with Daemon(config) as daemon:
+        daemon.wait_stderr('source "app" has been silent for over 1s')
+        append(log, "alpha 1")
+        daemon.wait_stdout("alpha 1")
+        wait_for(lambda: daemon.stderr.count("has been silent") == 2, 10,
+                 message="a second warning after the second silence")
+        assert daemon.stop() == 0
