@@ -613,19 +613,30 @@ def _last_line_end(fd: int, size: int, cap: int) -> int:
 
 
 def file_rows(name: str, checkpoint: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Per followed file: path, offset, size and lag (bytes not yet read), read from disk now."""
+    """Per followed file: path, offset, size and lag (bytes not yet read), read from disk now.
+
+    A file being finished after a rotation is looked for by its inode (``app.log.1``);
+    lag is None when the file is gone.
+    """
     rows = []
     for entry in checkpoint.get("files", ()):
         path, offset = str(entry.get("path")), int(entry.get("offset", 0))
-        try:
-            st = os.stat(path)
-        except OSError:
-            size = lag = None
-        else:
-            size = st.st_size
-            same = (st.st_dev, st.st_ino) == (entry.get("dev"), entry.get("ino"))
-            lag = max(size - offset, 0) if same else size
-        rows.append({"source": name, "path": path, "offset": offset, "size": size, "lag": lag})
+        ident = (entry.get("dev"), entry.get("ino"))
+        row: dict[str, Any] = {"source": name, "path": path, "offset": offset, "size": None,
+                               "lag": None}
+        candidates = _candidates(path, int(entry.get("ino", -1))) if entry.get("retired") else [
+            path]
+        for candidate in candidates:
+            try:
+                st = os.stat(candidate)
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) == ident:
+                row.update(path=candidate, size=st.st_size, lag=max(st.st_size - offset, 0))
+                break
+            if not entry.get("retired"):  # replaced: all of the new file is still to read
+                row.update(size=st.st_size, lag=st.st_size)
+        rows.append(row)
     return rows
 
 
@@ -642,6 +653,7 @@ class _Watcher:
         self._observer.daemon = True
         self._watches: dict[str, tuple[tuple[int, int], Any]] = {}
         self._handler = _Handler(source)
+        self._failed: set[str] = set()
         self._observer.start()
 
     def update(self, dirs: Iterable[str]) -> None:
@@ -661,8 +673,12 @@ class _Watcher:
             try:
                 watch = self._observer.schedule(self._handler, directory, recursive=False)
             except OSError as exc:
-                log.debug("cannot watch %s (%s); the periodic check covers it", directory, exc)
+                if directory not in self._failed:  # e.g. fs.inotify.max_user_watches reached
+                    log.warning("cannot watch %s with inotify (%s); the periodic check covers it",
+                                directory, exc)
+                    self._failed.add(directory)
                 continue
+            self._failed.discard(directory)
             self._watches[directory] = (new_ident, watch)
 
     def stop(self) -> None:

@@ -335,3 +335,16 @@ def test_close_stops_the_watcher(tmp_path: Path) -> None:
     assert threading.active_count() > before
     source.close()
     assert threading.active_count() == before
+
+
+def test_checkpoint_rows_find_a_rotated_file(tmp_path: Path, follow: Follow) -> None:
+    """A file still being finished after rotation is shown under its new name."""
+    log = tmp_path / "a.log"
+    log.write_bytes(b"one\n")
+    reader = follow([log], start_at="beginning", quiet=3600, use_inotify=False)
+    reader.until(lambda: len(reader.lines) == 1)
+    log.rename(tmp_path / "a.log.1")
+    log.write_bytes(b"")
+    reader.until(lambda: len(reader.source.checkpoint()["files"]) == 2)
+    rows = checkpoint_rows("src", reader.source.checkpoint())
+    assert sorted((Path(r["path"]).name, r["lag"]) for r in rows) == [("a.log", 0), ("a.log.1", 0)]
