@@ -1,0 +1,296 @@
+"""The matching benchmark: ``python bench/run.py [--lines N] [--big]``.
+
+Generates a deterministic auth.log/syslog mix (bench/generate.py) under
+bench/data/, takes the rules of rules.example.toml plus bench/extra_rules.toml up
+to 50, and measures, on the same file and in the same run:
+
+- ``logwatch test`` (the real code path: :func:`logwatch.replay.replay`), with the
+  fastest literal scanner installed and with the pure-Python one;
+- the naive loop (``for line: for rule: rule.pattern.search(line)``) on a slice,
+  checking that it finds exactly the same hits;
+- ``rg -c -f`` and ``grep -c -P -f`` with the same 50 patterns, where installed;
+- ``fail2ban-regex`` with one equivalent failregex on a slice, where installed;
+- with ``--big``: peak RSS of ``python -m logwatch test`` on a 1 GB file.
+
+Figures are lines/s and MB/s, best of ``--repeat`` runs, and ratios to logwatch:
+this machine is noisy, ratios travel better than absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import tomli_w
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(BENCH))
+
+from generate import generate  # noqa: E402
+
+from logwatch.config import Config, load_config  # noqa: E402
+from logwatch.matcher import Matcher  # noqa: E402
+from logwatch.replay import read_chunks, replay  # noqa: E402
+
+DATA = BENCH / "data"
+RULES = 50
+FAILREGEX = r"sshd\[\d+\]: Failed password for (?:invalid user )?\S* from <HOST> port \d+"
+
+Row = tuple[str, float, float, str]
+
+
+def rule_tables(
+    example: Path, extra: Path, count: int = RULES
+) -> tuple[list[dict[str, object]], str]:
+    """The example's rules, then the extra ones, ``count`` in all, and where they came from."""
+    tables: list[dict[str, object]] = []
+    origin = []
+    for path in (example, extra):
+        if not path.exists():
+            continue
+        rules = tomllib.loads(path.read_text(encoding="utf-8")).get("rules", [])
+        taken = rules[: count - len(tables)]
+        tables.extend(taken)
+        origin.append(f"{len(taken)} from {path.relative_to(REPO)}")
+    for table in tables:
+        # the benchmark has one source and the console: routing keys don't apply
+        for key in ("source", "to", "tests", "enabled"):
+            table.pop(key, None)
+    return tables, ", ".join(origin)
+
+
+def bench_config(log: Path, tables: list[dict[str, object]]) -> Path:
+    """A config with just these rules reading ``log``."""
+    doc = {"logwatch": {"state_dir": str(DATA / "state")},
+           "sources": {"bench": {"files": [str(log)]}}, "rules": tables}
+    path = DATA / "bench.toml"
+    path.write_text(tomli_w.dumps(doc), encoding="utf-8")
+    return path
+
+
+def best(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
+    """The shortest of ``repeat`` runs of ``fn`` and the last result."""
+    times, result = [], None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - started)
+    return min(times), result
+
+
+def run_logwatch(config: Config, log: Path, repeat: int, scanner: str | None) -> tuple[float, int]:
+    """Seconds for replay() over the file, and its hit count."""
+    old = os.environ.get("LOGWATCH_SCANNER")
+    if scanner:
+        os.environ["LOGWATCH_SCANNER"] = scanner
+    try:
+        seconds, result = best(lambda: replay(config, [log], io.StringIO()), repeat)
+    finally:
+        os.environ.pop("LOGWATCH_SCANNER", None)
+        if old is not None:
+            os.environ["LOGWATCH_SCANNER"] = old
+    return seconds, sum(result.hits.values())  # type: ignore[attr-defined]
+
+
+def hits_fast(config: Config, data: bytes) -> list[tuple[int, str, str, dict[str, str]]]:
+    """(line start, rule, kind, fields) for every hit of the chunk path."""
+    matcher = Matcher(config.rules, ignore=config.settings.ignore)
+    out = []
+    offset = 0
+    for chunk in read_chunks(io.BytesIO(data)):
+        out.extend((offset + m.start, m.rule.id, m.kind, m.fields) for m in matcher.scan(chunk))
+        offset += len(chunk)
+    return out
+
+
+def hits_naive(config: Config, data: bytes) -> list[tuple[int, str, str, dict[str, str]]]:
+    """The reference: every line, every rule, in order."""
+    out = []
+    start = 0
+    glob = config.settings.ignore
+    for raw in data.split(b"\n")[:-1]:
+        text = raw.decode("utf-8", "replace")
+        for rule in config.rules:
+            for kind, pattern in (("match", rule.pattern), ("resolve", rule.resolve)):
+                if pattern is None or (m := pattern.search(text)) is None:
+                    continue
+                if any(p.search(text) for p in rule.ignore + glob):
+                    continue
+                out.append((start, rule.id, kind, rule.fields_of(m)))
+        start += len(raw) + 1
+    return out
+
+
+def flat(pattern: str) -> str:
+    """A rule pattern on one line, without named groups, for rg and grep -P.
+
+    Verbose ``(?x)`` patterns lose their comments and line breaks (whitespace is
+    ignored there anyway); named groups become plain groups, since the regex
+    module lets alternatives reuse a name and PCRE2 and Rust do not.
+    """
+    if pattern.startswith("(?x)"):
+        lines = (re.sub(r"(?<!\\)#.*", "", line).strip() for line in pattern.splitlines())
+        pattern = "".join(lines)
+    return re.sub(r"(?<!\\)\(\?P?<\w+>", "(", pattern)
+
+
+def tool_patterns(config: Config) -> tuple[Path, Path]:
+    """The rules' patterns, one a line (for rg -f), and as one alternation (for grep -P)."""
+    flats = [flat(r.pattern.pattern) for r in config.rules]
+    lines, joined = DATA / "patterns.txt", DATA / "pattern-joined.txt"
+    lines.write_text("".join(p + "\n" for p in flats), encoding="utf-8")
+    joined.write_text("|".join(f"(?:{p})" for p in flats) + "\n", encoding="utf-8")
+    return lines, joined
+
+
+def tools(log: Path, config: Config, lines: int, size: int, repeat: int) -> list[Row]:
+    """rg and grep -P with the same patterns, where installed."""
+    each, joined = tool_patterns(config)
+    rows: list[Row] = []
+    for name, variants in (
+        ("rg", (["rg", "-c", "-f", str(each), str(log)],
+                ["rg", "-P", "-c", "-f", str(each), str(log)])),
+        ("grep", (["grep", "-c", "-P", "-f", str(joined), str(log)],)),
+    ):
+        if shutil.which(name) is None:
+            print(f"  ({name} not installed: skipped)")
+            continue
+        for argv in variants:
+            found = run_tool(argv, repeat)
+            if found is not None:
+                rows.append((" ".join(argv[:-2]), lines / found[0], size / found[0] / 1e6,
+                             f"{int(found[1] or 0):,} matching lines"))
+                break
+    return rows
+
+
+def run_tool(argv: Sequence[str], repeat: int) -> tuple[float, str] | None:
+    """Best time of a command and its output, or None if it fails."""
+    def once() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(argv, capture_output=True, text=True, check=False)
+    seconds, proc = best(once, repeat)
+    if not isinstance(proc, subprocess.CompletedProcess):
+        return None
+    if proc.returncode not in (0, 1):
+        print(f"  ({' '.join(argv[:2])} failed: {proc.stderr.strip().splitlines()[-1][:160]})")
+        return None
+    return seconds, proc.stdout.strip()
+
+
+def fail2ban(slice_path: Path, lines: int) -> Row | None:
+    """fail2ban-regex with one failregex over the slice."""
+    exe = shutil.which("fail2ban-regex")
+    if exe is None:
+        return None
+    found = run_tool([exe, str(slice_path), FAILREGEX], 1)
+    if found is None:
+        return None
+    seconds, out = found
+    matched = next((ln.strip() for ln in out.splitlines() if ln.startswith("Lines:")), "?")
+    return ("fail2ban-regex, 1 failregex (slice)", lines / seconds,
+            slice_path.stat().st_size / seconds / 1e6, matched)
+
+
+def peak_rss(config_path: Path, log: Path) -> tuple[float, int]:
+    """Seconds and peak RSS (KiB) of ``python -m logwatch test`` on ``log``."""
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "logwatch", "test", "-c", str(config_path),
+                             str(log)], cwd=REPO, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - started, usage.ru_maxrss
+
+
+def big_file(log: Path, size: int = 1 << 30) -> Path:
+    """``log`` repeated up to ``size`` bytes."""
+    big = DATA / "big.log"
+    if not big.exists() or big.stat().st_size < size:
+        data = log.read_bytes()
+        with big.open("wb") as out:
+            written = 0
+            while written < size:
+                out.write(data)
+                written += len(data)
+    return big
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print the table."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--lines", type=int, default=1_000_000, help="lines in the file")
+    ap.add_argument("--naive-lines", type=int, default=100_000,
+                    help="lines for the naive loop and fail2ban-regex (they are slow)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per tool; the best counts")
+    ap.add_argument("--big", action="store_true", help="also peak RSS on a 1 GB file")
+    args = ap.parse_args(argv)
+
+    DATA.mkdir(exist_ok=True)
+    log = DATA / f"bench-{args.lines}.log"
+    if not log.exists():
+        print(f"generating {log.relative_to(REPO)} ...")
+        generate(log, args.lines)
+    data = log.read_bytes()
+    lines, size = data.count(b"\n"), len(data)
+    tables, origin = rule_tables(REPO / "rules.example.toml", BENCH / "extra_rules.toml")
+    config_path = bench_config(log, tables)
+    config = load_config(config_path)
+    matcher = Matcher(config.rules)
+    print(f"{lines:,} lines, {size / 1e6:.1f} MB; {len(config.rules)} rules ({origin}); "
+          f"literal scanner: {matcher.scanner.name}; rules without a literal: "
+          f"{len(matcher.notes())}")
+
+    rows: list[Row] = []
+    seconds, hits = run_logwatch(config, log, args.repeat, None)
+    rows.append((f"logwatch test ({matcher.scanner.name})", lines / seconds, size / seconds / 1e6,
+                 f"{hits:,} hits"))
+    if matcher.scanner.name != "python":
+        seconds, hits = run_logwatch(config, log, args.repeat, "python")
+        rows.append(("logwatch test (pure Python)", lines / seconds, size / seconds / 1e6,
+                     f"{hits:,} hits"))
+
+    cut = len(b"\n".join(data.split(b"\n", args.naive_lines)[: args.naive_lines])) + 1
+    piece = data[:cut]
+    slice_path = DATA / f"slice-{args.naive_lines}.log"
+    slice_path.write_bytes(piece)
+    started = time.perf_counter()
+    naive = hits_naive(config, piece)
+    seconds = time.perf_counter() - started
+    same = "identical hits" if naive == hits_fast(config, piece) else "HITS DIFFER"
+    rows.append((f"naive loop ({args.naive_lines:,}-line slice)", args.naive_lines / seconds,
+                 cut / seconds / 1e6, f"{len(naive):,} hits, {same}"))
+
+    rows.extend(tools(log, config, lines, size, args.repeat))
+    if (row := fail2ban(slice_path, args.naive_lines)) is not None:
+        rows.append(row)
+    else:
+        print("  (fail2ban-regex not installed: skipped)")
+
+    ours = rows[0][1]
+    print(f"\n| {'what':<40} | {'lines/s':>12} | {'MB/s':>8} | {'logwatch is':>11} | notes")
+    print(f"| {'-' * 40} | {'-' * 12}:| {'-' * 8}:| {'-' * 11}:| -----")
+    for name, lps, mbs, note in rows:
+        print(f"| {name:<40} | {lps:>12,.0f} | {mbs:>8,.1f} | {ours / lps:>10.1f}x | {note}")
+
+    if args.big:
+        big = big_file(log)
+        seconds, rss = peak_rss(config_path, big)
+        _, small_rss = peak_rss(config_path, log)
+        print(f"\npeak RSS of `logwatch test`: {small_rss / 1024:.0f} MiB on "
+              f"{size / 1e6:.0f} MB, {rss / 1024:.0f} MiB on {big.stat().st_size / 1e9:.2f} GB "
+              f"({big.stat().st_size / seconds / 1e6:.0f} MB/s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
