@@ -603,7 +603,8 @@ class Policy:
                     self.counters = _Counters.load(value)
                 elif kind == "s" and rest in self.config.destinations:
                     self.storms[rest] = _Storm.load(value)
-                elif kind in tables and (rule_id := rest.partition("/")[0]) in self.rules:
+                elif kind in tables and self._still_used(kind, rest.partition("/")[0]):
+                    rule_id = rest.partition("/")[0]
                     table = tables[kind]
                     key = rest.partition("/")[2]
                     table.rows.setdefault(rule_id, OrderedDict())[key] = table.load(value)
@@ -617,6 +618,15 @@ class Policy:
         self.windows.sort(lambda w: w[-1] if w else 0.0)
         self.suppressions.sort(lambda s: s.until)
         self.incidents.sort(lambda i: i.last)
+
+    def _still_used(self, kind: str, rule_id: str) -> bool:
+        """Whether saved state of ``kind`` still means something for the configured rule."""
+        rule = self.rules.get(rule_id)
+        if rule is None:
+            return False
+        # an open dedup window or threshold window is kept (and ends by its timer) even if
+        # the rule lost its dedup/threshold: what it counted must still be reported
+        return kind != "r" or rule.resolve is not None or rule.quiet is not None
 
     def _tables(self) -> tuple[_Table[Any], ...]:
         return (self.windows, self.suppressions, self.incidents)

@@ -530,3 +530,35 @@ def test_status_for_logwatch_status(tmp_path: Path) -> None:
     assert status["storms"]["oncall"]["held_hits"] == 1
     assert status["evictions"] == 0
     assert status["hits"] == 2
+
+
+def test_the_daemon_sends_the_summary_from_its_timer(tmp_path: Path) -> None:
+    """``logwatch run`` for real: one alert, then, with no further line, the summary."""
+    from tests.helpers import Daemon
+
+    log = write(tmp_path / "app.log", "")
+    config = write(tmp_path / "logwatch.toml", f"""
+[logwatch]
+state_dir = "{tmp_path / 'state'}"
+hostname = "web-1"
+poll_interval = "100ms"
+
+[sources.app]
+files = ["{log}"]
+
+[[rules]]
+id = "disk"
+match = 'I/O error on (?P<device>\\S+)'
+title = "disk errors on {{device}}"
+dedup = {{ by = "{{device}}", for = "2s" }}
+""")
+    with Daemon(config, "--dry-run") as daemon:
+        daemon.wait_stderr("sends to console")
+        with log.open("a") as out:
+            out.writelines(f"kernel: I/O error on sda sector {i}\n" for i in range(5))
+        daemon.wait_stdout("disk errors on sda")
+        text = daemon.wait_stdout("4 more 'disk errors on sda' suppressed")
+        heads = [x for x in text.splitlines() if x.startswith("[WARNING]")]
+        assert len(heads) == 2  # the alert and the summary, nothing else
+        assert heads[0].endswith(" disk errors on sda")
+        assert daemon.stop() == 0
