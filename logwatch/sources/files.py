@@ -202,13 +202,16 @@ def _is_file(path: str, problem: Callable[[str, str | None], None]) -> bool:
     try:
         st = os.stat(path)
     except FileNotFoundError:
+        problem(path, None)
         _check_dir(os.path.dirname(path) or ".", problem)
         return False
     except OSError as exc:
         problem(path, f"cannot reach it ({exc.strerror})")
         return False
-    problem(path, None if stat.S_ISREG(st.st_mode) else "not a regular file, ignored")
-    return stat.S_ISREG(st.st_mode)
+    if not stat.S_ISREG(st.st_mode):
+        problem(path, "not a regular file, ignored")
+        return False
+    return True  # a problem opening it is cleared once it opens
 
 
 def _check_dir(directory: str, problem: Callable[[str, str | None], None]) -> None:
