@@ -3,7 +3,8 @@
 Entries come from the JSON-lines file in ``$FAKE_JOURNAL`` (any other line is
 printed as is, to test garbage handling); new lines appended to it are printed as
 they come, until the process is killed. Honours ``--after-cursor=``, ``--lines=0``
-and ``--no-tail``; appends its argv as JSON to ``$FAKE_JOURNAL_ARGS``. With
+and ``--no-tail``; appends its argv as JSON to ``$FAKE_JOURNAL_ARGS`` once it
+has read the journal. With
 ``$FAKE_JOURNAL_EXIT_AFTER=N`` the first run exits with status 1 after N lines.
 """
 
@@ -25,8 +26,6 @@ def cursor_of(line: str) -> str | None:
 
 def main() -> int:
     args = sys.argv[1:]
-    with open(os.environ["FAKE_JOURNAL_ARGS"], "a", encoding="utf-8") as f:
-        f.write(json.dumps(args) + "\n")
     after = next((a.split("=", 1)[1] for a in args if a.startswith("--after-cursor=")), None)
     exit_after = int(os.environ.get("FAKE_JOURNAL_EXIT_AFTER", "0"))
     marker = os.environ["FAKE_JOURNAL_ARGS"] + ".exited"
@@ -35,6 +34,9 @@ def main() -> int:
     printed = 0
     with open(os.environ["FAKE_JOURNAL"], encoding="utf-8") as journal:
         existing = journal.readlines()
+        # recorded once the journal is open, so a test knows what counts as "existing"
+        with open(os.environ["FAKE_JOURNAL_ARGS"], "a", encoding="utf-8") as f:
+            f.write(json.dumps(args) + "\n")
         if "--lines=0" in args:
             todo: list[str] = []
         elif after is not None:
