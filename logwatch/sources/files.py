@@ -353,6 +353,8 @@ class FileSource:
         budget = max_bytes
         for tail in list(self._retired):
             budget -= self._read_tail(tail, budget, chunks, now)
+            if tail.fd < 0:
+                continue  # dropped while reading
             if tail.offset >= tail.seen_size and now - tail.still_since >= self._quiet:
                 self._drop_retired(tail, chunks)
         tails = list(self._current.values())
@@ -491,9 +493,15 @@ class FileSource:
         self._retired.remove(tail)
 
     def _truncated(self, tail: _Tail, why: str) -> None:
-        """copytruncate and friends: a new generation, read from 0."""
+        """copytruncate and friends: finish the copy if there is one, then a new generation."""
         log.info('source "%s": %s %s: truncated, reading it from the start', self.name,
                  tail.path, why)
+        copy = self._find_copy(tail)
+        if copy is not None:
+            # read before the new generation: these lines were written first
+            log.info('source "%s": reading the rest of %s from its copy %s', self.name,
+                     tail.path, copy.path)
+            self._retired.insert(0, copy)
         gen = max(self._gens.get(tail.path, -1), tail.gen) + 1
         if not tail.retired:
             self._gens[tail.path] = gen
@@ -502,16 +510,58 @@ class FileSource:
         tail.seen_size = -1
         tail.settle_fingerprint()
 
+    def _find_copy(self, tail: _Tail) -> _Tail | None:
+        """copytruncate's copy (``app.log.1``): same first bytes, longer than what we read.
+
+        Its bytes past our offset are the lines written after our last read and before
+        the copy; they are read under the truncated stream's name and offsets, so their
+        keys are the ones they would have had.
+        """
+        if tail.fp is None or tail.retired:
+            return None
+        with contextlib.suppress(OSError), os.scandir(os.path.dirname(tail.path) or ".") as it:
+            for entry in sorted(it, key=_mtime, reverse=True):
+                if (entry.path == tail.path or _COMPRESSED.search(entry.name)
+                        or not entry.is_file() or entry.inode() == tail.ino
+                        or entry.stat().st_size <= tail.offset):
+                    continue
+                copy = self._open_copy(entry.path, tail)
+                if copy is not None:
+                    return copy
+        return None
+
+    def _open_copy(self, path: str, tail: _Tail) -> _Tail | None:
+        try:
+            fd = os.open(path, _OPEN_FLAGS)
+        except OSError:
+            return None
+        copy = _Tail(tail.path, fd, tail.dev, tail.ino, tail.gen, tail.offset, tail.fp,
+                     tail.fp_len, tail.skipping, still_since=self._clock(), retired=True)
+        if copy.same_start():
+            return copy
+        copy.close()
+        return None
+
     # -- reading ----------------------------------------------------------------
 
     def _read_tail(self, tail: _Tail, budget: int, chunks: list[Chunk], now: float) -> int:
         """Append ``tail``'s new whole lines to ``chunks``; the number of bytes consumed."""
         size = os.fstat(tail.fd).st_size
+        retired = len(self._retired)
+        if tail.retired and (size < tail.offset or not tail.same_start()):
+            # a rotated-away file rewritten (the next copytruncate reuses app.log.1): not ours
+            log.info('source "%s": %s was rewritten after rotation; done with it', self.name,
+                     tail.path)
+            tail.close()
+            self._retired.remove(tail)
+            return 0
         if size < tail.offset:
             self._truncated(tail, f"shrank to {size} bytes")
         elif size > tail.offset and tail.offset and not tail.same_start():
             # truncated and grown past our offset between two reads: the size cannot tell
             self._truncated(tail, "starts with other bytes")
+        if len(self._retired) > retired:  # its copytruncate copy: read that first
+            budget -= self._read_tail(self._retired[0], budget, chunks, now)
         if size != tail.seen_size:
             tail.seen_size, tail.still_since = size, now
         consumed = 0
@@ -584,12 +634,22 @@ class FileSource:
                          int(entry["gen"]), int(entry["offset"]), entry.get("fp"),
                          int(entry.get("fp_len", 0)), bool(entry.get("skip")),
                          still_since=now, retired=bool(entry.get("retired")))
-            if (st.st_dev, st.st_ino) == (entry["dev"], entry["ino"]) and tail.same_start():
-                if st.st_size < tail.offset:
+            if (st.st_dev, st.st_ino) == (entry["dev"], entry["ino"]):
+                if not tail.same_start():
+                    # truncated (copytruncate) or a reused inode: both start a new generation
+                    self._truncated(tail, "starts with other bytes since the last run")
+                elif st.st_size < tail.offset:
                     self._truncated(tail, "shrank while logwatch was stopped")
                 return tail
             tail.close()
         return None
+
+
+def _mtime(entry: os.DirEntry[str]) -> float:
+    try:
+        return entry.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _candidates(path: str, ino: int) -> list[str]:

@@ -2,8 +2,8 @@
 
 Every scenario runs with watchdog (inotify) on and with the periodic check only.
 Every numbered line must be read exactly once, under keys never used twice;
-copytruncate alone may lose lines, and only those written after our last read
-before a truncation (the documented window).
+copytruncate alone may lose lines, and only those written between the copy and
+the truncation (the documented window: they are in neither file).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Writer(threading.Thread):
         self.final = tail
         self.fd = -1
         self.written = 0
-        self.truncations: list[int] = []  # lines written before each truncation
+        self.between: set[int] = set()  # written between a copy and its truncation
         self.caught_up: Callable[[], bool] = lambda: True
         self.error: BaseException | None = None
         self.rng = random.Random(3)
@@ -96,8 +96,11 @@ def rename_create(w: Writer) -> None:
 def copytruncate(w: Writer) -> None:
     """logrotate ``copytruncate``: copy, then truncate under the writer's feet."""
     shutil.copyfile(w.path, f"{w.path}.1")
+    for _ in range(5):  # the window: in neither the copy nor the truncated file
+        w.between.add(w.written)
+        w.put(w.line(w.written))
+        w.written += 1
     os.truncate(w.path, 0)
-    w.truncations.append(w.written)
 
 
 def delete_recreate(w: Writer) -> None:
@@ -164,7 +167,7 @@ def numbers(reader: Reader) -> list[int]:
 @pytest.mark.parametrize("inotify", [True, False], ids=["inotify", "poll-only"])
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_every_line_once(tmp_path: Path, follow: Callable[..., Reader], scenario: str,
-                         inotify: bool, record_property: Callable[[str, object], None]) -> None:
+                         inotify: bool) -> None:
     """Every numbered line is read once (copytruncate: only the documented window is lost)."""
     path = tmp_path / "app.log"
     final = b"the last line has no newline" if scenario == "partial-lines" else b""
@@ -178,8 +181,8 @@ def test_every_line_once(tmp_path: Path, follow: Callable[..., Reader], scenario
     writer.start()
     expected = LINES + (1 if final else 0)
     reader.until(lambda: len(reader.lines) >= expected or (
-        not writer.is_alive() and scenario == "copytruncate"
-        and len(reader.lines) >= expected - _max_loss(writer)))
+        not writer.is_alive() and len(reader.lines) >= expected - len(writer.between)
+        and reader.lines[-1:] == [writer.line(LINES - 1)]))
     writer.join()
     assert writer.error is None, writer.error
     reader.read_once()  # nothing more may come
@@ -191,25 +194,8 @@ def test_every_line_once(tmp_path: Path, follow: Callable[..., Reader], scenario
     seen = numbers(reader)
     assert not [n for n, c in Counter(seen).items() if c > 1], "a line was read twice"
     missing = sorted(set(range(LINES)) - set(seen))
+    assert set(missing) <= writer.between, "lost a line outside the copytruncate window"
+    assert seen == sorted(seen), "lines out of order"
     if scenario == "copytruncate":
-        assert_loss_in_window(missing, writer.truncations)
-        record_property("copytruncate_lost", len(missing))
-    else:
-        assert missing == []
-        assert seen == sorted(seen), "lines out of order"
-
-
-def _max_loss(writer: Writer) -> int:
-    return len(writer.truncations) * ROTATE_EVERY
-
-
-def assert_loss_in_window(missing: list[int], truncations: list[int]) -> None:
-    """Lost lines form runs that each end right before a truncation."""
-    runs: list[tuple[int, int]] = []
-    for n in missing:
-        if runs and runs[-1][1] == n - 1:
-            runs[-1] = (runs[-1][0], n)
-        else:
-            runs.append((n, n))
-    for _first, last in runs:
-        assert last + 1 in truncations, f"lost line {last} was not written just before a truncation"
+        print(f"copytruncate: lost {len(missing)} of the {len(writer.between)} lines "
+              "written between copy and truncate")
