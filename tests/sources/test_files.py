@@ -127,6 +127,25 @@ class TestRestart:
         second.until(lambda: len(second.lines) == 10)
         assert second.lines == numbered(10, 10).splitlines(keepends=True)
 
+    def test_copytruncate_while_stopped(self, tmp_path: Path, follow: Follow) -> None:
+        """Copied and truncated while stopped: the unread rest comes from the copy, then new."""
+        log = tmp_path / "a.log"
+        log.write_bytes(numbered(0, 10))
+        first = follow([log], start_at="beginning")
+        first.until(lambda: len(first.lines) == 10)
+        checkpoint = first.source.checkpoint()
+        first.source.close()
+        append(log, numbered(10, 5))
+        (tmp_path / "a.log.1").write_bytes(log.read_bytes())
+        log.write_bytes(b"")
+        append(log, numbered(15, 5))
+        second = follow([log], checkpoint)
+        second.until(lambda: len(second.lines) == 10)
+        assert second.lines == numbered(10, 10).splitlines(keepends=True)
+        second.assert_unique_keys()
+        assert second.keys[0] == f"{first.chunks[0].stream}@{len(numbered(0, 10))}", (
+            "lines from the copy keep the keys they had in the original")
+
     def test_reused_inode_is_a_new_file(self, tmp_path: Path, follow: Follow) -> None:
         """Same device and inode but other first bytes: read from 0 under a new stream."""
         log = tmp_path / "a.log"
