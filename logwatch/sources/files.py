@@ -519,9 +519,12 @@ class FileSource:
         """
         if tail.fp is None or tail.retired:
             return None
+        # rotated names start like the file (app.log.1, app.log-20250101, app-20250101.log)
+        stem = os.path.basename(tail.path).split(".")[0]
         with contextlib.suppress(OSError), os.scandir(os.path.dirname(tail.path) or ".") as it:
             for entry in sorted(it, key=_mtime, reverse=True):
-                if (entry.path == tail.path or _COMPRESSED.search(entry.name)
+                if (entry.path == tail.path or not entry.name.startswith(stem)
+                        or _COMPRESSED.search(entry.name)
                         or not entry.is_file() or entry.inode() == tail.ino
                         or entry.stat().st_size <= tail.offset):
                     continue
