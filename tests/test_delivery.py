@@ -155,17 +155,22 @@ def test_alerts_queued_while_running_keep_their_order(
 # -- failures --------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("outage", [
+    1.5,
+    pytest.param(30.0, marks=pytest.mark.slow, id="30s"),  # as the issue asks: a real 30 s
+])
 def test_outage_then_everything_in_order(
         fake: FakeAPI, state: State, senders: list[Sender],
-        caplog: pytest.LogCaptureFixture) -> None:
+        caplog: pytest.LogCaptureFixture, outage: float) -> None:
     """The service drops every connection for a while: backoff, then all of it, in order."""
     caplog.set_level(logging.INFO)
-    fake.down(1.5)
+    fake.down(outage)
     enqueue(state, [make_alert(n, to=("hook",)) for n in range(40)])
     sender = discord_sender(fake.discord_url(), state, senders)
     wait_for(lambda: sender.failing_since is not None, 10, message="failing")
     enqueue(state, [make_alert(n, to=("hook",)) for n in range(40, 50)], [sender])
-    wait_for(lambda: count(state, "hook", "delivered") == 50, 20, message="50 delivered")
+    wait_for(lambda: count(state, "hook", "delivered") == 50, outage + 20,
+             message="50 delivered")
     assert numbers(fake) == list(range(50))
     wait_for(lambda: sender.failing_since is None, 5, message="healthy again")
     assert "retrying in" in caplog.text
