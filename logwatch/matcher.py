@@ -177,18 +177,19 @@ class Matcher:
 
     def _line(self, data: bytes, start: int, end: int, mask: int) -> Iterator[Match]:
         text = data[start:end].decode("utf-8", "replace")
-        probes = self._probes
+        probes, search = self._probes, self._search
         while mask:
             low = mask & -mask
             mask ^= low
             probe = probes[low.bit_length() - 1]
-            m = self._search(probe.rule, probe.pattern, text)
+            rule = probe.rule
+            m = search(rule, probe.pattern, text)
             if m is None:
                 continue
-            if self._ignored(probe.rule, text):
-                self.ignored[probe.rule.id] += 1
+            if (rule.ignore or self.ignore) and self._ignored(rule, text):
+                self.ignored[rule.id] += 1
                 continue
-            yield Match(start, end, probe.rule, probe.rule.fields_of(m), text, probe.kind)
+            yield Match(start, end, rule, rule.fields_of(m), text, probe.kind)
 
     def match_text(self, text: str) -> list[tuple[Rule, dict[str, str]]]:
         """The rules that match one line, with their fields (the naive loop, no prefilter)."""
