@@ -34,7 +34,7 @@ import sqlite3
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 from logwatch.config import Config
@@ -62,6 +62,11 @@ V = TypeVar("V")
 
 # ---------------------------------------------------------------------------
 # Mutable state (not values that flow: these live inside the policy only)
+
+
+def _flat(obj: Any) -> dict[str, Any]:
+    """A slotted dataclass of plain values as a dict, without ``asdict``'s deep copies."""
+    return {name: getattr(obj, name) for name in obj.__slots__}
 
 
 @dataclass(slots=True)
@@ -141,7 +146,7 @@ class _Storm:
         data = {k: getattr(self, k) for k in ("since", "due", "seq", "other_hits",
                                                "other_alerts", "resolved", "period_start")}
         data["rate"] = list(self.rate)
-        data["held"] = {k: asdict(v) for k, v in self.held.items()}
+        data["held"] = {k: _flat(v) for k, v in self.held.items()}
         return data
 
     @classmethod
@@ -264,9 +269,9 @@ class Policy:
         self._status_written: dict[str, str] = {}
         self.windows: _Table[deque[float]] = _Table("t", self.max_keys, self._dirty, list, deque)
         self.suppressions: _Table[_Suppression] = _Table(
-            "d", self.max_keys, self._dirty, asdict, lambda d: _Suppression(**d))
+            "d", self.max_keys, self._dirty, _flat, lambda d: _Suppression(**d))
         self.incidents: _Table[_Incident] = _Table(
-            "r", self.max_keys, self._dirty, asdict, lambda d: _Incident(**d))
+            "r", self.max_keys, self._dirty, _flat, lambda d: _Incident(**d))
         self.storms: dict[str, _Storm] = {}
         self.counters = _Counters()
 

@@ -116,7 +116,7 @@ def split_lines(data: bytes, cap: int, skipping: bool) -> Split:
     end = data.rfind(b"\n") + 1
     if end > pos:
         block = data[pos:end]
-        if len(block) <= cap + 1 or _long_line(cap).search(block) is None:
+        if len(block) <= cap + 1 or max(map(len, block.split(b"\n"))) <= cap:
             pieces.append((pos, block))
         else:
             pieces.extend((pos + at, piece) for at, piece in _cap_lines(block, cap))
@@ -125,17 +125,6 @@ def split_lines(data: bytes, cap: int, skipping: bool) -> Split:
         pieces.append((pos, _cut(data[pos : pos + cap], cap)))
         return Split(tuple(pieces), len(data), True)
     return Split(tuple(pieces), pos, False)
-
-
-_LONG_LINE: dict[int, re.Pattern[bytes]] = {}
-
-
-def _long_line(cap: int) -> re.Pattern[bytes]:
-    # one C-speed search tells whether any line needs cutting
-    pattern = _LONG_LINE.get(cap)
-    if pattern is None:
-        pattern = _LONG_LINE[cap] = re.compile(rb"[^\n]{%d}" % (cap + 1))
-    return pattern
 
 
 def _cut(line: bytes, cap: int) -> bytes:
