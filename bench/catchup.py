@@ -25,9 +25,9 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 
+from generate import generate  # noqa: E402
 from run import DATA, REPO, bench_config, rule_tables  # noqa: E402
 
-from generate import generate  # noqa: E402
 from logwatch.config import load_config  # noqa: E402
 from logwatch.replay import replay  # noqa: E402
 
