@@ -204,7 +204,7 @@ class Service:
             for m in matcher.scan(chunk.data):
                 line = LogLine(m.text, chunk.source, chunk.origin, chunk.line_key(m.start),
                                chunk.line_time(m.start))
-                hit = Hit(m.rule.id, m.fields, line, getattr(m, "kind", "match"))
+                hit = Hit(m.rule.id, m.fields, line, m.kind)
                 alerts.extend(self.policy.feed(hit))
         self._commit(alerts, source)
         self._last_data[source.name] = time.monotonic()
