@@ -143,6 +143,16 @@ class Service:
         self._banner()
         self.notifier.ready(self._status_line())
 
+    def _switch(self, config: Config) -> None:
+        """Stop the running sources and senders and start ``config``'s from the saved state."""
+        # every chunk read so far is committed, so the state holds exactly where we are
+        for source in self.sources:
+            source.close()
+        self._stop_senders(timeout=1.0)
+        self.config = config
+        self.policy = Policy(config, self.clock)
+        self.startup()
+
     def main_loop(self) -> None:
         """Read, match, decide and commit until asked to stop."""
         while not self.should_exit:
@@ -246,18 +256,7 @@ class Service:
             return False
         log.info("reload: %s: %d rules, %d sources, %d destinations", new.path, len(new.rules),
                  len(new.sources), len(new.destinations))
-        # every chunk read so far is committed, so the state holds exactly where we are
-        for source in self.sources:
-            source.close()
-        self._stop_senders(timeout=1.0)
-        self.config = new
-        self.policy = Policy(new, self.clock)
-        with self.state.transaction() as conn:
-            self.policy.load(conn)
-        self._start_sources()
-        self._start_senders()
-        self._banner()
-        self.notifier.ready(self._status_line())
+        self._switch(new)
         return True
 
     # -- parts ----------------------------------------------------------------
