@@ -37,6 +37,8 @@ MAX_QUEUED = 10_000
 BACKOFF = (1.0, 60.0)
 #: a journalctl that ran this long before exiting was fine: restart the backoff
 STEADY_AFTER = 30.0
+#: how long to wait for our own shutdown when journalctl died of a signal
+SIGNALLED_GRACE = 1.0
 CUT_MARK = b" [logwatch: line longer than %d bytes, cut]"
 
 
@@ -203,8 +205,10 @@ class JournalFollower:
         last_why = ""
         while not self._stop.is_set():
             started = time.monotonic()
-            why = self._follow_once()
-            if self._stop.is_set():
+            why, code = self._follow_once()
+            # a signal to journalctl usually comes with one to us (Ctrl-C, systemctl stop
+            # signals the whole cgroup): give our own shutdown a moment before warning
+            if self._stop.wait(SIGNALLED_GRACE if code is not None and code < 0 else 0):
                 return
             if time.monotonic() - started > STEADY_AFTER:
                 delay, last_why = self._backoff[0], ""
@@ -217,8 +221,8 @@ class JournalFollower:
                 return
             delay = min(delay * 2, self._backoff[1])
 
-    def _follow_once(self) -> str:
-        """Run journalctl until it exits; why it stopped, for the warning."""
+    def _follow_once(self) -> tuple[str, int | None]:
+        """Run journalctl until it exits; why it stopped (for the warning) and its status."""
         argv = [*self._command, *journalctl_args(self._journal, self._reader_cursor,
                                                 self._settings.start_at)]
         with tempfile.TemporaryFile() as errors:
@@ -226,7 +230,7 @@ class JournalFollower:
                 proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=errors)
             except OSError as exc:
-                return f"cannot run {self._command[0]} ({exc.strerror})"
+                return f"cannot run {self._command[0]} ({exc.strerror})", None
             self._proc = proc
             try:
                 if proc.stdout is not None:  # always, with stdout=PIPE
@@ -240,7 +244,7 @@ class JournalFollower:
             errors.seek(0)
             message = errors.read()[-500:].decode("utf-8", "replace").strip()
         detail = f": {message.splitlines()[-1]}" if message else ""
-        return f"{self._command[0]} exited with status {code}{detail}"
+        return f"{self._command[0]} exited with status {code}{detail}", code
 
     def _pump(self, stdout: IO[bytes]) -> None:
         cap = self._settings.max_line_length
