@@ -15,13 +15,16 @@ usable literal runs on every line, as before (``logwatch check`` says so).
 from __future__ import annotations
 
 import logging
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Literal as TypingLiteral
 
 import regex
 
+from logwatch.linesafe import line_bound
 from logwatch.prefilter import Literal, LiteralSet, Scanner, make_scanner, required_sets
 from logwatch.rules import DEFAULT_MATCH_TIMEOUT, Rule
 
@@ -57,6 +60,8 @@ class _Probe:
     kind: MatchKind
     #: the literal sets every match contains (each one is enough to filter lines)
     choices: tuple[LiteralSet, ...]
+    #: a MULTILINE twin that may run over many lines joined at once, if the pattern is line-bound
+    twin: regex.Pattern[str] | None
 
 
 class Matcher:
@@ -69,8 +74,11 @@ class Matcher:
         ignore: Sequence[regex.Pattern[str]] = (),
         timeout: float = DEFAULT_MATCH_TIMEOUT,
         scanner: str | None = None,
+        batch: bool = True,
     ) -> None:
         self.rules = tuple(rules)
+        #: whether line-bound patterns search many lines in one call (False: one call per line)
+        self.batch = batch
         self.ignore = tuple(ignore)
         self.timeout = timeout
         #: per rule id: lines ignored, searches stopped by the timeout
@@ -142,15 +150,85 @@ class Matcher:
         """Every (line, rule) match in ``data``, in line order then rule order."""
         if not self._calibrated:
             self._calibrate(data)
+        spans, masks = self._candidate_lines(data)
+        if not spans:
+            return
+        texts = _decode(data, spans)
+        rows: list[list[int]] = [[] for _ in self._probes]
+        for index, line_mask in enumerate(masks):
+            bits = line_mask
+            while bits:
+                low = bits & -bits
+                bits ^= low
+                rows[low.bit_length() - 1].append(index)
+        found: list[tuple[int, int, regex.Match[str]]] = []
+        for bit, probe in enumerate(self._probes):
+            if rows[bit]:
+                found += self._run(bit, probe, rows[bit], texts)
+        found.sort(key=_line_then_probe)
+        probes, global_ignore = self._probes, self.ignore
+        for index, bit, m in found:
+            probe = probes[bit]
+            rule, text = probe.rule, texts[index]
+            if (rule.ignore or global_ignore) and self._ignored(rule, text):
+                self.ignored[rule.id] += 1
+                continue
+            start, end = spans[index]
+            yield Match(start, end, rule, rule.fields_of(m), text, probe.kind)
+
+    def _candidate_lines(self, data: bytes) -> tuple[list[tuple[int, int]], list[int]]:
+        """The lines some probe must run on, and which probes (bits), in line order."""
         candidates = self._candidates(data)
         if self._always:
-            for start, end in _lines(data):
-                yield from self._line(data, start, end, self._always | candidates.get(start, 0))
-            return
-        size = len(data)
-        for start, mask in candidates.items():
-            end = data.find(b"\n", start)
-            yield from self._line(data, start, end if end >= 0 else size, mask)
+            spans = list(_lines(data))
+            return spans, [self._always | candidates.get(start, 0) for start, _ in spans]
+        size, find = len(data), data.find
+        spans = []
+        for start in candidates:
+            end = find(b"\n", start)
+            spans.append((start, end if end >= 0 else size))
+        return spans, list(candidates.values())
+
+    def _run(self, bit: int, probe: _Probe, rows: list[int],
+             texts: list[str]) -> list[tuple[int, int, regex.Match[str]]]:
+        """``(line, bit, match)`` for the lines ``rows`` (indexes into ``texts``) the probe matches.
+
+        A line-bound pattern (:mod:`logwatch.linesafe`) searches all the lines at
+        once, joined; when that search is stopped by the timeout, the lines not
+        yet done are searched one by one, as the naive loop does, so the line
+        that is too slow is found, counted and logged.
+        """
+        out: list[tuple[int, int, regex.Match[str]]] = []
+        done = 0
+        if probe.twin is not None and self.batch:
+            done = self._joined(bit, probe.twin, rows, texts, out)
+        rule, pattern, search = probe.rule, probe.pattern, self._search
+        for index in rows[done:]:
+            m = search(rule, pattern, texts[index])
+            if m is not None:
+                out.append((index, bit, m))
+        return out
+
+    def _joined(self, bit: int, twin: regex.Pattern[str], rows: list[int], texts: list[str],
+                out: list[tuple[int, int, regex.Match[str]]]) -> int:
+        """Search ``rows`` joined with newlines, first match per line; how many rows are done."""
+        joined = "\n".join([texts[index] for index in rows])
+        # where each row starts in ``joined``
+        starts = list(accumulate([len(texts[index]) + 1 for index in rows[:-1]], initial=0))
+        search, timeout, last = twin.search, self.timeout, len(rows) - 1
+        row = 0
+        while True:
+            try:
+                m = search(joined, starts[row], timeout=timeout)
+            except TimeoutError:
+                return row
+            if m is None:
+                return len(rows)
+            row = bisect_right(starts, m.start(), row) - 1
+            out.append((rows[row], bit, m))
+            if row == last:
+                return len(rows)
+            row += 1
 
     def _candidates(self, data: bytes) -> dict[int, int]:
         """Line start -> the probes (bits) whose literal occurs in the line, in line order."""
@@ -174,22 +252,6 @@ class Matcher:
         if mask:
             found[line_start] = mask
         return found
-
-    def _line(self, data: bytes, start: int, end: int, mask: int) -> Iterator[Match]:
-        text = data[start:end].decode("utf-8", "replace")
-        probes, search = self._probes, self._search
-        while mask:
-            low = mask & -mask
-            mask ^= low
-            probe = probes[low.bit_length() - 1]
-            rule = probe.rule
-            m = search(rule, probe.pattern, text)
-            if m is None:
-                continue
-            if (rule.ignore or self.ignore) and self._ignored(rule, text):
-                self.ignored[rule.id] += 1
-                continue
-            yield Match(start, end, rule, rule.fields_of(m), text, probe.kind)
 
     def match_text(self, text: str) -> list[tuple[Rule, dict[str, str]]]:
         """The rules that match one line, with their fields (the naive loop, no prefilter)."""
@@ -225,9 +287,26 @@ class Matcher:
 def _probes(rules: Sequence[Rule]) -> Iterator[_Probe]:
     """Each rule's patterns in the order their matches are reported."""
     for rule in rules:
-        yield _Probe(rule, rule.pattern, "match", tuple(required_sets(rule.pattern)))
+        yield _probe(rule, rule.pattern, "match")
         if rule.resolve is not None:
-            yield _Probe(rule, rule.resolve, "resolve", tuple(required_sets(rule.resolve)))
+            yield _probe(rule, rule.resolve, "resolve")
+
+
+def _probe(rule: Rule, pattern: regex.Pattern[str], kind: MatchKind) -> _Probe:
+    return _Probe(rule, pattern, kind, tuple(required_sets(pattern)), line_bound(pattern))
+
+
+def _line_then_probe(hit: tuple[int, int, regex.Match[str]]) -> tuple[int, int]:
+    return hit[0], hit[1]
+
+
+def _decode(data: bytes, spans: list[tuple[int, int]]) -> list[str]:
+    """The text of each line ``data[start:end]``, as the naive loop decodes it."""
+    if data.isascii():
+        # one decode for the whole chunk; ASCII offsets are the same in bytes and text
+        text = data.decode("ascii")
+        return [text[start:end] for start, end in spans]
+    return [data[start:end].decode("utf-8", "replace") for start, end in spans]
 
 
 def _lines(data: bytes) -> Iterator[tuple[int, int]]:

@@ -1,0 +1,146 @@
+"""Patterns that cannot see past a line, so one search can cover many lines.
+
+The naive loop searches each line on its own. For a pattern in which nothing
+can match a newline, searching the candidate lines joined with ``"\\n"``
+(with ``^``/``$`` made per-line by ``MULTILINE``) finds, for each line, exactly
+the match a search of that line alone finds, groups included:
+
+- every match consumes at least one character at its start and cannot consume
+  ``"\\n"``, so it starts and ends inside one line;
+- at every position of a line, each primitive gives the same answer in the
+  joined text as in the line alone: a character test at the line's edges meets
+  ``"\\n"`` (which no test of the pattern accepts) instead of the string's end
+  (which no test accepts either); ``\\b``/``\\B`` see ``"\\n"``, a non-word
+  character, where the line alone sees the string's edge, also non-word;
+  ``^``/``$`` under ``MULTILINE`` hold exactly at the line's edges. Lookarounds
+  and backreferences are built from those primitives, so they agree too;
+- so the matcher's whole search from any start position inside a line is the
+  same, and the first match at or after the line's start is the line's match.
+
+What is refused (the rule keeps the per-line search): anything that can match
+``"\\n"`` (``\\s``, ``\\W``, ``\\D``, ``.`` under DOTALL, negated classes without
+``\\n``, a literal newline...), ``\\A`` and ``\\Z`` (string, not line, edges), a
+pattern that can match the empty string, and syntax only the ``regex`` module
+reads (the standard library's parser is used, warnings as errors).
+"""
+
+from __future__ import annotations
+
+import re
+import re._constants as sre_c  # type: ignore[import-not-found]  # no stubs for the stdlib parser
+import re._parser as sre_parse  # type: ignore[import-not-found]
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import regex
+
+from logwatch.prefilter import _unique_group_names
+
+NEWLINE = ord("\n")
+#: pattern flags under which the reasoning above does not hold (or was not checked)
+_REFUSED_FLAGS = (regex.DOTALL | regex.WORD | regex.VERSION1 | regex.REVERSE | regex.POSIX
+                  | regex.BESTMATCH | regex.ENHANCEMATCH)
+#: class categories that never contain "\n", and those that always do
+_LACK_NEWLINE = frozenset({sre_c.CATEGORY_DIGIT, sre_c.CATEGORY_WORD,
+                           sre_c.CATEGORY_NOT_SPACE, sre_c.CATEGORY_NOT_LINEBREAK})
+_HAVE_NEWLINE = frozenset({sre_c.CATEGORY_SPACE, sre_c.CATEGORY_NOT_DIGIT,
+                           sre_c.CATEGORY_NOT_WORD, sre_c.CATEGORY_LINEBREAK})
+#: zero-width assertions that mean the same per line and, under MULTILINE, in joined lines
+_SAFE_AT = frozenset({sre_c.AT_BEGINNING, sre_c.AT_BEGINNING_LINE, sre_c.AT_END,
+                      sre_c.AT_END_LINE, sre_c.AT_BOUNDARY, sre_c.AT_NON_BOUNDARY})
+_REPEATS = (sre_c.MAX_REPEAT, sre_c.MIN_REPEAT, sre_c.POSSESSIVE_REPEAT)
+
+
+class _Refused(Exception):
+    """The pattern may see past a line."""
+
+
+def line_bound(pattern: regex.Pattern[str]) -> regex.Pattern[str] | None:
+    """A ``MULTILINE`` twin of ``pattern`` safe to run over lines joined with ``"\\n"``.
+
+    ``None`` when the pattern is not provably line-bound (see the module docstring).
+    """
+    if pattern.flags & _REFUSED_FLAGS:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            tree = sre_parse.parse(_unique_group_names(pattern.pattern))
+        dotall = bool(tree.state.flags & sre_c.SRE_FLAG_DOTALL)
+        if _min_width(tree, dotall) < 1:
+            return None
+    except (re.error, Warning, RecursionError, OverflowError, ValueError, _Refused):
+        return None
+    twin = regex.compile(pattern.pattern, pattern.flags | regex.MULTILINE)
+    if twin.groupindex != pattern.groupindex or twin.groups != pattern.groups:
+        return None
+    return twin
+
+
+def _min_width(items: Iterable[tuple[Any, Any]], dotall: bool) -> int:
+    """The fewest characters a match of ``items`` consumes; ``_Refused`` if one can be "\\n"."""
+    width = 0
+    for op, av in items:
+        width += _node(op, av, dotall)
+    return width
+
+
+def _node(op: Any, av: Any, dotall: bool) -> int:
+    if op is sre_c.LITERAL:
+        _refuse_if(av == NEWLINE)
+        return 1
+    if op is sre_c.NOT_LITERAL:
+        _refuse_if(av != NEWLINE)
+        return 1
+    if op is sre_c.ANY:
+        _refuse_if(dotall)
+        return 1
+    if op is sre_c.IN:
+        _refuse_if(_class_has_newline(av))
+        return 1
+    if op is sre_c.AT:
+        _refuse_if(av not in _SAFE_AT)
+        return 0
+    if op is sre_c.SUBPATTERN:
+        _, add, remove, body = av
+        inner = (dotall or bool(add & sre_c.SRE_FLAG_DOTALL)) and not remove & sre_c.SRE_FLAG_DOTALL
+        return _min_width(body, inner)
+    if op is sre_c.ATOMIC_GROUP:
+        return _min_width(av, dotall)
+    if op in _REPEATS:
+        low: int = av[0]
+        return low * _min_width(av[2], dotall)
+    if op is sre_c.BRANCH:
+        return min(_min_width(alt, dotall) for alt in av[1])
+    if op in (sre_c.ASSERT, sre_c.ASSERT_NOT):
+        _min_width(av[1], dotall)  # its body must not see past the line either
+        return 0
+    if op is sre_c.GROUPREF:
+        return 0  # repeats what a group (inside the line) matched; may be empty
+    if op is sre_c.GROUPREF_EXISTS:
+        _, yes, no = av
+        return min(_min_width(yes, dotall), _min_width(no, dotall) if no is not None else 0)
+    raise _Refused(str(op))
+
+
+def _class_has_newline(items: list[tuple[Any, Any]]) -> bool:
+    negate = False
+    found = False
+    for op, av in items:
+        if op is sre_c.NEGATE:
+            negate = True
+        elif op is sre_c.LITERAL:
+            found = found or av == NEWLINE
+        elif op is sre_c.RANGE:
+            found = found or av[0] <= NEWLINE <= av[1]
+        elif op is sre_c.CATEGORY and (av in _LACK_NEWLINE or av in _HAVE_NEWLINE):
+            found = found or av in _HAVE_NEWLINE
+        else:
+            raise _Refused(str(op))  # not expected from the parser: assume the worst
+    return found != negate
+
+
+def _refuse_if(condition: bool) -> None:
+    if condition:
+        raise _Refused
