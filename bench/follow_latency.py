@@ -13,10 +13,13 @@ import argparse
 import os
 import random
 import statistics
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from logwatch.config import Settings
 from logwatch.sources.files import FileSource
