@@ -59,23 +59,126 @@ class _Refused(Exception):
 def line_bound(pattern: regex.Pattern[str]) -> regex.Pattern[str] | None:
     """A ``MULTILINE`` twin of ``pattern`` safe to run over lines joined with ``"\\n"``.
 
+    Inside one line there is no ``"\\n"``, so a class may lose it without
+    changing any match: ``\\s`` becomes ``[^\\S\\n]``, ``[^)]`` becomes ``[^)\\n]``
+    (:func:`without_newline`), which makes ``\\s*$`` and the like line-bound.
     ``None`` when the pattern is not provably line-bound (see the module docstring).
     """
     if pattern.flags & _REFUSED_FLAGS:
         return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            tree = sre_parse.parse(_unique_group_names(pattern.pattern))
-        dotall = bool(tree.state.flags & sre_c.SRE_FLAG_DOTALL)
-        if _min_width(tree, dotall) < 1:
-            return None
-    except (re.error, Warning, RecursionError, OverflowError, ValueError, _Refused):
+    text = pattern.pattern
+    rewritten = without_newline(text)
+    tree, new_tree = _parse(text), _parse(rewritten)
+    if tree is None or new_tree is None or tree.state.flags != new_tree.state.flags:
         return None
-    twin = regex.compile(pattern.pattern, pattern.flags | regex.MULTILINE)
+    # the rewrite is trusted only if the parser sees the same pattern, classes less "\n"
+    if not _same(tree, new_tree):
+        return None
+    try:
+        if _min_width(new_tree, bool(new_tree.state.flags & sre_c.SRE_FLAG_DOTALL)) < 1:
+            return None
+    except (_Refused, RecursionError):
+        return None
+    try:
+        twin = regex.compile(rewritten, pattern.flags | regex.MULTILINE)
+    except (regex.error, ValueError):
+        return None
     if twin.groupindex != pattern.groupindex or twin.groups != pattern.groups:
         return None
     return twin
+
+
+def _parse(text: str) -> Any:
+    """The standard library's parse of ``text``, or ``None`` (warnings count as errors)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            return sre_parse.parse(_unique_group_names(text))
+    except (re.error, Warning, RecursionError, OverflowError, ValueError):
+        return None
+
+
+#: escapes outside a class that match "\n", and their equivalents without it
+_OUTSIDE = {"s": r"[^\S\n]", "W": r"[^\w\n]", "D": r"[^\d\n]"}
+
+
+def without_newline(text: str) -> str:
+    """``text`` with ``\\s``, ``\\W``, ``\\D`` and negated classes made to exclude ``"\\n"``.
+
+    A plain scan of the pattern's text; :func:`line_bound` accepts the result
+    only if the parser reads it as the same pattern apart from those classes.
+    """
+    out: list[str] = []
+    i, size = 0, len(text)
+    while i < size:
+        c = text[i]
+        if c == "\\" and i + 1 < size:
+            out.append(_OUTSIDE.get(text[i + 1], text[i : i + 2]))
+            i += 2
+        elif c == "[":
+            end = _class_end(text, i)
+            if end < 0:
+                out.append(text[i:])
+                break
+            negated = text.startswith("[^", i)
+            out.append(text[i:end] + ("\\n]" if negated else "]"))
+            i = end + 1
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def _class_end(text: str, start: int) -> int:
+    """Index of the ``]`` closing the class opened at ``start``, or -1."""
+    j = start + 1
+    if text.startswith("^", j):
+        j += 1
+    if text.startswith("]", j):
+        j += 1  # a "]" first in a class is a literal
+    while j < len(text) and text[j] != "]":
+        j += 2 if text[j] == "\\" else 1
+    return j if j < len(text) else -1
+
+
+_CHAR_OPS = (sre_c.LITERAL, sre_c.NOT_LITERAL, sre_c.IN)
+_COMPLEMENT = {sre_c.CATEGORY_SPACE: sre_c.CATEGORY_NOT_SPACE,
+               sre_c.CATEGORY_WORD: sre_c.CATEGORY_NOT_WORD,
+               sre_c.CATEGORY_DIGIT: sre_c.CATEGORY_NOT_DIGIT}
+_COMPLEMENT |= {v: k for k, v in _COMPLEMENT.items()}
+_NL = (sre_c.LITERAL, NEWLINE)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two parses are the same pattern, except that classes may differ by "\\n"."""
+    if isinstance(a, sre_parse.SubPattern) and isinstance(b, sre_parse.SubPattern):
+        return len(a) == len(b) and all(_same_node(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, sre_parse.SubPattern) or isinstance(b, sre_parse.SubPattern):
+        return False
+    return bool(a == b)
+
+
+def _same_node(a: tuple[Any, Any], b: tuple[Any, Any]) -> bool:
+    if a[0] in _CHAR_OPS and b[0] in _CHAR_OPS:
+        return _without_nl(*a) == _without_nl(*b)
+    return a[0] is b[0] and _same(a[1], b[1])
+
+
+def _without_nl(op: Any, av: Any) -> tuple[bool, frozenset[Any]]:
+    """A character test less "\\n", canonically: (negated, items)."""
+    if op is sre_c.LITERAL:
+        return False, frozenset({(op, av)})
+    if op is sre_c.NOT_LITERAL:
+        return True, frozenset({(sre_c.LITERAL, av), _NL})
+    items = frozenset(item for item in av if item[0] is not sre_c.NEGATE)
+    if len(items) < len(av):
+        return True, items | {_NL}  # complement(S) less "\n" = complement(S and "\n")
+    if len(items) == 1 and (item := next(iter(items)))[0] is sre_c.CATEGORY \
+            and item[1] in _COMPLEMENT:
+        return True, frozenset({(sre_c.CATEGORY, _COMPLEMENT[item[1]]), _NL})
+    return False, items - {_NL}
 
 
 def _min_width(items: Iterable[tuple[Any, Any]], dotall: bool) -> int:
