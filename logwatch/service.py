@@ -19,20 +19,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
 
 from logwatch import outbox
 from logwatch.config import Config, load_config
+from logwatch.delivery import Sender, build_senders
 from logwatch.errors import ConfigError
 from logwatch.matcher import Matcher
 from logwatch.models import Alert, Chunk, Hit, LogLine, alert_id
 from logwatch.policy import Policy
+from logwatch.sources import Source, build_sources
 from logwatch.state import State, get_value, put_value
-
-if TYPE_CHECKING:
-    from logwatch.delivery import Sender
-    from logwatch.sources import Source
-    from logwatch.systemd import Notifier
+from logwatch.systemd import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +101,6 @@ class Service:
         clock: Callable[[], float] = time.time,
         notifier: Notifier | None = None,
     ) -> None:
-        from logwatch.systemd import Notifier
-
         self.config = config
         self.dry_run = dry_run
         self.clock = clock
@@ -262,8 +257,6 @@ class Service:
     # -- parts ----------------------------------------------------------------
 
     def _start_sources(self) -> None:
-        from logwatch.sources import build_sources
-
         settings = self.config.settings
         self.sources = build_sources(self.config, self.waker.wake)
         self.matchers = {
@@ -277,8 +270,6 @@ class Service:
             self._last_data[source.name] = time.monotonic()
 
     def _start_senders(self) -> None:
-        from logwatch.delivery import build_senders
-
         self.senders = build_senders(self.config, self.state, dry_run=self.dry_run)
         for sender in self.senders.values():
             sender.start()

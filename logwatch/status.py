@@ -9,14 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from logwatch.config import Config
+from logwatch.delivery import destination_status
+from logwatch.sources import checkpoint_rows
 from logwatch.state import DB_NAME, State, get_values
 
 
 def collect_status(config: Config) -> dict[str, Any]:
     """Everything ``status`` shows, as plain data (also what ``--json`` prints)."""
-    from logwatch.delivery import destination_status
-    from logwatch.sources import checkpoint_rows
-
     db = config.settings.state_dir / DB_NAME
     report: dict[str, Any] = {"config": str(config.path), "state": str(db), "running_state": True}
     if not db.exists():
