@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
+from logwatch import __version__
 from logwatch.errors import DeliveryError
 from logwatch.models import Alert
 from logwatch.secret import Secret
@@ -181,4 +182,4 @@ def response_reason(resp: httpx.Response, secret: Secret, service: str) -> str:
 def new_client(timeout: float = HTTP_TIMEOUT) -> httpx.Client:
     """An HTTP client for one sender thread."""
     return httpx.Client(timeout=timeout, follow_redirects=False,
-                        headers={"User-Agent": "logwatch (https://github.com/logwatch)"})
+                        headers={"User-Agent": f"logwatch/{__version__}"})
