@@ -174,20 +174,17 @@ class Matcher:
                 self.ignored[rule.id] += 1
                 continue
             start, end = spans[index]
-            yield Match(start, end, rule, rule.fields_of(m), text, probe.kind)
+            # what rule.fields_of(m) returns (an unset group as ""), without a Python loop
+            yield Match(start, end, rule, m.groupdict(default=""), text, probe.kind)
 
     def _candidate_lines(self, data: bytes) -> tuple[list[tuple[int, int]], list[int]]:
         """The lines some probe must run on, and which probes (bits), in line order."""
-        candidates = self._candidates(data)
-        if self._always:
-            spans = list(_lines(data))
-            return spans, [self._always | candidates.get(start, 0) for start, _ in spans]
-        size, find = len(data), data.find
-        spans = []
-        for start in candidates:
-            end = find(b"\n", start)
-            spans.append((start, end if end >= 0 else size))
-        return spans, list(candidates.values())
+        spans, masks = self._candidates(data)
+        if not self._always:
+            return spans, masks
+        found = dict(zip((start for start, _ in spans), masks, strict=True))
+        spans = list(_lines(data))
+        return spans, [self._always | found.get(start, 0) for start, _ in spans]
 
     def _run(self, bit: int, probe: _Probe, rows: list[int],
              texts: list[str]) -> list[tuple[int, int, regex.Match[str]]]:
@@ -230,28 +227,25 @@ class Matcher:
                 return len(rows)
             row += 1
 
-    def _candidates(self, data: bytes) -> dict[int, int]:
-        """Line start -> the probes (bits) whose literal occurs in the line, in line order."""
+    def _candidates(self, data: bytes) -> tuple[list[tuple[int, int]], list[int]]:
+        """The lines containing a literal, and the probes (bits) they select, in line order."""
         hits = self.scanner.hits(data)
         hits.sort()
-        masks = self._masks
-        found: dict[int, int] = {}
-        line_start = line_end = -1
-        rfind, find = data.rfind, data.find
-        mask = 0
+        literal_masks = self._masks
+        spans: list[tuple[int, int]] = []
+        masks: list[int] = []
+        line_end = -1
+        rfind, find, size = data.rfind, data.find, len(data)
         for pos, index in hits:
             if pos >= line_end:
-                if mask:
-                    found[line_start] = mask
-                line_start = rfind(b"\n", 0, pos) + 1
                 line_end = find(b"\n", pos)
                 if line_end < 0:
-                    line_end = len(data)
-                mask = 0
-            mask |= masks[index]
-        if mask:
-            found[line_start] = mask
-        return found
+                    line_end = size
+                spans.append((rfind(b"\n", 0, pos) + 1, line_end))
+                masks.append(literal_masks[index])
+            else:
+                masks[-1] |= literal_masks[index]
+        return spans, masks
 
     def match_text(self, text: str) -> list[tuple[Rule, dict[str, str]]]:
         """The rules that match one line, with their fields (the naive loop, no prefilter)."""
