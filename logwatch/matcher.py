@@ -25,7 +25,14 @@ from typing import Literal as TypingLiteral
 import regex
 
 from logwatch.linesafe import line_bound
-from logwatch.prefilter import Literal, LiteralSet, Scanner, make_scanner, required_sets
+from logwatch.prefilter import (
+    FindScanner,
+    Literal,
+    LiteralSet,
+    Scanner,
+    make_scanner,
+    required_sets,
+)
 from logwatch.rules import DEFAULT_MATCH_TIMEOUT, Rule
 
 log = logging.getLogger(__name__)
@@ -121,10 +128,16 @@ class Matcher:
         choice gives the same matches; only the speed differs.
         """
         sample = data[: CALIBRATION_BYTES - self._sampled]
-        lower = sample.lower()
-        for lit in {lit for p in self._probes for s in p.choices for lit in s}:
-            raw = lit.text.encode("ascii")
-            self._seen[lit] += (lower if lit.caseless else sample).count(raw)
+        literals = sorted({lit for p in self._probes for s in p.choices for lit in s})
+        counter = make_scanner(literals, prefer=self._prefer)
+        if isinstance(counter, FindScanner):
+            # without a compiled scanner, bytes.count beats a find loop over every occurrence
+            lower = sample.lower()
+            for lit in literals:
+                raw = lit.text.encode("ascii")
+                self._seen[lit] += (lower if lit.caseless else sample).count(raw)
+        else:
+            self._seen.update(literals[index] for _, index in counter.hits(sample))
         self._sampled += len(sample)
         if self._sampled < CALIBRATION_BYTES:
             return
