@@ -10,6 +10,9 @@ order, ``rule.pattern.search(line)``), only much faster: each pattern's required
 literals (:mod:`logwatch.prefilter`) are found in the whole chunk at once, and a
 rule runs only on the lines that contain one of its literals. A rule with no
 usable literal runs on every line, as before (``logwatch check`` says so).
+A pattern that provably cannot see past a line (:mod:`logwatch.linesafe`)
+searches all its candidate lines of a chunk, joined, in one call per match
+instead of one call per line.
 """
 
 from __future__ import annotations
