@@ -131,6 +131,21 @@ def test_thousand_alerts_in_order_batched_within_the_rate_limit(
     assert fake.violations == []
 
 
+@pytest.mark.slow
+def test_thousand_alerts_at_discords_real_rate_limit(
+        state: State, senders: list[Sender]) -> None:
+    """The same at Discord's real 5 requests / 2 s, unscaled: about 40 s of batched sending."""
+    with FakeAPI(discord_window=(5, 2.0)) as fake:
+        enqueue(state, [make_alert(n, to=("hook",)) for n in range(1000)])
+        discord_sender(fake.discord_url(), state, senders, pace=(Window(5, 2.0),))
+        wait_for(lambda: count(state, "hook", "delivered") == 1000, 90, interval=0.2,
+                 message="1000 delivered")
+        assert numbers(fake) == list(range(1000))
+        assert len(fake.received) <= 110
+        assert fake.rate_limited <= 1
+        assert fake.violations == []
+
+
 def test_pace_follows_the_rate_limit_headers(
         fake: FakeAPI, state: State, senders: list[Sender]) -> None:
     """With a pace looser than the server's, X-RateLimit-Remaining/Reset-After keep us under it."""
