@@ -419,15 +419,15 @@ STARTER_RULES: list[dict[str, Any]] = [
         "id": "disk-io-error",
         "source": "kernel",
         "match": r"kernel: (?:\[[\d. ]+\] )?(?:blk_update_request: )?(?:critical medium |I/O )"
-                 r"error, dev (?P<dev>[\w-]+), sector (?P<sector>\d+)",
+                 r"error, dev (?P<device>[\w-]+), sector (?P<sector>\d+)",
         "severity": "critical",
-        "title": "disk errors on {dev} ({host})",
-        "message": "{count} I/O error(s) on /dev/{dev}, last at sector {sector}",
-        "dedup": {"by": "{dev}", "for": "1h"},
+        "title": "disk errors on {device} ({host})",
+        "message": "{count} I/O error(s) on /dev/{device}, last at sector {sector}",
+        "dedup": {"by": "{device}", "for": "1h"},
         "tests": [{
             "line": "Mar  3 11:40:02 web-1 kernel: blk_update_request: I/O error, dev sda, "
                     "sector 123456 op 0x0:(READ) flags 0x0 phys_seg 1 prio class 0",
-            "fields": {"dev": "sda", "sector": "123456"},
+            "fields": {"device": "sda", "sector": "123456"},
         }],
     },
     {
