@@ -42,6 +42,7 @@ from generate import generate  # noqa: E402
 from logwatch.config import Config, load_config  # noqa: E402
 from logwatch.matcher import Matcher  # noqa: E402
 from logwatch.replay import read_chunks, replay  # noqa: E402
+from tests.reference import naive  # noqa: E402
 
 DATA = BENCH / "data"
 RULES = 50
@@ -111,24 +112,6 @@ def hits_fast(config: Config, data: bytes) -> list[tuple[int, str, str, dict[str
     for chunk in read_chunks(io.BytesIO(data)):
         out.extend((offset + m.start, m.rule.id, m.kind, m.fields) for m in matcher.scan(chunk))
         offset += len(chunk)
-    return out
-
-
-def hits_naive(config: Config, data: bytes) -> list[tuple[int, str, str, dict[str, str]]]:
-    """The reference: every line, every rule, in order."""
-    out = []
-    start = 0
-    glob = config.settings.ignore
-    for raw in data.split(b"\n")[:-1]:
-        text = raw.decode("utf-8", "replace")
-        for rule in config.rules:
-            for kind, pattern in (("match", rule.pattern), ("resolve", rule.resolve)):
-                if pattern is None or (m := pattern.search(text)) is None:
-                    continue
-                if any(p.search(text) for p in rule.ignore + glob):
-                    continue
-                out.append((start, rule.id, kind, rule.fields_of(m)))
-        start += len(raw) + 1
     return out
 
 
@@ -287,11 +270,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     slice_path = DATA / f"slice-{args.naive_lines}.log"
     slice_path.write_bytes(piece)
     started = time.perf_counter()
-    naive = hits_naive(config, piece)
+    naive_hits = naive(config.rules, config.settings.ignore, piece)
     seconds = time.perf_counter() - started
-    same = "identical hits" if naive == hits_fast(config, piece) else "HITS DIFFER"
+    same = "identical hits" if naive_hits == hits_fast(config, piece) else "HITS DIFFER"
     rows.append((f"naive loop ({args.naive_lines:,}-line slice)", args.naive_lines / seconds,
-                 cut / seconds / 1e6, f"{len(naive):,} hits, {same}"))
+                 cut / seconds / 1e6, f"{len(naive_hits):,} hits, {same}"))
 
     rows.extend(tools(log, config, lines, size, args.repeat))
     if (row := fail2ban(slice_path, args.naive_lines)) is not None:

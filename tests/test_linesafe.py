@@ -11,7 +11,8 @@ from logwatch.linesafe import line_bound, without_newline
 from logwatch.matcher import Matcher
 from logwatch.prefilter import COMPILED
 from logwatch.rules import compile_pattern
-from tests.test_matcher import naive, rule
+from tests.reference import naive
+from tests.test_matcher import rule
 
 
 def twin(pattern: str) -> str | None:

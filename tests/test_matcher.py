@@ -8,7 +8,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-import regex
 import tomli_w
 
 from logwatch.config import Config, load_config
@@ -17,11 +16,11 @@ from logwatch.prefilter import COMPILED
 from logwatch.replay import read_chunks
 from logwatch.rules import Rule, compile_pattern
 from tests.helpers import CORPUS, REPO
+from tests.reference import Hit, naive
 
 sys.path.insert(0, str(REPO / "bench"))
 from generate import generate
 
-Hit = tuple[int, str, str, dict[str, str]]
 SCANNERS = ["python", *COMPILED]
 
 
@@ -38,23 +37,6 @@ def example_config(tmp: Path, extra: str = "") -> Config:
     path = tmp / "rules.toml"
     path.write_text(tomli_w.dumps(doc) + extra, encoding="utf-8")
     return load_config(path)
-
-
-def naive(rules: tuple[Rule, ...], ignore: tuple[regex.Pattern[str], ...], data: bytes) -> list[Hit]:
-    """The reference semantics, written out: every line, every rule, in order."""
-    out: list[Hit] = []
-    start = 0
-    for raw in data.split(b"\n")[:-1]:
-        text = raw.decode("utf-8", "replace")
-        for rule in rules:
-            for kind, pattern in (("match", rule.pattern), ("resolve", rule.resolve)):
-                if pattern is None or (m := pattern.search(text)) is None:
-                    continue
-                if any(p.search(text) for p in rule.ignore + ignore):
-                    continue
-                out.append((start, rule.id, kind, rule.fields_of(m)))
-        start += len(raw) + 1
-    return out
 
 
 def fast(matcher: Matcher, data: bytes, chunk: int = 1 << 16) -> list[Hit]:

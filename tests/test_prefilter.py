@@ -21,7 +21,8 @@ from logwatch.prefilter import (
 )
 from logwatch.rules import compile_pattern
 from tests.helpers import CORPUS, REPO
-from tests.test_matcher import naive, rule
+from tests.reference import naive
+from tests.test_matcher import rule
 
 
 def lits(pattern: str) -> set[str] | None:
