@@ -93,6 +93,17 @@ def reschedule(conn: sqlite3.Connection, seq: int, next_try: float, error: str, 
     )
 
 
+def prune(conn: sqlite3.Connection, *, older_than: float) -> int:
+    """Forget delivered and skipped rows finished before ``older_than``; dead rows stay.
+
+    Safe for exactly-once: a replay after a crash re-derives alerts only from lines
+    whose rows were never committed, never from rows this old.
+    """
+    cur = conn.execute("DELETE FROM outbox WHERE status IN ('delivered', 'skipped') AND done < ?",
+                       (older_than,))
+    return cur.rowcount
+
+
 def last_dead(conn: sqlite3.Connection, destination: str) -> str | None:
     """Why the most recent dead row of ``destination`` died."""
     row = conn.execute("SELECT error FROM outbox WHERE destination = ? AND status = 'dead' "

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 #: how much one source may read before the others get their turn
 READ_BUDGET = 1 << 20
+#: delivered rows are kept this long (for `status`), then pruned so the outbox stays small
+OUTBOX_RETENTION = 7 * 86400.0
+PRUNE_EVERY = 3600.0
 
 
 class Waker:
@@ -119,6 +122,7 @@ class Service:
         self._last_data: dict[str, float] = {}
         self._silent_warned: set[str] = set()
         self._last_ping = 0.0
+        self._last_prune = 0.0
 
     def _open_state(self) -> State:
         if self.dry_run:
@@ -234,6 +238,18 @@ class Service:
         if alerts:
             self._commit(alerts)
         self._warn_silent_sources()
+        self._prune_outbox()
+
+    def _prune_outbox(self) -> None:
+        now = self.clock()
+        if now - self._last_prune < PRUNE_EVERY:
+            return
+        self._last_prune = now
+        with self.state.transaction() as conn:
+            gone = outbox.prune(conn, older_than=now - OUTBOX_RETENTION)
+        if gone:
+            log.debug("outbox: forgot %d delivered row(s) older than %.0f days", gone,
+                      OUTBOX_RETENTION / 86400)
 
     # -- reload ---------------------------------------------------------------
 
@@ -329,8 +345,9 @@ class Service:
                             limit)
 
     def _pending(self) -> int:
-        counts = outbox.counts(self.state.conn)
-        return sum(c.get("pending", 0) for c in counts.values())
+        # per destination, so the (destination, status, seq) index answers: this runs every second
+        conn = self.state.conn
+        return sum(outbox.pending_count(conn, name) for name in self.config.destinations)
 
     def _status_line(self) -> str:
         return (f"{self.stats.rate:.0f} lines/s, {self.stats.lines} lines, "

@@ -49,3 +49,20 @@ def test_reschedule_counts_attempts_only_for_failures(tmp_path: Path) -> None:
     (row,) = outbox.pending(state.conn, "a", 1)
     assert (row.attempts, row.next_try) == (1, 124.0)
     state.close()
+
+
+def test_prune_forgets_old_delivered_rows_but_keeps_dead_and_pending(tmp_path: Path) -> None:
+    """The outbox stays small: old delivered/skipped rows go, dead and pending rows stay."""
+    state = State(tmp_path)
+    with state.transaction() as conn:
+        outbox.enqueue(conn, [make_alert(n, to=("d",)) for n in range(4)], now=0.0)
+        seqs = [seq for (seq,) in conn.execute("SELECT seq FROM outbox ORDER BY seq")]
+        outbox.finish(conn, seqs[:1], "delivered", now=100.0)
+        outbox.finish(conn, seqs[1:2], "skipped", now=100.0)
+        outbox.finish(conn, seqs[2:3], "dead", "unknown webhook", now=100.0)
+    with state.transaction() as conn:
+        assert outbox.prune(conn, older_than=50.0) == 0
+        assert outbox.prune(conn, older_than=200.0) == 2
+        left = dict(conn.execute("SELECT seq, status FROM outbox").fetchall())
+    state.close()
+    assert left == {seqs[2]: "dead", seqs[3]: "pending"}
