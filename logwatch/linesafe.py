@@ -35,7 +35,7 @@ from typing import Any
 
 import regex
 
-from logwatch.prefilter import _unique_group_names
+from logwatch.prefilter import unique_group_names
 
 NEWLINE = ord("\n")
 #: pattern flags under which the reasoning above does not hold (or was not checked)
@@ -93,7 +93,7 @@ def _parse(text: str) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            return sre_parse.parse(_unique_group_names(text))
+            return sre_parse.parse(unique_group_names(text))
     except (re.error, Warning, RecursionError, OverflowError, ValueError):
         return None
 

@@ -27,6 +27,7 @@ from typing import Literal as TypingLiteral
 
 import regex
 
+from logwatch.linefilter import LineFilter, make_line_filter
 from logwatch.linesafe import line_bound
 from logwatch.prefilter import (
     FindScanner,
@@ -46,19 +47,33 @@ NO_LITERAL_NOTE = "no literal every match must contain: this rule runs on every 
 CALIBRATION_BYTES = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
 class Match:
     """A rule matched the line ``data[start:end]`` of the scanned chunk (newline excluded).
 
     ``kind`` is ``"resolve"`` when the line matched the rule's ``resolve`` pattern.
+    ``fields`` (the rule's named groups, an unset one as ``""``) is read from the
+    regex match when first asked for: counting hits, as ``logwatch test`` does,
+    never pays for it.
     """
 
-    start: int
-    end: int
-    rule: Rule
-    fields: dict[str, str]
-    text: str
-    kind: MatchKind = "match"
+    __slots__ = ("_fields", "_match", "end", "kind", "rule", "start", "text")
+
+    def __init__(self, start: int, end: int, rule: Rule, text: str, kind: MatchKind,
+                 match: regex.Match[str]) -> None:
+        self.start, self.end, self.rule, self.text, self.kind = start, end, rule, text, kind
+        self._match = match
+        self._fields: dict[str, str] | None = None
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """The rule's named groups (what ``rule.fields_of(match)`` returns)."""
+        if self._fields is None:
+            self._fields = self._match.groupdict(default="")
+        return self._fields
+
+    def __repr__(self) -> str:
+        return (f"Match({self.start}, {self.end}, rule={self.rule.id!r}, kind={self.kind!r}, "
+                f"fields={self.fields!r})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +111,20 @@ class Matcher:
         self.timeouts: Counter[str] = Counter()
         self._probes = tuple(_probes(self.rules))
         self._prefer = scanner
+        #: Hyperscan running whole patterns (loosened), where installed; the probes it covers
+        self.line_filter: LineFilter | None = make_line_filter(
+            [p.pattern for p in self._probes], prefer=scanner)
+        covered = self.line_filter.covered if self.line_filter else ()
+        self._covered = sum(1 << bit for bit in covered)
+        #: per report of the line filter, the probe bit it selects
+        self._filter_bits = tuple(1 << bit for bit in covered)
         #: per probe, the literal set its lines are selected by (None: every line)
         self._chosen = [p.choices[0] if p.choices else None for p in self._probes]
         #: occurrences of each candidate literal in the first CALIBRATION_BYTES read
         self._seen: Counter[Literal] = Counter()
         self._sampled = 0
-        self._calibrated = all(len(p.choices) < 2 for p in self._probes)
+        self._calibrated = all(len(p.choices) < 2 or self._covered >> bit & 1
+                               for bit, p in enumerate(self._probes))
         self._build()
 
     def _build(self) -> None:
@@ -111,6 +134,8 @@ class Matcher:
         #: probes with no literal: they run on every line
         self._always = 0
         for bit, chosen in enumerate(self._chosen):
+            if self._covered >> bit & 1:
+                continue  # the line filter selects its lines
             if chosen is None:
                 self._always |= 1 << bit
                 continue
@@ -131,7 +156,8 @@ class Matcher:
         choice gives the same matches; only the speed differs.
         """
         sample = data[: CALIBRATION_BYTES - self._sampled]
-        literals = sorted({lit for p in self._probes for s in p.choices for lit in s})
+        literals = sorted({lit for bit, p in enumerate(self._probes) if not self._covered >> bit & 1
+                           for s in p.choices for lit in s})
         counter = make_scanner(literals, prefer=self._prefer)
         if isinstance(counter, FindScanner):
             # without a compiled scanner, bytes.count beats a find loop over every occurrence
@@ -190,8 +216,7 @@ class Matcher:
                 self.ignored[rule.id] += 1
                 continue
             start, end = spans[index]
-            # what rule.fields_of(m) returns (an unset group as ""), without a Python loop
-            yield Match(start, end, rule, m.groupdict(default=""), text, probe.kind)
+            yield Match(start, end, rule, text, probe.kind, m)
 
     def _candidate_lines(self, data: bytes) -> tuple[list[tuple[int, int]], list[int]]:
         """The lines some probe must run on, and which probes (bits), in line order."""
@@ -244,6 +269,42 @@ class Matcher:
             row += 1
 
     def _candidates(self, data: bytes) -> tuple[list[tuple[int, int]], list[int]]:
+        """The lines some probe may match, and which probes (bits), in line order."""
+        if self.line_filter is None or not self._filter_bits:
+            return self._literal_candidates(data)
+        spans, masks = self._filtered_candidates(self.line_filter, data)
+        if self._covered == (1 << len(self._probes)) - 1:
+            return spans, masks
+        found = dict(zip(spans, masks, strict=True))
+        for span, mask in zip(*self._literal_candidates(data), strict=True):
+            found[span] = found.get(span, 0) | mask
+        ordered = sorted(found)
+        return ordered, [found[span] for span in ordered]
+
+    def _filtered_candidates(self, line_filter: LineFilter,
+                             data: bytes) -> tuple[list[tuple[int, int]], list[int]]:
+        """The lines the line filter reports, and the probes (bits) it reports them for."""
+        keys = line_filter.lines(data)
+        keys.sort()
+        bits, count = self._filter_bits, len(self._filter_bits)
+        spans: list[tuple[int, int]] = []
+        masks: list[int] = []
+        rfind, last = data.rfind, -1
+        # "$" also holds at the very end, after the last newline, where there is no line
+        limit = len(data) - 1 if data.endswith(b"\n") else len(data)
+        for key in keys:
+            end, k = divmod(key, count)
+            if end > limit:
+                break
+            if end != last:
+                spans.append((rfind(b"\n", 0, end) + 1, end))
+                masks.append(bits[k])
+                last = end
+            else:
+                masks[-1] |= bits[k]
+        return spans, masks
+
+    def _literal_candidates(self, data: bytes) -> tuple[list[tuple[int, int]], list[int]]:
         """The lines containing a literal, and the probes (bits) they select, in line order."""
         hits = self.scanner.hits(data)
         hits.sort()

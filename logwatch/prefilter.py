@@ -37,7 +37,7 @@ import regex
 log = logging.getLogger(__name__)
 
 #: letters that a non-ASCII character also matches under (?i) in the regex module
-_CASELESS_UNSAFE = frozenset("iks")
+CASELESS_UNSAFE = frozenset("iks")
 #: characters frequent in log lines: a literal made of them selects few lines
 _COMMON = frozenset(" 0123456789:.-/[]=()_,'\"")
 #: below this (about two rare characters), a literal set is not worth scanning for
@@ -86,7 +86,7 @@ def required_sets(pattern: regex.Pattern[str] | str) -> list[LiteralSet]:
         with warnings.catch_warnings():
             # "possible nested set" and the like: syntax the two engines read differently
             warnings.simplefilter("error")
-            tree = sre_parse.parse(_unique_group_names(text))
+            tree = sre_parse.parse(unique_group_names(text))
     except (re.error, Warning, RecursionError, OverflowError, ValueError):
         return []
     caseless = caseless or bool(tree.state.flags & sre_c.SRE_FLAG_IGNORECASE)
@@ -100,7 +100,7 @@ def required_sets(pattern: regex.Pattern[str] | str) -> list[LiteralSet]:
 _GROUP_NAME = re.compile(r"(?<!\\)((?:\\\\)*)\(\?P?<(\w+)>")
 
 
-def _unique_group_names(text: str) -> str:
+def unique_group_names(text: str) -> str:
     """``text`` with each named group renamed apart.
 
     The regex module lets alternatives reuse a name (``(?P<ip>..)|(?P<ip>..)``);
@@ -120,6 +120,12 @@ def selectivity(literals: LiteralSet) -> float:
     """Higher is rarer: the weakest literal's weight, a little less for many alternatives."""
     weakest = min(sum(0.3 if c in _COMMON else 1.0 for c in lit.text) for lit in literals)
     return weakest - math.log2(len(literals))
+
+
+def strength(items: Sequence[tuple[Any, Any]], caseless: bool) -> float:
+    """The selectivity of the best literal set every match of parsed nodes contains (0: none)."""
+    best = best_set(_Walk(caseless).sequence(items))
+    return 0.0 if best is None else max(selectivity(best), 0.1)
 
 
 class _Walk:
@@ -157,7 +163,7 @@ class _Walk:
             self.flush()
         elif not self.caseless:
             self.run.append(c)
-        elif (low := c.lower()) in _CASELESS_UNSAFE:
+        elif (low := c.lower()) in CASELESS_UNSAFE:
             self.flush()
         else:
             self.run.append(low)

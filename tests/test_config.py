@@ -216,6 +216,7 @@ def test_locate_lines_follows_arrays_of_tables() -> None:
     [
         ('[logwatch\n', "invalid TOML"),
         ('[[rules]]\nid = "x"\nmatch = "(?P<a>x"\n', "bad regex"),
+        ('[[rules]]\nid = "x"\nmatch = "(?V1)x"\n', "bad regex: (?V1) is not supported"),
         ('[[rules]]\nid = "x"\nmatch = "x"\nto = ["nowhere"]\n', 'unknown destination "nowhere"'),
         ('[[rules]]\nid = "x"\nmatch = "x"\ntitle = "{nope}"\n', "unknown field {nope}"),
         ('[[rules]]\nid = ""\nmatch = "x"\n', "id: missing or empty"),
@@ -223,7 +224,7 @@ def test_locate_lines_follows_arrays_of_tables() -> None:
         ('[destinations.t]\ntype = "telegram"\ntoken_file = "/nonexistent/token"\nchat_id = 1\n',
          "no such file"),
     ],
-    ids=["toml", "regex", "destination", "field", "empty-id", "duplicate-id", "secret-file"],
+    ids=["toml", "regex", "regex-version", "destination", "field", "empty-id", "duplicate-id", "secret-file"],
 )
 def test_check_command_exits_1_with_one_line_and_no_traceback(
     tmp_path: Path, text: str, needle: str

@@ -70,9 +70,9 @@ def test_every_set_is_necessary() -> None:
 
 
 def test_calibration_picks_the_rarest_set() -> None:
-    """After reading logs, the matcher filters by the set that occurs least there."""
+    """After reading logs, the literal path filters by the set that occurs least there."""
     r = rule(r"CRON\[\d+\]: \((?P<u>\S+)\) (?:ERROR|error) \(")
-    m = Matcher([r])
+    m = Matcher([r], scanner="python")
     data = b"".join(b"Nov 1 host CRON[%d]: (root) CMD (run)\n" % i for i in range(30000))
     assert list(m.scan(data)) == []
     assert {lit.text for lit in m._chosen[0] or ()} == {"ERROR", "error"}

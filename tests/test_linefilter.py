@@ -1,0 +1,176 @@
+"""The line filter: Hyperscan on loosened patterns never misses a line the rule matches."""
+
+from __future__ import annotations
+
+import pytest
+import regex
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from logwatch.linefilter import LineFilter, make_line_filter, superset
+from logwatch.matcher import Matcher
+from logwatch.prefilter import CASELESS_UNSAFE
+from tests.reference import naive
+from tests.test_matcher import rule
+
+pytest.importorskip("hyperscan")
+
+
+def reported(pattern: str, lines: list[bytes]) -> list[int]:
+    """Indexes of the lines the filter reports for ``pattern`` alone."""
+    compiled = regex.compile(pattern, regex.VERSION0)
+    line_filter = make_line_filter([compiled])
+    assert line_filter is not None, f"{pattern!r} is not covered"
+    data = b"\n".join(lines) + b"\n"
+    ends = sorted({key // len(line_filter.covered) for key in line_filter.lines(data)})
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line) + 1)
+    return [i for i, line in enumerate(lines) if starts[i] + len(line) in ends]
+
+
+def matching(pattern: str, lines: list[bytes]) -> list[int]:
+    """Indexes of the lines the rule matches, as the naive loop decodes them."""
+    compiled = regex.compile(pattern, regex.VERSION0)
+    return [i for i, line in enumerate(lines)
+            if compiled.search(line.decode("utf-8", "replace"))]
+
+
+@pytest.mark.parametrize(("pattern", "hit", "miss"), [
+    ("Failed password for", b"sshd[1]: Failed password for root", b"sshd[1]: Accepted password"),
+    (r"(?i)kelvin", "\u212aelvin".encode(), b"celvin"),           # K (U+212A) is k under (?i)
+    (r"(?i)\u212a", b"k", b"x"),                                # and k is K
+    (r"(?i)\u017f", b"S", b"t"),                                      # long s
+    (r"a.b", "a\u00e9b".encode(), b"ab"),                       # one character, two bytes
+    (r"a.b", "a\U0001f600b".encode(), b"a\n"),                  # four bytes
+    (r"a.b", b"a\xffb", b"axxb"),                               # invalid UTF-8: one U+FFFD
+    (r"a\ufffdb", b"a\xe2\x82b", b"a?b"),                       # a cut sequence is one U+FFFD
+    (r"^\d+$", "\u0663\u0664".encode(), b"12a"),                # Arabic-Indic digits are \d
+    (r"x\s+y", "x\u00a0y".encode(), b"xy"),                      # no-break space is \s
+    (r"[^a]z", b"bz", b"az"),
+    (r"(?i)[^a]z", "\u00e9z".encode(), b"Az"),
+    (r"(?<=user )root\b", b"user root", b"rooted"),             # lookarounds and \b only add lines
+    (r"(\w+) again \1", b"hello again hello", b"hello once"),   # a backreference: any text
+    (r"(a)?(?(1)b|c)", b"c", b"d"),                              # a conditional: either branch
+    (r"(?>ab|a)c", b"ac", b"bc"),                               # atomic: as a plain group
+    (r"x{2,3}", b"xx", b"x"),
+    (r"[é-ü]{2}", "\u00e9\u00fc".encode(), b"ee"),
+])
+def test_reports_what_the_rule_matches(pattern: str, hit: bytes, miss: bytes) -> None:
+    """Each case's matching line is reported; where the loosened pattern is still exact, the other not."""
+    lines = [hit, miss]
+    assert matching(pattern, lines) == [0]
+    assert 0 in reported(pattern, lines)
+
+
+@pytest.mark.parametrize("pattern", [
+    r"a\nb",                     # a line never contains "\n": nothing to report, left to the literal path
+    r"\p{Lu}+ failed",           # regex-module syntax
+    r"(?V1)a[[:alpha:]--b]",     # other matching rules
+])
+def test_not_covered(pattern: str) -> None:
+    assert superset(regex.compile(pattern)) is None
+
+
+def test_leading_common_parts_are_cut() -> None:
+    """The expression starts at the first rare literal: ``: .*?`` before it is not run."""
+    expression = superset(regex.compile(r"^(?P<p>[\w.-]+)(?:\[\d+\])?: .*?No space left", regex.V0))
+    assert expression is not None
+    assert expression.startswith(b"(?:\\x4e\\x6f")  # "No"
+
+
+def test_one_report_per_line_and_pattern() -> None:
+    line_filter = make_line_filter([regex.compile(r"a+"), regex.compile(r"b")])
+    assert isinstance(line_filter, LineFilter)
+    keys = line_filter.lines(b"aaa b aaa\nccc\naab\n")
+    assert sorted(keys) == sorted({*keys})
+    assert sorted((key // 2, key % 2) for key in keys) == [(9, 0), (9, 1), (17, 0), (17, 1)]
+
+
+def test_python_scanner_means_no_filter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOGWATCH_SCANNER", "python")
+    assert make_line_filter([regex.compile("abc")]) is None
+    assert Matcher([rule("abc")]).line_filter is None
+
+
+def test_case_partners_are_only_i_k_s() -> None:
+    """The translation assumes only i, k, s meet non-ASCII characters under (?i): check the engine."""
+    every = "".join(chr(c) for c in range(0x80, 0x110000) if not 0xD800 <= c < 0xE000)
+    partners = {c for c in "abcdefghijklmnopqrstuvwxyz" if regex.search(f"(?i){c}", every)}
+    assert partners == set(CASELESS_UNSAFE)
+
+
+# -- the property: the filter never loses a line -------------------------------
+
+ATOMS = ["a", "b", "k", "s", "K", "é", "\u212a", "\u017f", " ", ":", "1", r"\d", r"\w", r"\s", r"\S",
+         r"\W", r"\D", ".", "[a-c]", "[^a]", "[é-ü]", "[^\\s:]", r"\b", "^", "$", "(?=a)",
+         "(?<!b)", "(?i:k)", r"\x00"]
+CHARS = ["a", "b", "k", "K", "s", "S", "é", "\u212a", "\u017f", "\u0130", " ", ":", "1", "\u0663", "\u00a0",
+         "\t", "\x1f", "\x00", "\U0001f600"]
+
+
+@st.composite
+def patterns(draw: st.DrawFn, depth: int = 0) -> str:
+    parts = []
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.integers(0, 5 if depth < 2 else 1))
+        if kind <= 1:
+            part = draw(st.sampled_from(ATOMS))
+        elif kind == 2:
+            part = "(" + draw(patterns(depth + 1)) + ")"
+        elif kind == 3:
+            part = "(?:" + draw(patterns(depth + 1)) + "|" + draw(patterns(depth + 1)) + ")"
+        elif kind == 4:
+            part = "(?:" + draw(patterns(depth + 1)) + ")" + draw(
+                st.sampled_from(["*", "+", "?", "{2}", "{1,3}", "*?", "++", "{0,2}"]))
+        else:
+            part = "(?>" + draw(patterns(depth + 1)) + ")"
+        parts.append(part)
+    flags = "(?i)" if depth == 0 and draw(st.booleans()) else ""
+    return flags + "".join(parts)
+
+
+@st.composite
+def lines(draw: st.DrawFn) -> bytes:
+    text = "".join(draw(st.lists(st.sampled_from(CHARS), max_size=12))).encode()
+    if draw(st.booleans()):
+        cut = draw(st.integers(0, len(text)))
+        junk = draw(st.binary(max_size=4).filter(lambda b: b"\n" not in b))
+        text = text[:cut] + junk + text[cut:]
+    return text
+
+
+@st.composite
+def pattern_and_lines(draw: st.DrawFn) -> tuple[str, list[bytes]]:
+    """A random pattern, and lines of which many match it (drawn from the pattern itself)."""
+    pattern = draw(patterns())
+    try:
+        matching_text = st.from_regex(pattern.replace("(?>", "(?:").replace("++", "+"))
+        draw(matching_text)
+    except Exception:  # from_regex does not take every construct (lookbehind, ...)
+        matching_text = st.nothing()
+    sample = draw(st.lists(st.one_of(lines(), matching_text.map(str.encode)), min_size=1,
+                           max_size=12))
+    return pattern, [line.replace(b"\n", b"") for line in sample]
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=pattern_and_lines())
+def test_never_misses_a_line(case: tuple[str, list[bytes]]) -> None:
+    """On random patterns and lines (non-ASCII, invalid UTF-8), every matching line is reported."""
+    pattern, sample = case
+    compiled = regex.compile(pattern, regex.VERSION0)
+    if superset(compiled) is None:
+        return
+    assert set(matching(pattern, sample)) <= set(reported(pattern, sample))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=pattern_and_lines())
+def test_matcher_with_filter_equals_naive_loop(case: tuple[str, list[bytes]]) -> None:
+    """Through the whole matcher, hits and fields are the naive loop's."""
+    pattern, sample = case
+    r = rule(pattern)
+    data = b"\n".join(sample) + b"\n"
+    got = [(m.start, m.rule.id, m.kind, m.fields) for m in Matcher([r]).scan(data)]
+    assert got == naive((r,), (), data)
