@@ -86,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     p = command("test", _test, "replay log files through the rules (like fail2ban-regex)")
     p.add_argument("logfiles", nargs="+", type=Path, metavar="LOGFILE")
     p.add_argument("--rule", metavar="ID", help="only this rule")
+    p.add_argument("-j", "--jobs", type=_positive, metavar="N",
+                   help="worker processes for a large file (default: one per CPU)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true",
                      help='one JSON object per hit: {"rule", "file", "line_no", "fields"}')
@@ -109,6 +111,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing config")
     p.add_argument("--non-interactive", action="store_true", help="never ask; use what is given")
     return parser
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def _load(args: argparse.Namespace) -> Config:
@@ -141,6 +154,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
+    from logwatch.parallel import default_jobs
     from logwatch.replay import is_terminal, print_summary, replay, select_rules
 
     config = _load(args)
@@ -151,7 +165,7 @@ def _test(args: argparse.Namespace) -> int:
         return EXIT_OK
     progress: TextIO | None = sys.stderr if is_terminal(sys.stderr) else None
     result = replay(config, args.logfiles, sys.stdout, rule=args.rule, as_json=args.json,
-                    progress=progress)
+                    progress=progress, jobs=args.jobs or default_jobs())
     if not args.json:
         print_summary(result, select_rules(config, args.rule), sys.stdout)
     for error in result.errors:

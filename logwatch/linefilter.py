@@ -37,17 +37,15 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import re._constants as sre_c  # type: ignore[import-not-found]  # no stubs for the stdlib parser
-import re._parser as sre_parse  # type: ignore[import-not-found]
-import warnings
 from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
 import regex
 
-from logwatch.prefilter import CASELESS_UNSAFE, MIN_SELECTIVITY, strength, unique_group_names
+from logwatch import hscache
+from logwatch.prefilter import CASELESS_UNSAFE, MIN_SELECTIVITY, parse, strength
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +55,8 @@ ASCII = frozenset(range(0x80)) - {NEWLINE}
 #: one non-ASCII character of the decoded text, as bytes
 NON_ASCII_CHAR = rb"[\x80-\xff]{1,4}"
 NON_ASCII = frozenset(range(0x80, 0x100))
+#: any text on a line
+ANY_TEXT = rb"[^\n]*"
 #: flags of a rule pattern that this translation models; any other means "no filter"
 _MODELLED = (regex.IGNORECASE | regex.MULTILINE | regex.DOTALL | regex.VERBOSE | regex.UNICODE
              | regex.ASCII | regex.VERSION0)
@@ -91,12 +91,14 @@ def superset(pattern: regex.Pattern[str]) -> bytes | None:
     if pattern.flags & ~_MODELLED:
         return None
     flags = sum(sre for flag, sre in _SRE_FLAGS.items() if pattern.flags & flag)
+    tree = parse(pattern.pattern)  # usually the flags are inline: the parse others made
+    if tree is not None and tree.state.flags & flags != flags:
+        tree = parse(pattern.pattern, flags)
+    if tree is None:
+        return None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # syntax the two parsers may read differently
-            tree = sre_parse.parse(unique_group_names(pattern.pattern), flags)
         body = _Translate(tree.state.flags).core(list(tree))
-    except (re.error, regex.error, Warning, RecursionError, OverflowError, ValueError, Unsupported):
+    except (regex.error, RecursionError, OverflowError, ValueError, Unsupported):
         return None
     if body is None:
         # nothing on a line can match: let the literal path say so, it is rare
@@ -140,18 +142,23 @@ class _Translate:
 
     def sequence(self, items: Any) -> bytes | None:
         """Concatenation: ``None`` (matches nothing) if any part matches nothing."""
-        out = []
+        out: list[bytes] = []
         for op, av in items:
             part = self.node(op, av)
             if part is None:
                 return None
-            out.append(part)
+            if part != ANY_TEXT or not out or out[-1] != ANY_TEXT:
+                out.append(part)
         return b"".join(out)
 
     def node(self, op: Any, av: Any) -> bytes | None:
         chars = self.chars(op, av)
         if chars is not None:
             return _one_char(chars)
+        if _unbounded(op, av) and not strength([(op, av)], self.caseless):
+            # no literal to find and no end: "any text" costs Hyperscan far less than
+            # the classes (an IP address, a user name) and selects nearly the same lines
+            return ANY_TEXT
         if op in _DROPPED:
             return b""
         if op is sre_c.SUBPATTERN:
@@ -163,7 +170,7 @@ class _Translate:
         if op in _REPEATS:
             return self.repeat(*av)
         if op is sre_c.GROUPREF:
-            return rb"[^\n]*"
+            return ANY_TEXT
         if op is sre_c.GROUPREF_EXISTS:
             _, yes, no = av
             return _alternation([self.sequence(yes), self.sequence(no) if no else b""])
@@ -219,6 +226,19 @@ def _units(items: Sequence[tuple[Any, Any]]) -> list[tuple[int, int]]:
         else:
             units.append((i, i + 1))
     return units
+
+
+def _unbounded(op: Any, av: Any) -> bool:
+    """Whether the node can match text of any length."""
+    if op in _REPEATS:
+        return av[1] == _UNBOUNDED or any(_unbounded(*node) for node in av[2])
+    if op is sre_c.SUBPATTERN:
+        return any(_unbounded(*node) for node in av[3])
+    if op is sre_c.ATOMIC_GROUP:
+        return any(_unbounded(*node) for node in av)
+    if op is sre_c.BRANCH:
+        return any(_unbounded(*node) for alt in av[1] for node in alt)
+    return op is sre_c.GROUPREF or op is sre_c.GROUPREF_EXISTS
 
 
 def _bounds(low: int, high: int) -> bytes:
@@ -301,6 +321,10 @@ def _class(items: tuple[tuple[Any, Any], ...], caseless: bool, ascii_only: bool)
     return members, non_ascii or (caseless and bool(members & _CASE_PARTNERED))
 
 
+def _flags(hyperscan: Any) -> int:
+    return int(hyperscan.HS_FLAG_MULTILINE | hyperscan.HS_FLAG_PREFILTER)
+
+
 class LineFilter:
     """Hyperscan running every covered pattern's superset over a chunk."""
 
@@ -310,18 +334,28 @@ class LineFilter:
         import hyperscan  # optional: imported only where installed
 
         self._hs = hyperscan
-        self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        name = hscache.key(hyperscan, list(expressions.values()), _flags(hyperscan))
+        cached = hscache.load(hyperscan, name)
+        if cached is not None:
+            self._db, covered = cached
+        else:
+            self._db, covered = self._build(expressions)
+            hscache.save(hyperscan, name, self._db, covered)
+        #: the indexes of the patterns covered, in database id order
+        self.covered = tuple(covered)
+
+    def _build(self, expressions: dict[int, bytes]) -> tuple[Any, list[int]]:
+        db = self._hs.Database(mode=self._hs.HS_MODE_BLOCK)
         try:
-            self._compile(self._db, list(expressions.values()))
-        except hyperscan.error:
+            self._compile(db, list(expressions.values()))
+        except self._hs.error:
             expressions = self._compilable(expressions)
             if expressions:
-                self._compile(self._db, list(expressions.values()))
-        #: the indexes of the patterns covered, in database id order
-        self.covered = tuple(expressions)
+                self._compile(db, list(expressions.values()))
+        return db, list(expressions)
 
     def _compile(self, db: Any, expressions: list[bytes]) -> None:
-        flags = self._hs.HS_FLAG_MULTILINE | self._hs.HS_FLAG_PREFILTER
+        flags = _flags(self._hs)
         db.compile(expressions=expressions, ids=list(range(len(expressions))),
                    elements=len(expressions), flags=[flags] * len(expressions))
 

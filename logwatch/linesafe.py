@@ -26,16 +26,14 @@ reads (the standard library's parser is used, warnings as errors).
 
 from __future__ import annotations
 
-import re
 import re._constants as sre_c  # type: ignore[import-not-found]  # no stubs for the stdlib parser
 import re._parser as sre_parse  # type: ignore[import-not-found]
-import warnings
 from collections.abc import Iterable
 from typing import Any
 
 import regex
 
-from logwatch.prefilter import unique_group_names
+from logwatch.prefilter import parse
 
 NEWLINE = ord("\n")
 #: pattern flags under which the reasoning above does not hold (or was not checked)
@@ -68,7 +66,7 @@ def line_bound(pattern: regex.Pattern[str]) -> regex.Pattern[str] | None:
         return None
     text = pattern.pattern
     rewritten = without_newline(text)
-    tree, new_tree = _parse(text), _parse(rewritten)
+    tree, new_tree = parse(text), parse(rewritten)
     if tree is None or new_tree is None or tree.state.flags != new_tree.state.flags:
         return None
     # the rewrite is trusted only if the parser sees the same pattern, classes less "\n"
@@ -86,16 +84,6 @@ def line_bound(pattern: regex.Pattern[str]) -> regex.Pattern[str] | None:
     if twin.groupindex != pattern.groupindex or twin.groups != pattern.groups:
         return None
     return twin
-
-
-def _parse(text: str) -> Any:
-    """The standard library's parse of ``text``, or ``None`` (warnings count as errors)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            return sre_parse.parse(unique_group_names(text))
-    except (re.error, Warning, RecursionError, OverflowError, ValueError):
-        return None
 
 
 #: escapes outside a class that match "\n", and their equivalents without it

@@ -116,8 +116,8 @@ class Matcher:
             [p.pattern for p in self._probes], prefer=scanner)
         covered = self.line_filter.covered if self.line_filter else ()
         self._covered = sum(1 << bit for bit in covered)
-        #: per report of the line filter, the probe bit it selects
-        self._filter_bits = tuple(1 << bit for bit in covered)
+        #: per pattern of the line filter, the probe (bit) it selects lines for
+        self._filter_bits = covered
         #: per probe, the literal set its lines are selected by (None: every line)
         self._chosen = [p.choices[0] if p.choices else None for p in self._probes]
         #: occurrences of each candidate literal in the first CALIBRATION_BYTES read
@@ -192,25 +192,19 @@ class Matcher:
         """Every (line, rule) match in ``data``, in line order then rule order."""
         if not self._calibrated:
             self._calibrate(data)
-        spans, masks = self._candidate_lines(data)
+        spans, rows = self._candidate_lines(data)
         if not spans:
             return
         texts = _decode(data, spans)
-        rows: list[list[int]] = [[] for _ in self._probes]
-        for index, line_mask in enumerate(masks):
-            bits = line_mask
-            while bits:
-                low = bits & -bits
-                bits ^= low
-                rows[low.bit_length() - 1].append(index)
-        found: list[tuple[int, int, regex.Match[str]]] = []
+        # line * len(probes) + bit -> the match: sorting the keys orders by line, then rule
+        found: dict[int, regex.Match[str]] = {}
         for bit, probe in enumerate(self._probes):
             if rows[bit]:
-                found += self._run(bit, probe, rows[bit], texts)
-        found.sort(key=_line_then_probe)
+                self._run(bit, probe, rows[bit], texts, found)
         probes, global_ignore = self._probes, self.ignore
-        for index, bit, m in found:
-            probe = probes[bit]
+        for key in sorted(found):
+            index, bit = divmod(key, len(probes))
+            probe, m = probes[bit], found[key]
             rule, text = probe.rule, texts[index]
             if (rule.ignore or global_ignore) and self._ignored(rule, text):
                 self.ignored[rule.id] += 1
@@ -218,77 +212,32 @@ class Matcher:
             start, end = spans[index]
             yield Match(start, end, rule, text, probe.kind, m)
 
-    def _candidate_lines(self, data: bytes) -> tuple[list[tuple[int, int]], list[int]]:
-        """The lines some probe must run on, and which probes (bits), in line order."""
+    def _candidate_lines(self, data: bytes) -> tuple[list[tuple[int, int]], list[list[int]]]:
+        """The lines some probe must run on, in order, and per probe (bit) which of them."""
+        if self.line_filter is not None and self._covered == (1 << len(self._probes)) - 1:
+            return self._filtered_rows(self.line_filter, data)
         spans, masks = self._candidates(data)
-        if not self._always:
-            return spans, masks
-        found = dict(zip((start for start, _ in spans), masks, strict=True))
-        spans = list(_lines(data))
-        return spans, [self._always | found.get(start, 0) for start, _ in spans]
+        if self._always:
+            found = dict(zip((start for start, _ in spans), masks, strict=True))
+            spans = list(_lines(data))
+            masks = [self._always | found.get(start, 0) for start, _ in spans]
+        rows: list[list[int]] = [[] for _ in self._probes]
+        for index, line_mask in enumerate(masks):
+            bits = line_mask
+            while bits:
+                low = bits & -bits
+                bits ^= low
+                rows[low.bit_length() - 1].append(index)
+        return spans, rows
 
-    def _run(self, bit: int, probe: _Probe, rows: list[int],
-             texts: list[str]) -> list[tuple[int, int, regex.Match[str]]]:
-        """``(line, bit, match)`` for the lines ``rows`` (indexes into ``texts``) the probe matches.
-
-        A line-bound pattern (:mod:`logwatch.linesafe`) searches all the lines at
-        once, joined; when that search is stopped by the timeout, the lines not
-        yet done are searched one by one, as the naive loop does, so the line
-        that is too slow is found, counted and logged.
-        """
-        out: list[tuple[int, int, regex.Match[str]]] = []
-        done = 0
-        if probe.twin is not None and self.batch:
-            done = self._joined(bit, probe.twin, rows, texts, out)
-        rule, pattern, search = probe.rule, probe.pattern, self._search
-        for index in rows[done:]:
-            m = search(rule, pattern, texts[index])
-            if m is not None:
-                out.append((index, bit, m))
-        return out
-
-    def _joined(self, bit: int, twin: regex.Pattern[str], rows: list[int], texts: list[str],
-                out: list[tuple[int, int, regex.Match[str]]]) -> int:
-        """Search ``rows`` joined with newlines, first match per line; how many rows are done."""
-        joined = "\n".join([texts[index] for index in rows])
-        # where each row starts in ``joined``
-        starts = list(accumulate([len(texts[index]) + 1 for index in rows[:-1]], initial=0))
-        search, timeout, last = twin.search, self.timeout, len(rows) - 1
-        row = 0
-        while True:
-            try:
-                m = search(joined, starts[row], timeout=timeout)
-            except TimeoutError:
-                return row
-            if m is None:
-                return len(rows)
-            row = bisect_right(starts, m.start(), row) - 1
-            out.append((rows[row], bit, m))
-            if row == last:
-                return len(rows)
-            row += 1
-
-    def _candidates(self, data: bytes) -> tuple[list[tuple[int, int]], list[int]]:
-        """The lines some probe may match, and which probes (bits), in line order."""
-        if self.line_filter is None or not self._filter_bits:
-            return self._literal_candidates(data)
-        spans, masks = self._filtered_candidates(self.line_filter, data)
-        if self._covered == (1 << len(self._probes)) - 1:
-            return spans, masks
-        found = dict(zip(spans, masks, strict=True))
-        for span, mask in zip(*self._literal_candidates(data), strict=True):
-            found[span] = found.get(span, 0) | mask
-        ordered = sorted(found)
-        return ordered, [found[span] for span in ordered]
-
-    def _filtered_candidates(self, line_filter: LineFilter,
-                             data: bytes) -> tuple[list[tuple[int, int]], list[int]]:
-        """The lines the line filter reports, and the probes (bits) it reports them for."""
+    def _filtered_rows(self, line_filter: LineFilter,
+                       data: bytes) -> tuple[list[tuple[int, int]], list[list[int]]]:
+        """The lines the line filter reports, in order, and per probe (bit) which of them."""
         keys = line_filter.lines(data)
         keys.sort()
         bits, count = self._filter_bits, len(self._filter_bits)
         spans: list[tuple[int, int]] = []
-        masks: list[int] = []
+        rows: list[list[int]] = [[] for _ in self._probes]
         rfind, last = data.rfind, -1
         # "$" also holds at the very end, after the last newline, where there is no line
         limit = len(data) - 1 if data.endswith(b"\n") else len(data)
@@ -298,11 +247,63 @@ class Matcher:
                 break
             if end != last:
                 spans.append((rfind(b"\n", 0, end) + 1, end))
-                masks.append(bits[k])
                 last = end
-            else:
-                masks[-1] |= bits[k]
-        return spans, masks
+            rows[bits[k]].append(len(spans) - 1)
+        return spans, rows
+
+    def _run(self, bit: int, probe: _Probe, rows: list[int], texts: list[str],
+             found: dict[int, regex.Match[str]]) -> None:
+        """Add the matches of the probe on the lines ``rows`` (indexes into ``texts``) to ``found``.
+
+        A line-bound pattern (:mod:`logwatch.linesafe`) searches all the lines at
+        once, joined; when that search is stopped by the timeout, the lines not
+        yet done are searched one by one, as the naive loop does, so the line
+        that is too slow is found, counted and logged.
+        """
+        done = 0
+        if probe.twin is not None and self.batch:
+            done = self._joined(bit, probe.twin, rows, texts, found)
+        rule, pattern, search, count = probe.rule, probe.pattern, self._search, len(self._probes)
+        for index in rows[done:]:
+            m = search(rule, pattern, texts[index])
+            if m is not None:
+                found[index * count + bit] = m
+
+    def _joined(self, bit: int, twin: regex.Pattern[str], rows: list[int], texts: list[str],
+                found: dict[int, regex.Match[str]]) -> int:
+        """Search ``rows`` joined with newlines, first match per line; how many rows are done."""
+        joined = "\n".join([texts[index] for index in rows])
+        # where each row starts in ``joined``
+        starts = list(accumulate([len(texts[index]) + 1 for index in rows[:-1]], initial=0))
+        search, timeout, last = twin.search, self.timeout, len(rows) - 1
+        count, row = len(self._probes), 0
+        while True:
+            try:
+                m = search(joined, starts[row], timeout=timeout)
+            except TimeoutError:
+                return row
+            if m is None:
+                return len(rows)
+            row = bisect_right(starts, m.start(), row) - 1
+            found[rows[row] * count + bit] = m
+            if row == last:
+                return len(rows)
+            row += 1
+
+    def _candidates(self, data: bytes) -> tuple[list[tuple[int, int]], list[int]]:
+        """The lines some probe may match, and which probes (bits), in line order."""
+        if self.line_filter is None or not self._filter_bits:
+            return self._literal_candidates(data)
+        spans, rows = self._filtered_rows(self.line_filter, data)
+        masks = [0] * len(spans)
+        for bit, indexes in enumerate(rows):
+            for index in indexes:
+                masks[index] |= 1 << bit
+        found = dict(zip(spans, masks, strict=True))
+        for span, mask in zip(*self._literal_candidates(data), strict=True):
+            found[span] = found.get(span, 0) | mask
+        ordered = sorted(found)
+        return ordered, [found[span] for span in ordered]
 
     def _literal_candidates(self, data: bytes) -> tuple[list[tuple[int, int]], list[int]]:
         """The lines containing a literal, and the probes (bits) they select, in line order."""
@@ -365,10 +366,6 @@ def _probes(rules: Sequence[Rule]) -> Iterator[_Probe]:
 
 def _probe(rule: Rule, pattern: regex.Pattern[str], kind: MatchKind) -> _Probe:
     return _Probe(rule, pattern, kind, tuple(required_sets(pattern)), line_bound(pattern))
-
-
-def _line_then_probe(hit: tuple[int, int, regex.Match[str]]) -> tuple[int, int]:
-    return hit[0], hit[1]
 
 
 def _decode(data: bytes, spans: list[tuple[int, int]]) -> list[str]:

@@ -21,6 +21,7 @@ of them because U+0130, U+212A (Kelvin) and U+017F (long s) match them under ``(
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -82,18 +83,31 @@ def required_sets(pattern: regex.Pattern[str] | str) -> list[LiteralSet]:
         caseless = bool(pattern.flags & regex.IGNORECASE)
     else:
         text, caseless = pattern, False
-    try:
-        with warnings.catch_warnings():
-            # "possible nested set" and the like: syntax the two engines read differently
-            warnings.simplefilter("error")
-            tree = sre_parse.parse(unique_group_names(text))
-    except (re.error, Warning, RecursionError, OverflowError, ValueError):
+    tree = parse(text)
+    if tree is None:
         return []
     caseless = caseless or bool(tree.state.flags & sre_c.SRE_FLAG_IGNORECASE)
     sets = set(_Walk(caseless).sequence(tree))
     # a literal as common as one letter selects nearly every line: cheaper to just run
     return sorted((s for s in sets if selectivity(s) >= MIN_SELECTIVITY),
                   key=lambda s: (-selectivity(s), sorted(s)))
+
+
+@functools.lru_cache(maxsize=1024)
+def parse(text: str, flags: int = 0) -> Any:
+    """The standard library's parse of a pattern, or ``None`` if it refuses or warns.
+
+    Group names are made unique first (:func:`unique_group_names`). A warning
+    ("possible nested set" and the like) marks syntax the stdlib parser and the
+    ``regex`` module read differently, so it counts as a refusal. The tree is
+    shared between callers (cached): read it, never change it.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            return sre_parse.parse(unique_group_names(text), flags)
+    except (re.error, Warning, RecursionError, OverflowError, ValueError):
+        return None
 
 
 #: a named group, not escaped: ``(?P<name>`` or the regex module's ``(?<name>``

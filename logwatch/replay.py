@@ -8,6 +8,7 @@ chunk path (prefilter, then rules only on candidate lines) does the work.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
+from logwatch import parallel
 from logwatch.config import Config
 from logwatch.errors import LogwatchError
 from logwatch.matcher import Matcher
@@ -81,68 +83,121 @@ def replay(
     rule: str | None = None,
     as_json: bool = False,
     progress: TextIO | None = None,
+    jobs: int = 1,
 ) -> ReplayResult:
-    """Run the rules over every line of ``paths``; print hits as JSON lines if ``as_json``."""
+    """Run the rules over every line of ``paths``; print hits as JSON lines if ``as_json``.
+
+    With ``jobs`` above 1, a large regular file is cut into segments of whole
+    lines scanned by that many worker processes (:mod:`logwatch.parallel`); the
+    results and their order are the same.
+    """
     matcher = Matcher(select_rules(config, rule), ignore=config.settings.ignore,
                       timeout=config.settings.match_timeout)
     result = ReplayResult()
     started = time.perf_counter()
     for path in paths:
+        report = _Report(path, out, result, as_json, progress)
         try:
             with path.open("rb") as stream:
-                _replay_file(matcher, path, stream, out, result, as_json, progress)
+                report.total = os.fstat(stream.fileno()).st_size
+                if jobs > 1 and parallel.worth_it(stream):
+                    parallel.replay_file(matcher, stream, jobs, as_json, report.add)
+                else:
+                    for data in read_chunks(stream):
+                        report.add(tally(matcher, data, as_json))
         except BrokenPipeError:
             raise
         except IsADirectoryError:
             result.errors.append(f"{path}: is a directory, not a log file")
         except OSError as exc:
             result.errors.append(f"{path}: cannot read: {exc.strerror or exc}")
+        report.done()
     result.seconds = time.perf_counter() - started
     result.ignored.update(matcher.ignored)
     result.timeouts.update(matcher.timeouts)
     return result
 
 
-def _replay_file(
-    matcher: Matcher,
-    path: Path,
-    stream: BinaryIO,
-    out: TextIO,
-    result: ReplayResult,
-    as_json: bool,
-    progress: TextIO | None,
-) -> None:
-    total = _size(stream)
-    shown = time.monotonic()
-    for data in read_chunks(stream):
-        line_no = result.lines  # lines before this chunk, in this run
-        counted_to = 0
-        for m in matcher.scan(data):
+@dataclass
+class Tally:
+    """What one piece of a file (whole lines) produced: the unit results are merged in."""
+
+    lines: int = 0
+    bytes: int = 0
+    hits: Counter[str] = field(default_factory=Counter)
+    samples: dict[str, list[str]] = field(default_factory=dict)
+    #: with --json: (line number within the piece, from 1; rule id; fields)
+    records: list[tuple[int, str, dict[str, str]]] = field(default_factory=list)
+    ignored: Counter[str] = field(default_factory=Counter)
+    timeouts: Counter[str] = field(default_factory=Counter)
+
+    def extend(self, other: Tally) -> None:
+        """Add ``other``, the piece right after this one."""
+        self.records += [(self.lines + n, rule_id, fields) for n, rule_id, fields in other.records]
+        self.lines += other.lines
+        self.bytes += other.bytes
+        self.hits.update(other.hits)
+        _add_samples(self.samples, other.samples)
+        self.ignored.update(other.ignored)
+        self.timeouts.update(other.timeouts)
+
+
+def tally(matcher: Matcher, data: bytes, as_json: bool) -> Tally:
+    """Scan one chunk of whole lines."""
+    result = Tally(lines=data.count(b"\n"), bytes=len(data))
+    hits, samples = result.hits, result.samples
+    line_no, counted_to = 0, 0
+    for m in matcher.scan(data):
+        rule_id = m.rule.id
+        hits[rule_id] += 1
+        if len(kept := samples.setdefault(rule_id, [])) < SAMPLES_PER_RULE:
+            kept.append(m.text)
+        if as_json:
             line_no += data.count(b"\n", counted_to, m.start)
             counted_to = m.start
-            result.hits[m.rule.id] += 1
-            samples = result.samples.setdefault(m.rule.id, [])
-            if len(samples) < SAMPLES_PER_RULE:
-                samples.append(m.text)
-            if as_json:
-                out.write(json.dumps({"rule": m.rule.id, "file": str(path), "line_no": line_no + 1,
-                                      "fields": m.fields}, ensure_ascii=False) + "\n")
-        result.lines += data.count(b"\n")
-        result.bytes += len(data)
-        if progress is not None and time.monotonic() - shown > 0.5:
-            shown = time.monotonic()
-            done = f" {100 * stream.tell() / total:.0f}%" if total else ""
-            progress.write(f"\r{path}:{done} {result.lines:,} lines")
-            progress.flush()
-    if progress is not None:
-        progress.write("\r\x1b[K")
+            result.records.append((line_no + 1, rule_id, m.fields))
+    return result
 
 
-def _size(stream: BinaryIO) -> int:
-    try:
-        return max(stream.seek(0, 2), 0)
-    finally:
-        stream.seek(0)
+def _add_samples(samples: dict[str, list[str]], more: dict[str, list[str]]) -> None:
+    for rule_id, texts in more.items():
+        kept = samples.setdefault(rule_id, [])
+        kept += texts[: SAMPLES_PER_RULE - len(kept)]
+
+
+class _Report:
+    """Adds the tallies of one file, in order, to the result: JSON lines, samples, progress."""
+
+    def __init__(self, path: Path, out: TextIO, result: ReplayResult, as_json: bool,
+                 progress: TextIO | None) -> None:
+        self.path, self.out, self.result, self.as_json = path, out, result, as_json
+        self.progress = progress
+        self.shown = time.monotonic()
+        #: the file's size (0: unknown) and how much of it is done
+        self.total = self.read = 0
+
+    def add(self, piece: Tally) -> None:
+        result, file = self.result, str(self.path)
+        for line_no, rule_id, fields in piece.records:
+            self.out.write(json.dumps({"rule": rule_id, "file": file,
+                                       "line_no": result.lines + line_no, "fields": fields},
+                                      ensure_ascii=False) + "\n")
+        result.lines += piece.lines
+        result.bytes += piece.bytes
+        self.read += piece.bytes
+        result.hits.update(piece.hits)
+        _add_samples(result.samples, piece.samples)
+        result.ignored.update(piece.ignored)
+        result.timeouts.update(piece.timeouts)
+        if self.progress is not None and time.monotonic() - self.shown > 0.5:
+            self.shown = time.monotonic()
+            done = f" {100 * min(self.read / self.total, 1):.0f}%" if self.total else ""
+            self.progress.write(f"\r{self.path}:{done} {result.lines:,} lines")
+            self.progress.flush()
+
+    def done(self) -> None:
+        if self.progress is not None:
+            self.progress.write("\r\x1b[K")
 
 
 def print_summary(result: ReplayResult, rules: Sequence[Rule], out: TextIO) -> None:

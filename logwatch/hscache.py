@@ -1,0 +1,102 @@
+"""Compiled Hyperscan databases, kept on disk between runs.
+
+Compiling the line filter's database for 50 rules takes Hyperscan a few tenths
+of a second, more than scanning 100 MB of logs; loading a compiled one takes
+microseconds. Each database is saved under the cache directory, named by a hash
+of everything it was built from (the expressions, flags, the Hyperscan version),
+so an edited rule simply gets a new file and a stale one is never used.
+
+Where: ``$CACHE_DIRECTORY`` (systemd's ``CacheDirectory=``), else
+``$XDG_CACHE_HOME/logwatch``, else ``~/.cache/logwatch``. A file is trusted only
+if this user owns it and nobody else can write it or its directory; anything
+wrong (missing, foreign, corrupt, built for another CPU) means "compile again",
+never an error. Writing is best effort too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import stat
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: changes whenever the file format or what goes into the key does
+FORMAT = b"logwatch-hsdb-1\n"
+
+
+def cache_dir() -> Path:
+    """Where compiled databases go."""
+    systemd = os.environ.get("CACHE_DIRECTORY", "").split(":")[0]
+    if systemd:
+        return Path(systemd)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "logwatch"
+
+
+def key(hyperscan: Any, expressions: Sequence[bytes], flags: int) -> str:
+    """The file name for a database built from ``expressions`` with ``flags``."""
+    digest = hashlib.sha256(FORMAT)
+    digest.update(f"{getattr(hyperscan, '__version__', '?')}/{flags}\n".encode())
+    for expression in expressions:
+        digest.update(b"%d:%s\n" % (len(expression), expression))
+    return f"linefilter-{digest.hexdigest()[:32]}.hsdb"
+
+
+def load(hyperscan: Any, name: str) -> tuple[Any, list[int]] | None:
+    """The database saved as ``name`` and the indexes it covers, or ``None``."""
+    path = cache_dir() / name
+    try:
+        if not _private(path.parent):
+            return None
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as stream:
+            if not _private_stat(os.fstat(stream.fileno())):
+                return None
+            data = stream.read()
+        header, covered, blob = data.split(b"\n", 2)
+        if header + b"\n" != FORMAT:
+            return None
+        db = hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK)
+        db.scratch = hyperscan.Scratch(db)
+        return db, [int(i) for i in json.loads(covered)]
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # corrupt, foreign, another CPU: compile instead
+        log.debug("compiled line filter %s not used: %s", path, exc)
+        return None
+
+
+def save(hyperscan: Any, name: str, db: Any, covered: Sequence[int]) -> None:
+    """Keep ``db`` for the next run (best effort: a failure costs only a compile)."""
+    directory = cache_dir()
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not _private(directory):
+            return
+        blob = FORMAT + json.dumps(list(covered)).encode() + b"\n" + hyperscan.dumpb(db)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(blob)
+            os.replace(tmp, directory / name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except Exception as exc:
+        log.debug("compiled line filter not saved in %s: %s", directory, exc)
+
+
+def _private(directory: Path) -> bool:
+    return _private_stat(os.stat(directory))
+
+
+def _private_stat(info: os.stat_result) -> bool:
+    """Owned by this user, writable by nobody else."""
+    return info.st_uid == os.geteuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)

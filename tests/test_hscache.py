@@ -1,0 +1,67 @@
+"""Compiled line filters kept on disk: reused when trusted, rebuilt when anything is off."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import regex
+
+from logwatch import hscache
+from logwatch.linefilter import make_line_filter
+
+hyperscan = pytest.importorskip("hyperscan")
+
+PATTERNS = [regex.compile(r"Failed password for (?P<user>\S+)"), regex.compile(r"CRON\[\d+\]")]
+DATA = b"sshd[1]: Failed password for root\nCRON[2]: x\nnothing\n"
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("CACHE_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    return tmp_path / "xdg" / "logwatch"
+
+
+def reports() -> list[int]:
+    line_filter = make_line_filter(PATTERNS, prefer="hyperscan")
+    assert line_filter is not None
+    return sorted(line_filter.lines(DATA))
+
+
+def test_saved_then_loaded_with_the_same_results(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = reports()
+    saved = list(cache.glob("linefilter-*.hsdb"))
+    assert len(saved) == 1
+    assert cache.stat().st_mode & 0o777 == 0o700
+    loaded: list[str] = []
+    real_load = hscache.load
+    monkeypatch.setattr(hscache, "load", lambda hs, name: loaded.append(name) or real_load(hs, name))
+    assert reports() == first
+    assert loaded == [saved[0].name]
+    assert hscache.load(hyperscan, saved[0].name) is not None
+
+
+def test_an_edited_rule_gets_its_own_file(cache: Path) -> None:
+    reports()
+    make_line_filter([regex.compile("something else")], prefer="hyperscan")
+    assert len(list(cache.glob("linefilter-*.hsdb"))) == 2
+
+
+def test_corrupt_or_writable_files_are_not_trusted(cache: Path) -> None:
+    first = reports()
+    (saved,) = cache.glob("linefilter-*.hsdb")
+    saved.write_bytes(hscache.FORMAT + b"[0, 1]\nnot a database")
+    assert hscache.load(hyperscan, saved.name) is None
+    assert reports() == first  # compiled again, and saved again
+    assert hscache.load(hyperscan, saved.name) is not None
+    saved.chmod(0o666)
+    assert hscache.load(hyperscan, saved.name) is None
+    saved.chmod(0o600)
+    cache.chmod(0o777)
+    assert hscache.load(hyperscan, saved.name) is None
+
+
+def test_systemd_cache_directory_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CACHE_DIRECTORY", f"{tmp_path / 'unit'}:{tmp_path / 'other'}")
+    assert hscache.cache_dir() == tmp_path / "unit"
