@@ -39,8 +39,10 @@ sys.path.insert(0, str(BENCH))
 
 from generate import generate  # noqa: E402
 
+from logwatch import hscache  # noqa: E402
 from logwatch.config import Config, load_config  # noqa: E402
 from logwatch.matcher import Matcher  # noqa: E402
+from logwatch.parallel import default_jobs  # noqa: E402
 from logwatch.replay import read_chunks, replay  # noqa: E402
 from tests.reference import naive  # noqa: E402
 
@@ -80,28 +82,60 @@ def bench_config(log: Path, tables: list[dict[str, object]]) -> Path:
     return path
 
 
-def best(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
-    """The shortest of ``repeat`` runs of ``fn`` and the last result."""
+def timed(fn: Callable[[], object], repeat: int) -> tuple[list[float], object]:
+    """The times of ``repeat`` runs of ``fn``, in order, and the last result."""
     times, result = [], None
     for _ in range(repeat):
         started = time.perf_counter()
         result = fn()
         times.append(time.perf_counter() - started)
+    return times, result
+
+
+def best(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
+    """The shortest of ``repeat`` runs of ``fn`` and the last result."""
+    times, result = timed(fn, repeat)
     return min(times), result
 
 
-def run_logwatch(config: Config, log: Path, repeat: int, scanner: str | None) -> tuple[float, int]:
-    """Seconds for replay() over the file, and its hit count."""
+def run_logwatch(config: Config, log: Path, repeat: int, scanner: str | None,
+                 jobs: int) -> tuple[float, float, int]:
+    """Best and first seconds of replay() over the file (cache of compiled filters emptied
+    first, so the first run compiles), and the hit count."""
     old = os.environ.get("LOGWATCH_SCANNER")
     if scanner:
         os.environ["LOGWATCH_SCANNER"] = scanner
+    shutil.rmtree(hscache.cache_dir(), ignore_errors=True)
     try:
-        seconds, result = best(lambda: replay(config, [log], io.StringIO()), repeat)
+        times, result = timed(lambda: replay(config, [log], io.StringIO(), jobs=jobs), repeat)
     finally:
         os.environ.pop("LOGWATCH_SCANNER", None)
         if old is not None:
             os.environ["LOGWATCH_SCANNER"] = old
-    return seconds, sum(result.hits.values())  # type: ignore[attr-defined]
+    return min(times), times[0], sum(result.hits.values())  # type: ignore[attr-defined]
+
+
+def logwatch_rows(config: Config, log: Path, repeat: int, jobs: int, origin: str) -> list[Row]:
+    """``logwatch test`` on ``log``: with ``jobs`` processes, one, and the pure-Python path."""
+    data_lines, size = sum(1 for _ in log.open("rb")), log.stat().st_size
+    matcher = Matcher(config.rules)
+    engine = "hyperscan" if matcher.line_filter else "pure Python"
+    covered = len(matcher.line_filter.covered) if matcher.line_filter else 0
+    print(f"{data_lines:,} lines, {size / 1e6:.1f} MB; {len(config.rules)} rules ({origin}); "
+          f"{default_jobs()} CPUs; line filter: {engine}, covers {covered} of "
+          f"{matcher.patterns} patterns; "
+          f"rules without a literal: {len(matcher.notes())}")
+    runs = [(jobs, None), (1, None)] if jobs > 1 else [(1, None)]
+    if matcher.line_filter:
+        runs.append((1, "python"))
+    rows: list[Row] = []
+    for n, scanner in runs:
+        seconds, first, hits = run_logwatch(config, log, repeat, scanner, n)
+        what = "pure Python" if scanner else engine
+        procs = f"{n} processes" if n > 1 else "1 process"
+        rows.append((f"logwatch test ({what}, {procs})", data_lines / seconds,
+                     size / seconds / 1e6, f"{hits:,} hits; first run {first:.2f} s"))
+    return rows
 
 
 def hits_fast(config: Config, data: bytes) -> list[tuple[int, str, str, dict[str, str]]]:
@@ -197,15 +231,16 @@ def fail2ban(slice_path: Path, lines: int) -> Row | None:
             slice_path.stat().st_size / seconds / 1e6, matched)
 
 
-#: run ``logwatch test`` and report the process's own peak RSS (VmHWM: per address
+#: run ``logwatch test`` and report the peak RSS of it or its largest worker (VmHWM: per address
 #: space, so not inflated by the benchmark's memory that a fork would count)
 _RSS_SNIPPET = """
-import contextlib, os, sys
+import contextlib, os, resource, sys
 from logwatch.cli import main
 with open(os.devnull, "w") as out, contextlib.redirect_stdout(out):
     code = main(["test", "-c", sys.argv[1], sys.argv[2]])
 hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM:")]
-print(hwm[0].split()[1] if hwm else 0)
+workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(max(int(hwm[0].split()[1]) if hwm else 0, workers))
 """
 
 
@@ -239,6 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="lines for the naive loop and fail2ban-regex (they are slow)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per tool; the best counts")
     ap.add_argument("--big", action="store_true", help="also peak RSS on a 1 GB file")
+    ap.add_argument("--jobs", type=int, default=default_jobs(),
+                    help="worker processes for logwatch test (default: one per CPU)")
     args = ap.parse_args(argv)
 
     DATA.mkdir(exist_ok=True)
@@ -251,20 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tables, origin = rule_tables(REPO / "rules.example.toml", BENCH / "extra_rules.toml")
     config_path = bench_config(log, tables)
     config = load_config(config_path)
-    matcher = Matcher(config.rules)
-    print(f"{lines:,} lines, {size / 1e6:.1f} MB; {len(config.rules)} rules ({origin}); "
-          f"literal scanner: {matcher.scanner.name}; rules without a literal: "
-          f"{len(matcher.notes())}")
-
-    rows: list[Row] = []
-    seconds, hits = run_logwatch(config, log, args.repeat, None)
-    rows.append((f"logwatch test ({matcher.scanner.name})", lines / seconds, size / seconds / 1e6,
-                 f"{hits:,} hits"))
-    if matcher.scanner.name != "python":
-        seconds, hits = run_logwatch(config, log, args.repeat, "python")
-        rows.append(("logwatch test (pure Python)", lines / seconds, size / seconds / 1e6,
-                     f"{hits:,} hits"))
-
+    rows = logwatch_rows(config, log, args.repeat, args.jobs, origin)
     cut = len(b"\n".join(data.split(b"\n", args.naive_lines)[: args.naive_lines])) + 1
     piece = data[:cut]
     slice_path = DATA / f"slice-{args.naive_lines}.log"

@@ -179,6 +179,11 @@ class Matcher:
     def _cost(self, literals: LiteralSet) -> int:
         return sum(self._seen[lit] for lit in literals)
 
+    @property
+    def patterns(self) -> int:
+        """How many patterns the rules run (each ``match``, each ``resolve``)."""
+        return len(self._probes)
+
     def notes(self) -> list[str]:
         """Remarks about the rules worth showing in ``logwatch check`` (e.g. no prefilter)."""
         notes = []
@@ -201,9 +206,9 @@ class Matcher:
         for bit, probe in enumerate(self._probes):
             if rows[bit]:
                 self._run(bit, probe, rows[bit], texts, found)
-        probes, global_ignore = self._probes, self.ignore
+        probes, global_ignore, count = self._probes, self.ignore, len(self._probes)
         for key in sorted(found):
-            index, bit = divmod(key, len(probes))
+            index, bit = divmod(key, count)
             probe, m = probes[bit], found[key]
             rule, text = probe.rule, texts[index]
             if (rule.ignore or global_ignore) and self._ignored(rule, text):
@@ -238,7 +243,7 @@ class Matcher:
         bits, count = self._filter_bits, len(self._filter_bits)
         spans: list[tuple[int, int]] = []
         rows: list[list[int]] = [[] for _ in self._probes]
-        rfind, last = data.rfind, -1
+        rfind, last, index = data.rfind, -1, -1
         # "$" also holds at the very end, after the last newline, where there is no line
         limit = len(data) - 1 if data.endswith(b"\n") else len(data)
         for key in keys:
@@ -247,8 +252,8 @@ class Matcher:
                 break
             if end != last:
                 spans.append((rfind(b"\n", 0, end) + 1, end))
-                last = end
-            rows[bits[k]].append(len(spans) - 1)
+                last, index = end, index + 1
+            rows[bits[k]].append(index)
         return spans, rows
 
     def _run(self, bit: int, probe: _Probe, rows: list[int], texts: list[str],
