@@ -41,7 +41,7 @@ from logwatch.config import Config
 from logwatch.durations import format_duration
 from logwatch.models import SEVERITIES, Alert, Hit, Severity, alert_id
 from logwatch.rules import Rule
-from logwatch.state import get_values, put_value
+from logwatch.state import get_values, put_values
 from logwatch.template import Template
 
 log = logging.getLogger(__name__)
@@ -253,6 +253,42 @@ class _Table(Generic[V]):
 # The policy
 
 
+_RANK: dict[str, int] = {severity: rank for rank, severity in enumerate(SEVERITIES)}
+#: what :func:`template_values` sets besides the rule's fields (it overrides fields so named)
+_BUILTIN_VALUES = frozenset({"host", "rule", "source", "line", "severity"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What feeding one rule's hits needs, worked out once: most hits never fire.
+
+    A key template that names only the rule's own fields renders from ``hit.fields``
+    directly, without building the whole :func:`template_values` mapping.
+    """
+
+    #: dedup ``by``, else threshold ``by``: the rule's key (see ``Policy._group``)
+    group: Template | None
+    group_plain: bool
+    #: the threshold's ``by`` is the group template: its key is the group key
+    same_key: bool
+    by_plain: bool
+    #: the firing-time values the title and message use (the others are not computed)
+    within: str | None
+    first: bool
+    last: bool
+
+    @classmethod
+    def of(cls, rule: Rule) -> _Plan:
+        group = _group_template(rule)
+        by = rule.threshold.by if rule.threshold is not None else None
+        used = rule.title.fields | rule.message.fields
+        within = format_duration(rule.threshold.within) if rule.threshold else ""
+        return cls(group, group is None or not group.fields & _BUILTIN_VALUES,
+                   by is not None and by == group,
+                   by is None or not by.fields & _BUILTIN_VALUES,
+                   within if "within" in used else None, "first" in used, "last" in used)
+
+
 class Policy:
     """Turns hits into alerts for one configuration; see the module docstring."""
 
@@ -262,6 +298,8 @@ class Policy:
         self.clock = clock
         self.max_keys = max_keys
         self.rules: dict[str, Rule] = {r.id: r for r in config.rules}
+        self._plans = {r.id: _Plan.of(r) for r in config.rules}
+        self._min_rank = {name: _RANK[d.min_severity] for name, d in config.destinations.items()}
         self._reset()
 
     def _reset(self) -> None:
@@ -272,8 +310,11 @@ class Policy:
             "d", self.max_keys, self._dirty, _flat, lambda d: _Suppression(**d))
         self.incidents: _Table[_Incident] = _Table(
             "r", self.max_keys, self._dirty, _flat, lambda d: _Incident(**d))
+        self._table_of: dict[str, _Table[Any]] = {t.kind: t for t in self._tables()}
         self.storms: dict[str, _Storm] = {}
         self.counters = _Counters()
+        #: a save left the status lines out (``save(status=False)``): they are out of date
+        self.status_stale = False
 
     # -- feeding --------------------------------------------------------------
 
@@ -289,7 +330,8 @@ class Policy:
         self.counters.hits[rule.id] += 1
         self._dirty.add("c")
         out: list[Alert] = []
-        group = self._group(rule, hit)
+        plan = self._plans[rule.id]
+        group = self._group(rule, hit, plan)
         self._touch_incident(rule, group, t)
         held = self.suppressions.get(rule.id, group) if rule.dedup is not None else None
         if held is not None:
@@ -297,37 +339,62 @@ class Policy:
                 self._suppress(rule.id, group, held, hit, t)
                 return out
             out += self._close(rule.id, group, held, held.until)  # tick has not run yet
-        fired = self._threshold(rule, hit, t)
+        fired = self._threshold(rule, hit, t, group if plan.same_key else None)
         if fired is None:
             return out
+        self._fire(rule, plan, hit, t, fired, group, out)
+        return out
+
+    def _fire(self, rule: Rule, plan: _Plan, hit: Hit, t: float, fired: tuple[int, float],
+              group: str, out: list[Alert]) -> None:
+        """``hit`` makes the rule alert: open its windows, then send or hold the alert."""
         count, first = fired
-        extra = {"within": format_duration(rule.threshold.within) if rule.threshold else "",
-                 "first": clock_time(first), "last": clock_time(t)}
-        alert = render_alert(self.config, rule, hit, now=t, count=count, extra=extra)
+        values = template_values(self.config, rule, hit, count=count)
+        if plan.within is not None:
+            values["within"] = plan.within
+        if plan.first:
+            values["first"] = clock_time(first)
+        if plan.last:
+            values["last"] = clock_time(t)
+        title = rule.title.render(values)
         if rule.dedup is not None:
-            opened = _Suppression(hit.line.key, alert.title, hit.line.source, t + rule.dedup.window)
+            opened = _Suppression(hit.line.key, title, hit.line.source, t + rule.dedup.window)
             for key, old in self.suppressions.put(rule.id, group, opened):
                 self._evicted("dedup", rule.id)
                 out += self._close(rule.id, key, old, t)
         if rule.resolve is not None or rule.quiet is not None:
-            incident = _Incident(hit.line.key, alert.title, hit.line.source, t)
+            incident = _Incident(hit.line.key, title, hit.line.source, t)
             for _ in self.incidents.put(rule.id, group, incident):
                 self._evicted("incident", rule.id)
-        out += self._route(alert, group, alert.title)
-        return out
+        direct = self._split(rule.to, rule.severity, t, out)
+        if len(direct) < len(rule.to):
+            held = [dest for dest in rule.to if dest not in direct]
+            self._hold(held, rule.id, rule.severity, count, group, title)
+        if direct:
+            # rendered only when some destination takes it now (not during a storm)
+            out.append(_alert(self.config, rule, hit, values, title, now=t, count=count,
+                              to=tuple(direct)))
 
     def _event_time(self, hit: Hit) -> float:
         # monotonic, so each rule's live keys stay ordered by time (oldest first)
-        t = hit.line.time if hit.line.time is not None else self.clock()
-        t = max(t, self.counters.latest)
-        self.counters.latest = t
+        t = hit.line.time
+        if t is None:
+            t = self.clock()
+        counters = self.counters
+        if t < counters.latest:
+            return counters.latest
+        counters.latest = t
         return t
 
-    def _group(self, rule: Rule, hit: Hit) -> str:
+    def _group(self, rule: Rule, hit: Hit, plan: _Plan) -> str:
         """The key dedup, incidents and digests use: dedup ``by``, else threshold ``by``."""
-        template = _group_template(rule)
-        if template is None:
+        if plan.group is None:
             return ""
+        return self._render_key(plan.group, plan.group_plain, rule, hit)
+
+    def _render_key(self, template: Template, plain: bool, rule: Rule, hit: Hit) -> str:
+        if plain:
+            return template.render(hit.fields)
         return template.render(template_values(self.config, rule, hit))
 
     def _suppress(self, rule_id: str, key: str, held: _Suppression, hit: Hit, t: float) -> None:
@@ -338,12 +405,17 @@ class Policy:
         held.line = hit.line.text[:MAX_SAMPLE]
         self.suppressions.touch(rule_id, key, newest=False)  # order stays by window end
 
-    def _threshold(self, rule: Rule, hit: Hit, t: float) -> tuple[int, float] | None:
-        """``(hits, first hit time)`` if the hit completes the threshold, else ``None``."""
+    def _threshold(self, rule: Rule, hit: Hit, t: float,
+                   key: str | None) -> tuple[int, float] | None:
+        """``(hits, first hit time)`` if the hit completes the threshold, else ``None``.
+
+        ``key`` is the threshold's key if the caller has it already.
+        """
         th = rule.threshold
         if th is None:
             return 1, t
-        key = th.by.render(template_values(self.config, rule, hit))
+        if key is None:
+            key = self._render_key(th.by, self._plans[rule.id].by_plain, rule, hit)
         window = self.windows.get(rule.id, key)
         if window is None:
             window = deque()
@@ -401,7 +473,7 @@ class Policy:
             self.incidents.touch(rule.id, key)
 
     def _resolve_hit(self, rule: Rule, hit: Hit, t: float) -> list[Alert]:
-        key = self._group(rule, hit)
+        key = self._group(rule, hit, self._plans[rule.id])
         incident = self.incidents.get(rule.id, key)
         if incident is None:
             return []
@@ -432,29 +504,45 @@ class Policy:
         ``label`` names the rule's key in a digest (the title of the alert that opened it).
         """
         out: list[Alert] = []
-        direct = []
-        for dest in alert.to:
-            if self._below_min_severity(dest, alert.severity):
-                direct.append(dest)  # its sender skips it: not a message, not in the rate
-            elif self._storming(dest, alert.time, out):
-                self._hold(self.storms[dest], alert, group, label)
+        direct = self._split(alert.to, alert.severity, alert.time, out)
+        if len(direct) < len(alert.to):
+            held = [dest for dest in alert.to if dest not in direct]
+            if alert.kind == "resolved":
+                for dest in held:
+                    self.storms[dest].resolved += 1
             else:
-                direct.append(dest)
+                self._hold(held, alert.rule, alert.severity, alert.count, group, label)
         if direct:
             out.append(alert if len(direct) == len(alert.to) else replace(alert, to=tuple(direct)))
         return out
 
+    def _split(self, to: tuple[str, ...], severity: Severity, t: float,
+               out: list[Alert]) -> list[str]:
+        """The destinations an alert goes to now; the others are storming and hold it.
+
+        Counts the alert in each destination's rate (a storm that starts is announced
+        in ``out``).
+        """
+        direct = []
+        for dest in to:
+            if self._below_min_severity(dest, severity):
+                direct.append(dest)  # its sender skips it: not a message, not in the rate
+            elif not self._storming(dest, t, out):
+                direct.append(dest)
+        return direct
+
     def _below_min_severity(self, dest: str, severity: Severity) -> bool:
-        config = self.config.destinations.get(dest)
-        return config is not None and SEVERITIES.index(severity) < SEVERITIES.index(
-            config.min_severity)
+        # an unknown destination has no minimum (rank 0)
+        return _RANK[severity] < self._min_rank.get(dest, 0)
 
     def _storming(self, dest: str, t: float, out: list[Alert]) -> bool:
         """Count one alert for ``dest``; start its storm (announced in ``out``) if over rate."""
         cfg = self.config.settings.storm
-        storm = self.storms.setdefault(dest, _Storm())
+        storm = self.storms.get(dest)
+        if storm is None:
+            storm = self.storms[dest] = _Storm()
         storm.add(t)
-        self._dirty.add(f"s/{dest}")
+        self._dirty.add("s/" + dest)
         if storm.since is None and storm.count(t, cfg.per) > cfg.rate:
             storm.since = storm.period_start = t
             storm.due = t + cfg.digest_every
@@ -465,21 +553,22 @@ class Policy:
                                     f"{format_duration(cfg.digest_every)} until it calms down."))
         return storm.since is not None
 
-    def _hold(self, storm: _Storm, alert: Alert, group: str, label: str) -> None:
-        if alert.kind == "resolved":
-            storm.resolved += 1
-            return
+    def _hold(self, dests: list[str], rule: str, severity: Severity, count: int, group: str,
+              label: str) -> None:
+        """Each storming destination in ``dests`` holds an alert of ``count`` hits."""
         # a rule without a `by` key: one digest line per distinct title
-        key = f"{alert.rule}\x1f{group}" if group else f"{alert.rule}\x1f\x1e{label}"
-        held = storm.held.get(key)
-        if held is None and len(storm.held) < MAX_DIGEST_ENTRIES:
-            held = storm.held[key] = _Held(alert.rule, label, alert.severity, key=group)
-        if held is None:
-            storm.other_hits += alert.count
-            storm.other_alerts += 1
-        else:
-            held.hits += alert.count
-            held.alerts += 1
+        key = f"{rule}\x1f{group}" if group else f"{rule}\x1f\x1e{label}"
+        for dest in dests:
+            storm = self.storms[dest]
+            held = storm.held.get(key)
+            if held is None and len(storm.held) < MAX_DIGEST_ENTRIES:
+                held = storm.held[key] = _Held(rule, label, severity, key=group)
+            if held is None:
+                storm.other_hits += count
+                storm.other_alerts += 1
+            else:
+                held.hits += count
+                held.alerts += 1
 
     def _digest(self, dest: str, storm: _Storm, now: float) -> list[Alert]:
         """The digest due for ``dest``; the storm ends if the rate fell back to ``rate``."""
@@ -636,26 +725,39 @@ class Policy:
     def _tables(self) -> tuple[_Table[Any], ...]:
         return (self.windows, self.suppressions, self.incidents)
 
-    def save(self, conn: sqlite3.Connection) -> None:
-        """Write what changed since the last save, in the caller's transaction."""
-        tables: dict[str, _Table[Any]] = {t.kind: t for t in self._tables()}
-        for kv_key in sorted(self._dirty):
-            kind, _, rest = kv_key.partition("/")
-            value: Any = None
-            if kind == "c":
-                value = self.counters.dump()
-            elif kind == "s":
-                storm = self.storms.get(rest)
-                value = storm.dump() if storm is not None else None
-            elif kind in tables:
-                rule_id, _, key = rest.partition("/")
-                value = tables[kind].value_of(rule_id, key)
-            put_value(conn, NS, kv_key, value)
+    def save(self, conn: sqlite3.Connection, *, status: bool = True) -> None:
+        """Write what changed since the last save, in the caller's transaction.
+
+        ``status=False`` leaves the lines ``logwatch status`` shows for a later save
+        (:attr:`status_stale` says one is due): they cost a pass over every live key.
+        """
+        put_values(conn, NS, [(kv_key, self._value_of(kv_key)) for kv_key in sorted(self._dirty)])
         self._dirty.clear()
-        for key, text in self._status_lines().items():
-            if self._status_written.get(key) != text:
-                put_value(conn, STATUS_NS, key, text)
-                self._status_written[key] = text
+        self.status_stale = not status
+        if status:
+            self.save_status(conn)
+
+    def _value_of(self, kv_key: str) -> Any:
+        """The saved form of one dirty kv key (``None``: delete it)."""
+        kind, _, rest = kv_key.partition("/")
+        if kind == "c":
+            return self.counters.dump()
+        if kind == "s":
+            storm = self.storms.get(rest)
+            return storm.dump() if storm is not None else None
+        table = self._table_of.get(kind)
+        if table is None:
+            return None
+        rule_id, _, key = rest.partition("/")
+        return table.value_of(rule_id, key)
+
+    def save_status(self, conn: sqlite3.Connection) -> None:
+        """Write the ``logwatch status`` lines that changed, in the caller's transaction."""
+        lines = self._status_lines()
+        changed = [(k, text) for k, text in lines.items() if self._status_written.get(k) != text]
+        put_values(conn, STATUS_NS, changed)
+        self._status_written.update(changed)
+        self.status_stale = False
 
     # -- status ---------------------------------------------------------------------
 
@@ -732,12 +834,18 @@ def render_alert(
 ) -> Alert:
     """The alert for ``hit`` with the rule's title and message filled in."""
     values = template_values(config, rule, hit, count=count, **(extra or {}))
+    return _alert(config, rule, hit, values, rule.title.render(values), now=now, count=count,
+                  to=rule.to)
+
+
+def _alert(config: Config, rule: Rule, hit: Hit, values: Mapping[str, object], title: str, *,
+           now: float, count: int, to: tuple[str, ...]) -> Alert:
     return Alert(
         id=alert_id("alert", rule.id, hit.line.key),
         kind="alert",
         rule=rule.id,
         severity=rule.severity,
-        title=rule.title.render(values),
+        title=title,
         message=rule.message.render(values),
         source=hit.line.source,
         host=config.settings.hostname,
@@ -745,7 +853,7 @@ def render_alert(
         line=hit.line.text,
         fields=dict(hit.fields),
         count=count,
-        to=rule.to,
+        to=to,
     )
 
 

@@ -33,8 +33,11 @@ from logwatch.systemd import Notifier
 
 log = logging.getLogger(__name__)
 
-#: how much one source may read before the others get their turn
-READ_BUDGET = 1 << 20
+#: how much one source may read before the others get their turn; also one transaction's
+#: worth of lines during a catch-up, so each commit's fixed cost is spread over many lines
+READ_BUDGET = 4 << 20
+#: the ``logwatch status`` lines of the policy are rewritten at most this often while busy
+STATUS_EVERY = 1.0
 #: delivered rows are kept this long (for `status`), then pruned so the outbox stays small
 OUTBOX_RETENTION = 7 * 86400.0
 PRUNE_EVERY = 3600.0
@@ -123,6 +126,7 @@ class Service:
         self._silent_warned: set[str] = set()
         self._last_ping = 0.0
         self._last_prune = 0.0
+        self._last_status = float("-inf")
 
     def _open_state(self) -> State:
         if self.dry_run:
@@ -153,15 +157,21 @@ class Service:
         self.startup()
 
     def main_loop(self) -> None:
-        """Read, match, decide and commit until asked to stop."""
+        """Read, match, decide and commit until asked to stop.
+
+        It reads before it first sleeps: a backlog (``start_at = "beginning"``, a
+        restart after an outage) is caught up at once, and :meth:`pump` returns only
+        when no source has anything left, so nothing waits while lines are unread.
+        """
         while not self.should_exit:
-            self.waker.wait(self._sleep_time())
             if self.reload_requested:
                 self.reload_requested = False
                 self.reload()
             self.pump()
             self.tick()
             self._keepalive()
+            if not self.should_exit:
+                self.waker.wait(self._sleep_time())
 
     def shutdown(self) -> None:
         """Stop reading, let senders drain for ``drain_timeout``, commit, close."""
@@ -205,38 +215,62 @@ class Service:
             self._keepalive()
 
     def _process(self, source: Source, chunks: list[Chunk]) -> None:
-        matcher = self.matchers[source.name]
+        """Match ``chunks``, feed the hits to the policy, commit alerts and checkpoint as one."""
         alerts: list[Alert] = []
         lines = 0
         for chunk in chunks:
             lines += chunk.data.count(b"\n")
-            for m in matcher.scan(chunk.data):
-                line = LogLine(m.text, chunk.source, chunk.origin, chunk.line_key(m.start),
-                               chunk.line_time(m.start))
-                hit = Hit(m.rule.id, m.fields, line, m.kind)
-                alerts.extend(self.policy.feed(hit))
+            self._match(chunk, alerts)
         self._commit(alerts, source)
         self._last_data[source.name] = time.monotonic()
         self._silent_warned.discard(source.name)
         self.stats.count(lines, len(alerts))
 
+    def _match(self, chunk: Chunk, alerts: list[Alert]) -> None:
+        """Append the alerts the lines of ``chunk`` cause to ``alerts`` (once per hit: lean)."""
+        feed = self.policy.feed
+        source, origin = chunk.source, chunk.origin
+        if chunk.cursors is None and chunk.times is None:
+            # a file: the line key is the offset, and the line carries no time of its own
+            prefix, offset = f"{chunk.stream}@", chunk.offset
+            for m in self.matchers[source].scan(chunk.data):
+                line = LogLine(m.text, source, origin, f"{prefix}{offset + m.start}")
+                alerts += feed(Hit(m.rule.id, m.fields, line, m.kind))
+            return
+        for m in self.matchers[source].scan(chunk.data):
+            line = LogLine(m.text, source, origin, chunk.line_key(m.start),
+                           chunk.line_time(m.start))
+            alerts += feed(Hit(m.rule.id, m.fields, line, m.kind))
+
     def _commit(self, alerts: Iterable[Alert], source: Source | None = None) -> None:
         alerts = list(alerts)
+        now = time.monotonic()
+        status = now - self._last_status >= STATUS_EVERY
         with self.state.transaction() as conn:
             outbox.enqueue(conn, alerts)
-            self.policy.save(conn)
+            self.policy.save(conn, status=status)
             if source is not None:
                 put_value(conn, "checkpoint", source.name, source.checkpoint())
+        if status:
+            self._last_status = now
         if alerts:
             for name in {d for a in alerts for d in a.to}:
                 if (sender := self.senders.get(name)) is not None:
                     sender.wake()
+
+    def _save_status(self) -> None:
+        """Bring the policy's ``logwatch status`` lines up to date once the sources are idle."""
+        if self.policy.status_stale:
+            with self.state.transaction() as conn:
+                self.policy.save_status(conn)
+            self._last_status = time.monotonic()
 
     def tick(self) -> None:
         """Timers: policy summaries and digests, failing destinations, silent sources."""
         alerts = self.policy.tick(self.clock()) + self._destination_alerts()
         if alerts:
             self._commit(alerts)
+        self._save_status()
         self._warn_silent_sources()
         self._prune_outbox()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,15 @@ from typing import Any
 from logwatch.errors import StateError
 
 DB_NAME = "state.sqlite3"
+#: one encoder for every value: ``json.dumps`` with options builds a new one per call;
+#: stored values are plain trees (no cycles to look for)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+#: SQLite's page cache per connection (KiB): a catch-up rewrites thousands of policy rows
+#: per transaction, spread over the whole kv table; the default 2 MiB makes it re-read pages
+CACHE_KIB = 16 << 10
+_UPSERT = ("INSERT INTO kv (ns, key, value) VALUES (?, ?, ?) "
+           "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value")
+_DELETE = "DELETE FROM kv WHERE ns = ? AND key = ?"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
@@ -82,6 +91,7 @@ class State:
                                        check_same_thread=False)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         except sqlite3.Error as exc:
             raise StateError(f"{self.path}: cannot open the state database: {exc}") from exc
         return conn
@@ -128,10 +138,26 @@ def get_values(conn: sqlite3.Connection, ns: str) -> dict[str, Any]:
 def put_value(conn: sqlite3.Connection, ns: str, key: str, value: Any) -> None:
     """Store ``value`` (JSON-able) under ``(ns, key)``; ``None`` deletes it."""
     if value is None:
-        conn.execute("DELETE FROM kv WHERE ns = ? AND key = ?", (ns, key))
+        conn.execute(_DELETE, (ns, key))
     else:
-        conn.execute(
-            "INSERT INTO kv (ns, key, value) VALUES (?, ?, ?) "
-            "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value",
-            (ns, key, json.dumps(value, separators=(",", ":"))),
-        )
+        conn.execute(_UPSERT, (ns, key, encode(value)))
+
+
+def put_values(conn: sqlite3.Connection, ns: str, items: Iterable[tuple[str, Any]]) -> None:
+    """:func:`put_value` for many ``(key, value)`` pairs (distinct keys), two statements in all."""
+    upserts: list[tuple[str, str, str]] = []
+    deletes: list[tuple[str, str]] = []
+    for key, value in items:
+        if value is None:
+            deletes.append((ns, key))
+        else:
+            upserts.append((ns, key, encode(value)))
+    if deletes:
+        conn.executemany(_DELETE, deletes)
+    if upserts:
+        conn.executemany(_UPSERT, upserts)
+
+
+def encode(value: Any) -> str:
+    """The stored (compact JSON) form of ``value``."""
+    return _ENCODER.encode(value)

@@ -57,7 +57,7 @@ FP_LEN = 256
 #: a partial line unchanged this long is returned as a line; a retired file is closed
 QUIET = 2.0
 #: one ``pread`` at most (or ``max_line_length + 1`` if larger)
-READ_BLOCK = 1 << 20
+READ_BLOCK = 4 << 20
 #: appended to a line cut at ``max_line_length`` bytes
 CUT_MARK = b" [logwatch: line longer than %d bytes, cut]"
 #: rotated or compressed names a wildcard must not pick up (``syslog*`` vs ``syslog.1``)
@@ -116,7 +116,7 @@ def split_lines(data: bytes, cap: int, skipping: bool) -> Split:
     end = data.rfind(b"\n") + 1
     if end > pos:
         block = data[pos:end]
-        if len(block) <= cap + 1 or max(map(len, block.split(b"\n"))) <= cap:
+        if _longest_at_most(block, cap):
             pieces.append((pos, block))
         else:
             pieces.extend((pos + at, piece) for at, piece in _cap_lines(block, cap))
@@ -125,6 +125,22 @@ def split_lines(data: bytes, cap: int, skipping: bool) -> Split:
         pieces.append((pos, _cut(data[pos : pos + cap], cap)))
         return Split(tuple(pieces), len(data), True)
     return Split(tuple(pieces), pos, False)
+
+
+def _longest_at_most(block: bytes, cap: int) -> bool:
+    """Is every line of ``block`` (whole lines) at most ``cap`` bytes long?
+
+    Jumps from a line start to just past the last newline within ``cap`` bytes of it:
+    one ``rfind`` per ``cap`` bytes, not a list of every line. A line longer than
+    ``cap`` cannot be jumped over, since no newline within reach lies past its start.
+    """
+    pos, size = 0, len(block)
+    while size - pos > cap + 1:
+        newline = block.rfind(b"\n", pos, pos + cap + 1)
+        if newline < 0:
+            return False
+        pos = newline + 1
+    return True
 
 
 def _cut(line: bytes, cap: int) -> bytes:
@@ -557,7 +573,9 @@ class FileSource:
         if size != tail.seen_size:
             tail.seen_size, tail.still_since = size, now
         consumed = 0
-        while consumed < budget and tail.offset < size:
+        # after the first block, only while the budget left can hold a line of any length:
+        # a sliver of budget would cost a whole extra chunk (and match call) for a few lines
+        while tail.offset < size and budget - consumed > (self._cap if consumed else 0):
             # at least cap + 1 bytes, so that a whole line or a cut always fits
             want = min(self._block, size - tail.offset, max(budget - consumed, self._cap + 1))
             data = os.pread(tail.fd, want, tail.offset)

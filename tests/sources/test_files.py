@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from logwatch.config import Config, JournalSource, SourceConfig
 from logwatch.sources import build_sources, checkpoint_rows, source_kind
@@ -253,6 +255,24 @@ class TestLines:
         """The pure line splitter: pieces, bytes consumed, still skipping."""
         split = split_lines(*given)
         assert (list(split.pieces), split.consumed, split.skipping) == expected
+
+    @given(lines=st.lists(st.integers(0, 40), max_size=30), cap=st.integers(1, 12))
+    def test_split_lines_caps_exactly_the_over_long_lines(self, lines: list[int],
+                                                          cap: int) -> None:
+        """Whole lines in any mix of lengths: only those over ``cap`` are cut, nothing lost."""
+        data = b"".join(b"x" * n + b"\n" for n in lines)
+        split = split_lines(data, cap, False)
+        expected = [b"x" * n + b"\n" if n <= cap else b"x" * cap + CUT_MARK % cap + b"\n"
+                    for n in lines]
+        assert b"".join(piece for _, piece in split.pieces) == b"".join(expected)
+        assert split.consumed == len(data) and not split.skipping
+        at = 0
+        starts = []
+        for n in lines:
+            starts.append(at)
+            at += n + 1
+        cut = {start for start, n in zip(starts, lines, strict=True) if n > cap}
+        assert {at for at, piece in split.pieces if CUT_MARK % cap in piece} == cut
 
 
 # -- errors ----------------------------------------------------------------------------
