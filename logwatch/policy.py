@@ -332,7 +332,8 @@ class Policy:
         out: list[Alert] = []
         plan = self._plans[rule.id]
         group = self._group(rule, hit, plan)
-        self._touch_incident(rule, group, t)
+        if rule.resolve is not None or rule.quiet is not None:  # else it has no incidents
+            self._touch_incident(rule, group, t)
         held = self.suppressions.get(rule.id, group) if rule.dedup is not None else None
         if held is not None:
             if t <= held.until:
@@ -393,9 +394,13 @@ class Policy:
         return self._render_key(plan.group, plan.group_plain, rule, hit)
 
     def _render_key(self, template: Template, plain: bool, rule: Rule, hit: Hit) -> str:
-        if plain:
-            return template.render(hit.fields)
-        return template.render(template_values(self.config, rule, hit))
+        if not plain:
+            return template.render(template_values(self.config, rule, hit))
+        if len(parts := template.parts) == 1 and not parts[0][0] and parts[0][1] is not None:
+            # "{ip}", the usual key: Template.render without the list and join
+            value = hit.fields.get(parts[0][1])
+            return "" if value is None else str(value)
+        return template.render(hit.fields)
 
     def _suppress(self, rule_id: str, key: str, held: _Suppression, hit: Hit, t: float) -> None:
         if not held.suppressed:
@@ -731,7 +736,8 @@ class Policy:
         ``status=False`` leaves the lines ``logwatch status`` shows for a later save
         (:attr:`status_stale` says one is due): they cost a pass over every live key.
         """
-        put_values(conn, NS, [(kv_key, self._value_of(kv_key)) for kv_key in sorted(self._dirty)])
+        value_of = self._value_of
+        put_values(conn, NS, [(kv_key, value_of(kv_key)) for kv_key in sorted(self._dirty)])
         self._dirty.clear()
         self.status_stale = not status
         if status:
@@ -749,7 +755,9 @@ class Policy:
         if table is None:
             return None
         rule_id, _, key = rest.partition("/")
-        return table.value_of(rule_id, key)
+        rows = table.rows.get(rule_id)
+        value = None if rows is None else rows.get(key)
+        return None if value is None else table.dump(value)
 
     def save_status(self, conn: sqlite3.Connection) -> None:
         """Write the ``logwatch status`` lines that changed, in the caller's transaction."""

@@ -472,6 +472,21 @@ class TestState:
             assert "live keys" in get_values(conn, STATUS_NS)
         state.close()
 
+    def test_status_lines_can_wait_for_a_later_save(self, config: Config) -> None:
+        """``save(status=False)`` keeps the windows exact and leaves the status lines for later."""
+        feeder = Feeder(Policy(config))
+        feeder.hit(0, "1.1.1.1")
+        state = State(config.settings.state_dir)
+        with state.transaction() as conn:
+            feeder.policy.save(conn, status=False)
+            assert get_values(conn, NS)["t/ssh/1.1.1.1"] == [T0]
+            assert get_values(conn, STATUS_NS) == {}
+            assert feeder.policy.status_stale
+            feeder.policy.save_status(conn)
+            assert "1 threshold" in get_values(conn, STATUS_NS)["live keys"]
+            assert not feeder.policy.status_stale
+        state.close()
+
     def test_state_of_a_removed_rule_is_dropped(self, config: Config, tmp_path: Path) -> None:
         """After a reload without the rule, its rows are deleted on the next save."""
         feeder = Feeder(Policy(config))

@@ -65,6 +65,16 @@ def test_dry_run_prints_alerts_for_appended_lines(tmp_path: Path) -> None:
     assert not (tmp_path / "state").exists()
 
 
+def test_a_backlog_is_read_at_once_not_after_the_first_poll(tmp_path: Path) -> None:
+    """`start_at = "beginning"`: the lines already there are handled before any sleep."""
+    log = write(tmp_path / "app.log", "".join(f"alpha {n}\n" for n in range(2000)))
+    text = BASE.format(state=tmp_path / "state", log=log, drain="10s").replace(
+        'poll_interval = "100ms"', 'poll_interval = "1h"\ninotify = false\nstart_at = "beginning"')
+    config = write(tmp_path / "logwatch.toml", text + ALPHA)
+    with Daemon(config, "--dry-run") as daemon:
+        daemon.wait_stdout("alpha 1999")  # nothing wakes it: only the first read can
+
+
 def test_startup_says_what_is_missing(tmp_path: Path) -> None:
     """A configured file that does not exist yet is named and waited for, then read."""
     config = make_config(tmp_path, ALPHA)
