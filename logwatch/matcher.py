@@ -266,7 +266,8 @@ class Matcher:
         that is too slow is found, counted and logged.
         """
         done = 0
-        if probe.twin is not None and self.batch:
+        # lines the line filter picked nearly all match: a join would not pay for itself
+        if probe.twin is not None and self.batch and not self._covered >> bit & 1:
             done = self._joined(bit, probe.twin, rows, texts, found)
         rule, pattern, search, count = probe.rule, probe.pattern, self._search, len(self._probes)
         for index in rows[done:]:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from logwatch.replay import Tally
 
 #: bytes per segment: large enough that a task's overhead is noise, small enough to spread work
-SEGMENT = 8 << 20
+SEGMENT = 4 << 20
 #: how far from a segment boundary to look for the next newline, per read
 _PROBE = 64 << 10
 
