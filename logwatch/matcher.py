@@ -269,11 +269,18 @@ class Matcher:
         # lines the line filter picked nearly all match: a join would not pay for itself
         if probe.twin is not None and self.batch and not self._covered >> bit & 1:
             done = self._joined(bit, probe.twin, rows, texts, found)
-        rule, pattern, search, count = probe.rule, probe.pattern, self._search, len(self._probes)
-        for index in rows[done:]:
-            m = search(rule, pattern, texts[index])
-            if m is not None:
-                found[index * count + bit] = m
+        search, timeout, count = probe.pattern.search, self.timeout, len(self._probes)
+        rest = rows[done:]
+        while rest:
+            try:
+                # done: how many lines are finished if this one times out (read below)
+                for done, index in enumerate(rest, 1):  # noqa: B007
+                    if (m := search(texts[index], timeout=timeout)) is not None:
+                        found[index * count + bit] = m
+                return
+            except TimeoutError:
+                self._timed_out(probe.rule, probe.pattern)
+                rest = rest[done:]
 
     def _joined(self, bit: int, twin: regex.Pattern[str], rows: list[int], texts: list[str],
                 found: dict[int, regex.Match[str]]) -> int:
@@ -354,12 +361,16 @@ class Matcher:
         try:
             return pattern.search(text, timeout=self.timeout)
         except TimeoutError:
-            if not self.timeouts[rule.id]:
-                log.warning("%s: pattern %r took over %.2fs on one line and was stopped; "
-                            "the line is skipped for this rule (simplify the pattern)",
-                            rule.describe(), pattern.pattern[:80], self.timeout)
-            self.timeouts[rule.id] += 1
+            self._timed_out(rule, pattern)
             return None
+
+    def _timed_out(self, rule: Rule, pattern: regex.Pattern[str]) -> None:
+        """Count a search stopped by the timeout; the first one per rule is logged."""
+        if not self.timeouts[rule.id]:
+            log.warning("%s: pattern %r took over %.2fs on one line and was stopped; "
+                        "the line is skipped for this rule (simplify the pattern)",
+                        rule.describe(), pattern.pattern[:80], self.timeout)
+        self.timeouts[rule.id] += 1
 
 
 def _probes(rules: Sequence[Rule]) -> Iterator[_Probe]:

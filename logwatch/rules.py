@@ -90,8 +90,9 @@ def compile_pattern(text: str) -> regex.Pattern[str]:
         pos: int | None = getattr(exc, "pos", None)
         where = f" at position {pos}" if pos is not None else ""
         raise ValueError(f"bad regex{where}: {getattr(exc, 'msg', exc)}: {text!r}") from exc
-    except KeyError as exc:
-        # the regex module's own failure on an inline (?V1) against VERSION0
+    except ValueError as exc:  # flags that exclude each other, such as (?V1) against VERSION0
+        raise ValueError(f"bad regex: {exc}: {text!r}") from exc
+    except KeyError as exc:  # what older regex releases raise for (?V1) against VERSION0
         raise ValueError(f"bad regex: (?V1) is not supported, rules use the regex module's "
                          f"version 0 syntax: {text!r}") from exc
 
