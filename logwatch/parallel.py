@@ -20,11 +20,13 @@ import os
 import stat
 from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, BinaryIO
 
-if TYPE_CHECKING:
-    from multiprocessing.pool import AsyncResult
+from logwatch.errors import LogwatchError
 
+if TYPE_CHECKING:
     from logwatch.matcher import Matcher
     from logwatch.replay import Tally
 
@@ -89,23 +91,33 @@ def _next_line_start(stream: BinaryIO, pos: int, size: int) -> int:
     return size
 
 
+class WorkerDied(LogwatchError):
+    """A worker process ended without finishing its segment (killed, out of memory...)."""
+
+
 def replay_file(matcher: Matcher, stream: BinaryIO, jobs: int, as_json: bool,
                 add: Callable[[Tally], None]) -> None:
     """Scan ``stream``'s file with ``jobs`` workers; ``add`` each segment's tally, in order.
 
     The workers are forked, so they inherit the compiled rules instead of
-    receiving them pickled (Hyperscan databases do not pickle).
+    receiving them pickled (Hyperscan databases do not pickle). A worker that
+    dies is reported (:class:`WorkerDied`), never waited for.
     """
     cuts = boundaries(stream, os.fstat(stream.fileno()).st_size)
     context = multiprocessing.get_context("fork")
-    with context.Pool(jobs, _Worker.start, (matcher, stream.name, as_json)) as pool:
-        pending: deque[AsyncResult[Tally]] = deque()
-        for start, stop in itertools.pairwise(cuts):
-            pending.append(pool.apply_async(_scan_segment, (start, stop)))
-            if len(pending) >= 2 * jobs:
-                add(pending.popleft().get())
-        while pending:
-            add(pending.popleft().get())
+    try:
+        with ProcessPoolExecutor(jobs, context, _Worker.start,
+                                 (matcher, stream.name, as_json)) as pool:
+            pending: deque[Future[Tally]] = deque()
+            for start, stop in itertools.pairwise(cuts):
+                pending.append(pool.submit(_scan_segment, start, stop))
+                if len(pending) >= 2 * jobs:
+                    add(pending.popleft().result())
+            while pending:
+                add(pending.popleft().result())
+    except BrokenProcessPool as exc:
+        raise WorkerDied("a worker process stopped before finishing its part of the file "
+                         "(killed, or out of memory?); try -j 1") from exc
 
 
 def _scan_segment(start: int, stop: int) -> Tally:

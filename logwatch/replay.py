@@ -107,6 +107,8 @@ def replay(
                         report.add(tally(matcher, data, as_json))
         except BrokenPipeError:
             raise
+        except parallel.WorkerDied as exc:
+            result.errors.append(f"{path}: {exc}")
         except IsADirectoryError:
             result.errors.append(f"{path}: is a directory, not a log file")
         except OSError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,24 @@ def test_jobs_option(tmp_path: Path) -> None:
     bad = logwatch("test", "-j", "0", "-c", str(cfg), str(log))
     assert bad.returncode == 2
     assert "expected a whole number of at least 1" in bad.stderr
+
+
+def _die(start: int, stop: int) -> None:
+    os._exit(9)  # what the OOM killer leaves behind
+
+
+def test_a_worker_that_dies_is_reported_not_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "auth.log"
+    _auth_log(log, 5_000)
+    monkeypatch.setattr(parallel, "SEGMENT", 16 << 10)
+    monkeypatch.setattr(parallel, "_scan_segment", _die)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(tomli_w.dumps({
+        "logwatch": {"state_dir": str(tmp_path / "s")},
+        "rules": [{"id": "fail", "match": r"Failed password for (?P<user>\S+)"}]}), "utf-8")
+    result = replay(load_config(cfg), [log], io.StringIO(), jobs=2)
+    assert len(result.errors) == 1
+    assert "worker process stopped" in result.errors[0]
+    assert "try -j 1" in result.errors[0]
