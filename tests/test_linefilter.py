@@ -174,3 +174,22 @@ def test_matcher_with_filter_equals_naive_loop(case: tuple[str, list[bytes]]) ->
     data = b"\n".join(sample) + b"\n"
     got = [(m.start, m.rule.id, m.kind, m.fields) for m in Matcher([r]).scan(data)]
     assert got == naive((r,), (), data)
+
+
+def test_covered_and_uncovered_rules_together() -> None:
+    """Rules the filter covers and rules left to the literal prefilter, in one matcher."""
+    rules = [rule(r"Failed password for (?P<user>\S+)", "covered"),
+             rule(r"\p{Lu}\w+ user (?P<user>\S+)", "regex-only-syntax"),
+             rule(r"\d+", "no-literal")]
+    matcher = Matcher(rules)
+    assert matcher.line_filter is not None
+    assert 1 not in matcher.line_filter.covered
+    data = "\n".join([
+        "sshd[1]: Failed password for root from 10.0.0.1",
+        "sshd[2]: Invalid user admin from 10.0.0.2",
+        "no digits here",
+        "\u00c9tienne user \u00e9 and Failed password for x",
+    ]).encode() + b"\n"
+    got = [(m.start, m.rule.id, m.kind, m.fields) for m in matcher.scan(data)]
+    assert got == naive(tuple(rules), (), data)
+    assert {rule_id for _, rule_id, _, _ in got} == {"covered", "regex-only-syntax", "no-literal"}
