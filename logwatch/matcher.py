@@ -6,13 +6,19 @@ the rule's named groups. Each search is bounded by a timeout, so a pattern that
 backtracks catastrophically is stopped and reported instead of hanging the daemon.
 
 The result is exactly that of the naive loop (for each line, for each rule in
-order, ``rule.pattern.search(line)``), only much faster: each pattern's required
-literals (:mod:`logwatch.prefilter`) are found in the whole chunk at once, and a
-rule runs only on the lines that contain one of its literals. A rule with no
-usable literal runs on every line, as before (``logwatch check`` says so).
-A pattern that provably cannot see past a line (:mod:`logwatch.linesafe`)
-searches all its candidate lines of a chunk, joined, in one call per match
-instead of one call per line.
+order, ``rule.pattern.search(line)``), only much faster. A pattern runs only on
+the lines that may match it:
+
+- with Hyperscan installed, the lines its loosened whole pattern matches
+  (:mod:`logwatch.linefilter`), found for all patterns in one scan per chunk;
+- otherwise (or for a pattern the filter does not cover), the lines holding one
+  of its required literals (:mod:`logwatch.prefilter`), found in one pass; a
+  rule with no usable literal runs on every line (``logwatch check`` says so).
+
+On literal-selected lines, a pattern that provably cannot see past a line
+(:mod:`logwatch.linesafe`) searches them joined, one call per match instead of
+one per line; filter-selected lines nearly all match, so they are searched one
+by one.
 """
 
 from __future__ import annotations
