@@ -21,7 +21,7 @@ import logging
 import os
 import stat
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +40,12 @@ def cache_dir() -> Path:
     return Path(base) / "logwatch"
 
 
-def key(hyperscan: Any, expressions: Sequence[bytes], flags: int) -> str:
-    """The file name for a database built from ``expressions`` with ``flags``."""
+def key(hyperscan: Any, expressions: Mapping[int, bytes], flags: int) -> str:
+    """The file name for a database built from ``expressions`` (pattern index -> expression)."""
     digest = hashlib.sha256(FORMAT)
     digest.update(f"{getattr(hyperscan, '__version__', '?')}/{flags}\n".encode())
-    for expression in expressions:
-        digest.update(b"%d:%s\n" % (len(expression), expression))
+    for index, expression in expressions.items():
+        digest.update(b"%d %d:%s\n" % (index, len(expression), expression))
     return f"linefilter-{digest.hexdigest()[:32]}.hsdb"
 
 

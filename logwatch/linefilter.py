@@ -334,7 +334,7 @@ class LineFilter:
         import hyperscan  # optional: imported only where installed
 
         self._hs = hyperscan
-        name = hscache.key(hyperscan, list(expressions.values()), _flags(hyperscan))
+        name = hscache.key(hyperscan, expressions, _flags(hyperscan))
         cached = hscache.load(hyperscan, name)
         if cached is not None:
             self._db, covered = cached

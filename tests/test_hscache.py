@@ -65,3 +65,13 @@ def test_corrupt_or_writable_files_are_not_trusted(cache: Path) -> None:
 def test_systemd_cache_directory_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CACHE_DIRECTORY", f"{tmp_path / 'unit'}:{tmp_path / 'other'}")
     assert hscache.cache_dir() == tmp_path / "unit"
+
+
+def test_the_same_expressions_for_other_patterns_get_their_own_file(cache: Path) -> None:
+    """[A, B] and [A, X, B] (X not covered) share expressions, not pattern indexes."""
+    a, b = PATTERNS
+    uncovered = regex.compile(r"\p{Lu}+")
+    two = make_line_filter([a, b], prefer="hyperscan")
+    three = make_line_filter([a, uncovered, b], prefer="hyperscan")
+    assert two is not None and three is not None
+    assert (two.covered, three.covered) == ((0, 1), (0, 2))
