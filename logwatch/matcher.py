@@ -82,6 +82,59 @@ class Match:
                 f"fields={self.fields!r})")
 
 
+class Found:
+    """The matches of one chunk, in line order then rule order.
+
+    Iterating yields :class:`Match` objects; :meth:`counts` and :meth:`samples`
+    answer ``logwatch test``'s questions without making one per hit.
+    """
+
+    __slots__ = ("_found", "_keys", "_probes", "_spans", "_texts")
+
+    def __init__(self, probes: Sequence[_Probe], spans: list[tuple[int, int]], texts: list[str],
+                 keys: list[int], found: dict[int, regex.Match[str]]) -> None:
+        self._probes, self._spans, self._texts = probes, spans, texts
+        #: ``line * len(probes) + probe``, sorted, ignored matches left out
+        self._keys, self._found = keys, found
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __iter__(self) -> Iterator[Match]:
+        probes, spans, texts, found, count = (self._probes, self._spans, self._texts,
+                                              self._found, len(self._probes))
+        for key in self._keys:
+            index, bit = divmod(key, count)
+            probe = probes[bit]
+            start, end = spans[index]
+            yield Match(start, end, probe.rule, texts[index], probe.kind, found[key])
+
+    def counts(self) -> Counter[str]:
+        """Matches per rule id."""
+        per_probe = Counter(map(len(self._probes).__rmod__, self._keys))
+        counts: Counter[str] = Counter()
+        for bit, n in per_probe.items():
+            counts[self._probes[bit].rule.id] += n
+        return counts
+
+    def samples(self, limit: int) -> dict[str, list[str]]:
+        """The first ``limit`` matched lines of each rule."""
+        wanted = dict.fromkeys(self.counts(), limit)
+        out: dict[str, list[str]] = {}
+        probes, texts, count = self._probes, self._texts, len(self._probes)
+        for key in self._keys:
+            if not wanted:
+                break
+            index, bit = divmod(key, count)
+            rule_id = probes[bit].rule.id
+            if rule_id in wanted:
+                out.setdefault(rule_id, []).append(texts[index])
+                wanted[rule_id] -= 1
+                if not wanted[rule_id]:
+                    del wanted[rule_id]
+        return out
+
+
 @dataclass(frozen=True, slots=True)
 class _Probe:
     """One pattern to try on a line: a rule's ``match``, or its ``resolve``."""
@@ -201,27 +254,36 @@ class Matcher:
 
     def scan(self, data: bytes) -> Iterator[Match]:
         """Every (line, rule) match in ``data``, in line order then rule order."""
+        return iter(self.find(data))
+
+    def find(self, data: bytes) -> Found:
+        """The matches in ``data`` (what :meth:`scan` yields), as a whole."""
         if not self._calibrated:
             self._calibrate(data)
         spans, rows = self._candidate_lines(data)
-        if not spans:
-            return
-        texts = _decode(data, spans)
+        texts = _decode(data, spans) if spans else []
         # line * len(probes) + bit -> the match: sorting the keys orders by line, then rule
         found: dict[int, regex.Match[str]] = {}
         for bit, probe in enumerate(self._probes):
             if rows[bit]:
                 self._run(bit, probe, rows[bit], texts, found)
+        keys = sorted(found)
+        if self.ignore or any(probe.rule.ignore for probe in self._probes):
+            keys = self._not_ignored(keys, texts)
+        return Found(self._probes, spans, texts, keys, found)
+
+    def _not_ignored(self, keys: list[int], texts: list[str]) -> list[int]:
+        """``keys`` less the matches an ``ignore`` pattern excludes (counted in ``.ignored``)."""
         probes, global_ignore, count = self._probes, self.ignore, len(self._probes)
-        for key in sorted(found):
+        kept = []
+        for key in keys:
             index, bit = divmod(key, count)
-            probe, m = probes[bit], found[key]
-            rule, text = probe.rule, texts[index]
-            if (rule.ignore or global_ignore) and self._ignored(rule, text):
+            rule = probes[bit].rule
+            if (rule.ignore or global_ignore) and self._ignored(rule, texts[index]):
                 self.ignored[rule.id] += 1
-                continue
-            start, end = spans[index]
-            yield Match(start, end, rule, text, probe.kind, m)
+            else:
+                kept.append(key)
+        return kept
 
     def _candidate_lines(self, data: bytes) -> tuple[list[tuple[int, int]], list[list[int]]]:
         """The lines some probe must run on, in order, and per probe (bit) which of them."""

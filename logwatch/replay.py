@@ -146,21 +146,15 @@ class Tally:
 
 def tally(matcher: Matcher, data: bytes, as_json: bool) -> Tally:
     """Scan one chunk of whole lines."""
-    result = Tally(lines=data.count(b"\n"), bytes=len(data))
-    hits, samples, full = result.hits, result.samples, set()
-    line_no, counted_to = 0, 0
-    for m in matcher.scan(data):
-        rule_id = m.rule.id
-        hits[rule_id] += 1
-        if rule_id not in full:
-            kept = samples.setdefault(rule_id, [])
-            kept.append(m.text)
-            if len(kept) == SAMPLES_PER_RULE:
-                full.add(rule_id)
-        if as_json:
+    found = matcher.find(data)
+    result = Tally(lines=data.count(b"\n"), bytes=len(data), hits=found.counts(),
+                   samples=found.samples(SAMPLES_PER_RULE))
+    if as_json:
+        line_no, counted_to = 0, 0
+        for m in found:
             line_no += data.count(b"\n", counted_to, m.start)
             counted_to = m.start
-            result.records.append((line_no + 1, rule_id, m.fields))
+            result.records.append((line_no + 1, m.rule.id, m.fields))
     return result
 
 

@@ -157,6 +157,29 @@ def test_resolve_kind() -> None:
     assert got == [("match", {"s": "a"}), ("resolve", {"s": "a"})]
 
 
+@pytest.mark.parametrize("scanner", SCANNERS)
+def test_counts_and_samples_are_what_the_matches_say(scanner: str) -> None:
+    """Found.counts() and .samples() (what `logwatch test` uses) agree with iterating."""
+    nfs = rule(r"nfs: server (?P<s>\S+) not responding", "nfs",
+               resolve=compile_pattern(r"nfs: server (?P<s>\S+) OK"))
+    fail = rule(r"Failed password for (?P<u>\S+)", "fail",
+                ignore=(compile_pattern(r"for backup\d"),))
+    lines = [f"nfs: server s{i} {'OK' if i % 3 else 'not responding'}" for i in range(7)]
+    lines += [f"Failed password for {'backup' if i % 2 else 'root'}{i}" for i in range(6)]
+    lines += ["noise", "nfs: server late not responding"]
+    matcher = Matcher([nfs, fail], scanner=scanner)
+    found = matcher.find(("\n".join(lines) + "\n").encode())
+    matches = list(found)
+    assert len(found) == len(matches) == 11
+    assert found.counts() == {"nfs": 8, "fail": 3}
+    expected: dict[str, list[str]] = {}
+    for m in matches:
+        if len(expected.setdefault(m.rule.id, [])) < 2:
+            expected[m.rule.id].append(m.text)
+    assert found.samples(2) == expected
+    assert matcher.ignored == {"fail": 3}
+
+
 def test_rule_without_literal_runs_everywhere_and_says_so() -> None:
     """No literal: the rule still runs on every line, and notes() tells ``logwatch check``."""
     r = rule(r"^\d+$")
