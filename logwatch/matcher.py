@@ -264,26 +264,22 @@ class Matcher:
         texts = _decode(data, spans) if spans else []
         # line * len(probes) + bit -> the match: sorting the keys orders by line, then rule
         found: dict[int, regex.Match[str]] = {}
+        count = len(self._probes)
         for bit, probe in enumerate(self._probes):
-            if rows[bit]:
-                self._run(bit, probe, rows[bit], texts, found)
-        keys = sorted(found)
-        if self.ignore or any(probe.rule.ignore for probe in self._probes):
-            keys = self._not_ignored(keys, texts)
-        return Found(self._probes, spans, texts, keys, found)
+            if not rows[bit]:
+                continue
+            matches = self._run(bit, probe, rows[bit], texts)
+            if probe.rule.ignore or self.ignore:
+                self._drop_ignored(probe.rule, matches, texts)
+            found.update({index * count + bit: m for index, m in matches.items()})
+        return Found(self._probes, spans, texts, sorted(found), found)
 
-    def _not_ignored(self, keys: list[int], texts: list[str]) -> list[int]:
-        """``keys`` less the matches an ``ignore`` pattern excludes (counted in ``.ignored``)."""
-        probes, global_ignore, count = self._probes, self.ignore, len(self._probes)
-        kept = []
-        for key in keys:
-            index, bit = divmod(key, count)
-            rule = probes[bit].rule
-            if (rule.ignore or global_ignore) and self._ignored(rule, texts[index]):
-                self.ignored[rule.id] += 1
-            else:
-                kept.append(key)
-        return kept
+    def _drop_ignored(self, rule: Rule, matches: dict[int, regex.Match[str]],
+                      texts: list[str]) -> None:
+        """Drop the matches an ``ignore`` pattern excludes, counting them in ``.ignored``."""
+        for index in [i for i in matches if self._ignored(rule, texts[i])]:
+            del matches[index]
+            self.ignored[rule.id] += 1
 
     def _candidate_lines(self, data: bytes) -> tuple[list[tuple[int, int]], list[list[int]]]:
         """The lines some probe must run on, in order, and per probe (bit) which of them."""
@@ -324,40 +320,42 @@ class Matcher:
             rows[bits[k]].append(index)
         return spans, rows
 
-    def _run(self, bit: int, probe: _Probe, rows: list[int], texts: list[str],
-             found: dict[int, regex.Match[str]]) -> None:
-        """Add the matches of the probe on the lines ``rows`` (indexes into ``texts``) to ``found``.
+    def _run(self, bit: int, probe: _Probe, rows: list[int],
+             texts: list[str]) -> dict[int, regex.Match[str]]:
+        """The probe's matches on the lines ``rows`` (indexes into ``texts``), by line.
 
         A line-bound pattern (:mod:`logwatch.linesafe`) searches all the lines at
         once, joined; when that search is stopped by the timeout, the lines not
         yet done are searched one by one, as the naive loop does, so the line
         that is too slow is found, counted and logged.
         """
+        found: dict[int, regex.Match[str]] = {}
         done = 0
         # lines the line filter picked nearly all match: a join would not pay for itself
         if probe.twin is not None and self.batch and not self._covered >> bit & 1:
-            done = self._joined(bit, probe.twin, rows, texts, found)
-        search, timeout, count = probe.pattern.search, self.timeout, len(self._probes)
+            done = self._joined(probe.twin, rows, texts, found)
+        search, timeout = probe.pattern.search, self.timeout
         rest = rows[done:]
         while rest:
             try:
                 # done: how many lines are finished if this one times out (read below)
                 for done, index in enumerate(rest, 1):  # noqa: B007
                     if (m := search(texts[index], timeout=timeout)) is not None:
-                        found[index * count + bit] = m
-                return
+                        found[index] = m
+                return found
             except TimeoutError:
                 self._timed_out(probe.rule, probe.pattern)
                 rest = rest[done:]
+        return found
 
-    def _joined(self, bit: int, twin: regex.Pattern[str], rows: list[int], texts: list[str],
+    def _joined(self, twin: regex.Pattern[str], rows: list[int], texts: list[str],
                 found: dict[int, regex.Match[str]]) -> int:
         """Search ``rows`` joined with newlines, first match per line; how many rows are done."""
         joined = "\n".join([texts[index] for index in rows])
         # where each row starts in ``joined``
         starts = list(accumulate([len(texts[index]) + 1 for index in rows[:-1]], initial=0))
         search, timeout, last = twin.search, self.timeout, len(rows) - 1
-        count, row = len(self._probes), 0
+        row = 0
         while True:
             try:
                 m = search(joined, starts[row], timeout=timeout)
@@ -366,7 +364,7 @@ class Matcher:
             if m is None:
                 return len(rows)
             row = bisect_right(starts, m.start(), row) - 1
-            found[rows[row] * count + bit] = m
+            found[rows[row]] = m
             if row == last:
                 return len(rows)
             row += 1
