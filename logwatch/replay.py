@@ -96,7 +96,7 @@ def replay(
     result = ReplayResult()
     started = time.perf_counter()
     for path in paths:
-        report = _Report(path, out, result, as_json, progress)
+        report = _Report(path, out, result, progress)
         try:
             with path.open("rb") as stream:
                 report.total = os.fstat(stream.fileno()).st_size
@@ -122,7 +122,7 @@ def replay(
 
 @dataclass
 class Tally:
-    """What one piece of a file (whole lines) produced: the unit results are merged in."""
+    """What one piece of a file (whole lines) produced, added to the result in file order."""
 
     lines: int = 0
     bytes: int = 0
@@ -132,16 +132,6 @@ class Tally:
     records: list[tuple[int, str, dict[str, str]]] = field(default_factory=list)
     ignored: Counter[str] = field(default_factory=Counter)
     timeouts: Counter[str] = field(default_factory=Counter)
-
-    def extend(self, other: Tally) -> None:
-        """Add ``other``, the piece right after this one."""
-        self.records += [(self.lines + n, rule_id, fields) for n, rule_id, fields in other.records]
-        self.lines += other.lines
-        self.bytes += other.bytes
-        self.hits.update(other.hits)
-        _add_samples(self.samples, other.samples)
-        self.ignored.update(other.ignored)
-        self.timeouts.update(other.timeouts)
 
 
 def tally(matcher: Matcher, data: bytes, as_json: bool) -> Tally:
@@ -167,10 +157,9 @@ def _add_samples(samples: dict[str, list[str]], more: dict[str, list[str]]) -> N
 class _Report:
     """Adds the tallies of one file, in order, to the result: JSON lines, samples, progress."""
 
-    def __init__(self, path: Path, out: TextIO, result: ReplayResult, as_json: bool,
+    def __init__(self, path: Path, out: TextIO, result: ReplayResult,
                  progress: TextIO | None) -> None:
-        self.path, self.out, self.result, self.as_json = path, out, result, as_json
-        self.progress = progress
+        self.path, self.out, self.result, self.progress = path, out, result, progress
         self.shown = time.monotonic()
         #: the file's size (0: unknown) and how much of it is done
         self.total = self.read = 0
