@@ -61,11 +61,13 @@ def worth_it(stream: BinaryIO) -> bool:
             and "fork" in multiprocessing.get_all_start_methods())
 
 
-def boundaries(stream: BinaryIO, size: int, segment: int = SEGMENT) -> list[int]:
+def boundaries(stream: BinaryIO, size: int, segment: int | None = None) -> list[int]:
     """Offsets ``0 = b0 < b1 < ... < bn = size``, each ``bi`` just after a newline.
 
-    A line longer than a segment makes its segment longer: boundaries never cut a line.
+    Segments are about ``segment`` bytes (default :data:`SEGMENT`); a line longer
+    than that makes its segment longer: boundaries never cut a line.
     """
+    segment = segment or SEGMENT
     cuts = [0]
     for target in range(segment, size, segment):
         if target <= cuts[-1]:

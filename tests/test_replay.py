@@ -97,6 +97,7 @@ def test_several_processes_find_exactly_what_one_finds(
     config = load_config(cfg)
     with log.open("rb") as stream:
         assert parallel.worth_it(stream)
+        assert len(parallel.boundaries(stream, log.stat().st_size)) > 10
     results, outputs = [], []
     for jobs in (1, 2):
         out = io.StringIO()
