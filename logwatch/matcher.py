@@ -89,13 +89,14 @@ class Found:
     answer ``logwatch test``'s questions without making one per hit.
     """
 
-    __slots__ = ("_found", "_keys", "_probes", "_spans", "_texts")
+    __slots__ = ("_counts", "_found", "_keys", "_probes", "_spans", "_texts")
 
     def __init__(self, probes: Sequence[_Probe], spans: list[tuple[int, int]], texts: list[str],
                  keys: list[int], found: dict[int, regex.Match[str]]) -> None:
         self._probes, self._spans, self._texts = probes, spans, texts
         #: ``line * len(probes) + probe``, sorted, ignored matches left out
         self._keys, self._found = keys, found
+        self._counts: Counter[str] | None = None
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -111,11 +112,12 @@ class Found:
 
     def counts(self) -> Counter[str]:
         """Matches per rule id."""
-        per_probe = Counter(map(len(self._probes).__rmod__, self._keys))
-        counts: Counter[str] = Counter()
-        for bit, n in per_probe.items():
-            counts[self._probes[bit].rule.id] += n
-        return counts
+        if self._counts is None:
+            per_probe = Counter(map(len(self._probes).__rmod__, self._keys))
+            self._counts = Counter()
+            for bit, n in per_probe.items():
+                self._counts[self._probes[bit].rule.id] += n
+        return Counter(self._counts)
 
     def samples(self, limit: int) -> dict[str, list[str]]:
         """The first ``limit`` matched lines of each rule."""

@@ -227,19 +227,11 @@ class Service:
         self.stats.count(lines, len(alerts))
 
     def _match(self, chunk: Chunk, alerts: list[Alert]) -> None:
-        """Append the alerts the lines of ``chunk`` cause to ``alerts`` (once per hit: lean)."""
-        feed = self.policy.feed
+        """Append the alerts the lines of ``chunk`` cause to ``alerts``."""
+        feed, key, when = self.policy.feed, chunk.line_key, chunk.line_time
         source, origin = chunk.source, chunk.origin
-        if chunk.cursors is None and chunk.times is None:
-            # a file: the line key is the offset, and the line carries no time of its own
-            prefix, offset = f"{chunk.stream}@", chunk.offset
-            for m in self.matchers[source].scan(chunk.data):
-                line = LogLine(m.text, source, origin, f"{prefix}{offset + m.start}")
-                alerts += feed(Hit(m.rule.id, m.fields, line, m.kind))
-            return
         for m in self.matchers[source].scan(chunk.data):
-            line = LogLine(m.text, source, origin, chunk.line_key(m.start),
-                           chunk.line_time(m.start))
+            line = LogLine(m.text, source, origin, key(m.start), when(m.start))
             alerts += feed(Hit(m.rule.id, m.fields, line, m.kind))
 
     def _commit(self, alerts: Iterable[Alert], source: Source | None = None) -> None:
