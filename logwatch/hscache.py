@@ -28,7 +28,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 #: changes whenever the file format or what goes into the key does
-FORMAT = b"logwatch-hsdb-1\n"
+FORMAT = b"logwatch-hsdb-2\n"
 
 
 def cache_dir() -> Path:
@@ -40,17 +40,19 @@ def cache_dir() -> Path:
     return Path(base) / "logwatch"
 
 
-def key(hyperscan: Any, expressions: Mapping[int, bytes], flags: int) -> str:
-    """The file name for a database built from ``expressions`` (pattern index -> expression)."""
+def key(hyperscan: Any, options: Mapping[int, Sequence[tuple[bytes, int]]]) -> str:
+    """The file name for a database built from ``options``: per pattern index, the
+    (expression, flags) pairs to try in turn."""
     digest = hashlib.sha256(FORMAT)
-    digest.update(f"{getattr(hyperscan, '__version__', '?')}/{flags}\n".encode())
-    for index, expression in expressions.items():
-        digest.update(b"%d %d:%s\n" % (index, len(expression), expression))
+    digest.update(f"{getattr(hyperscan, '__version__', '?')}\n".encode())
+    for index, choices in options.items():
+        for expression, flags in choices:
+            digest.update(b"%d %d %d:%s\n" % (index, flags, len(expression), expression))
     return f"linefilter-{digest.hexdigest()[:32]}.hsdb"
 
 
-def load(hyperscan: Any, name: str) -> tuple[Any, list[int]] | None:
-    """The database saved as ``name`` and the indexes it covers, or ``None``."""
+def load(hyperscan: Any, name: str) -> tuple[Any, dict[int, int]] | None:
+    """The database saved as ``name`` and the option it took per index, or ``None``."""
     path = cache_dir() / name
     try:
         if not _private(path.parent):
@@ -60,12 +62,12 @@ def load(hyperscan: Any, name: str) -> tuple[Any, list[int]] | None:
             if not _private_stat(os.fstat(stream.fileno())):
                 return None
             data = stream.read()
-        header, covered, blob = data.split(b"\n", 2)
+        header, chosen, blob = data.split(b"\n", 2)
         if header + b"\n" != FORMAT:
             return None
         db = hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK)
         db.scratch = hyperscan.Scratch(db)
-        return db, [int(i) for i in json.loads(covered)]
+        return db, {int(i): int(choice) for i, choice in json.loads(chosen)}
     except FileNotFoundError:
         return None
     except Exception as exc:  # corrupt, foreign, another CPU: compile instead
@@ -73,14 +75,14 @@ def load(hyperscan: Any, name: str) -> tuple[Any, list[int]] | None:
         return None
 
 
-def save(hyperscan: Any, name: str, db: Any, covered: Sequence[int]) -> None:
+def save(hyperscan: Any, name: str, db: Any, chosen: Mapping[int, int]) -> None:
     """Keep ``db`` for the next run (best effort: a failure costs only a compile)."""
     directory = cache_dir()
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not _private(directory):
             return
-        blob = FORMAT + json.dumps(list(covered)).encode() + b"\n" + hyperscan.dumpb(db)
+        blob = FORMAT + json.dumps(list(chosen.items())).encode() + b"\n" + hyperscan.dumpb(db)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as out:

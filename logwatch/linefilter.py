@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 import os
 import re._constants as sre_c  # type: ignore[import-not-found]  # no stubs for the stdlib parser
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
@@ -70,6 +70,14 @@ _CATEGORIES = {sre_c.CATEGORY_DIGIT: r"\d", sre_c.CATEGORY_NOT_DIGIT: r"\D",
                sre_c.CATEGORY_WORD: r"\w", sre_c.CATEGORY_NOT_WORD: r"\W"}
 _REPEATS = (sre_c.MAX_REPEAT, sre_c.MIN_REPEAT, sre_c.POSSESSIVE_REPEAT)
 _DROPPED = (sre_c.AT, sre_c.ASSERT, sre_c.ASSERT_NOT)
+#: what Hyperscan cannot run as the regex engine does: lookarounds, atomic and possessive
+#: (they can make a match fail), references to what a group matched
+_INEXACT = (sre_c.ASSERT, sre_c.ASSERT_NOT, sre_c.ATOMIC_GROUP, sre_c.POSSESSIVE_REPEAT,
+            sre_c.GROUPREF, sre_c.GROUPREF_EXISTS)
+#: anchors on a line (its text has no "\n"), as Hyperscan says them under HS_FLAG_MULTILINE
+_ANCHORS = {sre_c.AT_BEGINNING: b"^", sre_c.AT_BEGINNING_STRING: b"^",
+            sre_c.AT_END: b"$", sre_c.AT_END_STRING: b"$",
+            sre_c.AT_BOUNDARY: rb"\b", sre_c.AT_NON_BOUNDARY: rb"\B"}
 _UNBOUNDED = sre_c.MAXREPEAT
 #: letters with a non-ASCII case partner under (?i), both cases
 _CASE_PARTNERED = frozenset(ord(c) for c in CASELESS_UNSAFE | {c.upper() for c in CASELESS_UNSAFE})
@@ -88,30 +96,93 @@ def superset(pattern: regex.Pattern[str]) -> bytes | None:
 
     ``None`` if the pattern is not covered (see the module docstring).
     """
+    return _translated(pattern, exact=False)
+
+
+def exact(pattern: regex.Pattern[str]) -> bytes | None:
+    """A Hyperscan expression matching an ASCII line exactly when ``pattern`` matches it.
+
+    ``None`` if the pattern has something Hyperscan cannot run as the ``regex``
+    engine does (see the module docstring).
+    """
+    return _translated(pattern, exact=True)
+
+
+def plain_literal(pattern: regex.Pattern[str]) -> bytes | None:
+    """The bytes of ``pattern`` if it is just ASCII text (case-sensitive, no syntax), else None.
+
+    A line's text contains it exactly when the line's bytes do (see the module docstring).
+    """
+    if pattern.flags & ~(regex.UNICODE | regex.VERSION0 | regex.VERBOSE):
+        return None
+    tree = parse(pattern.pattern)
+    if tree is None or tree.state.flags & sre_c.SRE_FLAG_IGNORECASE or not list(tree):
+        return None
+    if not all(op is sre_c.LITERAL and av < 0x80 and av != NEWLINE for op, av in tree):
+        return None
+    return bytes(av for _, av in tree)
+
+
+def exact_alternatives(pattern: regex.Pattern[str]) -> list[bytes]:
+    """The exact expressions of those alternatives of ``pattern`` (``a|b|c``) that have one.
+
+    A line one of them matches, the pattern matches: for a pattern that has no
+    exact expression as a whole (a lookaround in one alternative), these still
+    spare the ``regex`` engine most lines.
+    """
+    tree = _tree(pattern)
+    items = list(tree) if tree is not None else []
+    if len(items) != 1 or items[0][0] is not sre_c.BRANCH:
+        return []
+    found = (_attempt(_Translate(tree.state.flags, exact=True).to_line_end, list(alt))
+             for alt in items[0][1][1])
+    return [e for e in found if e is not None]
+
+
+def _translated(pattern: regex.Pattern[str], exact: bool) -> bytes | None:
+    tree = _tree(pattern)
+    if tree is None:
+        return None
+    # None: nothing on a line can match; the literal path says so, it is rare
+    translate = _Translate(tree.state.flags, exact)
+    if exact:
+        return _attempt(translate.to_line_end, list(tree))
+    return _attempt(lambda items: _to_line_end(translate.core(items)), list(tree))
+
+
+def _tree(pattern: regex.Pattern[str]) -> Any:
+    """The stdlib parse of ``pattern`` under its flags, or ``None`` if not modelled."""
     if pattern.flags & ~_MODELLED:
         return None
     flags = sum(sre for flag, sre in _SRE_FLAGS.items() if pattern.flags & flag)
     tree = parse(pattern.pattern)  # usually the flags are inline: the parse others made
     if tree is not None and tree.state.flags & flags != flags:
         tree = parse(pattern.pattern, flags)
-    if tree is None:
-        return None
+    return tree
+
+
+def _attempt(translate: Callable[[list[tuple[Any, Any]]], bytes | None],
+             items: list[tuple[Any, Any]]) -> bytes | None:
+    """A translation, or ``None`` where the pattern has something it does not model."""
     try:
-        body = _Translate(tree.state.flags).core(list(tree))
+        return translate(items)
     except (regex.error, RecursionError, OverflowError, ValueError, Unsupported):
         return None
-    if body is None:
-        # nothing on a line can match: let the literal path say so, it is rare
-        return None
-    return b"(?:" + body + rb")[^\n]*$"
+
+
+def _to_line_end(body: bytes | None) -> bytes | None:
+    """``body`` and the rest of its line: Hyperscan reports each line once, at its end."""
+    return None if body is None else b"(?:" + body + rb")[^\n]*$"
 
 
 class _Translate:
     """The byte-level superset of parsed nodes, under the flags in force."""
 
-    def __init__(self, flags: int) -> None:
+    def __init__(self, flags: int, exact: bool = False) -> None:
         self.caseless = bool(flags & sre_c.SRE_FLAG_IGNORECASE)
         self.ascii = bool(flags & sre_c.SRE_FLAG_ASCII)
+        #: translate exactly, for ASCII lines, or refuse (raise Unsupported)
+        self.exact = exact
 
     def core(self, items: list[tuple[Any, Any]]) -> bytes | None:
         """A superset of a whole match: its middle, from the first rare literal to the last literal.
@@ -140,6 +211,25 @@ class _Translate:
                 return self.core(list(av[-1] if op is sre_c.SUBPATTERN else av))
         return self.sequence(items)
 
+    def to_line_end(self, items: list[tuple[Any, Any]]) -> bytes | None:
+        """A whole pattern, exactly, extended to the end of the line; each alternative apart.
+
+        Hyperscan takes ``^`` only first and ``$`` only last: an alternative
+        that ends with ``$`` is not extended (it ends there already), and an
+        anchor anywhere else is refused.
+        """
+        if len(items) == 1 and items[0][0] is sre_c.BRANCH:
+            return _alternation([self.to_line_end(list(alt)) for alt in items[0][1][1]])
+        if _slow_start(items, self.caseless):
+            raise Unsupported("no rare literal before text of any length")
+        head = b"^" if items and _anchor(items[0]) == b"^" else b""
+        items = items[1:] if head else items
+        tail = rb"[^\n]*$"
+        if items and _anchor(items[-1]) == b"$":
+            items, tail = items[:-1], b"$"
+        body = self.sequence(items)
+        return None if body is None else head + b"(?:" + body + b")" + tail
+
     def sequence(self, items: Any) -> bytes | None:
         """Concatenation: ``None`` (matches nothing) if any part matches nothing."""
         out: list[bytes] = []
@@ -155,12 +245,32 @@ class _Translate:
         chars = self.chars(op, av)
         if chars is not None:
             return _one_char(chars)
+        if self.exact:
+            return self.exact_node(op, av)
         if _unbounded(op, av) and not strength([(op, av)], self.caseless):
             # no literal to find and no end: "any text" costs Hyperscan far less than
             # the classes (an IP address, a user name) and selects nearly the same lines
             return ANY_TEXT
         if op in _DROPPED:
             return b""
+        return self.structure(op, av)
+
+    def exact_node(self, op: Any, av: Any) -> bytes | None:
+        """A node translated exactly; what Hyperscan cannot do as ``regex`` does, refused."""
+        if op is sre_c.AT:
+            if _anchor((op, av)) not in (rb"\b", rb"\B"):
+                raise Unsupported(f"{av} inside the pattern")  # see to_line_end
+            return _anchor((op, av))
+        if op in _INEXACT:
+            raise Unsupported(str(op))
+        if op in _REPEATS and av[1] == _UNBOUNDED and _nested(av[2]):
+            # (a|aa)+ or (\w+\s?)+ may backtrack for ages: the regex engine must run it,
+            # so that its timeout stops it and says so
+            raise Unsupported("nested repeat")
+        return self.structure(op, av)
+
+    def structure(self, op: Any, av: Any) -> bytes | None:
+        """Groups, alternations, repeats and references: their parts translated."""
         if op is sre_c.SUBPATTERN:
             return self.group(av)
         if op is sre_c.ATOMIC_GROUP:
@@ -177,16 +287,21 @@ class _Translate:
         raise Unsupported(str(op))
 
     def chars(self, op: Any, av: Any) -> CharSet | None:
-        """The bytes of a node that matches exactly one character, or ``None`` for other nodes."""
+        """The bytes of a node that matches exactly one character, or ``None`` for other nodes.
+
+        Translating exactly, for ASCII lines, only the ASCII members count.
+        """
         if op is sre_c.LITERAL:
-            return _literal(av, self.caseless)
-        if op is sre_c.NOT_LITERAL:
-            return _class(((sre_c.NEGATE, None), (sre_c.LITERAL, av)), self.caseless, self.ascii)
-        if op is sre_c.IN:
-            return _class(tuple(av), self.caseless, self.ascii)
-        if op is sre_c.ANY:
-            return ASCII, True
-        return None
+            chars = _literal(av, self.caseless)
+        elif op is sre_c.NOT_LITERAL:
+            chars = _class(((sre_c.NEGATE, None), (sre_c.LITERAL, av)), self.caseless, self.ascii)
+        elif op is sre_c.IN:
+            chars = _class(tuple(av), self.caseless, self.ascii)
+        elif op is sre_c.ANY:
+            chars = ASCII, True
+        else:
+            return None
+        return (chars[0], False) if self.exact else chars
 
     def group(self, av: Any) -> bytes | None:
         _, add, remove, body = av
@@ -239,6 +354,56 @@ def _unbounded(op: Any, av: Any) -> bool:
     if op is sre_c.BRANCH:
         return any(_unbounded(*node) for alt in av[1] for node in alt)
     return op is sre_c.GROUPREF or op is sre_c.GROUPREF_EXISTS
+
+
+def _anchor(node: tuple[Any, Any]) -> bytes | None:
+    """The Hyperscan anchor a parsed node is, if it is one."""
+    op, av = node
+    return _ANCHORS.get(av) if op is sre_c.AT else None
+
+
+def _slow_start(items: list[tuple[Any, Any]], caseless: bool) -> bool:
+    """Whether text of any length (``.*?``, ``[^)]*``) comes before the first rare literal.
+
+    Hyperscan then follows every partial match to the end of its line: on a
+    common prefix (``sshd[123]: ``) that costs it ten times more than finding
+    the literal. Such a pattern is left to the loosened expression.
+    """
+    for start, end in _units(items):
+        if strength(items[start:end], caseless) >= MIN_SELECTIVITY:
+            return False
+        if any(_spans_words(*node) for node in items[start:end]):
+            return True
+    return False
+
+
+def _spans_words(op: Any, av: Any) -> bool:
+    """Whether a node repeats, without end, something that can match a space and a letter."""
+    if op in _REPEATS:
+        body = av[2]
+        chars = _Translate(0, exact=True).chars(*body[0]) if len(body) == 1 else None
+        if chars is not None:
+            return av[1] == _UNBOUNDED and {0x20, ord("a")} <= chars[0]
+        return any(_spans_words(*node) for node in body)
+    if op is sre_c.SUBPATTERN:
+        return any(_spans_words(*node) for node in av[3])
+    if op is sre_c.ATOMIC_GROUP:
+        return any(_spans_words(*node) for node in av)
+    if op is sre_c.BRANCH:
+        return any(_spans_words(*node) for alt in av[1] for node in alt)
+    return False
+
+
+def _nested(items: Sequence[tuple[Any, Any]]) -> bool:
+    """Whether parsed nodes hold a repeat or an alternation (inside a repeat: backtracking)."""
+    for op, av in items:
+        if op in _REPEATS or op is sre_c.BRANCH:
+            return True
+        if op is sre_c.SUBPATTERN and _nested(av[3]):
+            return True
+        if op is sre_c.ATOMIC_GROUP and _nested(av):
+            return True
+    return False
 
 
 def _bounds(low: int, high: int) -> bytes:
@@ -321,86 +486,120 @@ def _class(items: tuple[tuple[Any, Any], ...], caseless: bool, ascii_only: bool)
     return members, non_ascii or (caseless and bool(members & _CASE_PARTNERED))
 
 
-def _flags(hyperscan: Any) -> int:
-    return int(hyperscan.HS_FLAG_MULTILINE | hyperscan.HS_FLAG_PREFILTER)
+#: a Hyperscan expression and its flags
+Expression = tuple[bytes, int]
 
 
 class LineFilter:
-    """Hyperscan running every covered pattern's superset over a chunk."""
+    """Hyperscan running every covered pattern over a chunk, in one scan.
+
+    Two databases: the loosened expressions (:func:`superset`), for any chunk,
+    and for an all-ASCII chunk (nearly every chunk of a system log) the exact
+    expressions (:func:`exact`) where a pattern has one, the loosened one where
+    not. Patterns given as ``exact_only`` (a rule's ``ignore``) are only in the
+    second, and only when exact.
+    """
 
     name = "hyperscan"
 
-    def __init__(self, expressions: dict[int, bytes]) -> None:
+    def __init__(self, loose: dict[int, bytes], exact: dict[int, bytes], count: int) -> None:
         import hyperscan  # optional: imported only where installed
 
         self._hs = hyperscan
-        name = hscache.key(hyperscan, expressions, _flags(hyperscan))
-        cached = hscache.load(hyperscan, name)
+        #: keys are ``line_end * count + pattern index``
+        self.count = count
+        prefilter = int(hyperscan.HS_FLAG_MULTILINE | hyperscan.HS_FLAG_PREFILTER)
+        precise = int(hyperscan.HS_FLAG_MULTILINE)
+        self._loose, chosen = self._database({i: [(e, prefilter)] for i, e in loose.items()})
+        #: the indexes of the patterns covered (any chunk), in order
+        self.covered = tuple(sorted(chosen))
+        # an index not loosened either is an exact_only one
+        options: dict[int, list[Expression]] = {
+            i: [(e, precise)] for i, e in exact.items() if i in chosen or i not in loose}
+        for i in self.covered:
+            options.setdefault(i, []).append((loose[i], prefilter))
+        self._ascii, chosen = self._database(options)
+        #: the indexes whose reports, on an all-ASCII chunk, are exactly the pattern's matches
+        self.exact = frozenset(i for i, c in chosen.items() if options[i][c][1] == precise)
+        if not set(self.covered) <= set(chosen):  # refused together: the loosened ones for all
+            self._ascii, self.exact = self._loose, frozenset()
+
+    def _database(self, options: dict[int, list[Expression]]) -> tuple[Any, dict[int, int]]:
+        """A database of one expression per index (the first of its options that Hyperscan
+        accepts), from the cache or compiled; and which option each index got."""
+        name = hscache.key(self._hs, options)
+        cached = hscache.load(self._hs, name)
         if cached is not None:
-            self._db, covered = cached
-        else:
-            self._db, covered = self._build(expressions)
-            hscache.save(hyperscan, name, self._db, covered)
-        #: the indexes of the patterns covered, in database id order
-        self.covered = tuple(covered)
-
-    def _build(self, expressions: dict[int, bytes]) -> tuple[Any, list[int]]:
-        db = self._hs.Database(mode=self._hs.HS_MODE_BLOCK)
+            return cached
+        chosen = dict.fromkeys(options, 0)
         try:
-            self._compile(db, list(expressions.values()))
+            db = self._compile(options, chosen)
         except self._hs.error:
-            expressions = self._compilable(expressions)
-            if expressions:
-                self._compile(db, list(expressions.values()))
-        return db, list(expressions)
+            chosen = self._compilable(options)
+            db = self._compile(options, chosen) if chosen else None
+        if db is not None:
+            hscache.save(self._hs, name, db, chosen)
+        return db, chosen
 
-    def _compile(self, db: Any, expressions: list[bytes]) -> None:
-        flags = _flags(self._hs)
-        db.compile(expressions=expressions, ids=list(range(len(expressions))),
-                   elements=len(expressions), flags=[flags] * len(expressions))
+    def _compile(self, options: dict[int, list[Expression]], chosen: dict[int, int]) -> Any:
+        db = self._hs.Database(mode=self._hs.HS_MODE_BLOCK)
+        picked = [options[i][choice] for i, choice in chosen.items()]
+        db.compile(expressions=[e for e, _ in picked], ids=list(chosen), elements=len(picked),
+                   flags=[f for _, f in picked])
+        return db
 
-    def _compilable(self, expressions: dict[int, bytes]) -> dict[int, bytes]:
-        """The expressions Hyperscan accepts, tried one at a time."""
-        kept = {}
-        for index, expression in expressions.items():
-            try:
-                self._compile(self._hs.Database(mode=self._hs.HS_MODE_BLOCK), [expression])
-            except self._hs.error as exc:
-                log.debug("line filter: pattern %d left to the literal prefilter: %s", index, exc)
-            else:
-                kept[index] = expression
-        return kept
+    def _compilable(self, options: dict[int, list[Expression]]) -> dict[int, int]:
+        """Per index, the first option Hyperscan accepts alone (indexes with none left out)."""
+        chosen = {}
+        for index, choices in options.items():
+            for choice in range(len(choices)):
+                try:
+                    self._compile(options, {index: choice})
+                except self._hs.error as exc:
+                    log.debug("line filter: pattern %d, expression %d refused: %s",
+                              index, choice, exc)
+                else:
+                    chosen[index] = choice
+                    break
+        return chosen
 
-    def lines(self, data: bytes) -> list[int]:
-        """``line_end * n + k`` for each line of ``data`` the ``k``-th covered pattern may match.
+    def lines(self, data: bytes, exact: bool = True) -> tuple[list[int], frozenset[int]]:
+        """``line_end * count + index`` for each line of ``data`` the pattern ``index`` may
+        match, and the indexes for which "may" is "does" (``exact``: where the chunk allows).
 
-        ``n`` is ``len(self.covered)``; sorting the result orders it by line, then pattern.
+        Sorting the keys orders them by line, then pattern.
         """
-        if not self.covered:
-            return []  # an empty database cannot scan
+        ascii_chunk = exact and data.isascii()
+        db = self._ascii if ascii_chunk else self._loose
+        if db is None:
+            return [], frozenset()  # an empty database cannot scan
         out: list[int] = []
-        append, n = out.append, len(self.covered)
+        append, n = out.append, self.count
 
         def on_match(index: int, start: int, end: int, flags: int, context: object) -> None:
             append(end * n + index)
 
-        self._db.scan(data, match_event_handler=on_match)
-        return out
+        db.scan(data, match_event_handler=on_match)
+        return out, self.exact if ascii_chunk else frozenset()
 
 
-def make_line_filter(patterns: Sequence[regex.Pattern[str]],
-                     prefer: str | None = None) -> LineFilter | None:
+def make_line_filter(patterns: Sequence[regex.Pattern[str]], prefer: str | None = None,
+                     exact_only: Sequence[bytes] = ()) -> LineFilter | None:
     """A :class:`LineFilter` for the patterns it covers, or ``None`` without Hyperscan.
 
-    ``prefer`` (default: ``LOGWATCH_SCANNER``) set to ``"python"`` turns it off.
+    ``exact_only`` are exact expressions (an ``ignore`` pattern's, an alternative's)
+    run on ASCII chunks only; their indexes continue from ``len(patterns)``.
+    ``prefer`` (default: ``LOGWATCH_SCANNER``) set to ``"python"`` turns the filter off.
     """
     prefer = prefer or os.environ.get("LOGWATCH_SCANNER") or None
     if prefer not in (None, "hyperscan"):
         return None
-    expressions = {i: e for i, p in enumerate(patterns) if (e := superset(p)) is not None}
-    if not expressions:
+    loose = {i: e for i, p in enumerate(patterns) if (e := superset(p)) is not None}
+    if not loose:
         return None
+    exacts = {i: e for i, p in enumerate(patterns) if (e := exact(p)) is not None}
+    exacts.update(enumerate(exact_only, len(patterns)))
     try:
-        return LineFilter(expressions)
+        return LineFilter(loose, exacts, len(patterns) + len(exact_only))
     except ImportError:
         return None

@@ -26,14 +26,15 @@ from __future__ import annotations
 import logging
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Literal as TypingLiteral
 
 import regex
 
-from logwatch.linefilter import LineFilter, make_line_filter
+from logwatch.filterplan import FilterPlan, Marks
+from logwatch.linefilter import LineFilter
 from logwatch.linesafe import line_bound
 from logwatch.prefilter import (
     FindScanner,
@@ -89,13 +90,18 @@ class Found:
     answer ``logwatch test``'s questions without making one per hit.
     """
 
-    __slots__ = ("_counts", "_found", "_keys", "_probes", "_spans", "_texts")
+    __slots__ = ("_confirm", "_counts", "_found", "_keys", "_probes", "_spans", "_texts")
 
-    def __init__(self, probes: Sequence[_Probe], spans: list[tuple[int, int]], texts: list[str],
-                 keys: list[int], found: dict[int, regex.Match[str]]) -> None:
+    def __init__(self, probes: Sequence[_Probe], spans: list[tuple[int, int]], texts: _Texts,
+                 keys: list[int], found: dict[int, regex.Match[str]],
+                 confirm: Callable[[Rule, regex.Pattern[str], str], regex.Match[str] | None],
+                 ) -> None:
         self._probes, self._spans, self._texts = probes, spans, texts
-        #: ``line * len(probes) + probe``, sorted, ignored matches left out
+        #: ``line * len(probes) + probe``, sorted, ignored matches left out; the regex match
+        #: of those searched already (the others the exact line filter found)
         self._keys, self._found = keys, found
+        #: the search that gives a match found by the exact line filter its groups
+        self._confirm = confirm
         self._counts: Counter[str] | None = None
 
     def __len__(self) -> int:
@@ -108,7 +114,9 @@ class Found:
             index, bit = divmod(key, count)
             probe = probes[bit]
             start, end = spans[index]
-            yield Match(start, end, probe.rule, texts[index], probe.kind, found[key])
+            match = found.get(key) or self._confirm(probe.rule, probe.pattern, texts[index])
+            if match is not None:  # None: that search was stopped by the timeout
+                yield Match(start, end, probe.rule, texts[index], probe.kind, match)
 
     def counts(self) -> Counter[str]:
         """Matches per rule id."""
@@ -172,13 +180,11 @@ class Matcher:
         self.timeouts: Counter[str] = Counter()
         self._probes = tuple(_probes(self.rules))
         self._prefer = scanner
-        #: Hyperscan running whole patterns (loosened), where installed; the probes it covers
-        self.line_filter: LineFilter | None = make_line_filter(
-            [p.pattern for p in self._probes], prefer=scanner)
-        covered = self.line_filter.covered if self.line_filter else ()
-        self._covered = sum(1 << bit for bit in covered)
-        #: per pattern of the line filter, the probe (bit) it selects lines for
-        self._filter_bits = covered
+        self._plan = FilterPlan([(p.pattern, (*p.rule.ignore, *self.ignore))
+                                 for p in self._probes], scanner)
+        #: Hyperscan running whole patterns (loosened, or exact), where installed
+        self.line_filter: LineFilter | None = self._plan.line_filter
+        self._covered = self._plan.covered
         #: per probe, the literal set its lines are selected by (None: every line)
         self._chosen = [p.choices[0] if p.choices else None for p in self._probes]
         #: occurrences of each candidate literal in the first CALIBRATION_BYTES read
@@ -262,31 +268,59 @@ class Matcher:
         """The matches in ``data`` (what :meth:`scan` yields), as a whole."""
         if not self._calibrated:
             self._calibrate(data)
-        spans, rows = self._candidate_lines(data)
-        texts = _decode(data, spans) if spans else []
-        # line * len(probes) + bit -> the match: sorting the keys orders by line, then rule
+        spans, rows, marks = self._candidate_lines(data)
+        texts = _Texts(data, spans)
+        # line * len(probes) + bit: sorted, they order matches by line, then rule
+        keys: list[int] = []
         found: dict[int, regex.Match[str]] = {}
         count = len(self._probes)
         for bit, probe in enumerate(self._probes):
-            if not rows[bit]:
+            lines = rows[bit]
+            if lines and marks is not None:
+                # the exact line filter's word: searched only if iterated (for the groups)
+                sure, lines = self._plan.sure(bit, lines, marks)
+                keys.extend(index * count + bit
+                            for index in self._unignored(bit, probe, sure, marks, data, spans,
+                                                         texts))
+            if not lines:
                 continue
-            matches = self._run(bit, probe, rows[bit], texts)
+            matches = self._run(bit, probe, lines, texts)
             if probe.rule.ignore or self.ignore:
                 self._drop_ignored(probe.rule, matches, texts)
             found.update({index * count + bit: m for index, m in matches.items()})
-        return Found(self._probes, spans, texts, sorted(found), found)
+        keys.extend(found)
+        keys.sort()
+        return Found(self._probes, spans, texts, keys, found, self._search)
+
+    def _unignored(self, bit: int, probe: _Probe, sure: list[int], marks: Marks, data: bytes,
+                   spans: list[tuple[int, int]], texts: _Texts) -> list[int]:
+        """The lines the probe surely matches, less those its ignore patterns match (counted)."""
+        if not sure:
+            return sure
+        rule = probe.rule
+
+        def search(pattern: regex.Pattern[str], index: int) -> bool:
+            return self._search(rule, pattern, texts[index]) is not None
+
+        kept = self._plan.unignored(bit, sure, marks, data, spans, search)
+        if len(kept) < len(sure):
+            self.ignored[rule.id] += len(sure) - len(kept)
+        return kept
 
     def _drop_ignored(self, rule: Rule, matches: dict[int, regex.Match[str]],
-                      texts: list[str]) -> None:
+                      texts: _Texts) -> None:
         """Drop the matches an ``ignore`` pattern excludes, counting them in ``.ignored``."""
         for index in [i for i in matches if self._ignored(rule, texts[i])]:
             del matches[index]
             self.ignored[rule.id] += 1
 
-    def _candidate_lines(self, data: bytes) -> tuple[list[tuple[int, int]], list[list[int]]]:
-        """The lines some probe must run on, in order, and per probe (bit) which of them."""
+    def _candidate_lines(
+        self, data: bytes
+    ) -> tuple[list[tuple[int, int]], list[list[int]], Marks | None]:
+        """The lines some probe must run on, in order, per probe (bit) which of them, and
+        (when the line filter was exact) what else it said about them."""
         if self.line_filter is not None and self._covered == (1 << len(self._probes)) - 1:
-            return self._filtered_rows(self.line_filter, data)
+            return self._plan.rows(data, exact=True)
         spans, masks = self._candidates(data)
         if self._always:
             found = dict(zip((start for start, _ in spans), masks, strict=True))
@@ -299,31 +333,10 @@ class Matcher:
                 low = bits & -bits
                 bits ^= low
                 rows[low.bit_length() - 1].append(index)
-        return spans, rows
-
-    def _filtered_rows(self, line_filter: LineFilter,
-                       data: bytes) -> tuple[list[tuple[int, int]], list[list[int]]]:
-        """The lines the line filter reports, in order, and per probe (bit) which of them."""
-        keys = line_filter.lines(data)
-        keys.sort()
-        bits, count = self._filter_bits, len(self._filter_bits)
-        spans: list[tuple[int, int]] = []
-        rows: list[list[int]] = [[] for _ in self._probes]
-        rfind, last, index = data.rfind, -1, -1
-        # "$" also holds at the very end, after the last newline, where there is no line
-        limit = len(data) - 1 if data.endswith(b"\n") else len(data)
-        for key in keys:
-            end, k = divmod(key, count)
-            if end > limit:
-                break
-            if end != last:
-                spans.append((rfind(b"\n", 0, end) + 1, end))
-                last, index = end, index + 1
-            rows[bits[k]].append(index)
-        return spans, rows
+        return spans, rows, None
 
     def _run(self, bit: int, probe: _Probe, rows: list[int],
-             texts: list[str]) -> dict[int, regex.Match[str]]:
+             texts: _Texts) -> dict[int, regex.Match[str]]:
         """The probe's matches on the lines ``rows`` (indexes into ``texts``), by line.
 
         A line-bound pattern (:mod:`logwatch.linesafe`) searches all the lines at
@@ -350,7 +363,7 @@ class Matcher:
                 rest = rest[done:]
         return found
 
-    def _joined(self, twin: regex.Pattern[str], rows: list[int], texts: list[str],
+    def _joined(self, twin: regex.Pattern[str], rows: list[int], texts: _Texts,
                 found: dict[int, regex.Match[str]]) -> int:
         """Search ``rows`` joined with newlines, first match per line; how many rows are done."""
         joined = "\n".join([texts[index] for index in rows])
@@ -373,9 +386,9 @@ class Matcher:
 
     def _candidates(self, data: bytes) -> tuple[list[tuple[int, int]], list[int]]:
         """The lines some probe may match, and which probes (bits), in line order."""
-        if self.line_filter is None or not self._filter_bits:
+        if self.line_filter is None or not self._covered:
             return self._literal_candidates(data)
-        spans, rows = self._filtered_rows(self.line_filter, data)
+        spans, rows, _ = self._plan.rows(data, exact=False)
         masks = [0] * len(spans)
         for bit, indexes in enumerate(rows):
             for index in indexes:
@@ -453,13 +466,22 @@ def _probe(rule: Rule, pattern: regex.Pattern[str], kind: MatchKind) -> _Probe:
     return _Probe(rule, pattern, kind, tuple(required_sets(pattern)), line_bound(pattern))
 
 
-def _decode(data: bytes, spans: list[tuple[int, int]]) -> list[str]:
-    """The text of each line ``data[start:end]``, as the naive loop decodes it."""
-    if data.isascii():
-        # one decode for the whole chunk; ASCII offsets are the same in bytes and text
-        text = data.decode("ascii")
-        return [text[start:end] for start, end in spans]
-    return [data[start:end].decode("utf-8", "replace") for start, end in spans]
+class _Texts:
+    """The text of each line ``data[start:end]`` of ``spans``, as the naive loop decodes it,
+    decoded when first asked for (lines the exact filter vouches for rarely are)."""
+
+    __slots__ = ("_data", "_decoded", "_spans")
+
+    def __init__(self, data: bytes, spans: list[tuple[int, int]]) -> None:
+        self._data, self._spans = data, spans
+        self._decoded: dict[int, str] = {}
+
+    def __getitem__(self, index: int) -> str:
+        text = self._decoded.get(index)
+        if text is None:
+            start, end = self._spans[index]
+            text = self._decoded[index] = self._data[start:end].decode("utf-8", "replace")
+        return text
 
 
 def _lines(data: bytes) -> Iterator[tuple[int, int]]:

@@ -23,35 +23,39 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "xdg" / "logwatch"
 
 
-def reports() -> list[int]:
+def reports() -> tuple[list[int], list[int], frozenset[int]]:
+    """What the loosened and the exact databases report, and which patterns are exact."""
     line_filter = make_line_filter(PATTERNS, prefer="hyperscan")
     assert line_filter is not None
-    return sorted(line_filter.lines(DATA))
+    loose, _ = line_filter.lines(DATA, exact=False)
+    precise, exact = line_filter.lines(DATA)
+    return sorted(loose), sorted(precise), exact
 
 
 def test_saved_then_loaded_with_the_same_results(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = reports()
-    saved = list(cache.glob("linefilter-*.hsdb"))
-    assert len(saved) == 1
+    assert first[2] == {0, 1}
+    saved = sorted(cache.glob("linefilter-*.hsdb"))
+    assert len(saved) == 2  # the loosened expressions, and the exact ones
     assert cache.stat().st_mode & 0o777 == 0o700
     loaded: list[str] = []
     real_load = hscache.load
     monkeypatch.setattr(hscache, "load", lambda hs, name: loaded.append(name) or real_load(hs, name))
     assert reports() == first
-    assert loaded == [saved[0].name]
-    assert hscache.load(hyperscan, saved[0].name) is not None
+    assert sorted(loaded) == [path.name for path in saved]
+    assert all(hscache.load(hyperscan, path.name) is not None for path in saved)
 
 
 def test_an_edited_rule_gets_its_own_file(cache: Path) -> None:
     reports()
     make_line_filter([regex.compile("something else")], prefer="hyperscan")
-    assert len(list(cache.glob("linefilter-*.hsdb"))) == 2
+    assert len(list(cache.glob("linefilter-*.hsdb"))) == 4
 
 
 def test_corrupt_or_writable_files_are_not_trusted(cache: Path) -> None:
     first = reports()
-    (saved,) = cache.glob("linefilter-*.hsdb")
-    saved.write_bytes(hscache.FORMAT + b"[0, 1]\nnot a database")
+    saved = next(cache.glob("linefilter-*.hsdb"))
+    saved.write_bytes(hscache.FORMAT + b"[[0, 0]]\nnot a database")
     assert hscache.load(hyperscan, saved.name) is None
     assert reports() == first  # compiled again, and saved again
     assert hscache.load(hyperscan, saved.name) is not None

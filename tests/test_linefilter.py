@@ -1,28 +1,35 @@
-"""The line filter: Hyperscan on loosened patterns never misses a line the rule matches."""
+"""The line filter: Hyperscan on loosened patterns never misses a line the rule matches, and on
+exact ones, over ASCII lines, reports just the lines the rule matches."""
 
 from __future__ import annotations
+
+from collections import Counter
 
 import pytest
 import regex
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from logwatch.linefilter import LineFilter, make_line_filter, superset
+from logwatch.linefilter import LineFilter, exact, make_line_filter, superset
 from logwatch.matcher import Matcher
 from logwatch.prefilter import CASELESS_UNSAFE
+from logwatch.rules import compile_pattern
 from tests.reference import naive
 from tests.test_matcher import rule
 
 pytest.importorskip("hyperscan")
 
 
-def reported(pattern: str, lines: list[bytes]) -> list[int]:
-    """Indexes of the lines the filter reports for ``pattern`` alone."""
+def reported(pattern: str, lines: list[bytes], precise: bool = False) -> list[int]:
+    """Indexes of the lines the filter reports for ``pattern`` alone (``precise``: the exact
+    expression, which must then be the one run)."""
     compiled = regex.compile(pattern, regex.VERSION0)
     line_filter = make_line_filter([compiled])
     assert line_filter is not None, f"{pattern!r} is not covered"
     data = b"\n".join(lines) + b"\n"
-    ends = sorted({key // len(line_filter.covered) for key in line_filter.lines(data)})
+    keys, exact_ids = line_filter.lines(data, exact=precise)
+    assert (0 in exact_ids) == precise, f"{pattern!r}: the exact expression was not run"
+    ends = sorted({key // line_filter.count for key in keys})
     starts = [0]
     for line in lines:
         starts.append(starts[-1] + len(line) + 1)
@@ -72,6 +79,40 @@ def test_not_covered(pattern: str) -> None:
     assert superset(regex.compile(pattern)) is None
 
 
+@pytest.mark.parametrize(("pattern", "lines"), [
+    (r"^Failed", [b"Failed x", b"x Failed", b"Failed"]),
+    (r"\AFailed", [b"Failed x", b"x Failed"]),
+    (r"root$", [b"user root", b"root user", b"root"]),
+    (r"root\Z", [b"user root", b"root user"]),
+    (r"\broot\b", [b"root", b"x root y", b"xroot", b"root_", b"root-1", b"roots"]),
+    (r"\Boot", [b"root", b"oot", b" oot"]),
+    (r"x\s+y", [b"x y", b"x\ty", b"x\x1cy", b"xy", b"x_y"]),    # \x1c..\x1f are spaces to Python
+    (r"(?i)failed (?-i:for) (?P<user>\w+)", [b"FAILED for root", b"failed FOR root", b"failed for"]),
+    (r"Failed.*?from", [b"Failed x from", b"from Failed", b"Failed\rfrom"]),
+    (r"port \d{2,3}$", [b"port 22", b"port 2", b"port 2222", b"port 222"]),
+    (r"^a$|^b\s*$|c d", [b"a", b"b  ", b"bb", b"xc d", b"ab"]),
+    (r"(?:x|y)+z", [b"xyxz", b"z", b"xy"]),
+    (r"[^\s:]+\[\d+\]: x", [b"sshd[1]: x", b"sshd[]: x", b": [1]: x"]),
+])
+def test_exact_on_ascii_lines(pattern: str, lines: list[bytes]) -> None:
+    """The exact expression reports just the lines the rule matches (anchors, \\b, classes)."""
+    assert 0 < len(matching(pattern, lines)) < len(lines)
+    assert reported(pattern, lines, precise=True) == matching(pattern, lines)
+
+
+@pytest.mark.parametrize("pattern", [
+    r"Failed (?!publickey)\S+",       # lookarounds
+    r"(\w+) again \1",                # backreferences
+    r"(?>ab|a)c",                      # atomic groups
+    r"a++b",                           # possessive repeats
+    r"(?:a|aa)+$",                     # backtracking: the regex engine's timeout must see it
+    r"(?:a$|b)c",                      # "$" inside: Hyperscan refuses it
+    r"^(?P<p>[\w.-]+): .*?No space",   # text of any length before the rare literal: slow
+])
+def test_not_exact(pattern: str) -> None:
+    assert exact(regex.compile(pattern, regex.VERSION0)) is None
+    assert superset(regex.compile(pattern, regex.VERSION0)) is not None
+
 def test_leading_common_parts_are_cut() -> None:
     """The expression starts at the first rare literal: ``: .*?`` before it is not run."""
     expression = superset(regex.compile(r"^(?P<p>[\w.-]+)(?:\[\d+\])?: .*?No space left", regex.V0))
@@ -82,7 +123,7 @@ def test_leading_common_parts_are_cut() -> None:
 def test_one_report_per_line_and_pattern() -> None:
     line_filter = make_line_filter([regex.compile(r"a+"), regex.compile(r"b")])
     assert isinstance(line_filter, LineFilter)
-    keys = line_filter.lines(b"aaa b aaa\nccc\naab\n")
+    keys, _ = line_filter.lines(b"aaa b aaa\nccc\naab\n")
     assert sorted(keys) == sorted({*keys})
     assert sorted((key // 2, key % 2) for key in keys) == [(9, 0), (9, 1), (17, 0), (17, 1)]
 
@@ -165,15 +206,38 @@ def test_never_misses_a_line(case: tuple[str, list[bytes]]) -> None:
     assert set(matching(pattern, sample)) <= set(reported(pattern, sample))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=pattern_and_lines())
-def test_matcher_with_filter_equals_naive_loop(case: tuple[str, list[bytes]]) -> None:
-    """Through the whole matcher, hits and fields are the naive loop's."""
+def test_exact_reports_just_the_matching_lines(case: tuple[str, list[bytes]]) -> None:
+    """On random patterns and random ASCII lines, the exact expression is the rule."""
     pattern, sample = case
-    r = rule(pattern)
+    sample = [line for line in sample if line.isascii()]
+    line_filter = make_line_filter([regex.compile(pattern, regex.VERSION0)])
+    if not sample or line_filter is None or 0 not in line_filter.exact:
+        return
+    assert reported(pattern, sample, precise=True) == matching(pattern, sample)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=pattern_and_lines(), ascii_only=st.booleans(),
+       ignore=st.sampled_from(["", "b", "k", "a:", r"\d", "^a", "a$", "(?=a)b", r"(\w)\1"]),
+       alternative=st.sampled_from(["", "|b(?=a)", r"|a\b", "|k$"]))
+def test_matcher_with_filter_equals_naive_loop(case: tuple[str, list[bytes]], ascii_only: bool,
+                                               ignore: str, alternative: str) -> None:
+    """Through the whole matcher, hits, fields and counts are the naive loop's, with an
+    ignore pattern or not (exact or not), and alternatives (exact or not)."""
+    pattern, sample = case
+    pattern += alternative
+    if ascii_only:
+        sample = [line for line in sample if line.isascii()]
+    r = rule(pattern, ignore=(compile_pattern(ignore),) if ignore else ())
     data = b"\n".join(sample) + b"\n"
-    got = [(m.start, m.rule.id, m.kind, m.fields) for m in Matcher([r]).scan(data)]
-    assert got == naive((r,), (), data)
+    matcher = Matcher([r])
+    found = matcher.find(data)
+    got = [(m.start, m.rule.id, m.kind, m.fields) for m in found]
+    want = naive((r,), (), data)
+    assert got == want
+    assert found.counts() == Counter(rule_id for _, rule_id, _, _ in want)
 
 
 def test_covered_and_uncovered_rules_together() -> None:
@@ -193,3 +257,22 @@ def test_covered_and_uncovered_rules_together() -> None:
     got = [(m.start, m.rule.id, m.kind, m.fields) for m in matcher.scan(data)]
     assert got == naive(tuple(rules), (), data)
     assert {rule_id for _, rule_id, _, _ in got} == {"covered", "regex-only-syntax", "no-literal"}
+
+
+def test_exact_alternatives_spare_the_search() -> None:
+    """``a|b(?!c)``: a line the exact alternative matches needs no search; the others do."""
+    r = rule(r"Failed (?!publickey)\S+ for (?P<u>\S+)|Invalid user (?P<u>\S+) from",
+             ignore=(compile_pattern(r"user backup\d"),))
+    matcher = Matcher([r])
+    lines = [b"Failed password for root", b"Failed publickey for root", b"noise",
+             b"Invalid user admin from 1.2.3.4", b"Invalid user backup1 from 1.2.3.4"]
+    data = b"\n".join(lines) + b"\n"
+    spans, rows, marks = matcher._plan.rows(data, exact=True)
+    assert marks is not None
+    assert [data[s:e] for s, e in spans] == [lines[0], lines[1], lines[3], lines[4]]
+    assert marks.vouched == {2: 1, 3: 1}  # the "Invalid user" lines, for probe 0
+    assert matcher._plan.sure(0, rows[0], marks) == ([2, 3], [0, 1])
+    found = matcher.find(data)
+    assert found.counts() == {"r": 2}
+    assert matcher.ignored == {"r": 1}
+    assert [(m.rule.id, m.fields) for m in found] == [("r", {"u": "root"}), ("r", {"u": "admin"})]
