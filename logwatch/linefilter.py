@@ -39,7 +39,7 @@ import logging
 import os
 import re._constants as sre_c  # type: ignore[import-not-found]  # no stubs for the stdlib parser
 from collections.abc import Callable, Sequence
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import regex
@@ -91,6 +91,7 @@ class Unsupported(Exception):
 CharSet = tuple[frozenset[int], bool]
 
 
+@lru_cache(maxsize=4096)
 def superset(pattern: regex.Pattern[str]) -> bytes | None:
     """A Hyperscan expression matching, within a line's bytes, wherever ``pattern`` can match.
 
@@ -99,6 +100,7 @@ def superset(pattern: regex.Pattern[str]) -> bytes | None:
     return _translated(pattern, exact=False)
 
 
+@lru_cache(maxsize=4096)
 def exact(pattern: regex.Pattern[str]) -> bytes | None:
     """A Hyperscan expression matching an ASCII line exactly when ``pattern`` matches it.
 
@@ -123,7 +125,8 @@ def plain_literal(pattern: regex.Pattern[str]) -> bytes | None:
     return bytes(av for _, av in tree)
 
 
-def exact_alternatives(pattern: regex.Pattern[str]) -> list[bytes]:
+@lru_cache(maxsize=4096)
+def exact_alternatives(pattern: regex.Pattern[str]) -> tuple[bytes, ...]:
     """The exact expressions of those alternatives of ``pattern`` (``a|b|c``) that have one.
 
     A line one of them matches, the pattern matches: for a pattern that has no
@@ -133,10 +136,10 @@ def exact_alternatives(pattern: regex.Pattern[str]) -> list[bytes]:
     tree = _tree(pattern)
     items = list(tree) if tree is not None else []
     if len(items) != 1 or items[0][0] is not sre_c.BRANCH:
-        return []
+        return ()
     found = (_attempt(_Translate(tree.state.flags, exact=True).to_line_end, list(alt))
              for alt in items[0][1][1])
-    return [e for e in found if e is not None]
+    return tuple(e for e in found if e is not None)
 
 
 def _translated(pattern: regex.Pattern[str], exact: bool) -> bytes | None:
@@ -424,6 +427,7 @@ def _alternation(alternatives: Sequence[bytes | None]) -> bytes | None:
     return b"(?:" + b"|".join(possible) + b")"
 
 
+@cache
 def _one_char(chars: CharSet) -> bytes | None:
     members, non_ascii = chars
     if not non_ascii:
@@ -433,6 +437,7 @@ def _one_char(chars: CharSet) -> bytes | None:
     return b"(?:" + _byte_class(members) + b"|" + NON_ASCII_CHAR + b")"
 
 
+@cache
 def _byte_class(members: frozenset[int]) -> bytes:
     """``members`` as one Hyperscan class (or a single escaped byte)."""
     ranges: list[bytes] = []

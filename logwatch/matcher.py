@@ -28,6 +28,7 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import accumulate
 from typing import Literal as TypingLiteral
 
@@ -154,8 +155,12 @@ class _Probe:
     kind: MatchKind
     #: the literal sets every match contains (each one is enough to filter lines)
     choices: tuple[LiteralSet, ...]
-    #: a MULTILINE twin that may run over many lines joined at once, if the pattern is line-bound
-    twin: regex.Pattern[str] | None
+
+    @property
+    def twin(self) -> regex.Pattern[str] | None:
+        """A MULTILINE twin that may run over many lines joined at once, if the pattern is
+        line-bound (worked out when first needed: only the literal prefilter's lines use it)."""
+        return _twin(self.pattern)
 
 
 class Matcher:
@@ -463,7 +468,12 @@ def _probes(rules: Sequence[Rule]) -> Iterator[_Probe]:
 
 
 def _probe(rule: Rule, pattern: regex.Pattern[str], kind: MatchKind) -> _Probe:
-    return _Probe(rule, pattern, kind, tuple(required_sets(pattern)), line_bound(pattern))
+    return _Probe(rule, pattern, kind, tuple(required_sets(pattern)))
+
+
+@lru_cache(maxsize=1024)
+def _twin(pattern: regex.Pattern[str]) -> regex.Pattern[str] | None:
+    return line_bound(pattern)
 
 
 class _Texts:
