@@ -111,13 +111,15 @@ class Found:
     def __iter__(self) -> Iterator[Match]:
         probes, spans, texts, found, count = (self._probes, self._spans, self._texts,
                                               self._found, len(self._probes))
+        confirm = self._confirm
         for key in self._keys:
             index, bit = divmod(key, count)
             probe = probes[bit]
             start, end = spans[index]
-            match = found.get(key) or self._confirm(probe.rule, probe.pattern, texts[index])
+            text = texts[index]
+            match = found.get(key) or confirm(probe.rule, probe.pattern, text)
             if match is not None:  # None: that search was stopped by the timeout
-                yield Match(start, end, probe.rule, texts[index], probe.kind, match)
+                yield Match(start, end, probe.rule, text, probe.kind, match)
 
     def counts(self) -> Counter[str]:
         """Matches per rule id."""
@@ -267,13 +269,18 @@ class Matcher:
 
     def scan(self, data: bytes) -> Iterator[Match]:
         """Every (line, rule) match in ``data``, in line order then rule order."""
-        return iter(self.find(data))
+        return iter(self.find(data, groups=True))
 
-    def find(self, data: bytes) -> Found:
-        """The matches in ``data`` (what :meth:`scan` yields), as a whole."""
+    def find(self, data: bytes, groups: bool = False) -> Found:
+        """The matches in ``data`` (what :meth:`scan` yields), as a whole.
+
+        ``groups``: every match's groups will be wanted (the daemon, ``--json``),
+        so every line is searched now, in one tight loop per rule; otherwise the
+        lines the exact line filter vouches for are searched only if iterated.
+        """
         if not self._calibrated:
             self._calibrate(data)
-        spans, rows, marks = self._candidate_lines(data)
+        spans, rows, marks = self._candidate_lines(data, exact=not groups)
         texts = _Texts(data, spans)
         # line * len(probes) + bit: sorted, they order matches by line, then rule
         keys: list[int] = []
@@ -320,12 +327,12 @@ class Matcher:
             self.ignored[rule.id] += 1
 
     def _candidate_lines(
-        self, data: bytes
+        self, data: bytes, exact: bool
     ) -> tuple[list[tuple[int, int]], list[list[int]], Marks | None]:
         """The lines some probe must run on, in order, per probe (bit) which of them, and
         (when the line filter was exact) what else it said about them."""
         if self.line_filter is not None and self._covered == (1 << len(self._probes)) - 1:
-            return self._plan.rows(data, exact=True)
+            return self._plan.rows(data, exact)
         spans, masks = self._candidates(data)
         if self._always:
             found = dict(zip((start for start, _ in spans), masks, strict=True))
@@ -478,20 +485,17 @@ def _twin(pattern: regex.Pattern[str]) -> regex.Pattern[str] | None:
 
 class _Texts:
     """The text of each line ``data[start:end]`` of ``spans``, as the naive loop decodes it,
-    decoded when first asked for (lines the exact filter vouches for rarely are)."""
+    decoded when asked for (``logwatch test`` rarely needs the lines the exact filter vouches
+    for; decoding again is cheaper than remembering)."""
 
-    __slots__ = ("_data", "_decoded", "_spans")
+    __slots__ = ("_data", "_spans")
 
     def __init__(self, data: bytes, spans: list[tuple[int, int]]) -> None:
         self._data, self._spans = data, spans
-        self._decoded: dict[int, str] = {}
 
     def __getitem__(self, index: int) -> str:
-        text = self._decoded.get(index)
-        if text is None:
-            start, end = self._spans[index]
-            text = self._decoded[index] = self._data[start:end].decode("utf-8", "replace")
-        return text
+        start, end = self._spans[index]
+        return self._data[start:end].decode("utf-8", "replace")
 
 
 def _lines(data: bytes) -> Iterator[tuple[int, int]]:

@@ -136,7 +136,7 @@ class Tally:
 
 def tally(matcher: Matcher, data: bytes, as_json: bool) -> Tally:
     """Scan one chunk of whole lines."""
-    found = matcher.find(data)
+    found = matcher.find(data, groups=as_json)
     result = Tally(lines=data.count(b"\n"), bytes=len(data), hits=found.counts(),
                    samples=found.samples(SAMPLES_PER_RULE))
     if as_json:
