@@ -19,7 +19,10 @@ How (docs/sources.md says it for users):
   size below our offset, or another first line, is a truncation (copytruncate):
   the generation goes up and reading restarts at 0.
 - Watchdog (inotify) only wakes the service early; the scan alone delivers
-  everything, because inotify queues overflow silently.
+  everything, because inotify queues overflow silently. Watchdog is asked for
+  writes, closes and deletions only (:data:`_EVENTS`), and each path it names has
+  its identity checked at the next read: another inode there (renamed over,
+  recreated, new) starts a scan at once.
 """
 
 from __future__ import annotations
@@ -39,9 +42,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from watchdog.events import (
-    EVENT_TYPE_CLOSED_NO_WRITE,
-    EVENT_TYPE_MODIFIED,
-    EVENT_TYPE_OPENED,
+    DirDeletedEvent,
+    FileClosedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
 )
@@ -67,6 +71,15 @@ _ROTATED = re.compile(
 )
 _COMPRESSED = re.compile(r"\.(gz|xz|bz2|zst|lz4|lzma|z|zip|tgz)$", re.IGNORECASE)
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+#: what watchdog reports to us: no renames, hence no creations (it asks inotify for
+#: both together). Watchdog holds every event queued behind an IN_MOVED_FROM for up
+#: to half a second while it looks for the IN_MOVED_TO (always for a move out of the
+#: directory, and for a rename inside it when its reading thread comes in between):
+#: no wake-up at all meanwhile, time enough for a file renamed over ours to be
+#: replaced again, unread. The first write or close at the path shows a new file
+#: as well; one moved in and never written to waits for the periodic check.
+_EVENTS: list[type[FileSystemEvent]] = [FileModifiedEvent, FileClosedEvent, FileDeletedEvent,
+                                        DirDeletedEvent]
 
 
 # ---------------------------------------------------------------------------
@@ -330,6 +343,9 @@ class FileSource:
         self._waiting: list[str] = []
         self._problems: dict[str, str] = {}
         self._rescan = threading.Event()
+        #: paths the watcher named since the last read (see :meth:`_replaced`)
+        self._touched: set[str] = set()
+        self._touched_lock = threading.Lock()
         self._last_scan = float("-inf")
         self._turn = 0
         self._watcher: _Watcher | None = None
@@ -349,7 +365,8 @@ class FileSource:
     def read(self, max_bytes: int = 4 << 20) -> list[Chunk]:
         """Whole lines appended since the last read, old (rotated) files first."""
         now = self._clock()
-        if self._rescan.is_set() or now - self._last_scan >= self._scan_every:
+        if (self._rescan.is_set() or now - self._last_scan >= self._scan_every
+                or self._replaced()):
             self._rescan.clear()
             self._scan(now)
             if self._watcher is not None:
@@ -409,14 +426,21 @@ class FileSource:
 
     # -- called by the watcher thread -----------------------------------------
 
-    def _notify(self, structural: bool) -> None:
-        if structural:
+    def _notify(self, path: str | None) -> None:
+        """``path`` was written, closed or deleted: check it at the next read (None: rescan)."""
+        if path is None:
             self._rescan.set()
+        else:
+            with self._touched_lock:
+                self._touched.add(path)
         self._wake()
 
     def _is_followed(self, path: str) -> bool:
+        """Is ``path`` followed, or would the next scan follow it?"""
         if path in self._current:
             return True
+        if _ROTATED.search(os.path.basename(path)):
+            return path in self.patterns  # a wildcard never picks it up
         return any(fnmatch.fnmatchcase(path, p) for p in self.patterns)
 
     def _watch_dirs(self) -> set[str]:
@@ -439,16 +463,34 @@ class FileSource:
             log.warning('source "%s": %s: %s; retrying every %gs', self.name, key, message,
                         self._settings.poll_interval)
 
+    def _replaced(self) -> bool:
+        """Does a path the watcher named since the last read hold another file than ours?
+
+        Renames and creations are not reported (see :data:`_EVENTS`): a file renamed
+        over the followed one, or created anew, shows up as a write or close at its path.
+        """
+        with self._touched_lock:
+            touched, self._touched = self._touched, set()
+        for path in touched:
+            tail = self._current.get(path)
+            if tail is None and path not in self._problems:
+                return True  # new (a file that cannot be opened waits for the periodic check)
+            if tail is not None and not self._still_there(tail):
+                return True
+        return False
+
     def _scan(self, now: float, *, startup: bool = False, first_run: bool = False) -> None:
         """Re-expand the globs; notice rotation, recreation and truncation."""
         self._last_scan = now
+        with self._touched_lock:
+            self._touched.clear()  # every path is checked now
         found, self._waiting = _expand(self.patterns, self._problem)
         for path in [p for p in self._current if p not in found]:
             self._retire(self._current.pop(path), now, "is gone")
         for path, pattern in found.items():
             tail = self._current.get(path)
             if tail is not None:
-                if not self._still_there(tail, now):
+                if not self._still_there(tail):
                     self._retire(self._current.pop(path), now, "was replaced")
                     tail = None
                 elif not tail.same_start():
@@ -458,7 +500,7 @@ class FileSource:
                             and (first_run or pattern not in self._known_patterns))
                 self._attach(path, from_end, now)
 
-    def _still_there(self, tail: _Tail, now: float) -> bool:
+    def _still_there(self, tail: _Tail) -> bool:
         try:
             st = os.stat(tail.path)
         except OSError:
@@ -744,7 +786,8 @@ class _Watcher:
             if new_ident is None:
                 continue
             try:
-                watch = self._observer.schedule(self._handler, directory, recursive=False)
+                watch = self._observer.schedule(self._handler, directory, recursive=False,
+                                                event_filter=_EVENTS)
             except OSError as exc:
                 if directory not in self._failed:  # e.g. fs.inotify.max_user_watches reached
                     log.warning("cannot watch %s with inotify (%s); the periodic check covers it",
@@ -769,9 +812,7 @@ def _dir_ident(directory: str) -> tuple[int, int] | None:
 
 
 class _Handler(FileSystemEventHandler):
-    """Wake the service for events on followed paths; rescan on structural ones."""
-
-    _IGNORED = frozenset({EVENT_TYPE_OPENED, EVENT_TYPE_CLOSED_NO_WRITE})
+    """Wake the service for events on followed paths (a deleted directory: rescan)."""
 
     def __init__(self, source: FileSource) -> None:
         super().__init__()
@@ -779,10 +820,9 @@ class _Handler(FileSystemEventHandler):
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         """Called by watchdog's thread for every event in a watched directory."""
-        if event.event_type in self._IGNORED:
+        if event.is_directory:
+            self._source._notify(None)
             return
-        paths = [os.fsdecode(event.src_path)]
-        if event.dest_path:
-            paths.append(os.fsdecode(event.dest_path))
-        if event.is_directory or any(self._source._is_followed(p) for p in paths):
-            self._source._notify(structural=event.event_type != EVENT_TYPE_MODIFIED)
+        path = os.fsdecode(event.src_path)
+        if self._source._is_followed(path):
+            self._source._notify(path)

@@ -388,3 +388,27 @@ def test_checkpoint_rows_find_a_rotated_file(tmp_path: Path, follow: Follow) -> 
     reader.until(lambda: len(reader.source.checkpoint()["files"]) == 2)
     rows = checkpoint_rows("src", reader.source.checkpoint())
     assert sorted((Path(r["path"]).name, r["lag"]) for r in rows) == [("a.log", 0), ("a.log.1", 0)]
+
+
+@pytest.mark.parametrize("replace", ["rename-over", "delete+create", "move-away+create"])
+def test_inotify_sees_a_new_file_at_its_first_write(tmp_path: Path, follow: Follow,
+                                                    replace: str) -> None:
+    """Watchdog reports no renames or creations: a write at a path whose inode changed
+    switches to the new file at once (here no periodic check comes during the test)."""
+    log = tmp_path / "a.log"
+    log.write_bytes(b"")
+    reader = follow([tmp_path / "*.log"], use_inotify=True, poll_interval=3600)
+    append(log, b"old\n")
+    reader.until(lambda: reader.lines == [b"old\n"])
+    if replace == "rename-over":
+        new = tmp_path / "a.log.tmp"
+        new.write_bytes(b"")
+        new.rename(log)
+    elif replace == "delete+create":
+        log.unlink()
+    else:
+        (tmp_path / "old").mkdir()
+        log.rename(tmp_path / "old" / "a.log")
+    append(log, b"new\n")
+    reader.until(lambda: reader.lines == [b"old\n", b"new\n"])
+    reader.assert_unique_keys()

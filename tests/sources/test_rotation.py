@@ -93,6 +93,22 @@ def rename_create(w: Writer) -> None:
     w.reopen()
 
 
+def rename_to_olddir(w: Writer) -> None:
+    """logrotate's ``olddir``: as rename + create, into another directory.
+
+    Watchdog holds back every event behind a move out of the watched directory for
+    half a second; meanwhile the next rotation would replace the unread file.
+    """
+    old = w.path.parent / "old"
+    old.mkdir(exist_ok=True)
+    os.rename(w.path, old / f"{w.path.name}.1")
+    for _ in range(20):
+        w.put(w.line(w.written))
+        w.written += 1
+    w.path.touch()
+    w.reopen()
+
+
 def copytruncate(w: Writer) -> None:
     """logrotate ``copytruncate``: copy, then truncate under the writer's feet."""
     shutil.copyfile(w.path, f"{w.path}.1")
@@ -146,6 +162,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
 
 SCENARIOS = {
     "rename+create": rename_create,
+    "rename-to-olddir": rename_to_olddir,
     "copytruncate": copytruncate,
     "delete+recreate": delete_recreate,
     "truncate-to-zero": truncate_zero,
