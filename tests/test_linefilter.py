@@ -10,7 +10,7 @@ import regex
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from logwatch.linefilter import LineFilter, exact, make_line_filter, superset
+from logwatch.linefilter import LineFilter, exact, make_line_filter, plain_literal, superset
 from logwatch.matcher import Matcher
 from logwatch.prefilter import CASELESS_UNSAFE
 from logwatch.rules import compile_pattern
@@ -278,3 +278,18 @@ def test_exact_alternatives_spare_the_search() -> None:
     assert found.counts() == {"r": 2}
     assert matcher.ignored == {"r": 1}
     assert [(m.rule.id, m.fields) for m in found] == [("r", {"u": "root"}), ("r", {"u": "admin"})]
+
+
+@pytest.mark.parametrize(("pattern", "flags", "expected"), [
+    (r"from 10\.0\.", 0, b"from 10.0."),
+    (r"pam_unix\(sshd:auth\)", 0, b"pam_unix(sshd:auth)"),
+    ("(?x) a b", 0, b"ab"),
+    ("(?i)root", 0, None),          # caseless: not a byte search
+    ("root", regex.IGNORECASE, None),
+    ("a.b", 0, None),
+    ("\u00e9t\u00e9", 0, None),     # non-ASCII: bytes and text differ
+    ("", 0, None),
+])
+def test_plain_literal(pattern: str, flags: int, expected: bytes | None) -> None:
+    """An ignore pattern that is plain ASCII text is looked for in the bytes, nothing else."""
+    assert plain_literal(regex.compile(pattern, flags)) == expected
