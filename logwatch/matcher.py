@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate
 from typing import Literal as TypingLiteral
+from typing import Protocol
 
 import regex
 
@@ -93,7 +94,7 @@ class Found:
 
     __slots__ = ("_confirm", "_counts", "_found", "_keys", "_probes", "_spans", "_texts")
 
-    def __init__(self, probes: Sequence[_Probe], spans: list[tuple[int, int]], texts: _Texts,
+    def __init__(self, probes: Sequence[_Probe], spans: list[tuple[int, int]], texts: _Lines,
                  keys: list[int], found: dict[int, regex.Match[str]],
                  confirm: Callable[[Rule, regex.Pattern[str], str], regex.Match[str] | None],
                  ) -> None:
@@ -281,7 +282,7 @@ class Matcher:
         if not self._calibrated:
             self._calibrate(data)
         spans, rows, marks = self._candidate_lines(data, exact=not groups)
-        texts = _Texts(data, spans)
+        texts = _decode(data, spans) if groups else _Texts(data, spans)
         # line * len(probes) + bit: sorted, they order matches by line, then rule
         keys: list[int] = []
         found: dict[int, regex.Match[str]] = {}
@@ -305,7 +306,7 @@ class Matcher:
         return Found(self._probes, spans, texts, keys, found, self._search)
 
     def _unignored(self, bit: int, probe: _Probe, sure: list[int], marks: Marks, data: bytes,
-                   spans: list[tuple[int, int]], texts: _Texts) -> list[int]:
+                   spans: list[tuple[int, int]], texts: _Lines) -> list[int]:
         """The lines the probe surely matches, less those its ignore patterns match (counted)."""
         if not sure:
             return sure
@@ -320,7 +321,7 @@ class Matcher:
         return kept
 
     def _drop_ignored(self, rule: Rule, matches: dict[int, regex.Match[str]],
-                      texts: _Texts) -> None:
+                      texts: _Lines) -> None:
         """Drop the matches an ``ignore`` pattern excludes, counting them in ``.ignored``."""
         for index in [i for i in matches if self._ignored(rule, texts[i])]:
             del matches[index]
@@ -348,7 +349,7 @@ class Matcher:
         return spans, rows, None
 
     def _run(self, bit: int, probe: _Probe, rows: list[int],
-             texts: _Texts) -> dict[int, regex.Match[str]]:
+             texts: _Lines) -> dict[int, regex.Match[str]]:
         """The probe's matches on the lines ``rows`` (indexes into ``texts``), by line.
 
         A line-bound pattern (:mod:`logwatch.linesafe`) searches all the lines at
@@ -375,7 +376,7 @@ class Matcher:
                 rest = rest[done:]
         return found
 
-    def _joined(self, twin: regex.Pattern[str], rows: list[int], texts: _Texts,
+    def _joined(self, twin: regex.Pattern[str], rows: list[int], texts: _Lines,
                 found: dict[int, regex.Match[str]]) -> int:
         """Search ``rows`` joined with newlines, first match per line; how many rows are done."""
         joined = "\n".join([texts[index] for index in rows])
@@ -483,6 +484,12 @@ def _twin(pattern: regex.Pattern[str]) -> regex.Pattern[str] | None:
     return line_bound(pattern)
 
 
+class _Lines(Protocol):
+    """The text of a chunk's candidate lines, by index: a list, or :class:`_Texts`."""
+
+    def __getitem__(self, index: int, /) -> str: ...
+
+
 class _Texts:
     """The text of each line ``data[start:end]`` of ``spans``, as the naive loop decodes it,
     decoded when asked for (``logwatch test`` rarely needs the lines the exact filter vouches
@@ -496,6 +503,15 @@ class _Texts:
     def __getitem__(self, index: int) -> str:
         start, end = self._spans[index]
         return self._data[start:end].decode("utf-8", "replace")
+
+
+def _decode(data: bytes, spans: list[tuple[int, int]]) -> list[str]:
+    """The text of every line ``data[start:end]`` at once, as the naive loop decodes it."""
+    if data.isascii():
+        # one decode for the whole chunk; ASCII offsets are the same in bytes and text
+        text = data.decode("ascii")
+        return [text[start:end] for start, end in spans]
+    return [data[start:end].decode("utf-8", "replace") for start, end in spans]
 
 
 def _lines(data: bytes) -> Iterator[tuple[int, int]]:
