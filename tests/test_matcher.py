@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import tomllib
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,21 @@ def fast(matcher: Matcher, data: bytes, chunk: int = 1 << 16) -> list[Hit]:
     return out
 
 
+def counted(matcher: Matcher, data: bytes, chunk: int = 1 << 16) -> tuple[list[Hit], Counter[str]]:
+    """The counting path (``logwatch test``): Matcher.find's matches and counts, per chunk."""
+    import io
+
+    out: list[Hit] = []
+    counts: Counter[str] = Counter()
+    offset = 0
+    for piece in read_chunks(io.BytesIO(data), chunk):
+        found = matcher.find(piece)
+        counts += found.counts()
+        out += [(offset + m.start, m.rule.id, m.kind, m.fields) for m in found]
+        offset += len(piece)
+    return out, counts
+
+
 def rule(pattern: str, rid: str = "r", **kw: object) -> Rule:
     from logwatch.template import parse_template
 
@@ -73,12 +89,16 @@ def corpus_files() -> list[Path]:
 @pytest.mark.parametrize("scanner", SCANNERS)
 @pytest.mark.parametrize("path", corpus_files(), ids=lambda p: p.name)
 def test_corpus_identical_to_naive(config: Config, path: Path, scanner: str) -> None:
-    """Every real log in the shared corpus: same hits, fields, kinds and order."""
+    """Every real log in the shared corpus: same hits, fields, kinds and order, both ways
+    (the daemon's, and the counting one that trusts the exact line filter)."""
     data = path.read_bytes()
     if not data.endswith(b"\n"):
         data += b"\n"
     expected = naive(config.rules, config.settings.ignore, data)
     assert fast(Matcher(config.rules, scanner=scanner), data) == expected
+    hits, counts = counted(Matcher(config.rules, scanner=scanner), data)
+    assert hits == expected
+    assert counts == Counter(rule_id for _, rule_id, _, _ in expected)
 
 
 @pytest.mark.parametrize("scanner", SCANNERS)
@@ -88,6 +108,9 @@ def test_generated_sample_identical_to_naive(config: Config, tmp_path: Path, sca
     expected = naive(config.rules, config.settings.ignore, data)
     assert len(expected) > 100
     assert fast(Matcher(config.rules, scanner=scanner), data, chunk=50_000) == expected
+    hits, counts = counted(Matcher(config.rules, scanner=scanner), data, chunk=50_000)
+    assert hits == expected
+    assert counts == Counter(rule_id for _, rule_id, _, _ in expected)
 
 
 def test_corpus_has_hits(config: Config) -> None:
