@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 import os
 import re._constants as sre_c  # type: ignore[import-not-found]  # no stubs for the stdlib parser
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cache, lru_cache
 from typing import Any
 
@@ -346,17 +346,24 @@ def _units(items: Sequence[tuple[Any, Any]]) -> list[tuple[int, int]]:
     return units
 
 
+def _children(op: Any, av: Any) -> Iterator[tuple[Any, Any]]:
+    """The parsed nodes right inside a repeat, a group or an alternation."""
+    if op in _REPEATS:
+        yield from av[2]
+    elif op is sre_c.SUBPATTERN:
+        yield from av[3]
+    elif op is sre_c.ATOMIC_GROUP:
+        yield from av
+    elif op is sre_c.BRANCH:
+        for alternative in av[1]:
+            yield from alternative
+
+
 def _unbounded(op: Any, av: Any) -> bool:
     """Whether the node can match text of any length."""
-    if op in _REPEATS:
-        return av[1] == _UNBOUNDED or any(_unbounded(*node) for node in av[2])
-    if op is sre_c.SUBPATTERN:
-        return any(_unbounded(*node) for node in av[3])
-    if op is sre_c.ATOMIC_GROUP:
-        return any(_unbounded(*node) for node in av)
-    if op is sre_c.BRANCH:
-        return any(_unbounded(*node) for alt in av[1] for node in alt)
-    return op is sre_c.GROUPREF or op is sre_c.GROUPREF_EXISTS
+    if (op in _REPEATS and av[1] == _UNBOUNDED) or op in (sre_c.GROUPREF, sre_c.GROUPREF_EXISTS):
+        return True
+    return any(_unbounded(*node) for node in _children(op, av))
 
 
 def _anchor(node: tuple[Any, Any]) -> bytes | None:
@@ -382,31 +389,17 @@ def _slow_start(items: list[tuple[Any, Any]], caseless: bool) -> bool:
 
 def _spans_words(op: Any, av: Any) -> bool:
     """Whether a node repeats, without end, something that can match a space and a letter."""
-    if op in _REPEATS:
-        body = av[2]
-        chars = _Translate(0, exact=True).chars(*body[0]) if len(body) == 1 else None
+    if op in _REPEATS and len(av[2]) == 1:
+        chars = _Translate(0, exact=True).chars(*av[2][0])
         if chars is not None:
             return av[1] == _UNBOUNDED and {0x20, ord("a")} <= chars[0]
-        return any(_spans_words(*node) for node in body)
-    if op is sre_c.SUBPATTERN:
-        return any(_spans_words(*node) for node in av[3])
-    if op is sre_c.ATOMIC_GROUP:
-        return any(_spans_words(*node) for node in av)
-    if op is sre_c.BRANCH:
-        return any(_spans_words(*node) for alt in av[1] for node in alt)
-    return False
+    return any(_spans_words(*node) for node in _children(op, av))
 
 
-def _nested(items: Sequence[tuple[Any, Any]]) -> bool:
+def _nested(items: Iterable[tuple[Any, Any]]) -> bool:
     """Whether parsed nodes hold a repeat or an alternation (inside a repeat: backtracking)."""
-    for op, av in items:
-        if op in _REPEATS or op is sre_c.BRANCH:
-            return True
-        if op is sre_c.SUBPATTERN and _nested(av[3]):
-            return True
-        if op is sre_c.ATOMIC_GROUP and _nested(av):
-            return True
-    return False
+    return any(op in _REPEATS or op is sre_c.BRANCH or _nested(_children(op, av))
+               for op, av in items)
 
 
 def _bounds(low: int, high: int) -> bytes:
