@@ -1,4 +1,4 @@
-"""The line filter: each whole pattern, loosened, run by Hyperscan over a chunk's bytes.
+"""The line filter: each whole pattern, loosened or exact, run by Hyperscan over a chunk's bytes.
 
 The literal prefilter (:mod:`logwatch.prefilter`) keeps a line if it contains one
 literal of a rule; on logs where that literal is common (``sshd[``), most such
@@ -31,6 +31,17 @@ Each expression is ``(?:translation)[^\\n]*$`` under ``MULTILINE``: its matches
 end only at line ends, so Hyperscan reports each matching line once per pattern.
 Patterns the translation does not cover (syntax only the ``regex`` module has,
 flags it does not model, a construct Hyperscan refuses) keep the literal prefilter.
+
+On a line of ASCII bytes the translation can also be *exact* (:func:`exact`):
+every character is one byte, so a class is just its ASCII members; ``^``, ``$``,
+``\\A``, ``\\Z``, ``\\b`` and ``\\B`` mean on a line what they mean to Hyperscan
+under ``MULTILINE``; and lazy or greedy repeats match the same lines. What
+Hyperscan cannot do as the ``regex`` engine does is refused: lookarounds,
+backreferences, conditionals, atomic groups, possessive repeats, an anchor
+inside the pattern; so are nested repeats (the ``regex`` engine must run them,
+for its timeout) and text of any length before the first rare literal (slow in
+Hyperscan). :class:`LineFilter` keeps a second database for all-ASCII chunks,
+exact where it can be.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ the lines that may match it:
 
 - with Hyperscan installed, the lines its loosened whole pattern matches
   (:mod:`logwatch.linefilter`), found for all patterns in one scan per chunk;
+  on an all-ASCII chunk most patterns run exactly, and a line Hyperscan
+  reports for them is a match without a search until its groups are asked
+  for (:mod:`logwatch.filterplan`; ``find(groups=True)`` searches every line);
 - otherwise (or for a pattern the filter does not cover), the lines holding one
   of its required literals (:mod:`logwatch.prefilter`), found in one pass; a
   rule with no usable literal runs on every line (``logwatch check`` says so).
