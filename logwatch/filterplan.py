@@ -27,6 +27,7 @@ import regex
 
 from logwatch.linefilter import (
     LineFilter,
+    available,
     exact,
     exact_alternatives,
     make_line_filter,
@@ -70,17 +71,24 @@ class FilterPlan:
         #: the ignore patterns in the filter: (text, flags) -> (their bit, the extra's index)
         self._in_filter: dict[tuple[str, int], tuple[int, int]] = {}
         self._ignores: list[_Ignores] = []
+        self.line_filter: LineFilter | None = None
+        #: the probes the filter covers, as bits
+        self.covered = 0
+        #: the probes whose lines the filter, on an ASCII chunk, reports exactly
+        self.trusted = 0
+        if not available(prefer):
+            return  # no translation is worth doing
         for bit, (pattern, ignores) in enumerate(probes):
             self._ignores.append(self._classify(ignores, extras))
             if exact(pattern) is None:
                 for expression in exact_alternatives(pattern):
                     extras.append(expression)
                     self._extras.append((True, 1 << bit))
-        self.line_filter: LineFilter | None = make_line_filter(patterns, prefer, extras)
-        done = self.line_filter.exact if self.line_filter else frozenset()
-        #: the probes the filter covers, as bits
-        self.covered = sum(1 << bit for bit in self.line_filter.covered) if self.line_filter else 0
-        #: the probes whose lines the filter, on an ASCII chunk, reports exactly
+        self.line_filter = make_line_filter(patterns, prefer, extras)
+        if self.line_filter is None:
+            return
+        done = self.line_filter.exact
+        self.covered = sum(1 << bit for bit in self.line_filter.covered)
         self.trusted = sum(1 << bit for bit in done if bit < self._probes) & self.covered
         for bit, (_, ignores) in enumerate(probes):
             self._ignores[bit] = self._classify(ignores, extras, done)

@@ -46,6 +46,7 @@ exact where it can be.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import re._constants as sre_c  # type: ignore[import-not-found]  # no stubs for the stdlib parser
@@ -545,7 +546,12 @@ class LineFilter:
             db = self._compile(options, chosen)
         except self._hs.error:
             chosen = self._compilable(options)
-            db = self._compile(options, chosen) if chosen else None
+            try:
+                db = self._compile(options, chosen) if chosen else None
+            except self._hs.error as exc:  # each alone, not together (too large?): none
+                log.warning("line filter: Hyperscan refused the expressions together (%s); "
+                            "matching without it, more slowly", exc)
+                return None, {}
         if db is not None:
             hscache.save(self._hs, name, db, chosen)
         return db, chosen
@@ -600,15 +606,18 @@ def make_line_filter(patterns: Sequence[regex.Pattern[str]], prefer: str | None 
     run on ASCII chunks only; their indexes continue from ``len(patterns)``.
     ``prefer`` (default: ``LOGWATCH_SCANNER``) set to ``"python"`` turns the filter off.
     """
-    prefer = prefer or os.environ.get("LOGWATCH_SCANNER") or None
-    if prefer not in (None, "hyperscan"):
+    if not available(prefer):
         return None
     loose = {i: e for i, p in enumerate(patterns) if (e := superset(p)) is not None}
     if not loose:
         return None
     exacts = {i: e for i, p in enumerate(patterns) if (e := exact(p)) is not None}
     exacts.update(enumerate(exact_only, len(patterns)))
-    try:
-        return LineFilter(loose, exacts, len(patterns) + len(exact_only))
-    except ImportError:
-        return None
+    return LineFilter(loose, exacts, len(patterns) + len(exact_only))
+
+
+def available(prefer: str | None = None) -> bool:
+    """Whether a line filter can be had here (Hyperscan installed, not turned off), before
+    translating anything for it. ``prefer``: as for :func:`make_line_filter`."""
+    prefer = prefer or os.environ.get("LOGWATCH_SCANNER") or None
+    return prefer in (None, "hyperscan") and importlib.util.find_spec("hyperscan") is not None
