@@ -33,8 +33,8 @@ sys.path.insert(0, str(BENCH))
 from generate import generate  # noqa: E402
 from run import DATA, REPO, bench_config, rule_tables  # noqa: E402
 
+from logwatch.commands.replay import replay  # noqa: E402
 from logwatch.config import load_config  # noqa: E402
-from logwatch.replay import replay  # noqa: E402
 from logwatch.state import DB_NAME  # noqa: E402
 
 

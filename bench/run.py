@@ -4,7 +4,7 @@ Generates a deterministic auth.log/syslog mix (bench/generate.py) under
 bench/data/, takes the rules of rules.example.toml plus bench/extra_rules.toml up
 to 50, and measures, on the same file and in the same run:
 
-- ``logwatch test`` (the real code path: :func:`logwatch.replay.replay`, timed in a
+- ``logwatch test`` (the real code path: :func:`logwatch.commands.replay.replay`, timed in a
   fresh process once the rules are loaded), on every CPU, on one, and with the
   pure-Python scanner; and the whole command, interpreter start included;
 - the naive loop (``for line: for rule: rule.pattern.search(line)``) on a slice,
@@ -40,11 +40,11 @@ sys.path.insert(0, str(BENCH))
 
 from generate import generate  # noqa: E402
 
-from logwatch import hscache  # noqa: E402
+from logwatch.commands.parallel import default_jobs  # noqa: E402
+from logwatch.commands.replay import read_chunks  # noqa: E402
 from logwatch.config import Config, load_config  # noqa: E402
-from logwatch.matcher import Matcher  # noqa: E402
-from logwatch.parallel import default_jobs  # noqa: E402
-from logwatch.replay import read_chunks  # noqa: E402
+from logwatch.matching import hyperscan_cache  # noqa: E402
+from logwatch.matching.matcher import Matcher  # noqa: E402
 from tests.reference import naive  # noqa: E402
 
 DATA = BENCH / "data"
@@ -105,7 +105,7 @@ _REPLAY_SNIPPET = """
 import io, sys, time
 from pathlib import Path
 from logwatch.config import load_config
-from logwatch.replay import replay
+from logwatch.commands.replay import replay
 config = load_config(sys.argv[1])
 started = time.perf_counter()
 result = replay(config, [Path(sys.argv[2])], io.StringIO(), jobs=int(sys.argv[3]))
@@ -121,7 +121,7 @@ def run_logwatch(config_path: Path, log: Path, repeat: int, scanner: str | None,
     env = dict(os.environ)
     if scanner:
         env["LOGWATCH_SCANNER"] = scanner
-    shutil.rmtree(hscache.cache_dir(), ignore_errors=True)
+    shutil.rmtree(hyperscan_cache.cache_dir(), ignore_errors=True)
     times, hits = [], 0
     for _ in range(repeat):
         proc = subprocess.run([sys.executable, "-c", _REPLAY_SNIPPET, str(config_path), str(log),

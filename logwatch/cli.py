@@ -129,13 +129,13 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from logwatch.service import run
+    from logwatch.daemon import run
 
     return run(args.config, dry_run=args.dry_run)
 
 
 def _check(args: argparse.Namespace) -> int:
-    from logwatch.checks import check_config
+    from logwatch.commands.check import check_config
 
     config = _load(args)
     report = check_config(config)
@@ -154,12 +154,12 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
-    from logwatch.parallel import default_jobs
-    from logwatch.replay import is_terminal, print_summary, replay, select_rules
+    from logwatch.commands.parallel import default_jobs
+    from logwatch.commands.replay import is_terminal, print_summary, replay, select_rules
 
     config = _load(args)
     if args.alerts:
-        from logwatch.simulate import simulate
+        from logwatch.commands.simulate import simulate
 
         simulate(config, args.logfiles, sys.stdout, rule=args.rule)
         return EXIT_OK
@@ -174,7 +174,7 @@ def _test(args: argparse.Namespace) -> int:
 
 
 def _send_test(args: argparse.Namespace) -> int:
-    from logwatch.delivery import send_test
+    from logwatch.delivery.sender import send_test
 
     config = _load(args)
     _known_destination(config, args.destination)
@@ -185,7 +185,7 @@ def _send_test(args: argparse.Namespace) -> int:
 
 def _telegram_chats(args: argparse.Namespace) -> int:
     from logwatch.config import TelegramDestination
-    from logwatch.destinations.telegram import list_chats
+    from logwatch.delivery.destinations.telegram import list_chats
 
     config = _load(args)
     dest = _known_destination(config, args.destination)
@@ -203,7 +203,7 @@ def _telegram_chats(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from logwatch.status import collect_status, format_status
+    from logwatch.commands.status import collect_status, format_status
 
     config = _load(args)
     report = collect_status(config)
@@ -217,7 +217,7 @@ def _status(args: argparse.Namespace) -> int:
 def _init(args: argparse.Namespace) -> int:
     import getpass
 
-    from logwatch.starter import write_starter
+    from logwatch.commands.init import write_starter
 
     interactive = not args.non_interactive and sys.stdin.isatty()
     written = write_starter(

@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
+from logwatch.commands.replay import replay
 from logwatch.config import Config, load_config
-from logwatch.matcher import Matcher
-from logwatch.replay import replay
+from logwatch.matching import Matcher
 from tests.helpers import CORPUS, REPO
 
 FAIL2BAN = CORPUS / "fail2ban"

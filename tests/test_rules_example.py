@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from logwatch.checks import check_config
+from logwatch.commands.check import check_config
 from logwatch.config import Config, load_config
-from logwatch.matcher import Matcher
+from logwatch.matching import Matcher
 from tests.helpers import REPO, logwatch
 
 EXAMPLE = REPO / "rules.example.toml"

@@ -18,8 +18,9 @@ from typing import Any, Protocol
 
 from logwatch.config import Config, JournalSource, SourceConfig
 from logwatch.models import Chunk
-from logwatch.sources.files import FileSource, existing_files, file_rows
+from logwatch.sources.files import FileSource, file_rows
 from logwatch.sources.journal import JournalFollower
+from logwatch.sources.paths import existing_files
 
 log = logging.getLogger(__name__)
 

@@ -20,39 +20,29 @@ How (docs/sources.md says it for users):
   the generation goes up and reading restarts at 0.
 - Watchdog (inotify) only wakes the service early; the scan alone delivers
   everything, because inotify queues overflow silently. Watchdog is asked for
-  writes, closes and deletions only (:data:`_EVENTS`), and each path it names has
-  its identity checked at the next read: another inode there (renamed over,
-  recreated, new) starts a scan at once.
+  writes, closes and deletions only (:data:`~logwatch.sources.inotify.EVENTS`),
+  and each path it names has its identity checked at the next read: another
+  inode there (renamed over, recreated, new) starts a scan at once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fnmatch
-import glob
 import hashlib
 import logging
 import os
-import re
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from watchdog.events import (
-    DirDeletedEvent,
-    FileClosedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileSystemEvent,
-    FileSystemEventHandler,
-)
-from watchdog.observers import Observer
-
 from logwatch.config import Settings
 from logwatch.models import Chunk
+from logwatch.sources.inotify import Watcher
+from logwatch.sources.lines import cut_line, split_lines
+from logwatch.sources.paths import COMPRESSED, ROTATED, expand, has_magic, literal_dir
 
 log = logging.getLogger(__name__)
 
@@ -62,24 +52,7 @@ FP_LEN = 256
 QUIET = 2.0
 #: one ``pread`` at most (or ``max_line_length + 1`` if larger)
 READ_BLOCK = 4 << 20
-#: appended to a line cut at ``max_line_length`` bytes
-CUT_MARK = b" [logwatch: line longer than %d bytes, cut]"
-#: rotated or compressed names a wildcard must not pick up (``syslog*`` vs ``syslog.1``)
-_ROTATED = re.compile(
-    r"(\.(gz|xz|bz2|zst|lz4|lzma|z|zip|tgz|bak|old|swp)|\.\d+|[-_.]\d{8}(\d{2})?|~)$",
-    re.IGNORECASE,
-)
-_COMPRESSED = re.compile(r"\.(gz|xz|bz2|zst|lz4|lzma|z|zip|tgz)$", re.IGNORECASE)
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
-#: what watchdog reports to us: no renames, hence no creations (it asks inotify for
-#: both together). Watchdog holds every event queued behind an IN_MOVED_FROM for up
-#: to half a second while it looks for the IN_MOVED_TO (always for a move out of the
-#: directory, and for a rename inside it when its reading thread comes in between):
-#: no wake-up at all meanwhile, time enough for a file renamed over ours to be
-#: replaced again, unread. The first write or close at the path shows a new file
-#: as well; one moved in and never written to waits for the periodic check.
-_EVENTS: list[type[FileSystemEvent]] = [FileModifiedEvent, FileClosedEvent, FileDeletedEvent,
-                                        DirDeletedEvent]
 
 
 # ---------------------------------------------------------------------------
@@ -100,149 +73,6 @@ def fingerprint(head: bytes) -> tuple[str, int] | None:
 
 def _hash(head: bytes) -> str:
     return hashlib.blake2b(head, digest_size=8).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class Split:
-    """What :func:`split_lines` made of a block: pieces to return, bytes consumed, skip state."""
-
-    #: (offset in the block, bytes): whole lines; a cut line is a piece of its own
-    pieces: tuple[tuple[int, bytes], ...]
-    consumed: int
-    skipping: bool
-
-
-def split_lines(data: bytes, cap: int, skipping: bool) -> Split:
-    """Cut ``data`` into whole lines, capping lines over ``cap`` bytes.
-
-    ``skipping`` means ``data`` starts inside a line already cut: drop up to its
-    newline. Bytes after the last newline are not consumed (a partial line), unless
-    they already exceed ``cap``: then the line is cut now and the rest skipped.
-    """
-    pos = 0
-    if skipping:
-        newline = data.find(b"\n")
-        if newline < 0:
-            return Split((), len(data), True)
-        pos = newline + 1
-    pieces: list[tuple[int, bytes]] = []
-    end = data.rfind(b"\n") + 1
-    if end > pos:
-        block = data[pos:end]
-        if _longest_at_most(block, cap):
-            pieces.append((pos, block))
-        else:
-            pieces.extend((pos + at, piece) for at, piece in _cap_lines(block, cap))
-        pos = end
-    if len(data) - pos > cap:
-        pieces.append((pos, _cut(data[pos : pos + cap], cap)))
-        return Split(tuple(pieces), len(data), True)
-    return Split(tuple(pieces), pos, False)
-
-
-def _longest_at_most(block: bytes, cap: int) -> bool:
-    """Is every line of ``block`` (whole lines) at most ``cap`` bytes long?
-
-    Jumps from a line start to just past the last newline within ``cap`` bytes of it:
-    one ``rfind`` per ``cap`` bytes, not a list of every line. A line longer than
-    ``cap`` cannot be jumped over, since no newline within reach lies past its start.
-    """
-    pos, size = 0, len(block)
-    while size - pos > cap + 1:
-        newline = block.rfind(b"\n", pos, pos + cap + 1)
-        if newline < 0:
-            return False
-        pos = newline + 1
-    return True
-
-
-def _cut(line: bytes, cap: int) -> bytes:
-    return line[:cap] + CUT_MARK % cap + b"\n"
-
-
-def _cap_lines(block: bytes, cap: int) -> Iterable[tuple[int, bytes]]:
-    """The slow path: runs of normal lines, and each over-long line cut, as separate pieces."""
-    run_start = pos = 0
-    while pos < len(block):
-        end = block.index(b"\n", pos) + 1
-        if end - pos - 1 > cap:
-            if pos > run_start:
-                yield run_start, block[run_start:pos]
-            yield pos, _cut(block[pos:end], cap)
-            run_start = end
-        pos = end
-    if pos > run_start:
-        yield run_start, block[run_start:pos]
-
-
-def _has_magic(pattern: str) -> bool:
-    return glob.has_magic(pattern)
-
-
-def _literal_dir(pattern: str) -> str:
-    """The longest leading directory of ``pattern`` without wildcards."""
-    parts = pattern.split(os.sep)
-    literal: list[str] = []
-    for part in parts[:-1]:
-        if _has_magic(part):
-            break
-        literal.append(part)
-    return os.sep.join(literal) or (os.sep if pattern.startswith(os.sep) else ".")
-
-
-def existing_files(patterns: Sequence[str]) -> list[str]:
-    """The followable files that ``patterns`` name right now."""
-    return sorted(_expand(patterns, lambda _key, _msg: None)[0])
-
-
-def _expand(
-    patterns: Sequence[str], problem: Callable[[str, str | None], None],
-) -> tuple[dict[str, str], list[str]]:
-    """Path -> the pattern that named it, and the patterns with nothing (yet) to follow."""
-    found: dict[str, str] = {}
-    waiting: list[str] = []
-    for pattern in patterns:
-        before = len(found)
-        if _has_magic(pattern):
-            for path in sorted(glob.glob(pattern)):
-                if not _ROTATED.search(os.path.basename(path)) and _is_file(path, problem):
-                    found.setdefault(path, pattern)
-            if len(found) == before:
-                _check_dir(_literal_dir(pattern), problem)
-        elif not _COMPRESSED.search(pattern) and _is_file(pattern, problem):
-            found.setdefault(pattern, pattern)
-        if len(found) == before:
-            waiting.append(pattern)
-    return found, waiting
-
-
-def _is_file(path: str, problem: Callable[[str, str | None], None]) -> bool:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        problem(path, None)
-        _check_dir(os.path.dirname(path) or ".", problem)
-        return False
-    except OSError as exc:
-        problem(path, f"cannot reach it ({exc.strerror})")
-        return False
-    if not stat.S_ISREG(st.st_mode):
-        problem(path, "not a regular file, ignored")
-        return False
-    return True  # a problem opening it is cleared once it opens
-
-
-def _check_dir(directory: str, problem: Callable[[str, str | None], None]) -> None:
-    """A missing file is waited for; a directory we cannot list is a problem to report."""
-    try:
-        with os.scandir(directory):
-            pass
-    except FileNotFoundError:
-        problem(directory, None)
-    except OSError as exc:
-        problem(directory, f"cannot list this directory ({exc.strerror})")
-    else:
-        problem(directory, None)
 
 
 # ---------------------------------------------------------------------------
@@ -348,7 +178,7 @@ class FileSource:
         self._touched_lock = threading.Lock()
         self._last_scan = float("-inf")
         self._turn = 0
-        self._watcher: _Watcher | None = None
+        self._watcher: Watcher | None = None
 
     # -- the Source protocol ------------------------------------------------
 
@@ -359,7 +189,7 @@ class FileSource:
             self._restore(checkpoint)
         self._scan(self._clock(), startup=True, first_run=first_run)
         if self._settings.use_inotify:
-            self._watcher = _Watcher(self)
+            self._watcher = Watcher(self._notify, self._is_followed)
             self._watcher.update(self._watch_dirs())
 
     def read(self, max_bytes: int = 4 << 20) -> list[Chunk]:
@@ -408,7 +238,7 @@ class FileSource:
         for tail in self._retired:
             lines.append(f"  finishing {tail.path} (rotated away, inode {tail.ino})")
         for pattern in self._waiting:
-            what = "nothing matches" if _has_magic(pattern) else "missing:"
+            what = "nothing matches" if has_magic(pattern) else "missing:"
             lines.append(f"  {what} {pattern}, waiting (read from its start when it appears)")
         for path, problem in sorted(self._problems.items()):
             lines.append(f"  {path}: {problem}; retrying")
@@ -439,13 +269,13 @@ class FileSource:
         """Is ``path`` followed, or would the next scan follow it?"""
         if path in self._current:
             return True
-        if _ROTATED.search(os.path.basename(path)):
+        if ROTATED.search(os.path.basename(path)):
             return path in self.patterns  # a wildcard never picks it up
         return any(fnmatch.fnmatchcase(path, p) for p in self.patterns)
 
     def _watch_dirs(self) -> set[str]:
         dirs = {os.path.dirname(t.path) for t in self._current.values()}
-        dirs.update(_literal_dir(p) if _has_magic(p) else os.path.dirname(p)
+        dirs.update(literal_dir(p) if has_magic(p) else os.path.dirname(p)
                     for p in self.patterns)
         return {d for d in dirs if d}
 
@@ -466,8 +296,9 @@ class FileSource:
     def _replaced(self) -> bool:
         """Does a path the watcher named since the last read hold another file than ours?
 
-        Renames and creations are not reported (see :data:`_EVENTS`): a file renamed
-        over the followed one, or created anew, shows up as a write or close at its path.
+        Renames and creations are not reported (see :data:`~logwatch.sources.inotify.EVENTS`):
+        a file renamed over the followed one, or created anew, shows up as a write or close
+        at its path.
         """
         with self._touched_lock:
             touched, self._touched = self._touched, set()
@@ -484,7 +315,7 @@ class FileSource:
         self._last_scan = now
         with self._touched_lock:
             self._touched.clear()  # every path is checked now
-        found, self._waiting = _expand(self.patterns, self._problem)
+        found, self._waiting = expand(self.patterns, self._problem)
         for path in [p for p in self._current if p not in found]:
             self._retire(self._current.pop(path), now, "is gone")
         for path, pattern in found.items():
@@ -571,7 +402,7 @@ class FileSource:
         with contextlib.suppress(OSError), os.scandir(os.path.dirname(tail.path) or ".") as it:
             for entry in sorted(it, key=_mtime, reverse=True):
                 if (entry.path == tail.path or not entry.name.startswith(stem)
-                        or _COMPRESSED.search(entry.name)
+                        or COMPRESSED.search(entry.name)
                         or not entry.is_file() or entry.inode() == tail.ino
                         or entry.stat().st_size <= tail.offset):
                     continue
@@ -650,7 +481,7 @@ class FileSource:
         if tail.skipping:
             tail.skipping = False  # the end of a line already cut and returned
         else:
-            piece = _cut(data, self._cap) if len(data) > self._cap else data + b"\n"
+            piece = cut_line(data, self._cap) if len(data) > self._cap else data + b"\n"
             self._add(tail, [(0, piece)], chunks)
         tail.offset += len(data)
         return len(data)
@@ -709,7 +540,7 @@ def _candidates(path: str, ino: int) -> list[str]:
     found = [path]
     with contextlib.suppress(OSError), os.scandir(os.path.dirname(path) or ".") as entries:
         found += [e.path for e in entries
-                  if e.path != path and e.inode() == ino and not _COMPRESSED.search(e.name)]
+                  if e.path != path and e.inode() == ino and not COMPRESSED.search(e.name)]
     return found
 
 
@@ -755,74 +586,3 @@ def file_rows(name: str, checkpoint: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-# ---------------------------------------------------------------------------
-# watchdog
-
-
-class _Watcher:
-    """Watchdog observer on the followed directories: only a wake-up, never the truth."""
-
-    def __init__(self, source: FileSource) -> None:
-        self._source = source
-        self._observer = Observer()
-        self._observer.daemon = True
-        self._watches: dict[str, tuple[tuple[int, int], Any]] = {}
-        self._handler = _Handler(source)
-        self._failed: set[str] = set()
-        self._observer.start()
-
-    def update(self, dirs: Iterable[str]) -> None:
-        """Watch ``dirs``; re-watch a directory that was replaced, drop one that is gone."""
-        wanted = set(dirs)
-        for directory in list(self._watches):
-            ident, watch = self._watches[directory]
-            if directory not in wanted or _dir_ident(directory) != ident:
-                # watchdog raises if inotify already dropped the watch (directory deleted)
-                with contextlib.suppress(Exception):
-                    self._observer.unschedule(watch)
-                del self._watches[directory]
-        for directory in wanted - set(self._watches):
-            new_ident = _dir_ident(directory)
-            if new_ident is None:
-                continue
-            try:
-                watch = self._observer.schedule(self._handler, directory, recursive=False,
-                                                event_filter=_EVENTS)
-            except OSError as exc:
-                if directory not in self._failed:  # e.g. fs.inotify.max_user_watches reached
-                    log.warning("cannot watch %s with inotify (%s); the periodic check covers it",
-                                directory, exc)
-                    self._failed.add(directory)
-                continue
-            self._failed.discard(directory)
-            self._watches[directory] = (new_ident, watch)
-
-    def stop(self) -> None:
-        """Stop and join the observer thread."""
-        self._observer.stop()
-        self._observer.join(timeout=5)
-
-
-def _dir_ident(directory: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(directory)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
-
-
-class _Handler(FileSystemEventHandler):
-    """Wake the service for events on followed paths (a deleted directory: rescan)."""
-
-    def __init__(self, source: FileSource) -> None:
-        super().__init__()
-        self._source = source
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        """Called by watchdog's thread for every event in a watched directory."""
-        if event.is_directory:
-            self._source._notify(None)
-            return
-        path = os.fsdecode(event.src_path)
-        if self._source._is_followed(path):
-            self._source._notify(path)

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from logwatch.config import Config, JournalSource, SourceConfig
 from logwatch.sources import build_sources, checkpoint_rows, source_kind
-from logwatch.sources.files import CUT_MARK, FileSource, split_lines
+from logwatch.sources.files import FileSource
+from logwatch.sources.lines import CUT_MARK, split_lines
 from tests.sources.conftest import Reader, make_settings
 
 Follow = Callable[..., Reader]

@@ -1,0 +1,120 @@
+"""One TOML file being read: its text, where each table and key is, and the problems found.
+
+Every config error names the file and the line (``logwatch.toml:31: ...``):
+:func:`locate_lines` maps table paths and keys to line numbers once per file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import regex
+
+T = TypeVar("T")
+D = TypeVar("D")
+
+_ARRAY_HEADER = regex.compile(r"\s*\[\[\s*([^\]]+?)\s*\]\]")
+_TABLE_HEADER = regex.compile(r"\s*\[\s*([^\]]+?)\s*\]")
+_KEY = regex.compile(r"\s*([A-Za-z0-9_\-]+|\"[^\"]*\"|'[^']*')\s*(?:\.|=)")
+
+Loc = tuple[str | int, ...]
+
+
+def _dotted(name: str) -> list[str]:
+    return [p.strip().strip("\"'") for p in name.split(".")]
+
+
+def locate_lines(text: str) -> dict[Loc, int]:
+    """Map table paths and keys to their line numbers: ``("rules", 2, "to") -> 31``."""
+    lines: dict[Loc, int] = {}
+    counters: dict[Loc, int] = {}
+    current: Loc = ()
+    for number, line in enumerate(text.splitlines(), start=1):
+        if m := _ARRAY_HEADER.match(line):
+            current = _resolve(_dotted(m[1]), counters)
+            prefix, index = current[:-1], current[-1]
+            counters[prefix] = int(index) + 1
+            lines.setdefault(current, number)
+        elif m := _TABLE_HEADER.match(line):
+            current = _resolve(_dotted(m[1]), counters, array=False)
+            lines.setdefault(current, number)
+        elif m := _KEY.match(line):
+            lines.setdefault((*current, m[1].strip("\"'")), number)
+    return lines
+
+
+def _resolve(names: list[str], counters: dict[Loc, int], *, array: bool = True) -> Loc:
+    path: Loc = ()
+    for i, name in enumerate(names):
+        path = (*path, name)
+        last = i == len(names) - 1
+        if last and array:
+            path = (*path, counters.get(path, 0))
+        elif path in counters:  # a parent that is an array of tables: its latest element
+            path = (*path, counters[path] - 1)
+    return path
+
+
+@dataclass
+class Document:
+    """One TOML file being read, and the problems found so far (shared by all files)."""
+
+    path: Path
+    lines: dict[Loc, int]
+    problems: list[str]
+    warnings: list[str]
+
+    def where(self, loc: Loc) -> str:
+        for end in range(len(loc), 0, -1):
+            if (line := self.lines.get(loc[:end])) is not None:
+                return f"{self.path.name}:{line}"
+        return self.path.name
+
+    def problem(self, loc: Loc, subject: str, message: str) -> None:
+        self.problems.append(f"{self.where(loc)}: {subject}{message}")
+
+    def get(
+        self,
+        table: Mapping[str, Any],
+        loc: Loc,
+        subject: str,
+        key: str,
+        convert: Callable[[Any], T],
+        default: D,
+    ) -> T | D:
+        """``table[key]`` passed through ``convert``; a problem (and ``default``) if it fails."""
+        if key not in table:
+            return default
+        try:
+            return convert(table[key])
+        except (ValueError, TypeError) as exc:
+            self.problem((*loc, key), subject, f"{key}: {exc}")
+            return default
+
+
+def read_toml(path: Path, problems: list[str]) -> tuple[dict[str, Any], str] | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        problems.append(f"{path}: no such config file")
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}")
+        return None
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(f"{path.name}:{toml_error(exc)}")
+        return None
+
+
+def toml_error(exc: tomllib.TOMLDecodeError) -> str:
+    # tomllib says "Invalid value (at line 3, column 7)": put the line first, as editors do
+    msg = str(exc)
+    if m := regex.search(r"^(.*) \(at line (\d+), column (\d+)\)$", msg):
+        return f"{m[2]}: invalid TOML: {m[1]} (column {m[3]})"
+    return f" invalid TOML: {msg}"

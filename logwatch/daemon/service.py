@@ -1,0 +1,413 @@
+"""The daemon: ``Service(config)`` with :meth:`startup`, :meth:`main_loop`, :meth:`shutdown`.
+
+One main thread reads the sources, matches, applies the policy and commits; one
+sender thread per destination delivers from the outbox. Signal handlers only set
+flags; the main loop sleeps in ``select`` on a self-pipe that signals, inotify
+events and journal output all write to, so it wakes at once for any of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from logwatch.config import Config, load_config
+from logwatch.daemon.sd_notify import Notifier
+from logwatch.delivery import outbox
+from logwatch.delivery.sender import Sender, build_senders
+from logwatch.errors import ConfigError
+from logwatch.matching import Matcher
+from logwatch.models import Alert, Chunk, Hit, LogLine, alert_id
+from logwatch.policy import Policy
+from logwatch.sources import Source, build_sources
+from logwatch.state import State, get_value, put_value
+
+log = logging.getLogger(__name__)
+
+#: how much one source may read before the others get their turn; also one transaction's
+#: worth of lines during a catch-up, so each commit's fixed cost is spread over many lines
+READ_BUDGET = 4 << 20
+#: the ``logwatch status`` lines of the policy are rewritten at most this often while busy
+STATUS_EVERY = 1.0
+#: delivered rows are kept this long (for `status`), then pruned so the outbox stays small
+OUTBOX_RETENTION = 7 * 86400.0
+PRUNE_EVERY = 3600.0
+
+
+class Waker:
+    """A self-pipe: :meth:`wake` from any thread or a signal; :meth:`wait` in the main loop."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+
+    @property
+    def fd(self) -> int:
+        """The write end, for ``signal.set_wakeup_fd``."""
+        return self._write
+
+    def wake(self) -> None:
+        """Make the next (or current) :meth:`wait` return now."""
+        # a full pipe means a wake-up is already pending
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._write, b"\0")
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until woken or ``timeout`` seconds pass; swallow pending wake-ups."""
+        ready, _, _ = select.select([self._read], [], [], max(timeout, 0.0))
+        if ready:
+            try:
+                while os.read(self._read, 4096):
+                    pass
+            except BlockingIOError:
+                pass
+
+    def close(self) -> None:
+        """Close both ends."""
+        os.close(self._read)
+        os.close(self._write)
+
+
+@dataclass
+class _Stats:
+    lines: int = 0
+    alerts: int = 0
+    window_start: float = field(default_factory=time.monotonic)
+    window_lines: int = 0
+    rate: float = 0.0
+
+    def count(self, lines: int, alerts: int) -> None:
+        self.lines += lines
+        self.alerts += alerts
+        self.window_lines += lines
+        elapsed = time.monotonic() - self.window_start
+        if elapsed >= 5.0:
+            self.rate = self.window_lines / elapsed
+            self.window_start, self.window_lines = time.monotonic(), 0
+
+
+class Service:
+    """logwatch running one configuration; :meth:`reload` swaps in another."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        dry_run: bool = False,
+        clock: Callable[[], float] = time.time,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.config = config
+        self.dry_run = dry_run
+        self.clock = clock
+        self.notifier = notifier or Notifier.from_environ()
+        self.waker = Waker()
+        self.should_exit = False
+        self.reload_requested = False
+        self.stats = _Stats()
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.state = self._open_state()
+        self.policy = Policy(config, clock)
+        self.sources: list[Source] = []
+        self.matchers: dict[str, Matcher] = {}
+        self.senders: dict[str, Sender] = {}
+        self._announced_failing: set[str] = set()
+        self._last_data: dict[str, float] = {}
+        self._silent_warned: set[str] = set()
+        self._last_ping = 0.0
+        self._last_prune = 0.0
+        self._last_status = float("-inf")
+
+    def _open_state(self) -> State:
+        if self.dry_run:
+            # a dry run must not mark lines as handled for the real daemon
+            self._tmp = tempfile.TemporaryDirectory(prefix="logwatch-dry-run-")
+            return State(Path(self._tmp.name))
+        return State(self.config.settings.state_dir)
+
+    # -- life cycle ---------------------------------------------------------
+
+    def startup(self) -> None:
+        """Open state, sources and senders; tell the user and systemd what runs."""
+        with self.state.transaction() as conn:
+            self.policy.load(conn)
+        self._start_sources()
+        self._start_senders()
+        self._banner()
+        self.notifier.ready(self._status_line())
+
+    def _switch(self, config: Config) -> None:
+        """Stop the running sources and senders and start ``config``'s from the saved state."""
+        # every chunk read so far is committed, so the state holds exactly where we are
+        for source in self.sources:
+            source.close()
+        self._stop_senders(timeout=1.0)
+        self.config = config
+        self.policy = Policy(config, self.clock)
+        self.startup()
+
+    def main_loop(self) -> None:
+        """Read, match, decide and commit until asked to stop.
+
+        It reads before it first sleeps: a backlog (``start_at = "beginning"``, a
+        restart after an outage) is caught up at once, and :meth:`pump` returns only
+        when no source has anything left, so nothing waits while lines are unread.
+        """
+        while not self.should_exit:
+            if self.reload_requested:
+                self.reload_requested = False
+                self.reload()
+            self.pump()
+            self.tick()
+            self._keepalive()
+            if not self.should_exit:
+                self.waker.wait(self._sleep_time())
+
+    def shutdown(self) -> None:
+        """Stop reading, let senders drain for ``drain_timeout``, commit, close."""
+        self.notifier.stopping()
+        log.info("stopping: draining the outbox for up to %.0fs",
+                 self.config.settings.drain_timeout)
+        for source in self.sources:
+            source.close()
+        self._stop_senders(self.config.settings.drain_timeout)
+        pending = self._pending()
+        if pending:
+            log.info("stopped with %d alert(s) pending in the outbox; they go out at next start",
+                     pending)
+        self.state.close()
+        self.waker.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def serve(self) -> int:
+        """Install signal handlers and run until SIGTERM / SIGINT; the exit code."""
+        self._install_signals()
+        self.startup()
+        try:
+            self.main_loop()
+        finally:
+            self.shutdown()
+        return 0
+
+    # -- the pipeline ---------------------------------------------------------
+
+    def pump(self) -> None:
+        """Read every source until none has anything new (or we must stop)."""
+        busy = True
+        while busy and not self.should_exit:
+            busy = False
+            for source in self.sources:
+                chunks = source.read(READ_BUDGET)
+                if chunks:
+                    busy = True
+                    self._process(source, chunks)
+            self._keepalive()
+
+    def _process(self, source: Source, chunks: list[Chunk]) -> None:
+        """Match ``chunks``, feed the hits to the policy, commit alerts and checkpoint as one."""
+        alerts: list[Alert] = []
+        lines = 0
+        for chunk in chunks:
+            lines += chunk.data.count(b"\n")
+            self._match(chunk, alerts)
+        self._commit(alerts, source)
+        self._last_data[source.name] = time.monotonic()
+        self._silent_warned.discard(source.name)
+        self.stats.count(lines, len(alerts))
+
+    def _match(self, chunk: Chunk, alerts: list[Alert]) -> None:
+        """Append the alerts the lines of ``chunk`` cause to ``alerts``."""
+        feed, key, when = self.policy.feed, chunk.line_key, chunk.line_time
+        source, origin = chunk.source, chunk.origin
+        for m in self.matchers[source].scan(chunk.data):
+            line = LogLine(m.text, source, origin, key(m.start), when(m.start))
+            alerts += feed(Hit(m.rule.id, m.fields, line, m.kind))
+
+    def _commit(self, alerts: Iterable[Alert], source: Source | None = None) -> None:
+        alerts = list(alerts)
+        now = time.monotonic()
+        status = now - self._last_status >= STATUS_EVERY
+        with self.state.transaction() as conn:
+            outbox.enqueue(conn, alerts)
+            self.policy.save(conn, status=status)
+            if source is not None:
+                put_value(conn, "checkpoint", source.name, source.checkpoint())
+        if status:
+            self._last_status = now
+        if alerts:
+            for name in {d for a in alerts for d in a.to}:
+                if (sender := self.senders.get(name)) is not None:
+                    sender.wake()
+
+    def _save_status(self) -> None:
+        """Bring the policy's ``logwatch status`` lines up to date once the sources are idle."""
+        if self.policy.status_stale:
+            with self.state.transaction() as conn:
+                self.policy.save_status(conn)
+            self._last_status = time.monotonic()
+
+    def tick(self) -> None:
+        """Timers: policy summaries and digests, failing destinations, silent sources."""
+        alerts = self.policy.tick(self.clock()) + self._destination_alerts()
+        if alerts:
+            self._commit(alerts)
+        self._save_status()
+        self._warn_silent_sources()
+        self._prune_outbox()
+
+    def _prune_outbox(self) -> None:
+        now = self.clock()
+        if now - self._last_prune < PRUNE_EVERY:
+            return
+        self._last_prune = now
+        with self.state.transaction() as conn:
+            gone = outbox.prune(conn, older_than=now - OUTBOX_RETENTION)
+        if gone:
+            log.debug("outbox: forgot %d delivered row(s) older than %.0f days", gone,
+                      OUTBOX_RETENTION / 86400)
+
+    # -- reload ---------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Re-read the config; keep the running one if the new one is invalid."""
+        self.notifier.reloading()
+        try:
+            new = load_config(self.config.path)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("reload: %s", problem)
+            log.error("reload: the new configuration has %d error(s); still running the old one",
+                      len(exc.problems))
+            self.notifier.ready(self._status_line())
+            return False
+        log.info("reload: %s: %d rules, %d sources, %d destinations", new.path, len(new.rules),
+                 len(new.sources), len(new.destinations))
+        self._switch(new)
+        return True
+
+    # -- parts ----------------------------------------------------------------
+
+    def _start_sources(self) -> None:
+        settings = self.config.settings
+        self.sources = build_sources(self.config, self.waker.wake)
+        self.matchers = {
+            s.name: Matcher(self.config.rules_for(s.name), ignore=settings.ignore,
+                            timeout=settings.match_timeout)
+            for s in self.sources
+        }
+        conn = self.state.conn
+        for source in self.sources:
+            source.open(get_value(conn, "checkpoint", source.name))
+            self._last_data[source.name] = time.monotonic()
+
+    def _start_senders(self) -> None:
+        self.senders = build_senders(self.config, self.state, dry_run=self.dry_run)
+        for sender in self.senders.values():
+            sender.start()
+
+    def _stop_senders(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for sender in self.senders.values():
+            sender.stop(max(deadline - time.monotonic(), 0.0))
+
+    def _banner(self) -> None:
+        mode = " (dry run: nothing is posted, state is not kept)" if self.dry_run else ""
+        log.info("logwatch %s: %d rules%s", self.config.path, len(self.config.rules), mode)
+        for source in self.sources:
+            for line in source.describe():
+                log.info("  %s", line)
+        for name, dest in self.config.destinations.items():
+            log.info("  sends to %s (%s, %s and above)", name, dest.type, dest.min_severity)
+
+    def _destination_alerts(self) -> list[Alert]:
+        """One alert to the others when a destination has failed too long, one when it recovers."""
+        now = self.clock()
+        out = []
+        for name, sender in self.senders.items():
+            since = sender.failing_since
+            failing = since is not None and now - since >= self.config.settings.failing_after
+            if failing and name not in self._announced_failing:
+                self._announced_failing.add(name)
+                out.append(self._system_alert(name, "failing", f"since {time.ctime(since)}: "
+                                              f"{sender.last_error or 'unknown error'}", since))
+            elif since is None and name in self._announced_failing:
+                self._announced_failing.discard(name)
+                out.append(self._system_alert(name, "recovered", "delivering again", now))
+        return [a for a in out if a.to]
+
+    def _system_alert(self, name: str, what: str, detail: str, when: float | None) -> Alert:
+        others = tuple(d for d, sender in self.senders.items()
+                       if d != name and sender.failing_since is None)
+        host = self.config.settings.hostname
+        return Alert(
+            id=alert_id("system", name, what, str(when)),
+            kind="system", rule="logwatch", severity="critical" if what == "failing" else "info",
+            title=f'logwatch on {host}: destination "{name}" {what}',
+            message=f'Alerts to "{name}" are {"not " if what == "failing" else ""}'
+                    f"being delivered ({detail}).",
+            source="logwatch", host=host, time=self.clock(), to=others,
+        )
+
+    def _warn_silent_sources(self) -> None:
+        now = time.monotonic()
+        for name, source_config in self.config.sources.items():
+            limit = source_config.silent_after
+            last = self._last_data.get(name)
+            silent = limit is not None and last is not None and now - last > limit
+            if silent and name not in self._silent_warned:
+                self._silent_warned.add(name)
+                log.warning('source "%s" has been silent for over %.0fs (silent_after)', name,
+                            limit)
+
+    def _pending(self) -> int:
+        # per destination, so the (destination, status, seq) index answers: this runs every second
+        conn = self.state.conn
+        return sum(outbox.pending_count(conn, name) for name in self.config.destinations)
+
+    def _status_line(self) -> str:
+        return (f"{self.stats.rate:.0f} lines/s, {self.stats.lines} lines, "
+                f"{self.stats.alerts} alerts, {self._pending()} pending")
+
+    def _sleep_time(self) -> float:
+        interval = self.config.settings.poll_interval
+        if self.notifier.watchdog_interval:
+            interval = min(interval, self.notifier.watchdog_interval)
+        return interval
+
+    def _keepalive(self) -> None:
+        """Ping the systemd watchdog and refresh STATUS= from the main loop only."""
+        now = time.monotonic()
+        if now - self._last_ping >= 1.0:
+            self._last_ping = now
+            self.notifier.watchdog()
+            self.notifier.status(self._status_line())
+
+    # -- signals --------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        signal.set_wakeup_fd(self.waker.fd, warn_on_full_buffer=False)
+        signal.signal(signal.SIGTERM, self._on_exit)
+        signal.signal(signal.SIGINT, self._on_exit)
+        signal.signal(signal.SIGHUP, self._on_reload)
+
+    def _on_exit(self, signum: int, frame: FrameType | None) -> None:
+        self.should_exit = True
+
+    def _on_reload(self, signum: int, frame: FrameType | None) -> None:
+        self.reload_requested = True
+
+
+def run(config_path: Path, *, dry_run: bool = False) -> int:
+    """``logwatch run``: load the config and serve until told to stop."""
+    return Service(load_config(config_path), dry_run=dry_run).serve()

@@ -1,0 +1,237 @@
+"""Discord webhooks: one embed per alert, up to 10 in a message, nothing that pings.
+
+Limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits):
+title 256, description 4096, field name 256 / value 1024, footer 2048, all embeds of
+a message together 6000, content 2000. Log text is attacker-controlled: markdown is
+escaped, the line goes in a code block that it cannot close, and every message says
+``allowed_mentions: {"parse": []}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+import regex
+
+from logwatch.config import DiscordDestination
+from logwatch.delivery.destinations.types import (
+    Message,
+    Outcome,
+    Window,
+    cut,
+    message_text,
+    new_client,
+    post_json,
+    response_reason,
+    utf16_len,
+)
+from logwatch.errors import DeliveryError
+from logwatch.models import Alert
+
+log = logging.getLogger(__name__)
+
+TITLE_MAX = 256
+DESCRIPTION_MAX = 4096
+EMBEDS_TOTAL_MAX = 6000
+MAX_EMBEDS = 10
+#: our own caps, so that one embed always fits in the 6000 total
+FIELDS_MAX = 8
+FIELD_NAME_MAX = 64
+FIELD_VALUE_MAX = 256
+FOOTER_MAX = 200
+MESSAGE_MAX = 1500
+
+COLOURS: Mapping[str, int] = {"critical": 0xE74C3C, "warning": 0xF39C12, "info": 0x3498DB}
+RESOLVED_COLOUR = 0x2ECC71
+
+_MARKDOWN = regex.compile(r"([\\*_~`|<>#\-\[\]():@])")
+_FENCE = regex.compile(r"`(?=``)")
+
+#: Discord's JSON error codes that mean "this webhook is gone or wrong"
+_CODES: Mapping[int, str] = {
+    10015: "unknown webhook: it was deleted or the URL is wrong",
+    50027: "invalid webhook token: the URL is wrong or was regenerated",
+}
+
+
+def escape_markdown(text: str) -> str:
+    """Backslash every character Discord markdown gives a meaning (mentions included)."""
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
+def code_safe(text: str) -> str:
+    """Text that cannot close a ``` code block (a zero-width space breaks every run of 3)."""
+    return _FENCE.sub("`\u200b", text)
+
+
+def render_embed(alert: Alert) -> dict[str, Any]:
+    """The embed for one alert, within Discord's limits whatever the text."""
+    embed: dict[str, Any] = {
+        "title": cut(alert.title, TITLE_MAX, escape_markdown),
+        "color": RESOLVED_COLOUR if alert.kind == "resolved" else COLOURS.get(alert.severity,
+                                                                               0x95A5A6),
+        "timestamp": dt.datetime.fromtimestamp(alert.time, dt.UTC).isoformat(),
+        # footers do not render markdown: plain text
+        "footer": {"text": cut(f"{alert.host} · {alert.rule} · {alert.severity}", FOOTER_MAX)},
+    }
+    fields = _fields(alert)
+    if fields:
+        embed["fields"] = fields
+    room = min(DESCRIPTION_MAX, EMBEDS_TOTAL_MAX - embed_size(embed))
+    description = _description(alert, room)
+    if description:  # Discord refuses an empty description
+        embed["description"] = description
+    return embed
+
+
+def _fields(alert: Alert) -> list[dict[str, Any]]:
+    items = [(k, v) for k, v in alert.fields.items() if v]
+    if alert.count > 1:
+        items.insert(0, ("count", str(alert.count)))
+    return [
+        {"name": cut(name, FIELD_NAME_MAX, escape_markdown),
+         "value": cut(value, FIELD_VALUE_MAX, escape_markdown), "inline": True}
+        for name, value in items[:FIELDS_MAX]
+    ]
+
+
+def _description(alert: Alert, room: int) -> str:
+    message = cut(message_text(alert), min(MESSAGE_MAX, room), escape_markdown)
+    if not alert.line:
+        return message
+    fences = "\n```\n\n```"
+    left = room - utf16_len(message) - utf16_len(fences)
+    if left < 40:
+        return message
+    return f"{message}\n```\n{cut(alert.line, left, code_safe)}\n```".lstrip("\n")
+
+
+def embed_size(embed: Mapping[str, Any]) -> int:
+    """What counts towards the 6000-character total of a message's embeds."""
+    size = utf16_len(embed.get("title", "")) + utf16_len(embed.get("description", ""))
+    size += utf16_len(embed.get("footer", {}).get("text", ""))
+    for item in embed.get("fields", ()):
+        size += utf16_len(item["name"]) + utf16_len(item["value"])
+    return size
+
+
+class Discord:
+    """A Discord webhook (``DiscordDestination``)."""
+
+    kind = "discord"
+    posts = True
+    max_batch = MAX_EMBEDS
+
+    def __init__(self, config: DiscordDestination, *, pace: tuple[Window, ...] | None = None,
+                 timeout: float | None = None) -> None:
+        self.name = config.name
+        self.config = config
+        #: Discord allows about 5 requests per 2 s per webhook
+        self.pace = pace or (Window(5, 2.0),)
+        self._timeout = timeout
+        self._client: httpx.Client | None = None
+
+    def __repr__(self) -> str:
+        return f"Discord(name={self.name!r})"
+
+    def render(self, alerts: Sequence[Alert]) -> Message:
+        """Embeds for as many alerts as fit (10 embeds, 6000 characters)."""
+        embeds: list[dict[str, Any]] = []
+        total = 0
+        for alert in alerts[:MAX_EMBEDS]:
+            embed = render_embed(alert)
+            size = embed_size(embed)
+            if embeds and total + size > EMBEDS_TOTAL_MAX:
+                break
+            embeds.append(embed)
+            total += size
+        payload: dict[str, Any] = {"embeds": embeds, "allowed_mentions": {"parse": []}}
+        if self.config.username:
+            payload["username"] = self.config.username[:80]
+        return Message(len(embeds), payload,
+                       json.dumps(payload, ensure_ascii=False, indent=2))
+
+    def send(self, message: Message) -> Outcome:
+        """POST with ``?wait=true`` so a 200 means Discord stored the message."""
+        params = {"wait": "true"}
+        if self.config.thread_id is not None:
+            params["thread_id"] = str(self.config.thread_id)
+        try:
+            resp = post_json(self._http(), self.config.url, message.payload,
+                             secret=self.config.url, params=params)
+        except DeliveryError as exc:
+            return Outcome("backoff", str(exc))
+        return classify(resp, self.config)
+
+    def restore(self, saved: Mapping[str, Any]) -> None:
+        """Nothing to restore for a webhook."""
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _http(self) -> httpx.Client:
+        if self._client is None:
+            self._client = new_client() if self._timeout is None else new_client(self._timeout)
+        return self._client
+
+
+def classify(resp: httpx.Response, config: DiscordDestination) -> Outcome:
+    """Turn Discord's answer into an :class:`Outcome`."""
+    status = resp.status_code
+    pause = _bucket_pause(resp.headers)
+    if 200 <= status < 300:
+        return Outcome("ok", pause=pause)
+    reason = response_reason(resp, config.url, "Discord")
+    if status == 429:
+        return Outcome("retry", f"rate limited ({reason})", retry_after=_retry_after(resp),
+                       pause=pause)
+    if status in (401, 403, 404):
+        return Outcome("permanent", _permanent_reason(resp, reason))
+    if status in (400, 413):
+        return Outcome("reject", f"Discord rejected the message ({reason})")
+    return Outcome("backoff", reason)
+
+
+def _permanent_reason(resp: httpx.Response, reason: str) -> str:
+    code = _json_field(resp, "code")
+    if isinstance(code, int) and code in _CODES:
+        return f"{_CODES[code]} ({reason})"
+    if resp.status_code == 404:
+        return f"unknown webhook: the URL is wrong or the webhook was deleted ({reason})"
+    return f"the webhook refused us, check the URL ({reason})"
+
+
+def _retry_after(resp: httpx.Response) -> float:
+    value = _json_field(resp, "retry_after")
+    if isinstance(value, int | float):
+        return max(float(value), 0.0)
+    try:
+        return max(float(resp.headers.get("Retry-After", "1")), 0.0)
+    except ValueError:
+        return 1.0
+
+
+def _bucket_pause(headers: httpx.Headers) -> float | None:
+    """``X-RateLimit-Remaining: 0``: wait ``X-RateLimit-Reset-After`` before the next request."""
+    try:
+        if int(headers.get("X-RateLimit-Remaining", "1")) > 0:
+            return None
+        return max(float(headers.get("X-RateLimit-Reset-After", "0")), 0.0)
+    except ValueError:
+        return None
+
+
+def _json_field(resp: httpx.Response, key: str) -> Any:
+    try:
+        data = resp.json()
+    except ValueError:
+        return None
+    return data.get(key) if isinstance(data, dict) else None

@@ -1,0 +1,185 @@
+"""What every destination is: the :class:`Destination` protocol and the values it trades.
+
+A destination turns a batch of alerts into one :class:`Message` (``render``), sends it
+(``send``) and says what happened as an :class:`Outcome`; the sender in
+:mod:`logwatch.delivery.sender` does the ordering, pacing, retries and bookkeeping.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import httpx
+
+from logwatch import __version__
+from logwatch.errors import DeliveryError
+from logwatch.models import Alert
+from logwatch.secret import Secret
+
+# httpx and httpcore log every request at INFO/DEBUG with the full URL, which holds the
+# webhook token or the bot token: keep them quiet whatever the root logger says.
+for _noisy in ("httpx", "httpcore"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
+
+#: ok: delivered. retry: wait ``retry_after`` (a 429), not a failure. backoff: the
+#: service or network failed, try again later. reject: this message can never be
+#: accepted (dead rows), the destination is fine. permanent: the destination itself is
+#: unusable (bad token, unknown webhook, chat not found): dead rows, destination failing.
+Verdict = Literal["ok", "retry", "backoff", "reject", "permanent"]
+
+CUT_MARKER = "… [cut]"
+HTTP_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a send attempt came to; ``reason`` is one redacted line."""
+
+    verdict: Verdict
+    reason: str = ""
+    retry_after: float | None = None
+    #: the rate-limit bucket is empty: wait this long before the next request
+    pause: float | None = None
+    #: destination state to keep across restarts (Telegram's migrated chat id)
+    remember: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One request's worth of alerts: the first ``count`` of the batch given to ``render``."""
+
+    count: int
+    payload: Any
+    #: what a dry run prints: the payload, never the URL or token
+    preview: str
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """At most ``limit`` requests in any ``per`` seconds."""
+
+    limit: int
+    per: float
+
+
+class Destination(Protocol):
+    """A place alerts go to (a webhook, a bot's chat, the terminal)."""
+
+    name: str
+    kind: str
+    #: False when "sending" posts nothing anywhere (the console): a dry run still sends
+    posts: bool
+    max_batch: int
+    pace: tuple[Window, ...]
+
+    def render(self, alerts: Sequence[Alert]) -> Message:
+        """Render as many of ``alerts`` (at least one) as fit in one request."""
+
+    def send(self, message: Message) -> Outcome:
+        """Post ``message`` once; never raises for network or service errors."""
+
+    def restore(self, saved: Mapping[str, Any]) -> None:
+        """Take back what an earlier :attr:`Outcome.remember` stored."""
+
+    def close(self) -> None:
+        """Release the HTTP client."""
+
+
+def message_text(alert: Alert) -> str:
+    """The alert's message, or "" when it only repeats the line (shown on its own anyway)."""
+    return "" if alert.message.strip() == alert.line.strip() else alert.message
+
+
+def utf16_len(text: str) -> int:
+    """Length as Discord and Telegram count it (UTF-16 code units)."""
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def cut(text: str, budget: int, escape: Callable[[str], str] = lambda s: s,
+        marker: str = CUT_MARKER) -> str:
+    """``escape(text)`` in at most ``budget`` UTF-16 units, cut on a line boundary with a marker.
+
+    The cut is made in the raw text, so an escape sequence (``&amp;``, ``\\*``) is
+    never split; a single over-long line is cut mid-line.
+    """
+    whole = escape(text)
+    if utf16_len(whole) <= budget:
+        return whole
+    room = budget - utf16_len(marker) - 1
+    used, end, last_newline = 0, 0, -1
+    for i, ch in enumerate(text):
+        cost = utf16_len(escape(ch))
+        if used + cost > room:
+            break
+        used += cost
+        end = i + 1
+        if ch == "\n":
+            last_newline = i
+    # prefer a line boundary unless it would throw away most of what fits
+    if last_newline >= end // 2:
+        end = last_newline
+    kept = escape(text[:end]).rstrip("\n")
+    while utf16_len(kept) > room:
+        # an escape that depends on context (a run of backticks) made the prefix longer
+        end -= utf16_len(kept) - room
+        kept = escape(text[:end]).rstrip("\n")
+    return f"{kept}\n{marker}" if kept else marker
+
+
+def post_json(client: httpx.Client, url: Secret | str, body: Any, *, secret: Secret,
+              params: Mapping[str, str] | None = None) -> httpx.Response:
+    """POST ``body``; network trouble becomes a :class:`DeliveryError` without the URL."""
+    target = url.reveal() if isinstance(url, Secret) else url
+    # ``from None``: the httpx exception holds the request, URL and token included, and
+    # a traceback printed anywhere would show it
+    try:
+        return client.post(target, json=body, params=params)
+    except httpx.TimeoutException:
+        raise DeliveryError(f"network: timed out talking to {_host(target)}") from None
+    except httpx.HTTPError as exc:
+        reason = _network_reason(exc, secret)
+    raise DeliveryError(f"network: {_host(target)}: {reason}") from None
+
+
+def _host(url: str) -> str:
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return "the service"
+    return f"{parsed.host}:{parsed.port}" if parsed.port else parsed.host
+
+
+def _network_reason(exc: httpx.HTTPError, secret: Secret) -> str:
+    if isinstance(exc, httpx.ConnectError):
+        what = "cannot connect"
+    elif isinstance(exc, httpx.RemoteProtocolError):
+        what = "the connection was dropped"
+    else:
+        what = type(exc).__name__
+    detail = secret.redact(str(exc)).splitlines()[0][:200] if str(exc) else ""
+    # httpx messages are mostly OS errors, but a URL can appear in some; drop any that might
+    if "://" in detail or "/bot" in detail:
+        detail = ""
+    return f"{what} ({detail})" if detail else what
+
+
+def response_reason(resp: httpx.Response, secret: Secret, service: str) -> str:
+    """``"Discord answered 503"`` plus the service's own message, one redacted line."""
+    text = ""
+    try:
+        data = resp.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        text = str(data.get("message") or data.get("description") or "")
+    text = secret.redact(" ".join(text.split()))[:200]
+    return f"{service} answered {resp.status_code}" + (f": {text}" if text else "")
+
+
+def new_client(timeout: float = HTTP_TIMEOUT) -> httpx.Client:
+    """An HTTP client for one sender thread."""
+    return httpx.Client(timeout=timeout, follow_redirects=False,
+                        headers={"User-Agent": f"logwatch/{__version__}"})

@@ -1,0 +1,350 @@
+"""Delivery: one :class:`Sender` thread per destination, from the outbox, in order.
+
+A sender takes its pending rows in ``seq`` order, renders as many as fit in one
+request, waits for its pace, sends, and settles the rows by the :class:`Outcome`:
+
+    ok          rows delivered
+    retry       a 429: wait ``retry_after`` (not a failure), same rows again
+    backoff     5xx, timeout, connection error: exponential backoff with jitter
+                (capped), same rows again; the destination is failing meanwhile
+    reject      the service can never take this message: rows dead, carry on
+    permanent   bad token, unknown webhook, chat not found: rows dead, one error
+                line, destination failing; the rest is held and retried one row
+                at a time every ``probe_interval`` until it works (a fixed config
+                and a reload or restart delivers them)
+
+A row is marked only after the service answered, so a crash re-sends at most the
+one message that was in flight. Destination state (failing since, last error, a
+migrated Telegram chat) is kept in the ``kv`` table, namespace ``destination``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, TextIO
+
+from logwatch.config import Config
+from logwatch.delivery.destinations import build_destination
+from logwatch.delivery.destinations.types import Destination, Outcome, Window
+from logwatch.delivery.outbox import Row, finish, last_dead, pending, reschedule
+from logwatch.delivery.outbox import counts as outbox_counts
+from logwatch.models import SEVERITIES, Alert, alert_id
+from logwatch.state import State, get_value, get_values, put_value
+
+log = logging.getLogger(__name__)
+
+NS = "destination"
+#: how long a sender with nothing to do sleeps before looking again (``wake`` is faster)
+IDLE = 5.0
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 300.0
+PROBE_INTERVAL = 300.0
+
+
+class Pacer:
+    """Sliding windows of recent requests, plus a block a service asked for."""
+
+    def __init__(self, windows: Iterable[Window]) -> None:
+        self.windows = tuple(windows)
+        self._times: deque[float] = deque(maxlen=max((w.limit for w in self.windows), default=1))
+        self._blocked_until = 0.0
+
+    def delay(self, now: float) -> float:
+        """Seconds to wait before the next request may go."""
+        wait = self._blocked_until - now
+        for window in self.windows:
+            if len(self._times) >= window.limit:
+                wait = max(wait, self._times[-window.limit] + window.per - now)
+        return max(wait, 0.0)
+
+    def record(self, now: float) -> None:
+        """A request finished at ``now`` (its end, so the server saw it no later)."""
+        self._times.append(now)
+
+    def block(self, until: float) -> None:
+        """Send nothing before ``until``."""
+        self._blocked_until = max(self._blocked_until, until)
+
+
+def backoff_delay(attempts: int, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
+    """Exponential in ``attempts`` (1, 2, 4, ... s), capped, with jitter in its upper half."""
+    delay = min(cap, base * 2 ** min(attempts - 1, 30))
+    return random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not cryptography
+
+
+class Sender:
+    """Delivers one destination's outbox rows from its own thread."""
+
+    def __init__(
+        self,
+        destination: Destination,
+        state: State,
+        *,
+        dry_run: bool = False,
+        backoff_base: float = BACKOFF_BASE,
+        backoff_cap: float = BACKOFF_CAP,
+        probe_interval: float = PROBE_INTERVAL,
+        min_severity: str = "info",
+        out: TextIO | None = None,
+    ) -> None:
+        self.destination = destination
+        self.name = destination.name
+        self.state = state
+        self.dry_run = dry_run
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.probe_interval = probe_interval
+        self.min_rank = SEVERITIES.index(min_severity)
+        self._out = out
+        self._pacer = Pacer(destination.pace)
+        self._wake = threading.Event()
+        self._stop_at: float | None = None
+        self._thread = threading.Thread(target=self._run, name=f"sender-{self.name}",
+                                        daemon=True)
+        saved: dict[str, Any] = get_value(state.conn, NS, self.name) or {}
+        self._saved = saved
+        #: wall time since when the destination has been failing, None when healthy
+        self.failing_since: float | None = saved.get("failing_since")
+        #: the last failure, one redacted line
+        self.last_error: str | None = saved.get("last_error")
+        destination.restore(saved)
+        self._settle: dict[str, Callable[[list[Row], Outcome], None]] = {
+            "ok": self._delivered, "retry": self._rate_limited, "backoff": self._backoff,
+            "reject": self._rejected, "permanent": self._permanent,
+        }
+
+    def __repr__(self) -> str:
+        return f"Sender({self.destination!r})"
+
+    # -- life cycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def wake(self) -> None:
+        """New rows were committed: look now."""
+        self._wake.set()
+
+    def stop(self, timeout: float) -> None:
+        """Deliver what is due for at most ``timeout`` s, then stop; the rest stays pending."""
+        self._stop_at = time.monotonic() + max(timeout, 0.0)
+        self._wake.set()
+        if self._thread.is_alive():
+            # a request in flight may outlive the drain by its own timeout; its rows stay
+            # pending, so a later start sends them (at most this one message twice)
+            self._thread.join(max(timeout, 0.0) + 1.0)
+        elif self._thread.ident is None:
+            self.destination.close()
+
+    @property
+    def running(self) -> bool:
+        """The thread is alive."""
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    delay = self.step()
+                except (sqlite3.Error, OSError) as exc:
+                    log.error('destination "%s": state database: %s; retrying', self.name, exc)
+                    delay = 1.0
+                if delay is None:
+                    break
+                if delay > 0:
+                    self._wake.wait(self._bounded(delay))
+        finally:
+            self.destination.close()
+            self.state.close()
+
+    def _bounded(self, delay: float) -> float:
+        if self._stop_at is None:
+            return delay
+        return max(min(delay, self._stop_at - time.monotonic()), 0.0)
+
+    # -- one step ------------------------------------------------------------
+
+    def step(self) -> float | None:
+        """Send at most one message; how long to wait before the next step (None: stop)."""
+        stopping = self._stop_at is not None
+        if self._stop_at is not None and time.monotonic() >= self._stop_at:
+            return None
+        rows = pending(self.state.conn, self.name, self.destination.max_batch)
+        if not rows:
+            return None if stopping else IDLE
+        wait = max(rows[0].next_try - time.time(), self._pacer.delay(time.monotonic()))
+        if wait > 0:
+            if self._stop_at is not None and time.monotonic() + wait > self._stop_at:
+                return None
+            return wait
+        if self._skip_below_min(rows):
+            return 0.0
+        if self._saved.get("permanent"):
+            rows = rows[:1]  # probing a destination that refused us: one row at a time
+        self._send(rows)
+        return 0.0
+
+    def _skip_below_min(self, rows: list[Row]) -> bool:
+        low = [r.seq for r in rows if SEVERITIES.index(r.alert.severity) < self.min_rank]
+        if low:
+            with self.state.transaction() as conn:
+                finish(conn, low, "skipped", "below min_severity")
+        return bool(low)
+
+    def _send(self, rows: list[Row]) -> None:
+        message = self.destination.render([r.alert for r in rows])
+        batch = rows[:message.count]
+        if self.dry_run and self.destination.posts:
+            print(f"--- {self.name} ({self.destination.kind}) would send {len(batch)} "
+                  f"alert(s):\n{message.preview}", file=self._out or sys.stdout, flush=True)
+            outcome = Outcome("ok")
+        else:
+            outcome = self.destination.send(message)
+            self._pacer.record(time.monotonic())
+        if outcome.pause:
+            self._pacer.block(time.monotonic() + outcome.pause)
+        if outcome.remember:
+            self._remember(**outcome.remember)
+        self._settle[outcome.verdict](batch, outcome)
+
+    # -- settling ------------------------------------------------------------
+
+    def _delivered(self, batch: list[Row], outcome: Outcome) -> None:
+        with self.state.transaction() as conn:
+            finish(conn, [r.seq for r in batch], "delivered")
+        if self.failing_since is not None or self._saved.get("permanent"):
+            log.info('destination "%s": delivering again', self.name)
+            self._set_failing(None, None, permanent=False)
+
+    def _rate_limited(self, batch: list[Row], outcome: Outcome) -> None:
+        wait = outcome.retry_after or 0.0
+        if wait > 0:
+            log.info('destination "%s": rate limited, waiting %.2fs', self.name, wait)
+            self._pacer.block(time.monotonic() + wait)
+        with self.state.transaction() as conn:
+            reschedule(conn, batch[0].seq, time.time() + wait, outcome.reason,
+                              attempt=False)
+
+    def _backoff(self, batch: list[Row], outcome: Outcome) -> None:
+        attempts = batch[0].attempts + 1
+        delay = backoff_delay(attempts, self.backoff_base, self.backoff_cap)
+        log.warning('destination "%s": %s (attempt %d); retrying in %.1fs', self.name,
+                    outcome.reason, attempts, delay)
+        with self.state.transaction() as conn:
+            reschedule(conn, batch[0].seq, time.time() + delay, outcome.reason)
+        self._set_failing(self.failing_since or time.time(), outcome.reason,
+                          permanent=bool(self._saved.get("permanent")))
+
+    def _rejected(self, batch: list[Row], outcome: Outcome) -> None:
+        log.error('destination "%s": %s; %d alert(s) marked dead', self.name, outcome.reason,
+                  len(batch))
+        with self.state.transaction() as conn:
+            finish(conn, [r.seq for r in batch], "dead", outcome.reason)
+
+    def _permanent(self, batch: list[Row], outcome: Outcome) -> None:
+        if self._saved.get("permanent"):
+            # already reported: keep the row, probe again later, say nothing new
+            if outcome.reason != self.last_error:
+                log.error('destination "%s": still failing: %s', self.name, outcome.reason)
+            with self.state.transaction() as conn:
+                reschedule(conn, batch[0].seq, time.time() + self.probe_interval,
+                                  outcome.reason)
+            self._set_failing(self.failing_since or time.time(), outcome.reason, permanent=True)
+            return
+        log.error('destination "%s": %s; %d alert(s) marked dead, the rest held and retried '
+                  "every %.0fs until this is fixed", self.name, outcome.reason, len(batch),
+                  self.probe_interval)
+        with self.state.transaction() as conn:
+            finish(conn, [r.seq for r in batch], "dead", outcome.reason)
+        self._set_failing(self.failing_since or time.time(), outcome.reason, permanent=True)
+        self._pacer.block(time.monotonic() + self.probe_interval)
+
+    # -- destination state -----------------------------------------------------
+
+    def _set_failing(self, since: float | None, error: str | None, *, permanent: bool) -> None:
+        self.failing_since = since
+        if error is not None:
+            self.last_error = error
+        self._remember(failing_since=since, last_error=self.last_error,
+                       permanent=permanent or None)
+
+    def _remember(self, **values: Any) -> None:
+        saved = {**self._saved, **values}
+        saved = {k: v for k, v in saved.items() if v is not None}
+        if saved != self._saved:
+            self._saved = saved
+            with self.state.transaction() as conn:
+                put_value(conn, NS, self.name, saved or None)
+
+
+def build_senders(config: Config, state: State, *, dry_run: bool = False) -> dict[str, Sender]:
+    """One sender per configured destination (not started)."""
+    return {
+        name: Sender(build_destination(dest), state, dry_run=dry_run,
+                     min_severity=dest.min_severity)
+        for name, dest in config.destinations.items()
+    }
+
+
+def sample_alert(config: Config) -> Alert:
+    """The alert ``send-test`` posts."""
+    host = config.settings.hostname
+    now = time.time()
+    return Alert(
+        id=alert_id("send-test", str(now)), kind="system", rule="send-test", severity="info",
+        title=f"logwatch test message from {host}",
+        message="If you can read this, logwatch can deliver alerts here.",
+        source="logwatch", host=host, time=now,
+    )
+
+
+def send_test(config: Config, name: str) -> tuple[bool, str]:
+    """Post a test alert to destination ``name`` now; (arrived, plain one-line explanation)."""
+    dest = build_destination(config.destinations[name])
+    try:
+        outcome = dest.send(dest.render([sample_alert(config)]))
+    finally:
+        dest.close()
+    if outcome.verdict == "ok":
+        text = "test message delivered" if dest.posts else "test message printed to stdout"
+        if outcome.remember and "migrated_chat_id" in outcome.remember:
+            chat = outcome.remember["migrated_chat_id"]
+            text += (f" (the group became a supergroup: set chat_id = {chat} in the config)")
+        return True, text
+    if outcome.verdict == "retry":
+        return False, (f"not sent: rate limited, the service asks to wait "
+                       f"{outcome.retry_after or 0:.0f}s; try again then")
+    return False, f"not sent: {outcome.reason}"
+
+
+def destination_status(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+    """Per destination: pending/delivered/dead/skipped, failing since, last error, chat id."""
+    counts = outbox_counts(conn)
+    saved = get_values(conn, NS)
+    out: dict[str, dict[str, Any]] = {}
+    for name in sorted(set(counts) | set(saved)):
+        info: dict[str, Any] = {"pending": 0, "delivered": 0, "dead": 0, "skipped": 0}
+        info.update(counts.get(name, {}))
+        state = saved.get(name) or {}
+        since = state.get("failing_since")
+        info["failing_since"] = _when(since) if since else None
+        info["last_error"] = state.get("last_error")
+        if info["dead"]:
+            info["last_dead_reason"] = last_dead(conn, name)
+        if "migrated_chat_id" in state:
+            info["migrated_chat_id"] = state["migrated_chat_id"]
+        out[name] = info
+    return out
+
+
+def _when(stamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(stamp))

@@ -1,0 +1,528 @@
+"""Run the rules over lines: bytes in, matches out.
+
+:meth:`Matcher.scan` takes a chunk of whole lines as bytes and yields, for every
+line a rule matches (and no ``ignore`` pattern excludes), where the line is and
+the rule's named groups. Each search is bounded by a timeout, so a pattern that
+backtracks catastrophically is stopped and reported instead of hanging the daemon.
+
+The result is exactly that of the naive loop (for each line, for each rule in
+order, ``rule.pattern.search(line)``), only much faster. A pattern runs only on
+the lines that may match it:
+
+- with Hyperscan installed, the lines its loosened whole pattern matches
+  (:mod:`logwatch.matching.hyperscan_filter`), found for all patterns in one scan per chunk;
+  on an all-ASCII chunk most patterns run exactly, and a line Hyperscan
+  reports for them is a match without a search until its groups are asked
+  for (:mod:`logwatch.matching.filter_plan`; ``find(groups=True)`` searches every line);
+- otherwise (or for a pattern the filter does not cover), the lines holding one
+  of its required literals (:mod:`logwatch.matching.literals`), found in one pass; a
+  rule with no usable literal runs on every line (``logwatch check`` says so).
+
+On literal-selected lines, a pattern that provably cannot see past a line
+(:mod:`logwatch.matching.line_bound`) searches them joined, one call per match instead of
+one per line; filter-selected lines nearly all match, so they are searched one
+by one.
+"""
+
+from __future__ import annotations
+
+import logging
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import accumulate
+from typing import Literal as TypingLiteral
+from typing import Protocol
+
+import regex
+
+from logwatch.matching.filter_plan import FilterPlan, Marks
+from logwatch.matching.hyperscan_filter import LineFilter
+from logwatch.matching.line_bound import line_bound
+from logwatch.matching.literals import (
+    FindScanner,
+    Literal,
+    LiteralSet,
+    Scanner,
+    make_scanner,
+    required_sets,
+)
+from logwatch.rules import DEFAULT_MATCH_TIMEOUT, Rule
+
+log = logging.getLogger(__name__)
+
+MatchKind = TypingLiteral["match", "resolve"]
+NO_LITERAL_NOTE = "no literal every match must contain: this rule runs on every line (slower)"
+#: how much log the matcher reads before choosing, per rule, its rarest literal set
+CALIBRATION_BYTES = 1 << 20
+
+
+class Match:
+    """A rule matched the line ``data[start:end]`` of the scanned chunk (newline excluded).
+
+    ``kind`` is ``"resolve"`` when the line matched the rule's ``resolve`` pattern.
+    ``fields`` (the rule's named groups, an unset one as ``""``) is read from the
+    regex match when first asked for: counting hits, as ``logwatch test`` does,
+    never pays for it.
+    """
+
+    __slots__ = ("_fields", "_match", "end", "kind", "rule", "start", "text")
+
+    def __init__(self, start: int, end: int, rule: Rule, text: str, kind: MatchKind,
+                 match: regex.Match[str]) -> None:
+        self.start, self.end, self.rule, self.text, self.kind = start, end, rule, text, kind
+        self._match = match
+        self._fields: dict[str, str] | None = None
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """The rule's named groups (what ``rule.fields_of(match)`` returns)."""
+        if self._fields is None:
+            self._fields = self._match.groupdict(default="")
+        return self._fields
+
+    def __repr__(self) -> str:
+        return (f"Match({self.start}, {self.end}, rule={self.rule.id!r}, kind={self.kind!r}, "
+                f"fields={self.fields!r})")
+
+
+class Found:
+    """The matches of one chunk, in line order then rule order.
+
+    Iterating yields :class:`Match` objects; :meth:`counts` and :meth:`samples`
+    answer ``logwatch test``'s questions without making one per hit.
+    """
+
+    __slots__ = ("_confirm", "_counts", "_found", "_keys", "_probes", "_spans", "_texts")
+
+    def __init__(self, probes: Sequence[_Probe], spans: list[tuple[int, int]], texts: _Lines,
+                 keys: list[int], found: dict[int, regex.Match[str]],
+                 confirm: Callable[[Rule, regex.Pattern[str], str], regex.Match[str] | None],
+                 ) -> None:
+        self._probes, self._spans, self._texts = probes, spans, texts
+        #: ``line * len(probes) + probe``, sorted, ignored matches left out; the regex match
+        #: of those searched already (the others the exact line filter found)
+        self._keys, self._found = keys, found
+        #: the search that gives a match found by the exact line filter its groups
+        self._confirm = confirm
+        self._counts: Counter[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __iter__(self) -> Iterator[Match]:
+        probes, spans, texts, found, count = (self._probes, self._spans, self._texts,
+                                              self._found, len(self._probes))
+        confirm = self._confirm
+        for key in self._keys:
+            index, bit = divmod(key, count)
+            probe = probes[bit]
+            start, end = spans[index]
+            text = texts[index]
+            match = found.get(key) or confirm(probe.rule, probe.pattern, text)
+            if match is not None:  # None: that search was stopped by the timeout
+                yield Match(start, end, probe.rule, text, probe.kind, match)
+
+    def counts(self) -> Counter[str]:
+        """Matches per rule id."""
+        if self._counts is None:
+            per_probe = Counter(map(len(self._probes).__rmod__, self._keys))
+            self._counts = Counter()
+            for bit, n in per_probe.items():
+                self._counts[self._probes[bit].rule.id] += n
+        return Counter(self._counts)
+
+    def samples(self, limit: int) -> dict[str, list[str]]:
+        """The first ``limit`` matched lines of each rule."""
+        wanted = dict.fromkeys(self.counts(), limit)
+        out: dict[str, list[str]] = {}
+        probes, texts, count = self._probes, self._texts, len(self._probes)
+        for key in self._keys:
+            if not wanted:
+                break
+            index, bit = divmod(key, count)
+            rule_id = probes[bit].rule.id
+            if rule_id in wanted:
+                out.setdefault(rule_id, []).append(texts[index])
+                wanted[rule_id] -= 1
+                if not wanted[rule_id]:
+                    del wanted[rule_id]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Probe:
+    """One pattern to try on a line: a rule's ``match``, or its ``resolve``."""
+
+    rule: Rule
+    pattern: regex.Pattern[str]
+    kind: MatchKind
+    #: the literal sets every match contains (each one is enough to filter lines)
+    choices: tuple[LiteralSet, ...]
+
+    @property
+    def twin(self) -> regex.Pattern[str] | None:
+        """A MULTILINE twin that may run over many lines joined at once, if the pattern is
+        line-bound (worked out when first needed: only the literal prefilter's lines use it)."""
+        return _twin(self.pattern)
+
+
+class Matcher:
+    """The rules of one source, ready to scan chunks."""
+
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        *,
+        ignore: Sequence[regex.Pattern[str]] = (),
+        timeout: float = DEFAULT_MATCH_TIMEOUT,
+        scanner: str | None = None,
+        batch: bool = True,
+    ) -> None:
+        self.rules = tuple(rules)
+        #: whether line-bound patterns search many lines in one call (False: one call per line)
+        self.batch = batch
+        self.ignore = tuple(ignore)
+        self.timeout = timeout
+        #: per rule id: lines ignored, searches stopped by the timeout
+        self.ignored: Counter[str] = Counter()
+        self.timeouts: Counter[str] = Counter()
+        self._probes = tuple(_probes(self.rules))
+        self._prefer = scanner
+        self._plan = FilterPlan([(p.pattern, (*p.rule.ignore, *self.ignore))
+                                 for p in self._probes], scanner)
+        #: Hyperscan running whole patterns (loosened, or exact), where installed
+        self.line_filter: LineFilter | None = self._plan.line_filter
+        self._covered = self._plan.covered
+        #: per probe, the literal set its lines are selected by (None: every line)
+        self._chosen = [p.choices[0] if p.choices else None for p in self._probes]
+        #: occurrences of each candidate literal in the first CALIBRATION_BYTES read
+        self._seen: Counter[Literal] = Counter()
+        self._sampled = 0
+        self._calibrated = all(len(p.choices) < 2 or self._covered >> bit & 1
+                               for bit, p in enumerate(self._probes))
+        self._build()
+
+    def _build(self) -> None:
+        """The scanner for the chosen literal sets, and which probes each literal selects."""
+        literals: dict[Literal, int] = {}
+        masks: list[int] = []
+        #: probes with no literal: they run on every line
+        self._always = 0
+        for bit, chosen in enumerate(self._chosen):
+            if self._covered >> bit & 1:
+                continue  # the line filter selects its lines
+            if chosen is None:
+                self._always |= 1 << bit
+                continue
+            for lit in sorted(chosen):
+                index = literals.setdefault(lit, len(literals))
+                if index == len(masks):
+                    masks.append(0)
+                masks[index] |= 1 << bit
+        #: literal index -> the probes (bits) that need it
+        self._masks = tuple(masks)
+        self.scanner: Scanner = make_scanner(list(literals), prefer=self._prefer)
+
+    def _calibrate(self, data: bytes) -> None:
+        """Count the candidate literals in the first logs read, then pick the rarest sets.
+
+        The parse of a pattern tells which literals are necessary, not which are
+        rare in these logs (``CRON[`` or ``error``?): counting them tells. Any
+        choice gives the same matches; only the speed differs.
+        """
+        sample = data[: CALIBRATION_BYTES - self._sampled]
+        literals = sorted({lit for bit, p in enumerate(self._probes) if not self._covered >> bit & 1
+                           for s in p.choices for lit in s})
+        counter = make_scanner(literals, prefer=self._prefer)
+        if isinstance(counter, FindScanner):
+            # without a compiled scanner, bytes.count beats a find loop over every occurrence
+            lower = sample.lower()
+            for lit in literals:
+                raw = lit.text.encode("ascii")
+                self._seen[lit] += (lower if lit.caseless else sample).count(raw)
+        else:
+            self._seen.update(literals[index] for _, index in counter.hits(sample))
+        self._sampled += len(sample)
+        if self._sampled < CALIBRATION_BYTES:
+            return
+        self._calibrated = True
+        chosen = [min(p.choices, key=self._cost) if p.choices else None for p in self._probes]
+        if chosen != self._chosen:
+            self._chosen = chosen
+            self._build()
+
+    def _cost(self, literals: LiteralSet) -> int:
+        return sum(self._seen[lit] for lit in literals)
+
+    @property
+    def patterns(self) -> int:
+        """How many patterns the rules run (each ``match``, each ``resolve``)."""
+        return len(self._probes)
+
+    def notes(self) -> list[str]:
+        """Remarks about the rules worth showing in ``logwatch check`` (e.g. no prefilter)."""
+        notes = []
+        for probe in self._probes:
+            if not probe.choices:
+                what = "resolve: " if probe.kind == "resolve" else ""
+                notes.append(f"{what}{NO_LITERAL_NOTE}")
+        return notes
+
+    def scan(self, data: bytes) -> Iterator[Match]:
+        """Every (line, rule) match in ``data``, in line order then rule order."""
+        return iter(self.find(data, groups=True))
+
+    def find(self, data: bytes, groups: bool = False) -> Found:
+        """The matches in ``data`` (what :meth:`scan` yields), as a whole.
+
+        ``groups``: every match's groups will be wanted (the daemon, ``--json``),
+        so every line is searched now, in one tight loop per rule; otherwise the
+        lines the exact line filter vouches for are searched only if iterated.
+        """
+        if not self._calibrated:
+            self._calibrate(data)
+        spans, rows, marks = self._candidate_lines(data, exact=not groups)
+        texts = _decode(data, spans) if groups else _Texts(data, spans)
+        # line * len(probes) + bit: sorted, they order matches by line, then rule
+        keys: list[int] = []
+        found: dict[int, regex.Match[str]] = {}
+        count = len(self._probes)
+        for bit, probe in enumerate(self._probes):
+            lines = rows[bit]
+            if lines and marks is not None:
+                # the exact line filter's word: searched only if iterated (for the groups)
+                sure, lines = self._plan.sure(bit, lines, marks)
+                keys.extend(index * count + bit
+                            for index in self._unignored(bit, probe, sure, marks, data, spans,
+                                                         texts))
+            if not lines:
+                continue
+            matches = self._run(bit, probe, lines, texts)
+            if probe.rule.ignore or self.ignore:
+                self._drop_ignored(probe.rule, matches, texts)
+            found.update({index * count + bit: m for index, m in matches.items()})
+        keys.extend(found)
+        keys.sort()
+        return Found(self._probes, spans, texts, keys, found, self._search)
+
+    def _unignored(self, bit: int, probe: _Probe, sure: list[int], marks: Marks, data: bytes,
+                   spans: list[tuple[int, int]], texts: _Lines) -> list[int]:
+        """The lines the probe surely matches, less those its ignore patterns match (counted)."""
+        if not sure:
+            return sure
+        rule = probe.rule
+
+        def search(pattern: regex.Pattern[str], index: int) -> bool:
+            return self._search(rule, pattern, texts[index]) is not None
+
+        kept = self._plan.unignored(bit, sure, marks, data, spans, search)
+        if len(kept) < len(sure):
+            self.ignored[rule.id] += len(sure) - len(kept)
+        return kept
+
+    def _drop_ignored(self, rule: Rule, matches: dict[int, regex.Match[str]],
+                      texts: _Lines) -> None:
+        """Drop the matches an ``ignore`` pattern excludes, counting them in ``.ignored``."""
+        for index in [i for i in matches if self._ignored(rule, texts[i])]:
+            del matches[index]
+            self.ignored[rule.id] += 1
+
+    def _candidate_lines(
+        self, data: bytes, exact: bool
+    ) -> tuple[list[tuple[int, int]], list[list[int]], Marks | None]:
+        """The lines some probe must run on, in order, per probe (bit) which of them, and
+        (when the line filter was exact) what else it said about them."""
+        if self.line_filter is not None and self._covered == (1 << len(self._probes)) - 1:
+            return self._plan.rows(data, exact)
+        spans, masks = self._candidates(data)
+        if self._always:
+            found = dict(zip((start for start, _ in spans), masks, strict=True))
+            spans = list(_lines(data))
+            masks = [self._always | found.get(start, 0) for start, _ in spans]
+        rows: list[list[int]] = [[] for _ in self._probes]
+        for index, line_mask in enumerate(masks):
+            bits = line_mask
+            while bits:
+                low = bits & -bits
+                bits ^= low
+                rows[low.bit_length() - 1].append(index)
+        return spans, rows, None
+
+    def _run(self, bit: int, probe: _Probe, rows: list[int],
+             texts: _Lines) -> dict[int, regex.Match[str]]:
+        """The probe's matches on the lines ``rows`` (indexes into ``texts``), by line.
+
+        A line-bound pattern (:mod:`logwatch.matching.line_bound`) searches all the lines at
+        once, joined; when that search is stopped by the timeout, the lines not
+        yet done are searched one by one, as the naive loop does, so the line
+        that is too slow is found, counted and logged.
+        """
+        found: dict[int, regex.Match[str]] = {}
+        done = 0
+        # lines the line filter picked nearly all match: a join would not pay for itself
+        if probe.twin is not None and self.batch and not self._covered >> bit & 1:
+            done = self._joined(probe.twin, rows, texts, found)
+        search, timeout = probe.pattern.search, self.timeout
+        rest = rows[done:]
+        while rest:
+            try:
+                # done: how many lines are finished if this one times out (read below)
+                for done, index in enumerate(rest, 1):  # noqa: B007
+                    if (m := search(texts[index], timeout=timeout)) is not None:
+                        found[index] = m
+                return found
+            except TimeoutError:
+                self._timed_out(probe.rule, probe.pattern)
+                rest = rest[done:]
+        return found
+
+    def _joined(self, twin: regex.Pattern[str], rows: list[int], texts: _Lines,
+                found: dict[int, regex.Match[str]]) -> int:
+        """Search ``rows`` joined with newlines, first match per line; how many rows are done."""
+        joined = "\n".join([texts[index] for index in rows])
+        # where each row starts in ``joined``
+        starts = list(accumulate([len(texts[index]) + 1 for index in rows[:-1]], initial=0))
+        search, timeout, last = twin.search, self.timeout, len(rows) - 1
+        row = 0
+        while True:
+            try:
+                m = search(joined, starts[row], timeout=timeout)
+            except TimeoutError:
+                return row
+            if m is None:
+                return len(rows)
+            row = bisect_right(starts, m.start(), row) - 1
+            found[rows[row]] = m
+            if row == last:
+                return len(rows)
+            row += 1
+
+    def _candidates(self, data: bytes) -> tuple[list[tuple[int, int]], list[int]]:
+        """The lines some probe may match, and which probes (bits), in line order."""
+        if self.line_filter is None or not self._covered:
+            return self._literal_candidates(data)
+        spans, rows, _ = self._plan.rows(data, exact=False)
+        masks = [0] * len(spans)
+        for bit, indexes in enumerate(rows):
+            for index in indexes:
+                masks[index] |= 1 << bit
+        found = dict(zip(spans, masks, strict=True))
+        for span, mask in zip(*self._literal_candidates(data), strict=True):
+            found[span] = found.get(span, 0) | mask
+        ordered = sorted(found)
+        return ordered, [found[span] for span in ordered]
+
+    def _literal_candidates(self, data: bytes) -> tuple[list[tuple[int, int]], list[int]]:
+        """The lines containing a literal, and the probes (bits) they select, in line order."""
+        hits = self.scanner.hits(data)
+        hits.sort()
+        literal_masks = self._masks
+        spans: list[tuple[int, int]] = []
+        masks: list[int] = []
+        line_end = -1
+        rfind, find, size = data.rfind, data.find, len(data)
+        for pos, index in hits:
+            if pos >= line_end:
+                line_end = find(b"\n", pos)
+                if line_end < 0:
+                    line_end = size
+                spans.append((rfind(b"\n", 0, pos) + 1, line_end))
+                masks.append(literal_masks[index])
+            else:
+                masks[-1] |= literal_masks[index]
+        return spans, masks
+
+    def match_text(self, text: str) -> list[tuple[Rule, dict[str, str]]]:
+        """The rules that match one line, with their fields (the naive loop, no prefilter)."""
+        found = []
+        for rule in self.rules:
+            m = self._search(rule, rule.pattern, text)
+            if m is None:
+                continue
+            if self._ignored(rule, text):
+                self.ignored[rule.id] += 1
+                continue
+            found.append((rule, rule.fields_of(m)))
+        return found
+
+    def _ignored(self, rule: Rule, text: str) -> bool:
+        patterns = rule.ignore + self.ignore
+        return any(self._search(rule, p, text) is not None for p in patterns)
+
+    def _search(
+        self, rule: Rule, pattern: regex.Pattern[str], text: str
+    ) -> regex.Match[str] | None:
+        try:
+            return pattern.search(text, timeout=self.timeout)
+        except TimeoutError:
+            self._timed_out(rule, pattern)
+            return None
+
+    def _timed_out(self, rule: Rule, pattern: regex.Pattern[str]) -> None:
+        """Count a search stopped by the timeout; the first one per rule is logged."""
+        if not self.timeouts[rule.id]:
+            log.warning("%s: pattern %r took over %.2fs on one line and was stopped; "
+                        "the line is skipped for this rule (simplify the pattern)",
+                        rule.describe(), pattern.pattern[:80], self.timeout)
+        self.timeouts[rule.id] += 1
+
+
+def _probes(rules: Sequence[Rule]) -> Iterator[_Probe]:
+    """Each rule's patterns in the order their matches are reported."""
+    for rule in rules:
+        yield _probe(rule, rule.pattern, "match")
+        if rule.resolve is not None:
+            yield _probe(rule, rule.resolve, "resolve")
+
+
+def _probe(rule: Rule, pattern: regex.Pattern[str], kind: MatchKind) -> _Probe:
+    return _Probe(rule, pattern, kind, tuple(required_sets(pattern)))
+
+
+@lru_cache(maxsize=1024)
+def _twin(pattern: regex.Pattern[str]) -> regex.Pattern[str] | None:
+    return line_bound(pattern)
+
+
+class _Lines(Protocol):
+    """The text of a chunk's candidate lines, by index: a list, or :class:`_Texts`."""
+
+    def __getitem__(self, index: int, /) -> str: ...
+
+
+class _Texts:
+    """The text of each line ``data[start:end]`` of ``spans``, as the naive loop decodes it,
+    decoded when asked for (``logwatch test`` rarely needs the lines the exact filter vouches
+    for; decoding again is cheaper than remembering)."""
+
+    __slots__ = ("_data", "_spans")
+
+    def __init__(self, data: bytes, spans: list[tuple[int, int]]) -> None:
+        self._data, self._spans = data, spans
+
+    def __getitem__(self, index: int) -> str:
+        start, end = self._spans[index]
+        return self._data[start:end].decode("utf-8", "replace")
+
+
+def _decode(data: bytes, spans: list[tuple[int, int]]) -> list[str]:
+    """The text of every line ``data[start:end]`` at once, as the naive loop decodes it."""
+    if data.isascii():
+        # one decode for the whole chunk; ASCII offsets are the same in bytes and text
+        text = data.decode("ascii")
+        return [text[start:end] for start, end in spans]
+    return [data[start:end].decode("utf-8", "replace") for start, end in spans]
+
+
+def _lines(data: bytes) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of each line of ``data``, newline excluded."""
+    start, size, find = 0, len(data), data.find
+    while start < size:
+        end = find(b"\n", start)
+        if end < 0:
+            end = size
+        yield start, end
+        start = end + 1

@@ -1,0 +1,55 @@
+"""Dedup windows (``dedup = { by, for }``): after an alert, the same key is held back and counted.
+
+While a key's window is open its hits are *suppressed* and counted; when the window
+ends, a timer (not the next line) emits one ``summary`` alert whose ``count`` is the
+number of hits held back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from logwatch.config import Config
+from logwatch.models import Alert, alert_id
+from logwatch.policy.render import clock_span
+from logwatch.rules import Rule
+
+#: the sample line kept with a dedup window (for the summary) is cut to this
+MAX_SAMPLE = 500
+
+
+@dataclass(slots=True)
+class Suppression:
+    """An open dedup window: the alert that opened it and the hits held back since."""
+
+    opener: str
+    title: str
+    source: str
+    until: float
+    suppressed: int = 0
+    first: float = 0.0
+    last: float = 0.0
+    line: str = ""
+
+    def count(self, line: str, t: float) -> None:
+        """One more hit held back at ``t``; ``line`` is kept as the summary's sample."""
+        if not self.suppressed:
+            self.first = t
+        self.suppressed += 1
+        self.last = t
+        self.line = line[:MAX_SAMPLE]
+
+
+def summary_alert(config: Config, rule: Rule, key: str, held: Suppression, when: float) -> Alert:
+    """The summary of what ``held`` suppressed, at the end of its window ``when``."""
+    n = held.suppressed
+    first, last = clock_span(held.first, held.last)
+    between = f"at {first}" if first == last else f"between {first} and {last}"
+    return Alert(
+        id=alert_id("summary", rule.id, key, held.opener),
+        kind="summary", rule=rule.id, severity=rule.severity,
+        title=f"{n} more '{held.title}' suppressed",
+        message=f"{n} more '{held.title}' suppressed {between}",
+        source=held.source, host=config.settings.hostname, time=when,
+        line=held.line, fields={"key": key} if key else {}, count=n, to=rule.to,
+    )

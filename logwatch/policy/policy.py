@@ -1,0 +1,446 @@
+"""Decide which hits become alerts: thresholds, dedup with accounting, storm digests, resolve.
+
+A hit goes through these steps, each of which may hold it back but never drops it
+without counting it:
+
+1. **dedup** (``dedup = { by, for }``): while a key's window is open (it opened with
+   an alert), its hits are *suppressed* and counted; when the window ends, a timer
+   (:meth:`Policy.tick`, not the next line) emits one ``summary`` alert whose
+   ``count`` is the number of hits held back.
+2. **threshold** (``threshold = { count, within, by }``): hits wait in a sliding
+   window per key; ``count`` of them within ``within`` seconds fire one alert whose
+   ``count`` is the number of hits it stands for. Hits that leave the window
+   without firing are counted as *below threshold*.
+3. **storm** (``[logwatch] storm``), per destination: above ``rate`` alerts per
+   ``per`` seconds, alerts (and summaries) for that destination are *held* and sent
+   as one ``digest`` every ``digest_every`` seconds; ``count`` is the hits held.
+4. **resolve** / **quiet**: a key that alerted gets one ``resolved`` follow-up when
+   a line matches the rule's ``resolve`` pattern, or after ``quiet`` seconds
+   without a hit.
+
+So for every destination, hits = alert counts + summary counts + digest counts +
+below threshold (once the open windows have ended): nothing is silently lost.
+
+Alert ids are functions of the line key of the hit that fired and of the window
+they close, so replaying the same lines from the same saved state after a crash
+derives the same ids. State lives in the ``kv`` table (namespace ``policy``);
+:meth:`Policy.save` writes only what changed, in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from logwatch.config import Config
+from logwatch.durations import format_duration
+from logwatch.models import Alert, Hit
+from logwatch.policy.dedup import MAX_SAMPLE, Suppression, summary_alert
+from logwatch.policy.render import (
+    BUILTIN_VALUES,
+    clock_time,
+    hit_alert,
+    template_values,
+)
+from logwatch.policy.resolve import Incident, quiet_over, resolved_alert
+from logwatch.policy.storm import Storm, Storms
+from logwatch.policy.tables import Counters, Table, flat
+from logwatch.policy.threshold import Thresholds
+from logwatch.rules import Rule
+from logwatch.state import get_values, put_values
+from logwatch.template import Template
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+#: kv namespaces: the policy's windows and counters, and what ``logwatch status`` shows
+NS = "policy"
+STATUS_NS = "policy-status"
+#: live keys kept per rule and kind (threshold windows, dedup windows, incidents)
+MAX_KEYS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What feeding one rule's hits needs, worked out once: most hits never fire.
+
+    A key template that names only the rule's own fields renders from ``hit.fields``
+    directly, without building the whole :func:`template_values` mapping.
+    """
+
+    #: dedup ``by``, else threshold ``by``: the rule's key (see ``Policy._group``)
+    group: Template | None
+    group_plain: bool
+    #: the threshold's ``by`` is the group template: its key is the group key
+    same_key: bool
+    by_plain: bool
+    #: the firing-time values the title and message use (the others are not computed)
+    within: str | None
+    first: bool
+    last: bool
+
+    @classmethod
+    def of(cls, rule: Rule) -> _Plan:
+        group = _group_template(rule)
+        by = rule.threshold.by if rule.threshold is not None else None
+        used = rule.title.fields | rule.message.fields
+        within = format_duration(rule.threshold.within) if rule.threshold else ""
+        return cls(group, group is None or not group.fields & BUILTIN_VALUES,
+                   by is not None and by == group,
+                   by is None or not by.fields & BUILTIN_VALUES,
+                   within if "within" in used else None, "first" in used, "last" in used)
+
+
+class Policy:
+    """Turns hits into alerts for one configuration; see the module docstring."""
+
+    def __init__(self, config: Config, clock: Clock = time.time, *,
+                 max_keys: int = MAX_KEYS) -> None:
+        self.config = config
+        self.clock = clock
+        self.max_keys = max_keys
+        self.rules: dict[str, Rule] = {r.id: r for r in config.rules}
+        self._plans = {r.id: _Plan.of(r) for r in config.rules}
+        self._reset()
+
+    def _reset(self) -> None:
+        self._dirty: set[str] = set()
+        self._status_written: dict[str, str] = {}
+        self.windows: Table[deque[float]] = Table("t", self.max_keys, self._dirty, list, deque)
+        self.suppressions: Table[Suppression] = Table(
+            "d", self.max_keys, self._dirty, flat, lambda d: Suppression(**d))
+        self.incidents: Table[Incident] = Table(
+            "r", self.max_keys, self._dirty, flat, lambda d: Incident(**d))
+        self._table_of: dict[str, Table[Any]] = {t.kind: t for t in self._tables()}
+        self.thresholds = Thresholds(self.windows, self._below, self._evicted)
+        self.storms = Storms(self.config, self._dirty)
+        self.counters = Counters()
+        #: a save left the status lines out (``save(status=False)``): they are out of date
+        self.status_stale = False
+
+    # -- feeding --------------------------------------------------------------
+
+    def feed(self, hit: Hit) -> list[Alert]:
+        """The alerts ``hit`` causes now; ``hit.line.time`` (if set) is its event time."""
+        rule = self.rules.get(hit.rule)
+        if rule is None:  # a hit from before a reload that removed its rule
+            log.debug("policy: no rule %r any more; hit ignored", hit.rule)
+            return []
+        t = self._event_time(hit)
+        if hit.kind == "resolve":
+            return self._resolve_hit(rule, hit, t)
+        self.counters.hits[rule.id] += 1
+        self._dirty.add("c")
+        out: list[Alert] = []
+        plan = self._plans[rule.id]
+        group = self._group(rule, hit, plan)
+        if rule.resolve is not None or rule.quiet is not None:  # else it has no incidents
+            self._touch_incident(rule, group, t)
+        held = self.suppressions.get(rule.id, group) if rule.dedup is not None else None
+        if held is not None:
+            if t <= held.until:
+                self._suppress(rule.id, group, held, hit, t)
+                return out
+            out += self._close(rule.id, group, held, held.until)  # tick has not run yet
+        fired = self._threshold(rule, hit, t, group if plan.same_key else None)
+        if fired is None:
+            return out
+        self._fire(rule, plan, hit, t, fired, group, out)
+        return out
+
+    def _fire(self, rule: Rule, plan: _Plan, hit: Hit, t: float, fired: tuple[int, float],
+              group: str, out: list[Alert]) -> None:
+        """``hit`` makes the rule alert: open its windows, then send or hold the alert."""
+        count, first = fired
+        values = template_values(self.config, rule, hit, count=count)
+        if plan.within is not None:
+            values["within"] = plan.within
+        if plan.first:
+            values["first"] = clock_time(first)
+        if plan.last:
+            values["last"] = clock_time(t)
+        title = rule.title.render(values)
+        if rule.dedup is not None:
+            opened = Suppression(hit.line.key, title, hit.line.source, t + rule.dedup.window)
+            for key, old in self.suppressions.put(rule.id, group, opened):
+                self._evicted("dedup", rule.id)
+                out += self._close(rule.id, key, old, t)
+        if rule.resolve is not None or rule.quiet is not None:
+            incident = Incident(hit.line.key, title, hit.line.source, t)
+            for _ in self.incidents.put(rule.id, group, incident):
+                self._evicted("incident", rule.id)
+        direct = self.storms.split(rule.to, rule.severity, t, out)
+        if len(direct) < len(rule.to):
+            held = [dest for dest in rule.to if dest not in direct]
+            self.storms.hold(held, rule.id, rule.severity, count, group, title)
+        if direct:
+            # rendered only when some destination takes it now (not during a storm)
+            out.append(hit_alert(self.config, rule, hit, values, title, now=t, count=count,
+                                 to=tuple(direct)))
+
+    def _event_time(self, hit: Hit) -> float:
+        # monotonic, so each rule's live keys stay ordered by time (oldest first)
+        t = hit.line.time
+        if t is None:
+            t = self.clock()
+        counters = self.counters
+        if t < counters.latest:
+            return counters.latest
+        counters.latest = t
+        return t
+
+    def _group(self, rule: Rule, hit: Hit, plan: _Plan) -> str:
+        """The key dedup, incidents and digests use: dedup ``by``, else threshold ``by``."""
+        if plan.group is None:
+            return ""
+        return self._render_key(plan.group, plan.group_plain, rule, hit)
+
+    def _render_key(self, template: Template, plain: bool, rule: Rule, hit: Hit) -> str:
+        if not plain:
+            return template.render(template_values(self.config, rule, hit))
+        if len(parts := template.parts) == 1 and not parts[0][0] and parts[0][1] is not None:
+            # "{ip}", the usual key: Template.render without the list and join
+            value = hit.fields.get(parts[0][1])
+            return "" if value is None else str(value)
+        return template.render(hit.fields)
+
+    def _suppress(self, rule_id: str, key: str, held: Suppression, hit: Hit, t: float) -> None:
+        held.count(hit.line.text, t)
+        self.suppressions.touch(rule_id, key, newest=False)  # order stays by window end
+
+    def _threshold(self, rule: Rule, hit: Hit, t: float,
+                   key: str | None) -> tuple[int, float] | None:
+        """``(hits, first hit time)`` if the hit completes the threshold, else ``None``.
+
+        ``key`` is the threshold's key if the caller has it already.
+        """
+        th = rule.threshold
+        if th is None:
+            return 1, t
+        if key is None:
+            key = self._render_key(th.by, self._plans[rule.id].by_plain, rule, hit)
+        return self.thresholds.add(rule.id, th, key, t)
+
+    def _below(self, rule_id: str, hits: int) -> None:
+        if hits:
+            self.counters.below[rule_id] += hits
+            self._dirty.add("c")
+
+    def _evicted(self, what: str, rule_id: str) -> None:
+        self.counters.evictions += 1
+        self._dirty.add("c")
+        n = self.counters.evictions
+        if str(n).rstrip("0") == "1":  # the 1st, 10th, 100th...: loud, but not a flood
+            log.warning("policy: over %d live %s keys for rule %s: evicting the oldest "
+                        "(%d evictions so far)", self.max_keys, what, rule_id, n)
+
+    # -- dedup summaries, resolve -------------------------------------------------
+
+    def _close(self, rule_id: str, key: str, held: Suppression, when: float) -> list[Alert]:
+        """End a dedup window; a summary alert if it held anything back."""
+        self.suppressions.pop(rule_id, key)
+        rule = self.rules.get(rule_id)
+        if not held.suppressed or rule is None:
+            return []
+        return self._route(summary_alert(self.config, rule, key, held, when), key, held.title)
+
+    def _touch_incident(self, rule: Rule, key: str, t: float) -> None:
+        if (incident := self.incidents.get(rule.id, key)) is not None:
+            incident.last = t
+            self.incidents.touch(rule.id, key)
+
+    def _resolve_hit(self, rule: Rule, hit: Hit, t: float) -> list[Alert]:
+        key = self._group(rule, hit, self._plans[rule.id])
+        incident = self.incidents.get(rule.id, key)
+        if incident is None:
+            return []
+        return self._resolve(rule, key, incident, t, f"resolved by: {hit.line.text[:MAX_SAMPLE]}")
+
+    def _resolve(self, rule: Rule, key: str, incident: Incident, when: float,
+                 why: str) -> list[Alert]:
+        """Close the key's incident (and its dedup window first): a ``resolved`` alert."""
+        self.incidents.pop(rule.id, key)
+        out = []
+        if (held := self.suppressions.get(rule.id, key)) is not None:
+            out += self._close(rule.id, key, held, when)
+        resolved = resolved_alert(self.config, rule, key, incident, when, why)
+        return out + self._route(resolved, key, incident.title)
+
+    # -- storms -----------------------------------------------------------------
+
+    def _route(self, alert: Alert, group: str, label: str) -> list[Alert]:
+        """``alert`` for the destinations not in a storm; the others hold it for their digest.
+
+        ``label`` names the rule's key in a digest (the title of the alert that opened it).
+        """
+        out: list[Alert] = []
+        direct = self.storms.split(alert.to, alert.severity, alert.time, out)
+        if len(direct) < len(alert.to):
+            held = [dest for dest in alert.to if dest not in direct]
+            if alert.kind == "resolved":
+                self.storms.hold_resolved(held)
+            else:
+                self.storms.hold(held, alert.rule, alert.severity, alert.count, group, label)
+        if direct:
+            out.append(alert if len(direct) == len(alert.to) else replace(alert, to=tuple(direct)))
+        return out
+
+    # -- timers -------------------------------------------------------------------
+
+    def tick(self, now: float | None = None) -> list[Alert]:
+        """The alerts timers cause at ``now``: summaries, resolved (quiet), digests."""
+        now = self.clock() if now is None else now
+        out: list[Alert] = []
+        for rule_id in self.suppressions:
+            for key, held in self.suppressions.due(rule_id, lambda s: s.until <= now):
+                out += self._close(rule_id, key, held, held.until)
+        for rule_id in self.incidents:
+            rule = self.rules.get(rule_id)
+            if rule is None or rule.quiet is None:
+                continue
+            for key, incident in self.incidents.due(rule_id, quiet_over(rule.quiet, now)):
+                out += self._resolve(rule, key, incident, incident.last + rule.quiet,
+                                     f"No more since {clock_time(incident.last)} "
+                                     f"(quiet for {format_duration(rule.quiet)}).")
+        self.thresholds.expire(self.rules, now)
+        return out + self.storms.tick(now)
+
+    def next_due(self) -> float | None:
+        """When the next timer falls due (a summary, a quiet resolve, a digest), if any."""
+        times = []
+        for rule_id in self.suppressions:
+            if (held := self.suppressions.first(rule_id)) is not None:
+                times.append(held.until)
+        for rule_id in self.incidents:
+            rule = self.rules.get(rule_id)
+            incident = self.incidents.first(rule_id)
+            if rule is not None and rule.quiet is not None and incident is not None:
+                times.append(incident.last + rule.quiet)
+        times += self.storms.next_due()
+        return min(times, default=None)
+
+    @property
+    def pending_hits(self) -> int:
+        """Hits still waiting in threshold windows (not yet alerted nor below threshold)."""
+        return self.thresholds.pending_hits
+
+    # -- persistence ----------------------------------------------------------------
+
+    def load(self, conn: sqlite3.Connection) -> None:
+        """Restore windows and counters from the state database."""
+        self._reset()
+        tables: dict[str, Table[Any]] = {t.kind: t for t in self._tables()}
+        for kv_key, value in get_values(conn, NS).items():
+            kind, _, rest = kv_key.partition("/")
+            try:
+                if kind == "c":
+                    self.counters = Counters.load(value)
+                elif kind == "s" and rest in self.config.destinations:
+                    self.storms.by_dest[rest] = Storm.load(value)
+                elif kind in tables and self._still_used(kind, rest.partition("/")[0]):
+                    rule_id = rest.partition("/")[0]
+                    table = tables[kind]
+                    key = rest.partition("/")[2]
+                    table.rows.setdefault(rule_id, OrderedDict())[key] = table.load(value)
+                else:
+                    log.info("policy: dropping saved state %r (its rule or destination is gone)",
+                             kv_key)
+                    self._dirty.add(kv_key)
+            except (TypeError, ValueError, KeyError):
+                log.warning("policy: unreadable saved state %r dropped", kv_key)
+                self._dirty.add(kv_key)
+        self.windows.sort(lambda w: w[-1] if w else 0.0)
+        self.suppressions.sort(lambda s: s.until)
+        self.incidents.sort(lambda i: i.last)
+
+    def _still_used(self, kind: str, rule_id: str) -> bool:
+        """Whether saved state of ``kind`` still means something for the configured rule."""
+        rule = self.rules.get(rule_id)
+        if rule is None:
+            return False
+        # an open dedup window or threshold window is kept (and ends by its timer) even if
+        # the rule lost its dedup/threshold: what it counted must still be reported
+        return kind != "r" or rule.resolve is not None or rule.quiet is not None
+
+    def _tables(self) -> tuple[Table[Any], ...]:
+        return (self.windows, self.suppressions, self.incidents)
+
+    def save(self, conn: sqlite3.Connection, *, status: bool = True) -> None:
+        """Write what changed since the last save, in the caller's transaction.
+
+        ``status=False`` leaves the lines ``logwatch status`` shows for a later save
+        (:attr:`status_stale` says one is due): they cost a pass over every live key.
+        """
+        value_of = self._value_of
+        put_values(conn, NS, [(kv_key, value_of(kv_key)) for kv_key in sorted(self._dirty)])
+        self._dirty.clear()
+        self.status_stale = not status
+        if status:
+            self.save_status(conn)
+
+    def _value_of(self, kv_key: str) -> Any:
+        """The saved form of one dirty kv key (``None``: delete it)."""
+        kind, _, rest = kv_key.partition("/")
+        if kind == "c":
+            return self.counters.dump()
+        if kind == "s":
+            storm = self.storms.by_dest.get(rest)
+            return storm.dump() if storm is not None else None
+        table = self._table_of.get(kind)
+        if table is None:
+            return None
+        rule_id, _, key = rest.partition("/")
+        rows = table.rows.get(rule_id)
+        value = None if rows is None else rows.get(key)
+        return None if value is None else table.dump(value)
+
+    def save_status(self, conn: sqlite3.Connection) -> None:
+        """Write the ``logwatch status`` lines that changed, in the caller's transaction."""
+        lines = self._status_lines()
+        changed = [(k, text) for k, text in lines.items() if self._status_written.get(k) != text]
+        put_values(conn, STATUS_NS, changed)
+        self._status_written.update(changed)
+        self.status_stale = False
+
+    # -- status ---------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """For ``logwatch status``: storms per destination, live keys, evictions, totals."""
+        return {
+            "storms": self.storms.status(),
+            "live_keys": {"threshold": len(self.windows), "dedup": len(self.suppressions),
+                          "incidents": len(self.incidents)},
+            "max_keys_per_rule": self.max_keys,
+            "evictions": self.counters.evictions,
+            "suppressed_open": sum(s.suppressed for rows in self.suppressions.rows.values()
+                                   for s in rows.values()),
+            "hits": sum(self.counters.hits.values()),
+            "below_threshold": sum(self.counters.below.values()),
+        }
+
+    def _status_lines(self) -> dict[str, str]:
+        info = self.status()
+        storms = ", ".join(f"{dest} since {clock_time(s['since'])} ({s['held_alerts']} alerts "
+                           f"held)" for dest, s in info["storms"].items())
+        live = info["live_keys"]
+        return {
+            "storms": storms or "none",
+            "live keys": f"{live['threshold']} threshold, {live['dedup']} dedup "
+                         f"({info['suppressed_open']} hits suppressed so far), "
+                         f"{live['incidents']} awaiting resolve; cap {self.max_keys} per rule, "
+                         f"{info['evictions']} evicted",
+        }
+
+
+
+def _group_template(rule: Rule) -> Template | None:
+    if rule.dedup is not None:
+        return rule.dedup.by
+    if rule.threshold is not None:
+        return rule.threshold.by
+    return None

@@ -1,0 +1,241 @@
+"""Storms, per destination: above a rate, alerts are held and sent as one digest per interval.
+
+``[logwatch] storm = { rate, per, digest_every, top }``: above ``rate`` alerts per
+``per`` seconds, alerts (and summaries) for a destination are *held* and sent as
+one ``digest`` every ``digest_every`` seconds, whose ``count`` is the hits held;
+"storm in progress" and "storm over" notices bracket it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from logwatch.config import Config
+from logwatch.durations import format_duration
+from logwatch.models import SEVERITIES, Alert, Severity, alert_id
+from logwatch.policy.render import clock_span, plural
+from logwatch.policy.tables import flat
+
+#: distinct (rule, key) lines a digest keeps; the rest is counted as "and M more"
+MAX_DIGEST_ENTRIES = 1_000
+_RANK: dict[str, int] = {severity: rank for rank, severity in enumerate(SEVERITIES)}
+
+
+@dataclass(slots=True)
+class Held:
+    """One line of a storm digest: alerts for one rule and key held back."""
+
+    rule: str
+    title: str
+    severity: Severity
+    hits: int = 0
+    alerts: int = 0
+    key: str = ""
+
+    def describe(self) -> str:
+        key = f" [{self.key}]" if self.key and self.key not in self.title else ""
+        return f"- {self.rule}: {self.title}{key}: {plural(self.hits, 'hit')}"
+
+
+@dataclass(slots=True)
+class Storm:
+    """Storm state of one destination: recent alert rate and, during a storm, the digest."""
+
+    #: ``[second, alerts]`` buckets over the last ``per`` seconds
+    rate: deque[list[int]] = field(default_factory=deque)
+    since: float | None = None
+    due: float = 0.0
+    seq: int = 0
+    held: dict[str, Held] = field(default_factory=dict)
+    #: what did not fit in ``held``: hits and alerts; keys resolved during the storm
+    other_hits: int = 0
+    other_alerts: int = 0
+    resolved: int = 0
+    period_start: float = 0.0
+
+    def add(self, t: float) -> None:
+        second = int(t)
+        if self.rate and self.rate[-1][0] >= second:
+            self.rate[-1][1] += 1  # an older event time than the last: same bucket
+        else:
+            self.rate.append([second, 1])
+
+    def count(self, now: float, per: float) -> int:
+        """Alerts in the last ``per`` seconds (dropping older buckets)."""
+        while self.rate and self.rate[0][0] <= now - per:
+            self.rate.popleft()
+        return sum(n for _, n in self.rate)
+
+    @property
+    def held_hits(self) -> int:
+        return sum(h.hits for h in self.held.values()) + self.other_hits
+
+    def dump(self) -> dict[str, Any]:
+        data = {k: getattr(self, k) for k in ("since", "due", "seq", "other_hits",
+                                               "other_alerts", "resolved", "period_start")}
+        data["rate"] = list(self.rate)
+        data["held"] = {k: flat(v) for k, v in self.held.items()}
+        return data
+
+    @classmethod
+    def load(cls, data: Mapping[str, Any]) -> Storm:
+        held = {k: Held(**v) for k, v in data.get("held", {}).items()}
+        rest = {k: v for k, v in data.items() if k not in ("rate", "held")}
+        return cls(rate=deque(data.get("rate", [])), held=held, **rest)
+
+
+
+class Storms:
+    """The storm state of every destination, and the digests and notices it causes."""
+
+    def __init__(self, config: Config, dirty: set[str]) -> None:
+        self.config = config
+        self.dirty = dirty
+        self.by_dest: dict[str, Storm] = {}
+        self._min_rank = {name: _RANK[d.min_severity] for name, d in config.destinations.items()}
+
+    def split(self, to: tuple[str, ...], severity: Severity, t: float,
+              out: list[Alert]) -> list[str]:
+        """The destinations an alert goes to now; the others are storming and hold it.
+
+        Counts the alert in each destination's rate (a storm that starts is announced
+        in ``out``).
+        """
+        direct = []
+        for dest in to:
+            if self._below_min_severity(dest, severity):
+                direct.append(dest)  # its sender skips it: not a message, not in the rate
+            elif not self._storming(dest, t, out):
+                direct.append(dest)
+        return direct
+
+    def _below_min_severity(self, dest: str, severity: Severity) -> bool:
+        # an unknown destination has no minimum (rank 0)
+        return _RANK[severity] < self._min_rank.get(dest, 0)
+
+    def _storming(self, dest: str, t: float, out: list[Alert]) -> bool:
+        """Count one alert for ``dest``; start its storm (announced in ``out``) if over rate."""
+        cfg = self.config.settings.storm
+        storm = self.by_dest.get(dest)
+        if storm is None:
+            storm = self.by_dest[dest] = Storm()
+        storm.add(t)
+        self.dirty.add("s/" + dest)
+        if storm.since is None and storm.count(t, cfg.per) > cfg.rate:
+            storm.since = storm.period_start = t
+            storm.due = t + cfg.digest_every
+            storm.seq = 0
+            out.append(self._notice(dest, storm, "in progress", t,
+                                    f"More than {cfg.rate} alerts within {format_duration(cfg.per)}"
+                                    f" for {dest}: one digest every "
+                                    f"{format_duration(cfg.digest_every)} until it calms down."))
+        return storm.since is not None
+
+    def hold(self, dests: list[str], rule: str, severity: Severity, count: int, group: str,
+             label: str) -> None:
+        """Each storming destination in ``dests`` holds an alert of ``count`` hits."""
+        # a rule without a `by` key: one digest line per distinct title
+        key = f"{rule}\x1f{group}" if group else f"{rule}\x1f\x1e{label}"
+        for dest in dests:
+            storm = self.by_dest[dest]
+            held = storm.held.get(key)
+            if held is None and len(storm.held) < MAX_DIGEST_ENTRIES:
+                held = storm.held[key] = Held(rule, label, severity, key=group)
+            if held is None:
+                storm.other_hits += count
+                storm.other_alerts += 1
+            else:
+                held.hits += count
+                held.alerts += 1
+
+    def hold_resolved(self, dests: list[str]) -> None:
+        """Each storming destination in ``dests`` counts a resolved follow-up in its digest."""
+        for dest in dests:
+            self.by_dest[dest].resolved += 1
+
+    def tick(self, now: float) -> list[Alert]:
+        """The digests due at ``now``."""
+        out: list[Alert] = []
+        for dest, storm in list(self.by_dest.items()):
+            if storm.since is not None and storm.due <= now:
+                out += self._digest(dest, storm, now)
+        return out
+
+    def next_due(self) -> list[float]:
+        """When each storming destination's next digest is due."""
+        return [s.due for s in self.by_dest.values() if s.since is not None]
+
+    def _digest(self, dest: str, storm: Storm, now: float) -> list[Alert]:
+        """The digest due for ``dest``; the storm ends if the rate fell back to ``rate``."""
+        cfg = self.config.settings.storm
+        when = storm.due
+        over = storm.count(now, cfg.per) <= cfg.rate
+        out = []
+        if storm.held or storm.other_hits or storm.other_alerts or storm.resolved:
+            out.append(self._digest_alert(dest, storm, when, over))
+        elif over:
+            out.append(self._notice(dest, storm, "over", when, "Alerts are sent one by one again."))
+        storm.seq += 1
+        storm.held = {}
+        storm.other_hits = storm.other_alerts = storm.resolved = 0
+        storm.period_start = when
+        if over:
+            storm.since = None
+        else:
+            # a long pause between ticks (suspend) sends one digest, not one per missed period
+            missed = max(0, int((now - storm.due) // cfg.digest_every))
+            storm.due += (missed + 1) * cfg.digest_every
+        self.dirty.add(f"s/{dest}")
+        return out
+
+    def _digest_alert(self, dest: str, storm: Storm, when: float, over: bool) -> Alert:
+        cfg = self.config.settings.storm
+        host = self.config.settings.hostname
+        held = sorted(storm.held.values(), key=lambda h: (-h.hits, -h.alerts, h.rule, h.title))
+        shown, rest = held[: cfg.top], held[cfg.top:]
+        alerts = sum(h.alerts for h in held) + storm.other_alerts
+        hits = storm.held_hits
+        start, end = clock_span(storm.period_start, when)
+        lines = [f"{alerts} alerts ({hits} hits) held back for {dest} between {start} and {end}:"]
+        lines += [h.describe() for h in shown]
+        more_alerts = sum(h.alerts for h in rest) + storm.other_alerts
+        if more_alerts:
+            more_hits = sum(h.hits for h in rest) + storm.other_hits
+            beyond = "+" if storm.other_alerts else ""  # keys past MAX_DIGEST_ENTRIES
+            lines.append(f"and {len(rest)}{beyond} more ({plural(more_alerts, 'alert')}, "
+                         f"{plural(more_hits, 'hit')})")
+        if storm.resolved:
+            lines.append(f"{storm.resolved} resolved")
+        if over:
+            lines.append("Storm over: alerts are sent one by one again.")
+        state = "storm over" if over else "storm in progress"
+        severity: Severity = max((h.severity for h in held), key=SEVERITIES.index,
+                                 default="warning")
+        return Alert(
+            id=alert_id("digest", dest, repr(storm.since), str(storm.seq)),
+            kind="digest", rule="logwatch", severity=severity,
+            title=f"Alert digest for {host} ({state}): {alerts} alerts, {plural(hits, 'hit')}",
+            message="\n".join(lines), source="logwatch", host=host, time=when,
+            count=hits, to=(dest,),
+        )
+
+    def _notice(self, dest: str, storm: Storm, state: str, when: float, message: str) -> Alert:
+        host = self.config.settings.hostname
+        return Alert(
+            id=alert_id("storm", dest, state, repr(storm.since)),
+            kind="system", rule="logwatch",
+            severity="warning",  # both notices reach a channel that takes warnings
+            title=f"Alert storm on {host}: {state}", message=message, source="logwatch",
+            host=host, time=when, count=0, to=(dest,),
+        )
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        """For ``logwatch status``: each storming destination, what it holds, the next digest."""
+        return {
+            dest: {"since": s.since, "held_alerts": sum(h.alerts for h in s.held.values())
+                   + s.other_alerts, "held_hits": s.held_hits, "next_digest": s.due}
+            for dest, s in sorted(self.by_dest.items()) if s.since is not None
+        }

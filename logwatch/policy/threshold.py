@@ -1,0 +1,66 @@
+"""Thresholds (``threshold = { count, within, by }``): N hits with one key within T.
+
+Hits wait in a sliding window per key; ``count`` of them within ``within`` seconds
+fire one alert whose ``count`` is the number of hits it stands for. Hits that leave
+the window without firing are counted as *below threshold*, so none is lost.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping
+
+from logwatch.policy.tables import Table
+from logwatch.rules import Rule, Threshold
+
+#: ``below(rule_id, hits)``: hits that left a window without firing
+Below = Callable[[str, int], None]
+#: ``evicted(kind, rule_id)``: a live key was dropped to stay under the cap
+Evicted = Callable[[str, str], None]
+
+
+class Thresholds:
+    """The open threshold windows of every rule: hit times per key, oldest first."""
+
+    def __init__(self, table: Table[deque[float]], below: Below, evicted: Evicted) -> None:
+        self.table = table
+        self._below = below
+        self._evicted = evicted
+
+    def add(self, rule_id: str, th: Threshold, key: str, t: float) -> tuple[int, float] | None:
+        """``(hits, first hit time)`` if this hit at ``t`` completes the threshold, else None."""
+        window = self.table.get(rule_id, key)
+        if window is None:
+            window = deque()
+            for _, old in self.table.put(rule_id, key, window):
+                self._evicted("threshold", rule_id)
+                self._below(rule_id, len(old))
+        # inclusive: hits exactly `within` apart are within it
+        while window and window[0] < t - th.within:
+            window.popleft()
+            self._below(rule_id, 1)
+        window.append(t)
+        if len(window) < th.count:
+            self.table.touch(rule_id, key)
+            return None
+        self.table.pop(rule_id, key)  # these hits are now in the alert's count
+        return len(window), window[0]
+
+    def expire(self, rules: Mapping[str, Rule], now: float) -> None:
+        """Close the windows whose last hit is older than their rule's ``within``."""
+        for rule_id in self.table:
+            rule = rules.get(rule_id)
+            within = rule.threshold.within if rule is not None and rule.threshold else 0.0
+            for key, window in self.table.due(rule_id, _window_over(within, now)):
+                self.table.pop(rule_id, key)
+                self._below(rule_id, len(window))
+
+    @property
+    def pending_hits(self) -> int:
+        """Hits still waiting in windows (not yet alerted nor below threshold)."""
+        return sum(len(w) for rows in self.table.rows.values() for w in rows.values())
+
+
+def _window_over(within: float, now: float) -> Callable[[deque[float]], bool]:
+    # strict, as in Thresholds.add: a hit exactly `within` ago still counts
+    return lambda window: window[-1] < now - within

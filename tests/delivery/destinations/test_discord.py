@@ -1,0 +1,158 @@
+"""Discord: rendering hostile text within limits, batching, and reading Discord's answers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from logwatch.config import DiscordDestination
+from logwatch.delivery.destinations.discord import Discord, classify, escape_markdown, render_embed
+from logwatch.delivery.destinations.types import CUT_MARKER, Window
+from logwatch.secret import Secret
+from tests.fakeapi import (
+    HOSTILE_LINE,
+    WEBHOOK_TOKEN,
+    FakeAPI,
+    discord_payload_problems,
+    hostile_alert,
+    make_alert,
+)
+
+
+def discord(url: str = "https://discord.example/api/webhooks/1/tok", **options: Any) -> Discord:
+    """A Discord destination named "hook"."""
+    return Discord(DiscordDestination("hook", Secret(url), **options), pace=(Window(5, 0.2),))
+
+
+def test_hostile_text_is_escaped_and_within_limits() -> None:
+    """Mentions, markdown and a 10,000-character tail render as inert text inside the limits."""
+    message = discord().render([hostile_alert()])
+    payload = message.payload
+    assert discord_payload_problems(payload) == []
+    assert payload["allowed_mentions"] == {"parse": []}
+    (embed,) = payload["embeds"]
+    assert embed["title"] == r"\@everyone \<\@&123\> \*\*bold\*\* \<b\>x\</b\> &amp;"
+    assert r"\*\*root\*\*" in embed["description"]
+    # the log line sits in one code block that it could not close early
+    assert embed["description"].count("```") == 2
+    assert CUT_MARKER in embed["description"]
+    assert len(embed["description"]) <= 4096
+    assert "@everyone" in embed["description"]  # inside the code block: shown, never a ping
+
+
+def test_markdown_escape_covers_mentions_and_formatting() -> None:
+    """Every character with a markdown meaning gets a backslash."""
+    assert escape_markdown("a_b*c~d`e|f>g<h@i#j-k[l](m):n\\") == (
+        r"a\_b\*c\~d\`e\|f\>g\<h\@i\#j\-k\[l\]\(m\)\:n\\")
+
+
+def test_code_fence_in_the_line_cannot_break_out() -> None:
+    """A line full of backticks keeps exactly one code block."""
+    embed = render_embed(make_alert(line="x ``` y ```` z ``````"))
+    assert embed["description"].count("```") == 2
+
+
+def test_a_long_multiline_message_is_cut_on_a_line_boundary() -> None:
+    """The cut falls between lines and is marked."""
+    text = "\n".join(f"line {i:04d} " + "x" * 50 for i in range(200))
+    embed = render_embed(make_alert(message=text, line=""))
+    kept = embed["description"].split("\n")
+    assert kept[-1] == CUT_MARKER
+    assert all(line.startswith(r"line ") and line.endswith("x" * 50) for line in kept[:-1])
+
+
+def test_batches_up_to_ten_embeds_and_6000_characters() -> None:
+    """25 small alerts make a message of 10; hostile ones stop at the 6000 total."""
+    dest = discord()
+    small = dest.render([make_alert(n) for n in range(25)])
+    assert small.count == 10
+    assert [e["title"] for e in small.payload["embeds"]] == [f"event {n}" for n in range(10)]
+    big = dest.render([hostile_alert(n) for n in range(5)])
+    assert 1 <= big.count < 5
+    assert discord_payload_problems(big.payload) == []
+
+
+def test_severity_colours_and_footer() -> None:
+    """Critical is red, resolved is green; the footer names host and rule."""
+    assert render_embed(make_alert(severity="critical"))["color"] == 0xE74C3C
+    assert render_embed(make_alert(kind="resolved"))["color"] == 0x2ECC71
+    embed = render_embed(make_alert())
+    assert embed["footer"]["text"].startswith("web-1 · numbered")
+    assert embed["timestamp"].startswith("2023-11-14T22:13:21")
+
+
+def _answer(status: int, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.Response(status, content=json.dumps(body).encode(), headers=headers)
+
+
+CONFIG = DiscordDestination("hook", Secret("https://discord.example/api/webhooks/1/tok"))
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "verdict", "words"),
+    [
+        (200, {"id": "1"}, "ok", ""),
+        (429, {"retry_after": 1.25, "global": False}, "retry", "rate limited"),
+        (404, {"message": "Unknown Webhook", "code": 10015}, "permanent", "unknown webhook"),
+        (401, {"message": "Invalid Webhook Token", "code": 50027}, "permanent",
+         "invalid webhook token"),
+        (403, {"message": "Missing Access", "code": 50001}, "permanent", "refused"),
+        (400, {"message": "Invalid Form Body", "code": 50035}, "reject", "rejected"),
+        (502, {"message": "Bad Gateway"}, "backoff", "502"),
+    ],
+)
+def test_classify(status: int, body: Any, verdict: str, words: str) -> None:
+    """Each answer Discord gives maps to the right verdict and a plain reason."""
+    outcome = classify(_answer(status, body), CONFIG)
+    assert outcome.verdict == verdict
+    assert words in outcome.reason.lower()
+    if status == 429:
+        assert outcome.retry_after == 1.25
+
+
+def test_rate_limit_headers_pause_the_next_request() -> None:
+    """X-RateLimit-Remaining 0 asks to wait X-RateLimit-Reset-After."""
+    headers = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset-After": "0.75"}
+    assert classify(_answer(200, {}, headers), CONFIG).pause == 0.75
+    headers["X-RateLimit-Remaining"] = "3"
+    assert classify(_answer(200, {}, headers), CONFIG).pause is None
+
+
+def test_thread_id_username_and_wait_reach_the_server(fakeapi: FakeAPI) -> None:
+    """thread_id and wait=true go in the query, username in the body."""
+    dest = discord(fakeapi.discord_url(), thread_id=987, username="logwatch")
+    try:
+        outcome = dest.send(dest.render([hostile_alert()]))
+    finally:
+        dest.close()
+    assert outcome.verdict == "ok", outcome.reason
+    (received,) = fakeapi.received
+    assert received.query == {"wait": "true", "thread_id": "987"}
+    assert received.body["username"] == "logwatch"
+    assert fakeapi.violations == []
+    assert HOSTILE_LINE[:30] in received.body["embeds"][0]["description"]
+
+
+def test_network_errors_never_carry_the_url(fakeapi: FakeAPI) -> None:
+    """A dropped connection is a backoff whose reason names the host, not the URL."""
+    fakeapi.fail("drop")
+    dest = discord(fakeapi.discord_url())
+    try:
+        outcome = dest.send(dest.render([make_alert()]))
+    finally:
+        dest.close()
+    assert outcome.verdict == "backoff"
+    assert "127.0.0.1" in outcome.reason
+    assert WEBHOOK_TOKEN not in outcome.reason
+    assert "/api/webhooks" not in outcome.reason
+    assert WEBHOOK_TOKEN not in repr(dest)
+
+
+def test_a_message_that_repeats_the_line_is_shown_once() -> None:
+    """The default message is the line itself: it appears only in the code block."""
+    embed = render_embed(make_alert(message="ERROR event 1", line="ERROR event 1"))
+    assert embed["description"] == "```\nERROR event 1\n```"
+    assert "description" not in render_embed(make_alert(message="", line=""))

@@ -1,0 +1,68 @@
+"""The outbox rows: order, idempotent enqueue, settling, rescheduling, counts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from logwatch.delivery import outbox
+from logwatch.state import State
+from tests.fakeapi import make_alert
+
+
+def test_pending_in_order_and_enqueue_is_idempotent(tmp_path: Path) -> None:
+    """Rows come back in insertion order; the same alert id is not added twice."""
+    state = State(tmp_path)
+    with state.transaction() as conn:
+        assert outbox.enqueue(conn, [make_alert(n, to=("a", "b")) for n in range(5)]) == 10
+        assert outbox.enqueue(conn, [make_alert(3, to=("a",))]) == 0
+    rows = outbox.pending(state.conn, "a", 3)
+    assert [r.alert.title for r in rows] == ["event 0", "event 1", "event 2"]
+    assert outbox.pending_count(state.conn, "b") == 5
+    state.close()
+
+
+def test_finish_and_counts(tmp_path: Path) -> None:
+    """Delivered, dead (with its reason) and skipped rows leave the pending list."""
+    state = State(tmp_path)
+    with state.transaction() as conn:
+        outbox.enqueue(conn, [make_alert(n, to=("a",)) for n in range(4)])
+        seqs = [r.seq for r in outbox.pending(conn, "a", 10)]
+        outbox.finish(conn, seqs[:1], "delivered")
+        outbox.finish(conn, seqs[1:2], "dead", "unknown webhook")
+        outbox.finish(conn, seqs[2:3], "skipped", "below min_severity")
+        outbox.finish(conn, seqs[:1], "dead", "too late")  # a settled row stays settled
+    assert outbox.counts(state.conn) == {"a": {"pending": 1, "delivered": 1, "dead": 1,
+                                               "skipped": 1}}
+    assert outbox.last_dead(state.conn, "a") == "unknown webhook"
+    assert [r.seq for r in outbox.pending(state.conn, "a", 10)] == seqs[3:]
+    state.close()
+
+
+def test_reschedule_counts_attempts_only_for_failures(tmp_path: Path) -> None:
+    """A backoff counts an attempt; a 429 wait does not."""
+    state = State(tmp_path)
+    with state.transaction() as conn:
+        outbox.enqueue(conn, [make_alert(1, to=("a",))])
+        (row,) = outbox.pending(conn, "a", 1)
+        outbox.reschedule(conn, row.seq, 123.0, "Discord answered 503")
+        outbox.reschedule(conn, row.seq, 124.0, "rate limited", attempt=False)
+    (row,) = outbox.pending(state.conn, "a", 1)
+    assert (row.attempts, row.next_try) == (1, 124.0)
+    state.close()
+
+
+def test_prune_forgets_old_delivered_rows_but_keeps_dead_and_pending(tmp_path: Path) -> None:
+    """The outbox stays small: old delivered/skipped rows go, dead and pending rows stay."""
+    state = State(tmp_path)
+    with state.transaction() as conn:
+        outbox.enqueue(conn, [make_alert(n, to=("d",)) for n in range(4)], now=0.0)
+        seqs = [seq for (seq,) in conn.execute("SELECT seq FROM outbox ORDER BY seq")]
+        outbox.finish(conn, seqs[:1], "delivered", now=100.0)
+        outbox.finish(conn, seqs[1:2], "skipped", now=100.0)
+        outbox.finish(conn, seqs[2:3], "dead", "unknown webhook", now=100.0)
+    with state.transaction() as conn:
+        assert outbox.prune(conn, older_than=50.0) == 0
+        assert outbox.prune(conn, older_than=200.0) == 2
+        left = dict(conn.execute("SELECT seq, status FROM outbox").fetchall())
+    state.close()
+    assert left == {seqs[2]: "dead", seqs[3]: "pending"}

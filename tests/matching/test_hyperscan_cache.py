@@ -1,0 +1,81 @@
+"""Compiled line filters kept on disk: reused when trusted, rebuilt when anything is off."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import regex
+
+from logwatch.matching import hyperscan_cache
+from logwatch.matching.hyperscan_filter import make_line_filter
+
+hyperscan = pytest.importorskip("hyperscan")
+
+PATTERNS = [regex.compile(r"Failed password for (?P<user>\S+)"), regex.compile(r"CRON\[\d+\]")]
+DATA = b"sshd[1]: Failed password for root\nCRON[2]: x\nnothing\n"
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("CACHE_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    return tmp_path / "xdg" / "logwatch"
+
+
+def reports() -> tuple[list[int], list[int], frozenset[int]]:
+    """What the loosened and the exact databases report, and which patterns are exact."""
+    line_filter = make_line_filter(PATTERNS, prefer="hyperscan")
+    assert line_filter is not None
+    loose, _ = line_filter.lines(DATA, exact=False)
+    precise, exact = line_filter.lines(DATA)
+    return sorted(loose), sorted(precise), exact
+
+
+def test_saved_then_loaded_with_the_same_results(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = reports()
+    assert first[2] == {0, 1}
+    saved = sorted(cache.glob("linefilter-*.hsdb"))
+    assert len(saved) == 2  # the loosened expressions, and the exact ones
+    assert cache.stat().st_mode & 0o777 == 0o700
+    loaded: list[str] = []
+    real_load = hyperscan_cache.load
+    monkeypatch.setattr(hyperscan_cache, "load", lambda hs, name: loaded.append(name) or real_load(hs, name))
+    assert reports() == first
+    assert sorted(loaded) == [path.name for path in saved]
+    assert all(hyperscan_cache.load(hyperscan, path.name) is not None for path in saved)
+
+
+def test_an_edited_rule_gets_its_own_file(cache: Path) -> None:
+    reports()
+    make_line_filter([regex.compile("something else")], prefer="hyperscan")
+    assert len(list(cache.glob("linefilter-*.hsdb"))) == 4
+
+
+def test_corrupt_or_writable_files_are_not_trusted(cache: Path) -> None:
+    first = reports()
+    saved = next(cache.glob("linefilter-*.hsdb"))
+    saved.write_bytes(hyperscan_cache.FORMAT + b"[[0, 0]]\nnot a database")
+    assert hyperscan_cache.load(hyperscan, saved.name) is None
+    assert reports() == first  # compiled again, and saved again
+    assert hyperscan_cache.load(hyperscan, saved.name) is not None
+    saved.chmod(0o666)
+    assert hyperscan_cache.load(hyperscan, saved.name) is None
+    saved.chmod(0o600)
+    cache.chmod(0o777)
+    assert hyperscan_cache.load(hyperscan, saved.name) is None
+
+
+def test_systemd_cache_directory_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CACHE_DIRECTORY", f"{tmp_path / 'unit'}:{tmp_path / 'other'}")
+    assert hyperscan_cache.cache_dir() == tmp_path / "unit"
+
+
+def test_the_same_expressions_for_other_patterns_get_their_own_file(cache: Path) -> None:
+    """[A, B] and [A, X, B] (X not covered) share expressions, not pattern indexes."""
+    a, b = PATTERNS
+    uncovered = regex.compile(r"\p{Lu}+")
+    two = make_line_filter([a, b], prefer="hyperscan")
+    three = make_line_filter([a, uncovered, b], prefer="hyperscan")
+    assert two is not None and three is not None
+    assert (two.covered, three.covered) == ((0, 1), (0, 2))
