@@ -411,7 +411,8 @@ def run(use_fail2ban: bool) -> dict[str, Any]:
 def print_markdown(report: Mapping[str, Any]) -> None:
     """The tables for docs/packs.md."""
     print("| fail2ban file | mode | annotated | hits | right address | needs context "
-          "| recall | with context | false alarms (warning+) | loud by design | fail2ban-regex |")
+          "| recall | with context | false alarms (warning+) | loud by design "
+          "| fail2ban-regex matched (whole file) |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     total = {"normal": [0, 0, 0]}
     for s in report["files"]:
