@@ -55,7 +55,8 @@ D = TypeVar("D")
 # Loading
 
 
-_TOP_KEYS = {"logwatch", "destinations", "sources", "rules"}
+#: "pack" is a rule pack's own description (logwatch/packs/): read by logwatch.packs, not here
+_TOP_KEYS = {"logwatch", "destinations", "sources", "rules", "pack"}
 
 
 def load_config(
@@ -117,10 +118,12 @@ class _Parts:
                 self.destinations[name] = dest
             self.declared.add(name)
         for name, table in _tables(doc, content, "sources"):
-            if name in self.sources:
+            source = _source(doc, name, table)
+            # packs that read the same log each define it: the same definition is no conflict
+            if name in self.sources and self.sources[name] != source:
                 doc.problem(("sources", name), "", f'source "{name}" is defined twice')
-            else:
-                self.sources[name] = _source(doc, name, table)
+            elif name not in self.sources:
+                self.sources[name] = source
         rules = content.get("rules", [])
         if isinstance(rules, list):
             self.raw_rules.extend((doc, i, r) for i, r in enumerate(rules))

@@ -1,0 +1,462 @@
+"""Coverage of the shipped rule packs on real logs nobody on this project wrote.
+
+    python bench/coverage.py                 # markdown tables
+    python bench/coverage.py --json          # the figures, for tests/packs/test_packs.py
+    python bench/coverage.py --no-fail2ban   # skip fail2ban-regex even where it is installed
+
+For every annotated file of ../shared/corpus/fail2ban/ that a pack claims
+(``fail2ban = [...]`` in its ``[pack]`` table), per fail2ban mode: the lines
+annotated ``"match": true``, those logwatch hits, those hit with the annotated
+address (``ip``), those that need "events that span lines" (hit, no address on
+the line, the address found on an earlier line sharing the pack's context key),
+and false alarms (a warning or critical hit on a ``"match": false`` line); beside
+it fail2ban's own count (``fail2ban-regex FILE FILTER[mode=...]``). Then loghub's
+template check: each rule hits exactly the lines of the event templates meant.
+
+logwatch is driven through ``logwatch test --json`` on a temporary config that
+includes every pack, as a user would run it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import regex
+
+from logwatch import packs
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO.parent / "shared" / "corpus"
+FAIL2BAN = CORPUS / "fail2ban"
+LOGHUB = CORPUS / "loghub"
+LOUD = {"warning", "critical"}
+
+#: loghub: which event templates each rule is meant to catch (every other rule: none)
+LOGHUB_EVENTS: dict[str, dict[str, set[str]]] = {
+    "OpenSSH_2k.log": {
+        # Failed password/none, Invalid user, "message repeated", disconnect 3 (Auth fail)
+        # and 14 (no more authentication methods)
+        "ssh-auth-failure": {"E6", "E7", "E8", "E9", "E10", "E13", "E14"},
+        # Connection closed [preauth], no identification string, Bye Bye / Closed due to user
+        # request [preauth]
+        "ssh-aggressive": {"E2", "E3", "E24", "E25"},
+        "ssh-login": {"E1"},
+        # pam_unix(sshd:auth): authentication failure ... rhost=HOST [user=USER]
+        "ssh-pam-failure": {"E19", "E20"},
+        # Disconnecting: Too many authentication failures (address on an earlier line)
+        "ssh-auth-failure-noaddr": {"E4", "E5"},
+    },
+    "Linux_2k.log": {
+        # sshd(pam_unix)[PID]: authentication failure; ... rhost=HOST (E15 has an empty rhost)
+        "pam-auth-failure": {"E16", "E17", "E18", "E19"},
+    },
+}
+
+#: "match": false lines that a warning rule hits on purpose, each with why (shown apart)
+BY_DESIGN = {
+    # the pre-0.99.2.0 Linux-PAM format (2005) that fail2ban dropped; loghub's Linux
+    # sample is such a system, so pam-auth-failure keeps catching it
+    r"\w\(pam_unix\)\[\d+\]: authentication failure; .* rhost=\S": "old Linux-PAM format",
+    # fail2ban's "false": do not ban the client, the backend is down; that is what
+    # nginx-upstream-failure reports (fail2ban's "fallback" mode only)
+    r"connect\(\) failed \(111: Connection refused\) while connecting to upstream":
+        "a backend failure, not the client's",
+}
+
+CONFIG = """\
+[logwatch]
+state_dir = "{state}"
+include = ["packs/*.toml"]
+
+[destinations.oncall]
+type = "console"
+min_severity = "warning"
+
+[destinations.audit]
+type = "console"
+"""
+
+
+# ---------------------------------------------------------------------------
+# fail2ban's annotations
+
+
+@dataclass(frozen=True, slots=True)
+class Annotated:
+    """One annotated line: what fail2ban expects, and in which of its modes it is judged."""
+
+    line_no: int
+    text: str
+    expect: Mapping[str, Any]
+    modes: tuple[str, ...]
+
+    @property
+    def host(self) -> str | None:
+        """The address fail2ban must extract."""
+        value = self.expect.get("host") or self.expect.get("ip4") or self.expect.get("ip6")
+        return str(value) if value is not None else None
+
+
+_DIRECTIVE = re.compile(r"^#+ ?(failJSON|filterOptions|fileOptions|addFILE):(.+)$")
+_CONDITION = re.compile(r"""^\s*(name|opts\.get\('(\w+)'\))\s*(==|!=)\s*'([^']*)'\s*$""")
+
+
+def condition(expr: str, name: str, opts: Mapping[str, Any]) -> bool:
+    """fail2ban's ``constraint``/``test.condition`` (the few forms its test logs use)."""
+    m = _CONDITION.match(expr.replace('"', "'"))
+    if m is None:
+        raise ValueError(f"unsupported fail2ban condition: {expr}")
+    value = name if m[1] == "name" else opts.get(m[2])
+    return (value == m[4]) if m[3] == "==" else (value != m[4])
+
+
+def annotated(path: Path) -> Iterator[Annotated]:
+    """The annotated lines of a fail2ban test log, as its samplestestcase reads them.
+
+    ``# failJSON: {...}`` applies to the very next line; ``# filterOptions:``
+    starts a block judged with each of its option sets (mode "normal" by default).
+    """
+    name = path.name
+    options: list[dict[str, Any]] = [{}]
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    number = 0
+    while number < len(lines):
+        line = lines[number]
+        number += 1
+        if not (m := _DIRECTIVE.match(line)):
+            continue
+        data = json.loads(m[2])
+        if m[1] == "filterOptions":
+            sets = data if isinstance(data, list) else [data]
+            options = [o for o in sets
+                       if not o.get("test.condition") or condition(o["test.condition"], name, o)]
+            continue
+        if m[1] != "failJSON" or number >= len(lines):
+            continue
+        text = lines[number]
+        number += 1
+        constraint = data.get("constraint")
+        modes = tuple(dict.fromkeys(
+            o.get("mode") or "normal" for o in options
+            if not constraint or condition(constraint, name, o)))
+        if modes:
+            yield Annotated(number, text, data, modes)
+
+
+# ---------------------------------------------------------------------------
+# Running logwatch
+
+
+Hits = dict[int, list[tuple[str, dict[str, str]]]]
+
+
+def make_config(tmp: Path) -> Path:
+    """A config in ``tmp`` that includes every shipped pack."""
+    packs.write(tmp / "packs", packs.names())
+    (tmp / "state").mkdir(exist_ok=True)
+    config = tmp / "logwatch.toml"
+    config.write_text(CONFIG.format(state=tmp / "state"), encoding="utf-8")
+    return config
+
+
+def logwatch_test(config: Path, path: Path) -> tuple[Hits, float]:
+    """``logwatch test --json``: line number -> [(rule, fields)], and the seconds it took."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "logwatch", "test", "-c", str(config), "--json",
+                           str(path)], capture_output=True, text=True, check=False, cwd=REPO)
+    if done.returncode != 0:
+        raise SystemExit(f"logwatch test failed on {path}: {done.stderr.strip()}")
+    hits: Hits = {}
+    for line in done.stdout.splitlines():
+        hit = json.loads(line)
+        hits.setdefault(hit["line_no"], []).append((hit["rule"], hit["fields"]))
+    return hits, time.perf_counter() - started
+
+
+def journal_form(text: str) -> str:
+    """sshd-journal lines are "HOST sshd[PID]: MSG"; the journal source gives "sshd[PID]: MSG"."""
+    return text.split(" ", 1)[-1] if text.strip() and not text.startswith("#") else text
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A proposed context link: ``rule`` takes fields from an earlier ``source`` line."""
+
+    rule: str
+    key: str
+    source: regex.Pattern[str]
+    within: int
+
+
+def context_links() -> list[Link]:
+    """The ``[[pack.context]]`` proposals of every pack."""
+    return [Link(str(c["rule"]), str(c["key"]), regex.compile(str(c["from"])),
+                 int(c.get("within", 200)))
+            for pack in packs.all_packs() for c in pack.context]
+
+
+def with_context(hits: Hits, lines: list[str], links: list[Link]) -> Hits:
+    """``hits`` with the address-less ones completed from earlier lines (the proposed engine)."""
+    if not links:
+        return hits
+    out: Hits = {}
+    memory: dict[tuple[str, str], tuple[int, dict[str, str]]] = {}
+    for number, text in enumerate(lines, start=1):
+        for link in links:
+            if (m := link.source.search(text)) is not None:
+                fields = {k: v for k, v in m.groupdict().items() if v is not None}
+                memory[(link.rule, link.key.format_map(_Blank(fields)))] = (number, fields)
+        completed = [(rule, _linked(rule, fields, number, memory, links))
+                     for rule, fields in hits.get(number, [])]
+        if completed:
+            out[number] = completed
+    return out
+
+
+def _linked(rule: str, fields: dict[str, str], number: int,
+            memory: Mapping[tuple[str, str], tuple[int, dict[str, str]]],
+            links: list[Link]) -> dict[str, str]:
+    """``fields`` completed from the remembered line its link points to, if any."""
+    if fields.get("ip"):
+        return fields
+    for link in (lk for lk in links if lk.rule == rule):
+        earlier = memory.get((rule, link.key.format_map(_Blank(fields))))
+        if earlier is not None and number - earlier[0] <= link.within:
+            return {**earlier[1], **fields, "ip": earlier[1].get("ip", ""), "_context": "1"}
+    return fields
+
+
+class _Blank(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+# ---------------------------------------------------------------------------
+# Scoring
+
+
+@dataclass
+class Score:
+    """One fail2ban file in one mode."""
+
+    file: str
+    mode: str
+    positives: int = 0
+    hits: int = 0
+    right_ip: int = 0
+    needs_context: int = 0
+    negatives: int = 0
+    false_alarms: int = 0
+    by_design: int = 0
+    fail2ban: int | None = None
+    misses: list[str] = field(default_factory=list)
+    alarms: list[str] = field(default_factory=list)
+
+    @property
+    def recall(self) -> float:
+        """Hits with the right address on their own line, over the positives."""
+        return self.right_ip / self.positives if self.positives else 1.0
+
+    @property
+    def recall_with_context(self) -> float:
+        """The same, once the address-less lines take it from an earlier line."""
+        return (self.right_ip + self.needs_context) / self.positives if self.positives else 1.0
+
+
+def score(name: str, forms: list[tuple[Hits, Hits]], severity: Mapping[str, str]) -> list[Score]:
+    """Judge every annotated line of ``name`` in each of its modes, on every form replayed."""
+    scores: dict[str, Score] = {}
+    for item in annotated(FAIL2BAN / name):
+        for mode in item.modes:
+            s = scores.setdefault(mode, Score(name, mode))
+            if item.expect.get("match"):
+                _positive(s, item, forms)
+            else:
+                _negative(s, item, forms, severity)
+    return [scores[m] for m in sorted(scores, key=lambda m: (m != "normal", m))]
+
+
+def _positive(s: Score, item: Annotated, forms: list[tuple[Hits, Hits]]) -> None:
+    s.positives += 1
+    verdicts = []
+    for plain, linked in forms:
+        own = plain.get(item.line_no, [])
+        ips = {f.get("ip") for _, f in own}
+        linked_ips = {f.get("ip") for _, f in linked.get(item.line_no, []) if f.get("_context")}
+        if own and (item.host is None or item.host in ips):
+            verdicts.append("ip")
+        elif item.host is not None and item.host in linked_ips:
+            verdicts.append("context")
+        elif own:
+            verdicts.append("hit")
+        else:
+            verdicts.append("miss")
+    worst = max(verdicts, key=["ip", "context", "hit", "miss"].index)
+    s.hits += worst != "miss"
+    s.right_ip += worst == "ip"
+    s.needs_context += worst == "context"
+    if worst in ("hit", "miss"):
+        s.misses.append(f"{item.line_no}: {worst} (want {item.host}): {item.text[:160]}")
+
+
+def _negative(s: Score, item: Annotated, forms: list[tuple[Hits, Hits]],
+              severity: Mapping[str, str]) -> None:
+    s.negatives += 1
+    loud = sorted({rule for plain, _ in forms for rule, _ in plain.get(item.line_no, [])
+                   if severity.get(rule) in LOUD})
+    if loud and any(re.search(p, item.text) for p in BY_DESIGN):
+        s.by_design += 1
+    elif loud:
+        s.false_alarms += 1
+        s.alarms.append(f"{item.line_no}: {loud}: {item.text[:160]}")
+
+
+def severities() -> dict[str, str]:
+    """Rule id -> severity, read from the packs' own text."""
+    import tomllib
+
+    out = {}
+    for name in packs.names():
+        for rule in tomllib.loads(packs.read_text(name)).get("rules", []):
+            out[rule["id"]] = rule.get("severity", "warning")
+    return out
+
+
+def fail2ban_count(name: str, mode: str) -> int | None:
+    """Lines fail2ban-regex matches on ``name`` with filter ``name[mode=MODE]``; None if absent."""
+    tool = shutil.which("fail2ban-regex")
+    filt = Path("/etc/fail2ban/filter.d") / f"{name.removesuffix('-journal')}.conf"
+    if tool is None or not filt.exists():
+        return None
+    spec = f"{filt.with_suffix('')}[mode={mode}]" if mode != "normal" else str(filt)
+    done = subprocess.run([tool, "-r", str(FAIL2BAN / name), spec], capture_output=True,
+                          text=True, check=False, timeout=120)
+    m = re.search(r"^Lines: \d+ lines, \d+ ignored, (\d+) matched", done.stdout, re.M)
+    return int(m[1]) if m else None
+
+
+# ---------------------------------------------------------------------------
+# loghub
+
+
+def loghub_rows(config: Path) -> list[dict[str, Any]]:
+    """Per sample and rule: lines hit, lines of its templates, hits outside them, misses."""
+    rows = []
+    for sample, wanted in sorted(LOGHUB_EVENTS.items()):
+        hits, _ = logwatch_test(config, LOGHUB / sample)
+        with (LOGHUB / f"{sample}_structured.csv").open(encoding="utf-8", newline="") as f:
+            events = {int(r["LineId"]): r["EventId"] for r in csv.DictReader(f)}
+        by_rule: dict[str, set[int]] = {}
+        for number, found in hits.items():
+            for rule, _ in found:
+                by_rule.setdefault(rule, set()).add(number)
+        for rule in sorted(set(by_rule) | set(wanted)):
+            templates = {n for n, e in events.items() if e in wanted.get(rule, set())}
+            got = by_rule.get(rule, set())
+            rows.append({"sample": sample, "rule": rule, "hits": len(got),
+                         "template_lines": len(templates), "extra": len(got - templates),
+                         "missing": len(templates - got)})
+    return rows
+
+
+# ---------------------------------------------------------------------------
+
+
+def run(use_fail2ban: bool) -> dict[str, Any]:
+    """Every figure of the report."""
+    severity = severities()
+    links = context_links()
+    covered = sorted({f for p in packs.all_packs() for f in p.fail2ban
+                      if (FAIL2BAN / f).exists()})
+    results: list[Score] = []
+    speed = {"lines": 0, "seconds": 0.0}
+    with tempfile.TemporaryDirectory() as tmp:
+        config = make_config(Path(tmp))
+        for name in covered:
+            forms = []
+            texts = [(FAIL2BAN / name).read_text(encoding="utf-8", errors="replace")]
+            if name.endswith("-journal"):
+                journal = Path(tmp) / name
+                journal.write_text("\n".join(map(journal_form, texts[0].splitlines())) + "\n",
+                                   encoding="utf-8")
+                texts.append(journal.read_text(encoding="utf-8"))
+            for index, text in enumerate(texts):
+                path = FAIL2BAN / name if index == 0 else Path(tmp) / name
+                hits, seconds = logwatch_test(config, path)
+                speed["lines"] += text.count("\n")
+                speed["seconds"] += seconds
+                forms.append((hits, with_context(hits, text.splitlines(), links)))
+            for s in score(name, forms, severity):
+                if use_fail2ban:
+                    s.fail2ban = fail2ban_count(name, s.mode)
+                results.append(s)
+        loghub = loghub_rows(config) if LOGHUB.exists() else []
+    return {"files": [{**asdict(s), "recall": s.recall,
+                       "recall_with_context": s.recall_with_context} for s in results],
+            "loghub": loghub}
+
+
+def print_markdown(report: Mapping[str, Any]) -> None:
+    """The tables for docs/packs.md."""
+    print("| fail2ban file | mode | annotated | hits | right address | needs context "
+          "| recall | with context | false alarms (warning+) | loud by design "
+          "| fail2ban-regex matched (whole file) |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    total = {"normal": [0, 0, 0]}
+    for s in report["files"]:
+        f2b = "-" if s["fail2ban"] is None else str(s["fail2ban"])
+        print(f"| {s['file']} | {s['mode']} | {s['positives']} | {s['hits']} | {s['right_ip']} "
+              f"| {s['needs_context']} | {s['recall']:.0%} | {s['recall_with_context']:.0%} "
+              f"| {s['false_alarms']} / {s['negatives']} | {s['by_design']} | {f2b} |")
+        if s["mode"] == "normal":
+            t = total["normal"]
+            t[0] += s["positives"]
+            t[1] += s["right_ip"]
+            t[2] += s["needs_context"]
+    pos, ok, ctx = total["normal"]
+    if pos:
+        print(f"\nNormal mode, all files: {ok} of {pos} with the right address "
+              f"({ok / pos:.1%}); {ok + ctx} of {pos} ({(ok + ctx) / pos:.1%}) with context.")
+    print("\n| loghub sample | rule | lines hit | template lines | outside templates | missed |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for r in report["loghub"]:
+        print(f"| {r['sample']} | {r['rule']} | {r['hits']} | {r['template_lines']} "
+              f"| {r['extra']} | {r['missing']} |")
+    problems = [(s["file"], s["mode"], p) for s in report["files"]
+                for p in s["misses"] + s["alarms"]]
+    if problems:
+        print("\nMissed lines and false alarms:\n")
+        for name, mode, problem in problems:
+            print(f"- {name} [{mode}] {problem}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--no-fail2ban", action="store_true", help="do not run fail2ban-regex")
+    args = parser.parse_args()
+    if not FAIL2BAN.exists():
+        print(f"coverage: {FAIL2BAN} is missing (the shared corpus)", file=sys.stderr)
+        return 2
+    report = run(use_fail2ban=not args.no_fail2ban)
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print_markdown(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
