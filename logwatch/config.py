@@ -22,6 +22,7 @@ import regex
 
 from logwatch.durations import parse_duration
 from logwatch.errors import ConfigError
+from logwatch.metrics import parse_listen
 from logwatch.rules import (
     DEFAULT_MATCH_TIMEOUT,
     RULE_ID,
@@ -140,6 +141,8 @@ class Config:
     rules: tuple[Rule, ...]
     #: things that work but deserve a word (an inline secret, a rule with no literal)
     warnings: tuple[str, ...] = ()
+    #: ``[metrics] listen``: where Prometheus scrapes, or None (no metrics)
+    metrics_listen: tuple[str, int] | None = None
 
     def rules_for(self, source: str) -> tuple[Rule, ...]:
         """The rules that read ``source``."""
@@ -256,7 +259,7 @@ def _toml_error(exc: tomllib.TOMLDecodeError) -> str:
     return f" invalid TOML: {msg}"
 
 
-_TOP_KEYS = {"logwatch", "destinations", "sources", "rules"}
+_TOP_KEYS = {"logwatch", "destinations", "sources", "rules", "metrics"}
 
 
 def load_config(
@@ -273,6 +276,7 @@ def load_config(
     data, text = loaded
     doc = _Doc(main, locate_lines(text), problems, warnings)
     settings = _settings(doc, data.get("logwatch", {}))
+    metrics_listen = _metrics_listen(doc, data.get("metrics", {}))
     parts = _Parts()
     for d, content in [(doc, data), *_read_includes(doc, data.get("logwatch", {}))]:
         parts.add(d, content, env)
@@ -283,7 +287,7 @@ def load_config(
     if problems:
         raise ConfigError(problems)
     return Config(main, settings, parts.destinations, parts.sources, tuple(rules),
-                  tuple(warnings))
+                  tuple(warnings), metrics_listen)
 
 
 def _read_includes(doc: _Doc, table: Any) -> list[tuple[_Doc, dict[str, Any]]]:
@@ -291,8 +295,9 @@ def _read_includes(doc: _Doc, table: Any) -> list[tuple[_Doc, dict[str, Any]]]:
     for inc in _includes(doc, table if isinstance(table, dict) else {}):
         if (more := _read_toml(inc, doc.problems)) is not None:
             inc_doc = _Doc(inc, locate_lines(more[1]), doc.problems, doc.warnings)
-            if "logwatch" in more[0]:
-                inc_doc.problem(("logwatch",), "", "[logwatch] belongs in the main config only")
+            for top in ("logwatch", "metrics"):
+                if top in more[0]:
+                    inc_doc.problem((top,), "", f"[{top}] belongs in the main config only")
             out.append((inc_doc, more[0]))
     return out
 
@@ -376,6 +381,14 @@ def _settings(doc: _Doc, table: Any) -> Settings:
                               DEFAULT_MATCH_TIMEOUT),
         storm=_storm(doc, storm_table),
     )
+
+
+def _metrics_listen(doc: _Doc, table: Any) -> tuple[str, int] | None:
+    if not isinstance(table, dict):
+        doc.problem(("metrics",), "", "[metrics] must be a table")
+        return None
+    _unknown_keys(doc, ("metrics",), "metrics: ", table, {"listen"})
+    return doc.get(table, ("metrics",), "metrics: ", "listen", parse_listen, None)
 
 
 def _storm(doc: _Doc, table: Mapping[str, Any]) -> Storm:

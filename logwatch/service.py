@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from logwatch import outbox
+from logwatch import metrics, outbox
 from logwatch.config import Config, load_config
 from logwatch.delivery import Sender, build_senders
 from logwatch.errors import ConfigError
@@ -143,6 +143,8 @@ class Service:
             self.policy.load(conn)
         self._start_sources()
         self._start_senders()
+        metrics.configure(self.config.metrics_listen).watch(
+            self.state.path, list(self.config.destinations))
         self._banner()
         self.notifier.ready(self._status_line())
 
@@ -187,6 +189,7 @@ class Service:
                      pending)
         self.state.close()
         self.waker.close()
+        metrics.configure(None)
         if self._tmp is not None:
             self._tmp.cleanup()
 
@@ -225,12 +228,15 @@ class Service:
         self._last_data[source.name] = time.monotonic()
         self._silent_warned.discard(source.name)
         self.stats.count(lines, len(alerts))
+        metrics.current().lines_read(source.name, lines)
 
     def _match(self, chunk: Chunk, alerts: list[Alert]) -> None:
         """Append the alerts the lines of ``chunk`` cause to ``alerts``."""
         feed, key, when = self.policy.feed, chunk.line_key, chunk.line_time
         source, origin = chunk.source, chunk.origin
+        count_hit = metrics.current().hit
         for m in self.matchers[source].scan(chunk.data):
+            count_hit(m.rule.id)
             line = LogLine(m.text, source, origin, key(m.start), when(m.start))
             alerts += feed(Hit(m.rule.id, m.fields, line, m.kind))
 
@@ -243,6 +249,7 @@ class Service:
             self.policy.save(conn, status=status)
             if source is not None:
                 put_value(conn, "checkpoint", source.name, source.checkpoint())
+        metrics.current().queued(alerts)
         if status:
             self._last_status = now
         if alerts:
