@@ -68,8 +68,9 @@ class Metrics:
     def rate_limited(self, destination: str) -> None:
         """The service answered 429."""
 
-    def watch(self, state_db: Path, destinations: Sequence[str]) -> None:
-        """Where the outbox and checkpoints are read at scrape time, and which destinations."""
+    def watch(self, state_db: Path, destinations: Sequence[str], sources: Sequence[str] = (),
+              rules: Sequence[str] = ()) -> None:
+        """Where the state is read at scrape time; the configured names, shown at 0 until used."""
 
     def close(self) -> None:
         """Stop serving."""
@@ -135,8 +136,19 @@ class PrometheusMetrics(Metrics):
     def rate_limited(self, destination: str) -> None:
         self._limited.labels(destination).inc()
 
-    def watch(self, state_db: Path, destinations: Sequence[str]) -> None:
+    def watch(self, state_db: Path, destinations: Sequence[str], sources: Sequence[str] = (),
+              rules: Sequence[str] = ()) -> None:
         self._state.watch(state_db, destinations)
+        # a series that exists from the start: rate() and alerts on it work from the first scrape
+        for name in destinations:
+            for metric in (self._limited, self._latency):
+                metric.labels(name)
+            for metric in (self._queued, self._delivered):
+                metric.labels(name, "alert")
+        for name in sources:
+            self._lines.labels(name)
+        for name in rules:
+            self._hits.labels(name)
 
     def close(self) -> None:
         self._server.shutdown()

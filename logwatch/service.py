@@ -144,7 +144,8 @@ class Service:
         self._start_sources()
         self._start_senders()
         metrics.configure(self.config.metrics_listen).watch(
-            self.state.path, list(self.config.destinations))
+            self.state.path, list(self.config.destinations), list(self.config.sources),
+            [rule.id for rule in self.config.rules])
         self._banner()
         self.notifier.ready(self._status_line())
 

@@ -154,6 +154,8 @@ def test_a_running_daemon_is_scraped(tmp_path: Path, fake: FakeAPI, other: FakeA
     assert value(found, "process_resident_memory_bytes") is not None
     assert {name for name, _ in found} >= DOCUMENTED
     assert "_created" not in text
+    # configured names are there before anything happened to them
+    assert value(found, "logwatch_rate_limited_total", destination="gone") == 0
     # a label is a name from the config or an alert kind: no secret, no log text
     assert WEBHOOK_TOKEN not in text and "404404" not in text
     assert "everyone" not in text and "hostile" not in text
