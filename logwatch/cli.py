@@ -50,12 +50,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def setup_logging(*, verbose: bool = False) -> None:
-    """Log to stderr; under systemd (JOURNAL_STREAM) without our own timestamps."""
+    """Log to stderr; into the journal with priorities and without our own timestamps."""
+    from logwatch.journald import JournalFormatter, stderr_is_journal
+
     fmt = "%(levelname)s %(name)s: %(message)s"
-    if "JOURNAL_STREAM" not in os.environ:
+    journal = stderr_is_journal()
+    if not journal:
         fmt = "%(asctime)s " + fmt
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=fmt,
                         stream=sys.stderr)
+    if journal:  # `<N>` per line: journalctl -p warning shows warnings and errors
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JournalFormatter(fmt))
     # httpx logs every request URL at INFO, and a webhook URL or bot URL carries the secret
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -35,6 +35,7 @@ from logwatch.config.model import (
 from logwatch.config.secrets import read_secret
 from logwatch.durations import parse_duration
 from logwatch.errors import ConfigError
+from logwatch.metrics import parse_listen
 from logwatch.rules import (
     DEFAULT_MATCH_TIMEOUT,
     RULE_ID,
@@ -56,7 +57,7 @@ D = TypeVar("D")
 
 
 #: "pack" is a rule pack's own description (logwatch/packs/): read by logwatch.packs, not here
-_TOP_KEYS = {"logwatch", "destinations", "sources", "rules", "pack"}
+_TOP_KEYS = {"logwatch", "destinations", "sources", "rules", "pack", "metrics"}
 
 
 def load_config(
@@ -73,6 +74,7 @@ def load_config(
     data, text = loaded
     doc = Document(main, locate_lines(text), problems, warnings)
     settings = _settings(doc, data.get("logwatch", {}))
+    metrics_listen = _metrics_listen(doc, data.get("metrics", {}))
     parts = _Parts()
     for d, content in [(doc, data), *_read_includes(doc, data.get("logwatch", {}))]:
         parts.add(d, content, env)
@@ -83,7 +85,7 @@ def load_config(
     if problems:
         raise ConfigError(problems)
     return Config(main, settings, parts.destinations, parts.sources, tuple(rules),
-                  tuple(warnings))
+                  tuple(warnings), metrics_listen)
 
 
 def _read_includes(doc: Document, table: Any) -> list[tuple[Document, dict[str, Any]]]:
@@ -91,8 +93,9 @@ def _read_includes(doc: Document, table: Any) -> list[tuple[Document, dict[str, 
     for inc in _includes(doc, table if isinstance(table, dict) else {}):
         if (more := read_toml(inc, doc.problems)) is not None:
             inc_doc = Document(inc, locate_lines(more[1]), doc.problems, doc.warnings)
-            if "logwatch" in more[0]:
-                inc_doc.problem(("logwatch",), "", "[logwatch] belongs in the main config only")
+            for top in ("logwatch", "metrics"):
+                if top in more[0]:
+                    inc_doc.problem((top,), "", f"[{top}] belongs in the main config only")
             out.append((inc_doc, more[0]))
     return out
 
@@ -180,6 +183,14 @@ def _settings(doc: Document, table: Any) -> Settings:
                               DEFAULT_MATCH_TIMEOUT),
         storm=_storm(doc, storm_table),
     )
+
+
+def _metrics_listen(doc: Document, table: Any) -> tuple[str, int] | None:
+    if not isinstance(table, dict):
+        doc.problem(("metrics",), "", "[metrics] must be a table")
+        return None
+    _unknown_keys(doc, ("metrics",), "metrics: ", table, {"listen"})
+    return doc.get(table, ("metrics",), "metrics: ", "listen", parse_listen, None)
 
 
 def _storm(doc: Document, table: Mapping[str, Any]) -> Storm:

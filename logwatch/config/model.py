@@ -111,6 +111,8 @@ class Config:
     rules: tuple[Rule, ...]
     #: things that work but deserve a word (an inline secret, a rule with no literal)
     warnings: tuple[str, ...] = ()
+    #: ``[metrics] listen``: where Prometheus scrapes, or None (no metrics)
+    metrics_listen: tuple[str, int] | None = None
 
     def rules_for(self, source: str) -> tuple[Rule, ...]:
         """The rules that read ``source``."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from logwatch import metrics
 from logwatch.config import Config, load_config
 from logwatch.daemon.sd_notify import Notifier
 from logwatch.delivery import outbox
@@ -143,6 +144,9 @@ class Service:
             self.policy.load(conn)
         self._start_sources()
         self._start_senders()
+        metrics.configure(self.config.metrics_listen).watch(
+            self.state.path, list(self.config.destinations), list(self.config.sources),
+            [rule.id for rule in self.config.rules])
         self._banner()
         self.notifier.ready(self._status_line())
 
@@ -187,6 +191,7 @@ class Service:
                      pending)
         self.state.close()
         self.waker.close()
+        metrics.configure(None)
         if self._tmp is not None:
             self._tmp.cleanup()
 
@@ -225,12 +230,15 @@ class Service:
         self._last_data[source.name] = time.monotonic()
         self._silent_warned.discard(source.name)
         self.stats.count(lines, len(alerts))
+        metrics.current().lines_read(source.name, lines)
 
     def _match(self, chunk: Chunk, alerts: list[Alert]) -> None:
         """Append the alerts the lines of ``chunk`` cause to ``alerts``."""
         feed, key, when = self.policy.feed, chunk.line_key, chunk.line_time
         source, origin = chunk.source, chunk.origin
+        count_hit = metrics.current().hit
         for m in self.matchers[source].scan(chunk.data):
+            count_hit(m.rule.id)
             line = LogLine(m.text, source, origin, key(m.start), when(m.start))
             alerts += feed(Hit(m.rule.id, m.fields, line, m.kind))
 
@@ -243,6 +251,7 @@ class Service:
             self.policy.save(conn, status=status)
             if source is not None:
                 put_value(conn, "checkpoint", source.name, source.checkpoint())
+        metrics.current().queued(alerts)
         if status:
             self._last_status = now
         if alerts:

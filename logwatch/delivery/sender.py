@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
+from logwatch import metrics
 from logwatch.config import Config
 from logwatch.delivery.destinations import build_destination
 from logwatch.delivery.destinations.types import Destination, Outcome, Window
@@ -208,8 +209,10 @@ class Sender:
                   f"alert(s):\n{message.preview}", file=self._out or sys.stdout, flush=True)
             outcome = Outcome("ok")
         else:
+            started = time.monotonic()
             outcome = self.destination.send(message)
             self._pacer.record(time.monotonic())
+            metrics.current().request(self.name, time.monotonic() - started)
         if outcome.pause:
             self._pacer.block(time.monotonic() + outcome.pause)
         if outcome.remember:
@@ -221,11 +224,13 @@ class Sender:
     def _delivered(self, batch: list[Row], outcome: Outcome) -> None:
         with self.state.transaction() as conn:
             finish(conn, [r.seq for r in batch], "delivered")
+        metrics.current().delivered(self.name, [r.alert for r in batch])
         if self.failing_since is not None or self._saved.get("permanent"):
             log.info('destination "%s": delivering again', self.name)
             self._set_failing(None, None, permanent=False)
 
     def _rate_limited(self, batch: list[Row], outcome: Outcome) -> None:
+        metrics.current().rate_limited(self.name)
         wait = outcome.retry_after or 0.0
         if wait > 0:
             log.info('destination "%s": rate limited, waiting %.2fs', self.name, wait)
