@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 import httpx
 
 from logwatch import __version__
+from logwatch.destinations.replies import json_object
 from logwatch.errors import DeliveryError
 from logwatch.models import Alert
 from logwatch.secret import Secret
@@ -168,14 +169,14 @@ def _network_reason(exc: httpx.HTTPError, secret: Secret) -> str:
 
 def response_reason(resp: httpx.Response, secret: Secret, service: str) -> str:
     """``"Discord answered 503"`` plus the service's own message, one redacted line."""
-    text = ""
-    try:
-        data = resp.json()
-    except ValueError:
-        data = None
-    if isinstance(data, dict):
-        text = str(data.get("message") or data.get("description") or "")
+    data = json_object(resp)
+    text = str(data.get("message") or data.get("description") or "")[:4000]
     text = secret.redact(" ".join(text.split()))[:200]
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    if not data:
+        kind = "".join(ch for ch in resp.headers.get("Content-Type", "no body").split(";")[0]
+                       if ch.isprintable())[:40]
+        text = f"not JSON ({kind})"
     return f"{service} answered {resp.status_code}" + (f": {text}" if text else "")
 
 
