@@ -9,6 +9,7 @@ form ``logwatch.toml:31: rules[2] "ssh-bruteforce": to: unknown destination "onc
 from __future__ import annotations
 
 import glob
+import math
 import os
 import socket
 import stat
@@ -37,6 +38,8 @@ from logwatch.template import BUILTIN_FIELDS, Template, parse_template, unknown_
 
 DEFAULT_CONFIG = "/etc/logwatch/logwatch.toml"
 DEFAULT_TELEGRAM_API = "https://api.telegram.org"
+#: the largest `max_retry_wait` accepted (a day: a reply asking for more is wrong)
+MAX_RETRY_WAIT_LIMIT = 86400.0
 StartAt = Literal["end", "beginning"]
 T = TypeVar("T")
 D = TypeVar("D")
@@ -71,6 +74,8 @@ class Settings:
     failing_after: float = 600.0
     match_timeout: float = DEFAULT_MATCH_TIMEOUT
     storm: Storm = field(default_factory=Storm)
+    #: the longest a sender waits because a reply said so (a 429's retry_after)
+    max_retry_wait: float = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,7 +363,8 @@ def _settings(doc: _Doc, table: Any) -> Settings:
         doc.problem(loc, "", "[logwatch] must be a table")
         table = {}
     known = {"state_dir", "hostname", "start_at", "include", "ignore", "max_line_length",
-             "poll_interval", "inotify", "drain_timeout", "failing_after", "match_timeout", "storm"}
+             "poll_interval", "inotify", "drain_timeout", "failing_after", "match_timeout", "storm",
+             "max_retry_wait"}
     _unknown_keys(doc, loc, "", table, known)
     default_state = os.environ.get("STATE_DIRECTORY", "/var/lib/logwatch").split(":")[0]
     storm_table = doc.get(table, loc, "", "storm", _table, {})
@@ -375,6 +381,7 @@ def _settings(doc: _Doc, table: Any) -> Settings:
         match_timeout=doc.get(table, loc, "", "match_timeout", _positive_duration,
                               DEFAULT_MATCH_TIMEOUT),
         storm=_storm(doc, storm_table),
+        max_retry_wait=doc.get(table, loc, "", "max_retry_wait", _retry_wait, 3600.0),
     )
 
 
@@ -405,7 +412,7 @@ def _destination(
         _unknown_keys(doc, loc, subject, table, common | {"url", "url_file", "thread_id",
                                                           "username"})
         url = _secret(doc, loc, subject, table, "url", env)
-        if url is not None and not url.reveal().startswith(("https://", "http://")):
+        if url is not None and not _is_http_url(url.reveal()):
             doc.problem((*loc, "url"), subject, f"url: expected an http(s) URL ({url.origin})")
         thread = doc.get(table, loc, subject, "thread_id", _int, None)
         user = doc.get(table, loc, subject, "username", _nonempty_str, None)
@@ -468,8 +475,22 @@ def _secret(
         doc.warnings.append(f"{doc.where((*loc, key))}: {subject}{key} is written inline; "
                             f"prefer {key} = \"${{ENV_VAR}}\" or {file_key} "
                             "(kept out of the config)")
-        return Secret(raw, "inline")
-    return Secret(_expand_env(raw, env), "env " + ", ".join(refs))
+        value = raw
+    else:
+        value = _expand_env(raw, env)
+    if (bad := secret_value_problem(value)) is not None:
+        doc.problem((*loc, key), subject, f"{key}: {bad}")
+        return None
+    return Secret(value, "env " + ", ".join(refs) if refs else "inline")
+
+
+def secret_value_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a webhook URL or token (it would fail only when first sent)."""
+    if "\n" in value or "\r" in value:
+        return "holds more than one line (a secret is one line)"
+    if any(ch.isspace() or not ch.isprintable() for ch in value):
+        return "holds spaces or control characters"
+    return None
 
 
 def _secret_from_file(doc: _Doc, loc: Loc, subject: str, key: str, path: Path) -> Secret | None:
@@ -480,6 +501,9 @@ def _secret_from_file(doc: _Doc, loc: Loc, subject: str, key: str, path: Path) -
                         f"(mode {stat.S_IMODE(info.st_mode):04o}); run chmod 600 {path}")
             return None
         value = path.read_text(encoding="utf-8").strip()
+        if (bad := secret_value_problem(value)) is not None:
+            doc.problem(loc, subject, f"{key}: {path}: {bad}")
+            return None
     except FileNotFoundError:
         doc.problem(loc, subject, f"{key}: {path}: no such file")
         return None
@@ -767,9 +791,24 @@ def _chat_id(value: Any) -> int | str:
 
 
 def _http_url(value: Any) -> str:
-    if not _str(value).startswith(("http://", "https://")):
+    if not _is_http_url(_str(value)):
         raise ValueError(f"expected an http(s) URL, got {value!r}")
     return str(value)
+
+
+def _is_http_url(text: str) -> bool:
+    """``http(s)://host...`` that the HTTP client will accept (no space or control character)."""
+    if not text.startswith(("http://", "https://")) or secret_value_problem(text):
+        return False
+    host = text.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+    return bool(host.split(":", 1)[0] or host.startswith("["))
+
+
+def _retry_wait(value: Any) -> float:
+    seconds = _positive_duration(value)
+    if not math.isfinite(seconds) or not 1.0 <= seconds <= MAX_RETRY_WAIT_LIMIT:
+        raise ValueError(f'expected a duration from "1s" to "1d", got {value!r}')
+    return seconds
 
 
 def _pattern(value: Any) -> regex.Pattern[str]:

@@ -174,6 +174,10 @@ class Discord:
     def restore(self, saved: Mapping[str, Any]) -> None:
         """Nothing to restore for a webhook."""
 
+    def redact(self, text: str) -> str:
+        """``text`` with the webhook URL masked in every encoding."""
+        return self.config.url.redact(text)
+
     def close(self) -> None:
         """Close the HTTP client."""
         if self._client is not None:

@@ -133,6 +133,10 @@ class Telegram:
         if saved.get("migrated_from") == self.config.chat_id and migrated is not None:
             self.chat_id = migrated
 
+    def redact(self, text: str) -> str:
+        """``text`` with the bot token masked in every encoding."""
+        return self.config.token.redact(text)
+
     def close(self) -> None:
         """Close the HTTP client."""
         if self._client is not None:

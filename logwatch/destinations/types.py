@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 import httpx
 
 from logwatch import __version__
-from logwatch.destinations.replies import json_object
+from logwatch.destinations import replies
 from logwatch.errors import DeliveryError
 from logwatch.models import Alert
 from logwatch.secret import Secret
@@ -46,6 +46,14 @@ class Outcome:
     pause: float | None = None
     #: destination state to keep across restarts (Telegram's migrated chat id)
     remember: Mapping[str, Any] | None = None
+
+    def clamped(self, cap: float) -> Outcome:
+        """This outcome with its waits finite and within ``[0, cap]`` s (whoever made it)."""
+        retry = None if self.retry_after is None else replies.wait(self.retry_after, cap=cap)
+        pause = None if self.pause is None else replies.seconds(self.pause, cap=cap)
+        if (retry, pause) == (self.retry_after, self.pause):
+            return self
+        return replace(self, retry_after=retry, pause=pause)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +92,9 @@ class Destination(Protocol):
 
     def restore(self, saved: Mapping[str, Any]) -> None:
         """Take back what an earlier :attr:`Outcome.remember` stored."""
+
+    def redact(self, text: str) -> str:
+        """``text`` with this destination's secrets masked in every encoding."""
 
     def close(self) -> None:
         """Release the HTTP client."""
@@ -169,7 +180,7 @@ def _network_reason(exc: httpx.HTTPError, secret: Secret) -> str:
 
 def response_reason(resp: httpx.Response, secret: Secret, service: str) -> str:
     """``"Discord answered 503"`` plus the service's own message, one redacted line."""
-    data = json_object(resp)
+    data = replies.json_object(resp)
     text = str(data.get("message") or data.get("description") or "")[:4000]
     text = secret.redact(" ".join(text.split()))[:200]
     text = "".join(ch if ch.isprintable() else "?" for ch in text)
