@@ -34,6 +34,7 @@ from typing import Any, TextIO
 from logwatch import outbox, pacing
 from logwatch.config import Config
 from logwatch.destinations import build_destination
+from logwatch.destinations.replies import finite
 from logwatch.destinations.types import Destination, Outcome, Window
 from logwatch.models import SEVERITIES, Alert, alert_id
 from logwatch.state import State, get_value, get_values, put_value
@@ -268,7 +269,7 @@ class Sender:
         if outcome.remember:
             self._remember(**outcome.remember)
         self._settle[outcome.verdict](batch, outcome)
-        if not self.dry_run:
+        if self.destination.posts and not self.dry_run:
             self._remember(pace=self._pacer.save())
 
     # -- settling ------------------------------------------------------------
@@ -393,7 +394,7 @@ def destination_status(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
     for name in sorted(set(counts) | set(saved)):
         info: dict[str, Any] = {"pending": 0, "delivered": 0, "dead": 0, "skipped": 0}
         info.update(counts.get(name, {}))
-        state = saved.get(name) or {}
+        state = _sane_saved(saved.get(name))
         since = state.get("failing_since")
         info["failing_since"] = _when(since) if since else None
         info["last_error"] = state.get("last_error")
@@ -411,8 +412,7 @@ def _sane_saved(saved: Any) -> dict[str, Any]:
     if not isinstance(saved, dict):
         return {}
     out = dict(saved)
-    since = out.get("failing_since")
-    if not isinstance(since, int | float) or isinstance(since, bool) or not math.isfinite(since):
+    if finite(out.get("failing_since")) is None:
         out.pop("failing_since", None)
     if not isinstance(out.get("last_error"), str):
         out.pop("last_error", None)
@@ -423,4 +423,7 @@ def _sane_saved(saved: Any) -> dict[str, Any]:
 
 
 def _when(stamp: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(stamp))
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(stamp))
+    except (OverflowError, OSError, ValueError):  # a damaged state: say so, do not crash
+        return f"(unreadable time {stamp!r})"

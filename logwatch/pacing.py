@@ -9,9 +9,10 @@ anything that is not a finite number is dropped.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
+
+from logwatch.destinations.replies import finite
 
 
 def to_saved(sent: Iterable[float], blocked_until: float, *, mono: float,
@@ -29,15 +30,10 @@ def from_saved(saved: Any, *, mono: float, wall: float, cap: float,
     if not isinstance(saved, dict) or keep <= 0:
         return [], 0.0
     raw = saved.get("sent")
-    stamps = [t for t in map(_finite, raw if isinstance(raw, list) else []) if t is not None]
+    stamps = [t for t in map(finite, raw if isinstance(raw, list) else []) if t is not None]
     # an age is at least 0 (the clock went back) and at most the cap (older ones do not count)
     sent = sorted(mono - min(max(wall - t, 0.0), cap) for t in stamps)[-keep:]
-    until = _finite(saved.get("blocked_until"))
+    until = finite(saved.get("blocked_until"))
     blocked = 0.0 if until is None else mono + min(max(until - wall, 0.0), cap)
     return sent, blocked
 
-
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None

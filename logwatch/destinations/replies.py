@@ -25,24 +25,35 @@ CHAT_ID_MAX: Final = 2**52
 
 
 def seconds(value: Any, *, cap: float = WAIT_MAX) -> float | None:
-    """``value`` as seconds in ``[0, cap]``; None when it is not a finite number.
+    """``value`` as seconds in ``[0, cap]``; None when it is not a number.
 
     A number or a numeric string; ``inf`` is clamped to ``cap``, a negative to 0;
     NaN, booleans, ``null`` and text are None.
     """
-    if isinstance(value, bool):
-        return None
     if isinstance(value, str):
         try:
             value = float(value.strip())
         except ValueError:
             return None
-    if not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
+    if isinstance(value, int) and abs(value) > 2**1000:  # 1 and 400 zeros is valid JSON
+        value = math.inf if value > 0 else -math.inf
     number = float(value)
     if math.isnan(number):
         return None
     return min(max(number, 0.0), cap)
+
+
+def finite(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number (not a bool, not 10**400), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def wait(value: Any, *, default: float = DEFAULT_WAIT, cap: float = WAIT_MAX) -> float:

@@ -39,6 +39,8 @@ DISCORD_REPLIES = {
     "retry_after Infinity": (Canned(429, b'{"retry_after": Infinity}'), "rate limited"),
     "retry_after NaN": (Canned(429, b'{"retry_after": NaN}'), "rate limited"),
     "retry_after negative": (Canned(429, b'{"retry_after": -5}'), "rate limited"),
+    "retry_after 10**400": (Canned(429, b'{"retry_after": 1' + b"0" * 400 + b"}"),
+                            "rate limited"),
     "retry_after string": (Canned(429, b'{"retry_after": "soon"}'), "rate limited"),
     "retry_after null, headers inf/nan": (
         Canned(429, b'{"retry_after": null}',
@@ -66,6 +68,9 @@ TELEGRAM_REPLIES = {
                         "rate limited"),
     "retry_after 1e300": (Canned(429, _tg(429, "Too Many Requests", '{"retry_after": 1e300}')),
                           "rate limited"),
+    "retry_after 10**400": (Canned(429, _tg(429, "Too Many Requests",
+                                            '{"retry_after": 1' + "0" * 400 + "}")),
+                            "rate limited"),
     "parameters a list": (Canned(429, _tg(429, "Too Many Requests", "[1, 2]")), "rate limited"),
     "migrate_to_chat_id abc": (
         Canned(400, _tg(400, "Bad Request: group chat was upgraded to a supergroup chat",

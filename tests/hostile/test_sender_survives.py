@@ -145,6 +145,7 @@ def test_a_poisoned_next_try_heals_at_start(
     {"failing_since": "yesterday", "last_error": 42, "restarts": -1,
      "pace": {"sent": ["x", None, 1e300, -1e300, math.nan], "blocked_until": 1e300}},
     {"pace": [1, 2], "migrated_chat_id": "abc", "migrated_from": 1},
+    {"failing_since": 10**400, "pace": {"sent": [10**400], "blocked_until": -10**400}},
     {"pace": {"sent": list(range(10**4)), "blocked_until": "never"}},
 ])
 def test_damaged_destination_state_is_ignored_not_fatal(
@@ -157,6 +158,17 @@ def test_damaged_destination_state_is_ignored_not_fatal(
     wait_for(lambda: count(state, "hook", "delivered") == 1, 10, message="delivered")
     assert sender.restarts == 0
     assert destination_status(state.conn)["hook"]["delivered"] == 1
+
+
+@pytest.mark.parametrize("saved", [[1], {"failing_since": 1e300, "restarts": "many"},
+                                   {"failing_since": "x", "last_error": {"a": 1}}])
+def test_status_reads_damaged_destination_state(state: State, saved: object) -> None:
+    """``status`` on a kv row no version wrote: a readable line, no exception."""
+    with state.transaction() as conn:
+        put_value(conn, NS, "hook", saved)
+    info = destination_status(state.conn)["hook"]
+    assert info["restarts"] == 0
+    assert info["failing_since"] is None or "unreadable" in info["failing_since"]
 
 
 def test_the_stored_retry_time_never_exceeds_the_cap(state: State) -> None:
