@@ -31,20 +31,6 @@ log = logging.getLogger(__name__)
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
-def parse_listen(value: Any) -> tuple[str, int]:
-    """``"127.0.0.1:9101"``, ``"[::1]:9101"`` or ``":9101"`` (all addresses) -> (host, port)."""
-    if not isinstance(value, str):
-        raise ValueError(f'expected "HOST:PORT", got {value!r}')
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f'expected "HOST:PORT" with a port from 1 to 65535, got {value!r}')
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ValueError(f'write an IPv6 address in brackets ("[::1]:9101"), got {value!r}')
-    return host or "0.0.0.0", int(port)  # noqa: S104 - ":9101" asks for every address
-
-
 class Metrics:
     """The recorder the pipeline calls; this base class records nothing (metrics are off)."""
 
@@ -192,7 +178,7 @@ class _StateCollector:
 
 def _read_state(db: Path) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
     """Outbox counts per destination and summed file lag per source; empty when unreadable."""
-    from logwatch.delivery import outbox
+    import logwatch.delivery.outbox as outbox
     from logwatch.sources import checkpoint_rows
     from logwatch.state import get_values
 

@@ -122,6 +122,24 @@ class Received:
     at: float
 
 
+@dataclass(frozen=True)
+class Canned:
+    """A reply sent as is, whatever the request: the hostile tests' malformed answers."""
+
+    status: int
+    body: bytes | str | Any = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+
+    def data(self) -> bytes:
+        """The body's bytes (a str is encoded, anything else dumped as JSON)."""
+        if isinstance(self.body, bytes):
+            return self.body
+        if isinstance(self.body, str):
+            return self.body.encode()
+        return json.dumps(self.body).encode()
+
+
 @dataclass
 class _Bucket:
     limit: int
@@ -161,6 +179,9 @@ class FakeAPI:
         self.requests = 0
         self.rate_limited = 0
         self._failures: deque[str] = deque()
+        self._canned: deque[Canned] = deque()
+        #: how many canned replies were sent
+        self.canned_sent = 0
         self._down_until = 0.0
         self._buckets: dict[tuple[str, str], list[_Bucket]] = {}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -188,6 +209,11 @@ class FakeAPI:
         "unknown_webhook", "invalid_token", "401", "403", "chat_not_found"."""
         with self.lock:
             self._failures.extend([mode] * times)
+
+    def reply(self, canned: Canned, times: int = 1) -> None:
+        """The next ``times`` requests get ``canned`` (before any :meth:`fail`)."""
+        with self.lock:
+            self._canned.extend([canned] * times)
 
     def down(self, seconds: float) -> None:
         """Drop every connection for ``seconds``."""
@@ -217,6 +243,14 @@ class FakeAPI:
         self.close()
 
     # -- request handling (called from handler threads) -------------------------
+
+    def _next_canned(self) -> Canned | None:
+        with self.lock:
+            if not self._canned:
+                return None
+            self.requests += 1
+            self.canned_sent += 1
+            return self._canned.popleft()
 
     def _next_failure(self) -> str | None:
         with self.lock:
@@ -289,6 +323,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
+        if (canned := self.fake._next_canned()) is not None:
+            self._send_canned(canned)
+            return
         failure = self.fake._next_failure()
         if failure == "drop":
             self.close_connection = True
@@ -398,6 +435,16 @@ class _Handler(BaseHTTPRequestHandler):
         if parameters:
             answer["parameters"] = parameters
         self._reply(status, answer)
+
+    def _send_canned(self, canned: Canned) -> None:
+        data = canned.data()
+        self.send_response(canned.status)
+        self.send_header("Content-Type", canned.content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in canned.headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
 
     def _reply(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()

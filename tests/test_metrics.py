@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from logwatch.config import load_config
+from logwatch.config.load import parse_listen
 from logwatch.errors import ConfigError
-from logwatch.metrics import PrometheusMetrics, parse_listen
+from logwatch.metrics import PrometheusMetrics
+from tests.daemon.test_service import ALPHA, append, make_config
 from tests.fakeapi import WEBHOOK_TOKEN, FakeAPI
 from tests.helpers import REPO, Daemon, wait_for, write
-from tests.daemon.test_service import ALPHA, append, make_config
 
 prometheus = pytest.importorskip("prometheus_client", reason="the metrics extra is not installed")
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402

@@ -56,7 +56,8 @@ def format_status(report: dict[str, Any]) -> str:
                      f"skipped {info.get('skipped', 0):>6}")
         details = [("failing since", "failing_since"), ("last error", "last_error"),
                    ("last dead", "last_dead_reason"),
-                   ("chat migrated to (update chat_id in the config)", "migrated_chat_id")]
+                   ("chat migrated to (update chat_id in the config)", "migrated_chat_id"),
+                   ("sender restarts", "restarts")]
         lines.extend(f"  {'':<12} {label}: {info[key]}" for label, key in details
                      if info.get(key))
     for key, value in sorted(report.get("policy", {}).items()):

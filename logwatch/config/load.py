@@ -9,6 +9,7 @@ form ``logwatch.toml:31: rules[2] "ssh-bruteforce": to: unknown destination "onc
 from __future__ import annotations
 
 import glob
+import math
 import os
 import socket
 from collections.abc import Callable, Iterable, Mapping
@@ -21,6 +22,7 @@ import regex
 from logwatch.config.document import Document, Loc, locate_lines, read_toml
 from logwatch.config.model import (
     DEFAULT_TELEGRAM_API,
+    MAX_RETRY_WAIT_LIMIT,
     Config,
     ConsoleDestination,
     Destination,
@@ -32,10 +34,9 @@ from logwatch.config.model import (
     Storm,
     TelegramDestination,
 )
-from logwatch.config.secrets import read_secret
+from logwatch.config.secrets import read_secret, secret_value_problem
 from logwatch.durations import parse_duration
 from logwatch.errors import ConfigError
-from logwatch.metrics import parse_listen
 from logwatch.rules import (
     DEFAULT_MATCH_TIMEOUT,
     RULE_ID,
@@ -165,7 +166,8 @@ def _settings(doc: Document, table: Any) -> Settings:
         doc.problem(loc, "", "[logwatch] must be a table")
         table = {}
     known = {"state_dir", "hostname", "start_at", "include", "ignore", "max_line_length",
-             "poll_interval", "inotify", "drain_timeout", "failing_after", "match_timeout", "storm"}
+             "poll_interval", "inotify", "drain_timeout", "failing_after", "match_timeout", "storm",
+             "max_retry_wait"}
     _unknown_keys(doc, loc, "", table, known)
     default_state = os.environ.get("STATE_DIRECTORY", "/var/lib/logwatch").split(":")[0]
     storm_table = doc.get(table, loc, "", "storm", _table, {})
@@ -182,6 +184,7 @@ def _settings(doc: Document, table: Any) -> Settings:
         match_timeout=doc.get(table, loc, "", "match_timeout", _positive_duration,
                               DEFAULT_MATCH_TIMEOUT),
         storm=_storm(doc, storm_table),
+        max_retry_wait=doc.get(table, loc, "", "max_retry_wait", _retry_wait, 3600.0),
     )
 
 
@@ -220,7 +223,7 @@ def _destination(
         _unknown_keys(doc, loc, subject, table, common | {"url", "url_file", "thread_id",
                                                           "username"})
         url = read_secret(doc, loc, subject, table, "url", env)
-        if url is not None and not url.reveal().startswith(("https://", "http://")):
+        if url is not None and not _is_http_url(url.reveal()):
             doc.problem((*loc, "url"), subject, f"url: expected an http(s) URL ({url.origin})")
         thread = doc.get(table, loc, subject, "thread_id", _int, None)
         user = doc.get(table, loc, subject, "username", _nonempty_str, None)
@@ -516,9 +519,38 @@ def _chat_id(value: Any) -> int | str:
 
 
 def _http_url(value: Any) -> str:
-    if not _str(value).startswith(("http://", "https://")):
+    if not _is_http_url(_str(value)):
         raise ValueError(f"expected an http(s) URL, got {value!r}")
     return str(value)
+
+
+def _is_http_url(text: str) -> bool:
+    """``http(s)://host...`` that the HTTP client will accept (no space or control character)."""
+    if not text.startswith(("http://", "https://")) or secret_value_problem(text):
+        return False
+    host = text.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+    return bool(host.split(":", 1)[0] or host.startswith("["))
+
+
+def _retry_wait(value: Any) -> float:
+    seconds = _positive_duration(value)
+    if not math.isfinite(seconds) or not 1.0 <= seconds <= MAX_RETRY_WAIT_LIMIT:
+        raise ValueError(f'expected a duration from "1s" to "1d", got {value!r}')
+    return seconds
+
+
+def parse_listen(value: Any) -> tuple[str, int]:
+    """``"127.0.0.1:9101"``, ``"[::1]:9101"`` or ``":9101"`` (all addresses) -> (host, port)."""
+    if not isinstance(value, str):
+        raise ValueError(f'expected "HOST:PORT", got {value!r}')
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f'expected "HOST:PORT" with a port from 1 to 65535, got {value!r}')
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f'write an IPv6 address in brackets ("[::1]:9101"), got {value!r}')
+    return host or "0.0.0.0", int(port)  # noqa: S104 - ":9101" asks for every address
 
 
 def _pattern(value: Any) -> regex.Pattern[str]:

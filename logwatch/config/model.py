@@ -14,6 +14,8 @@ from logwatch.secret import Secret
 
 DEFAULT_CONFIG = "/etc/logwatch/logwatch.toml"
 DEFAULT_TELEGRAM_API = "https://api.telegram.org"
+#: the largest `max_retry_wait` accepted (a day: a reply asking for more is wrong)
+MAX_RETRY_WAIT_LIMIT = 86400.0
 StartAt = Literal["end", "beginning"]
 
 
@@ -42,6 +44,8 @@ class Settings:
     failing_after: float = 600.0
     match_timeout: float = DEFAULT_MATCH_TIMEOUT
     storm: Storm = field(default_factory=Storm)
+    #: the longest a sender waits because a reply said so (a 429's retry_after)
+    max_retry_wait: float = 3600.0
 
 
 @dataclass(frozen=True, slots=True)

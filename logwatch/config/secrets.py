@@ -55,8 +55,22 @@ def read_secret(
         doc.warnings.append(f"{doc.where((*loc, key))}: {subject}{key} is written inline; "
                             f"prefer {key} = \"${{ENV_VAR}}\" or {file_key} "
                             "(kept out of the config)")
-        return Secret(raw, "inline")
-    return Secret(expand_env(raw, env), "env " + ", ".join(refs))
+        value = raw
+    else:
+        value = expand_env(raw, env)
+    if (bad := secret_value_problem(value)) is not None:
+        doc.problem((*loc, key), subject, f"{key}: {bad}")
+        return None
+    return Secret(value, "env " + ", ".join(refs) if refs else "inline")
+
+
+def secret_value_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a webhook URL or token (it would fail only when first sent)."""
+    if "\n" in value or "\r" in value:
+        return "holds more than one line (a secret is one line)"
+    if any(ch.isspace() or not ch.isprintable() for ch in value):
+        return "holds spaces or control characters"
+    return None
 
 
 def secret_from_file(doc: Document, loc: Loc, subject: str, key: str, path: Path) -> Secret | None:
@@ -67,6 +81,9 @@ def secret_from_file(doc: Document, loc: Loc, subject: str, key: str, path: Path
                         f"(mode {stat.S_IMODE(info.st_mode):04o}); run chmod 600 {path}")
             return None
         value = path.read_text(encoding="utf-8").strip()
+        if (bad := secret_value_problem(value)) is not None:
+            doc.problem(loc, subject, f"{key}: {path}: {bad}")
+            return None
     except FileNotFoundError:
         doc.problem(loc, subject, f"{key}: {path}: no such file")
         return None

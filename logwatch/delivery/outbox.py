@@ -110,3 +110,10 @@ def last_dead(conn: sqlite3.Connection, destination: str) -> str | None:
     row = conn.execute("SELECT error FROM outbox WHERE destination = ? AND status = 'dead' "
                        "ORDER BY seq DESC LIMIT 1", (destination,)).fetchone()
     return None if row is None else row[0]
+
+
+def clamp_next_try(conn: sqlite3.Connection, destination: str, latest: float) -> int:
+    """Pending rows of ``destination`` due after ``latest`` (or never) become due at it."""
+    cur = conn.execute("UPDATE outbox SET next_try = ? WHERE destination = ? AND "
+                       "status = 'pending' AND NOT (next_try <= ?)", (latest, destination, latest))
+    return cur.rowcount

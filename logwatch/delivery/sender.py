@@ -21,6 +21,7 @@ migrated Telegram chat) is kept in the ``kv`` table, namespace ``destination``.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import sqlite3
 import sys
@@ -30,14 +31,16 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
+import logwatch.delivery.outbox as outbox
+import logwatch.delivery.pacing as pacing
 from logwatch import metrics
 from logwatch.config import Config
 from logwatch.delivery.destinations import build_destination
+from logwatch.delivery.destinations.replies import finite
 from logwatch.delivery.destinations.types import Destination, Outcome, Window
-from logwatch.delivery.outbox import Row, finish, last_dead, pending, reschedule
-from logwatch.delivery.outbox import counts as outbox_counts
 from logwatch.models import SEVERITIES, Alert, alert_id
 from logwatch.state import State, get_value, get_values, put_value
+from logwatch.supervisor import RESTART_CAP, describe_crash, supervise
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,7 @@ IDLE = 5.0
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 300.0
 PROBE_INTERVAL = 300.0
+MAX_RETRY_WAIT = 3600.0
 
 
 class Pacer:
@@ -73,6 +77,18 @@ class Pacer:
         """Send nothing before ``until``."""
         self._blocked_until = max(self._blocked_until, until)
 
+    def save(self) -> dict[str, Any]:
+        """The state to keep across a restart (see :mod:`logwatch.pacing`)."""
+        return pacing.to_saved(self._times, self._blocked_until, mono=time.monotonic(),
+                               wall=time.time())
+
+    def load(self, saved: Any, cap: float) -> None:
+        """Take back what :meth:`save` gave, clamped to ``cap`` seconds."""
+        sent, blocked = pacing.from_saved(saved, mono=time.monotonic(), wall=time.time(),
+                                          cap=cap, keep=self._times.maxlen or 0)
+        self._times.extend(sent)
+        self.block(blocked)
+
 
 def backoff_delay(attempts: int, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
     """Exponential in ``attempts`` (1, 2, 4, ... s), capped, with jitter in its upper half."""
@@ -94,6 +110,7 @@ class Sender:
         probe_interval: float = PROBE_INTERVAL,
         min_severity: str = "info",
         out: TextIO | None = None,
+        max_retry_wait: float = MAX_RETRY_WAIT,
     ) -> None:
         self.destination = destination
         self.name = destination.name
@@ -102,6 +119,7 @@ class Sender:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.probe_interval = probe_interval
+        self.max_retry_wait = max_retry_wait
         self.min_rank = SEVERITIES.index(min_severity)
         self._out = out
         self._pacer = Pacer(destination.pace)
@@ -109,14 +127,18 @@ class Sender:
         self._stop_at: float | None = None
         self._thread = threading.Thread(target=self._run, name=f"sender-{self.name}",
                                         daemon=True)
-        saved: dict[str, Any] = get_value(state.conn, NS, self.name) or {}
+        saved = _sane_saved(get_value(state.conn, NS, self.name))
         self._saved = saved
         #: wall time since when the destination has been failing, None when healthy
         self.failing_since: float | None = saved.get("failing_since")
         #: the last failure, one redacted line
         self.last_error: str | None = saved.get("last_error")
+        #: how often the sender loop crashed and was restarted (kept across runs)
+        self.restarts: int = saved.get("restarts", 0)
         destination.restore(saved)
-        self._settle: dict[str, Callable[[list[Row], Outcome], None]] = {
+        self._pacer.load(saved.get("pace"), max_retry_wait)
+        self._heal_next_try()
+        self._settle: dict[str, Callable[[list[outbox.Row], Outcome], None]] = {
             "ok": self._delivered, "retry": self._rate_limited, "backoff": self._backoff,
             "reject": self._rejected, "permanent": self._permanent,
         }
@@ -152,22 +174,55 @@ class Sender:
 
     def _run(self) -> None:
         try:
-            while True:
-                self._wake.clear()
-                try:
-                    delay = self.step()
-                except (sqlite3.Error, OSError) as exc:
-                    log.error('destination "%s": state database: %s; retrying', self.name, exc)
-                    delay = 1.0
-                if delay is None:
-                    break
-                if delay > 0:
-                    self._wake.wait(self._bounded(delay))
+            supervise(f'sender "{self.name}"', self._loop, report=self._crashed,
+                      pause=self._pause, redact=self.destination.redact,
+                      restarts=self.restarts, base=self.backoff_base,
+                      cap=min(self.backoff_cap, RESTART_CAP))
         finally:
             self.destination.close()
             self.state.close()
 
+    def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                delay = self.step()
+            except (sqlite3.Error, OSError) as exc:
+                log.error('destination "%s": state database: %s; retrying', self.name, exc)
+                delay = 1.0
+            if delay is None:
+                break
+            if delay > 0:
+                self._wake.wait(self._bounded(delay))
+
+    def _crashed(self, line: str, restarts: int) -> None:
+        """The loop raised: keep the count, and let ``status`` name the error."""
+        self.restarts = restarts
+        self._remember(restarts=restarts)
+        self._set_failing(self.failing_since or time.time(), f"sender crashed: {line}",
+                          permanent=bool(self._saved.get("permanent")))
+
+    def _pause(self, delay: float) -> bool:
+        """Wait ``delay`` s before a restart; True when asked to stop meanwhile."""
+        deadline = time.monotonic() + delay
+        while self._stop_at is None and (left := deadline - time.monotonic()) > 0:
+            self._wake.wait(left)
+            self._wake.clear()
+        return self._stop_at is not None
+
+    def _heal_next_try(self) -> None:
+        """Rows scheduled absurdly far ahead (an older bug, a larger cap) are due within the cap."""
+        latest = time.time() + max(self.max_retry_wait, self.backoff_cap, self.probe_interval)
+        with self.state.transaction() as conn:
+            healed = outbox.clamp_next_try(conn, self.name, latest)
+        if healed:
+            log.warning('destination "%s": %d alert(s) were scheduled too far ahead; retrying '
+                        "them within %.0fs", self.name, healed, latest - time.time())
+
     def _bounded(self, delay: float) -> float:
+        if not math.isfinite(delay):
+            delay = self.max_retry_wait
+        delay = min(delay, max(self.max_retry_wait, self.backoff_cap, self.probe_interval))
         if self._stop_at is None:
             return delay
         return max(min(delay, self._stop_at - time.monotonic()), 0.0)
@@ -179,7 +234,7 @@ class Sender:
         stopping = self._stop_at is not None
         if self._stop_at is not None and time.monotonic() >= self._stop_at:
             return None
-        rows = pending(self.state.conn, self.name, self.destination.max_batch)
+        rows = outbox.pending(self.state.conn, self.name, self.destination.max_batch)
         if not rows:
             return None if stopping else IDLE
         wait = max(rows[0].next_try - time.time(), self._pacer.delay(time.monotonic()))
@@ -194,14 +249,14 @@ class Sender:
         self._send(rows)
         return 0.0
 
-    def _skip_below_min(self, rows: list[Row]) -> bool:
+    def _skip_below_min(self, rows: list[outbox.Row]) -> bool:
         low = [r.seq for r in rows if SEVERITIES.index(r.alert.severity) < self.min_rank]
         if low:
             with self.state.transaction() as conn:
-                finish(conn, low, "skipped", "below min_severity")
+                outbox.finish(conn, low, "skipped", "below min_severity")
         return bool(low)
 
-    def _send(self, rows: list[Row]) -> None:
+    def _send(self, rows: list[outbox.Row]) -> None:
         message = self.destination.render([r.alert for r in rows])
         batch = rows[:message.count]
         if self.dry_run and self.destination.posts:
@@ -210,7 +265,7 @@ class Sender:
             outcome = Outcome("ok")
         else:
             started = time.monotonic()
-            outcome = self.destination.send(message)
+            outcome = self.destination.send(message).clamped(self.max_retry_wait)
             self._pacer.record(time.monotonic())
             metrics.current().request(self.name, time.monotonic() - started)
         if outcome.pause:
@@ -218,50 +273,52 @@ class Sender:
         if outcome.remember:
             self._remember(**outcome.remember)
         self._settle[outcome.verdict](batch, outcome)
+        if self.destination.posts and not self.dry_run:
+            self._remember(pace=self._pacer.save())
 
     # -- settling ------------------------------------------------------------
 
-    def _delivered(self, batch: list[Row], outcome: Outcome) -> None:
+    def _delivered(self, batch: list[outbox.Row], outcome: Outcome) -> None:
         with self.state.transaction() as conn:
-            finish(conn, [r.seq for r in batch], "delivered")
+            outbox.finish(conn, [r.seq for r in batch], "delivered")
         metrics.current().delivered(self.name, [r.alert for r in batch])
         if self.failing_since is not None or self._saved.get("permanent"):
             log.info('destination "%s": delivering again', self.name)
             self._set_failing(None, None, permanent=False)
 
-    def _rate_limited(self, batch: list[Row], outcome: Outcome) -> None:
+    def _rate_limited(self, batch: list[outbox.Row], outcome: Outcome) -> None:
         metrics.current().rate_limited(self.name)
         wait = outcome.retry_after or 0.0
         if wait > 0:
             log.info('destination "%s": rate limited, waiting %.2fs', self.name, wait)
             self._pacer.block(time.monotonic() + wait)
         with self.state.transaction() as conn:
-            reschedule(conn, batch[0].seq, time.time() + wait, outcome.reason,
+            outbox.reschedule(conn, batch[0].seq, time.time() + wait, outcome.reason,
                               attempt=False)
 
-    def _backoff(self, batch: list[Row], outcome: Outcome) -> None:
+    def _backoff(self, batch: list[outbox.Row], outcome: Outcome) -> None:
         attempts = batch[0].attempts + 1
         delay = backoff_delay(attempts, self.backoff_base, self.backoff_cap)
         log.warning('destination "%s": %s (attempt %d); retrying in %.1fs', self.name,
                     outcome.reason, attempts, delay)
         with self.state.transaction() as conn:
-            reschedule(conn, batch[0].seq, time.time() + delay, outcome.reason)
+            outbox.reschedule(conn, batch[0].seq, time.time() + delay, outcome.reason)
         self._set_failing(self.failing_since or time.time(), outcome.reason,
                           permanent=bool(self._saved.get("permanent")))
 
-    def _rejected(self, batch: list[Row], outcome: Outcome) -> None:
+    def _rejected(self, batch: list[outbox.Row], outcome: Outcome) -> None:
         log.error('destination "%s": %s; %d alert(s) marked dead', self.name, outcome.reason,
                   len(batch))
         with self.state.transaction() as conn:
-            finish(conn, [r.seq for r in batch], "dead", outcome.reason)
+            outbox.finish(conn, [r.seq for r in batch], "dead", outcome.reason)
 
-    def _permanent(self, batch: list[Row], outcome: Outcome) -> None:
+    def _permanent(self, batch: list[outbox.Row], outcome: Outcome) -> None:
         if self._saved.get("permanent"):
             # already reported: keep the row, probe again later, say nothing new
             if outcome.reason != self.last_error:
                 log.error('destination "%s": still failing: %s', self.name, outcome.reason)
             with self.state.transaction() as conn:
-                reschedule(conn, batch[0].seq, time.time() + self.probe_interval,
+                outbox.reschedule(conn, batch[0].seq, time.time() + self.probe_interval,
                                   outcome.reason)
             self._set_failing(self.failing_since or time.time(), outcome.reason, permanent=True)
             return
@@ -269,7 +326,7 @@ class Sender:
                   "every %.0fs until this is fixed", self.name, outcome.reason, len(batch),
                   self.probe_interval)
         with self.state.transaction() as conn:
-            finish(conn, [r.seq for r in batch], "dead", outcome.reason)
+            outbox.finish(conn, [r.seq for r in batch], "dead", outcome.reason)
         self._set_failing(self.failing_since or time.time(), outcome.reason, permanent=True)
         self._pacer.block(time.monotonic() + self.probe_interval)
 
@@ -295,7 +352,8 @@ def build_senders(config: Config, state: State, *, dry_run: bool = False) -> dic
     """One sender per configured destination (not started)."""
     return {
         name: Sender(build_destination(dest), state, dry_run=dry_run,
-                     min_severity=dest.min_severity)
+                     min_severity=dest.min_severity,
+                     max_retry_wait=config.settings.max_retry_wait)
         for name, dest in config.destinations.items()
     }
 
@@ -317,6 +375,9 @@ def send_test(config: Config, name: str) -> tuple[bool, str]:
     dest = build_destination(config.destinations[name])
     try:
         outcome = dest.send(dest.render([sample_alert(config)]))
+        outcome = outcome.clamped(config.settings.max_retry_wait)
+    except Exception as exc:  # send-test explains in one line, never a traceback
+        return False, f"not sent: unexpected error: {describe_crash(exc, dest.redact)}"
     finally:
         dest.close()
     if outcome.verdict == "ok":
@@ -333,23 +394,42 @@ def send_test(config: Config, name: str) -> tuple[bool, str]:
 
 def destination_status(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
     """Per destination: pending/delivered/dead/skipped, failing since, last error, chat id."""
-    counts = outbox_counts(conn)
+    counts = outbox.counts(conn)
     saved = get_values(conn, NS)
     out: dict[str, dict[str, Any]] = {}
     for name in sorted(set(counts) | set(saved)):
         info: dict[str, Any] = {"pending": 0, "delivered": 0, "dead": 0, "skipped": 0}
         info.update(counts.get(name, {}))
-        state = saved.get(name) or {}
+        state = _sane_saved(saved.get(name))
         since = state.get("failing_since")
         info["failing_since"] = _when(since) if since else None
         info["last_error"] = state.get("last_error")
+        info["restarts"] = state.get("restarts", 0)
         if info["dead"]:
-            info["last_dead_reason"] = last_dead(conn, name)
+            info["last_dead_reason"] = outbox.last_dead(conn, name)
         if "migrated_chat_id" in state:
             info["migrated_chat_id"] = state["migrated_chat_id"]
         out[name] = info
     return out
 
 
+def _sane_saved(saved: Any) -> dict[str, Any]:
+    """The stored destination state, with what the sender relies on of the right type."""
+    if not isinstance(saved, dict):
+        return {}
+    out = dict(saved)
+    if finite(out.get("failing_since")) is None:
+        out.pop("failing_since", None)
+    if not isinstance(out.get("last_error"), str):
+        out.pop("last_error", None)
+    restarts = out.get("restarts")
+    if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 0:
+        out.pop("restarts", None)
+    return out
+
+
 def _when(stamp: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(stamp))
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(stamp))
+    except (OverflowError, OSError, ValueError):  # a damaged state: say so, do not crash
+        return f"(unreadable time {stamp!r})"

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import regex
 
+import logwatch.delivery.destinations.replies as replies
 from logwatch.config import DiscordDestination
 from logwatch.delivery.destinations.types import (
     Message,
@@ -45,6 +46,8 @@ FIELD_NAME_MAX = 64
 FIELD_VALUE_MAX = 256
 FOOTER_MAX = 200
 MESSAGE_MAX = 1500
+#: an empty bucket whose reset time is garbage: about Discord's usual window
+BUCKET_PAUSE = 2.0
 
 COLOURS: Mapping[str, int] = {"critical": 0xE74C3C, "warning": 0xF39C12, "info": 0x3498DB}
 RESOLVED_COLOUR = 0x2ECC71
@@ -171,6 +174,10 @@ class Discord:
     def restore(self, saved: Mapping[str, Any]) -> None:
         """Nothing to restore for a webhook."""
 
+    def redact(self, text: str) -> str:
+        """``text`` with the webhook URL masked in every encoding."""
+        return self.config.url.redact(text)
+
     def close(self) -> None:
         """Close the HTTP client."""
         if self._client is not None:
@@ -196,8 +203,18 @@ def classify(resp: httpx.Response, config: DiscordDestination) -> Outcome:
     if status in (401, 403, 404):
         return Outcome("permanent", _permanent_reason(resp, reason))
     if status in (400, 413):
-        return Outcome("reject", f"Discord rejected the message ({reason})")
+        if _is_discord_error(resp):
+            return Outcome("reject", f"Discord rejected the message ({reason})")
+        # a proxy's or a broken connection's 400 says nothing about the message
+        return Outcome("backoff", f"{reason}, not Discord's own error: retrying")
     return Outcome("backoff", reason)
+
+
+def _is_discord_error(resp: httpx.Response) -> bool:
+    """Discord's own JSON error: ``{"code": 50035, "message": "Invalid Form Body", ...}``."""
+    data = replies.json_object(resp)
+    code, message = data.get("code"), data.get("message")
+    return isinstance(code, int) and not isinstance(code, bool) and isinstance(message, str)
 
 
 def _permanent_reason(resp: httpx.Response, reason: str) -> str:
@@ -210,28 +227,22 @@ def _permanent_reason(resp: httpx.Response, reason: str) -> str:
 
 
 def _retry_after(resp: httpx.Response) -> float:
-    value = _json_field(resp, "retry_after")
-    if isinstance(value, int | float):
-        return max(float(value), 0.0)
-    try:
-        return max(float(resp.headers.get("Retry-After", "1")), 0.0)
-    except ValueError:
-        return 1.0
+    """The body's ``retry_after``, else the headers', else a default; always finite, capped."""
+    for found in (replies.seconds(_json_field(resp, "retry_after")),
+                  replies.retry_after_header(resp.headers),
+                  replies.seconds(resp.headers.get("X-RateLimit-Reset-After"))):
+        if found is not None:
+            return found
+    return replies.DEFAULT_WAIT
 
 
 def _bucket_pause(headers: httpx.Headers) -> float | None:
     """``X-RateLimit-Remaining: 0``: wait ``X-RateLimit-Reset-After`` before the next request."""
-    try:
-        if int(headers.get("X-RateLimit-Remaining", "1")) > 0:
-            return None
-        return max(float(headers.get("X-RateLimit-Reset-After", "0")), 0.0)
-    except ValueError:
+    remaining = replies.seconds(headers.get("X-RateLimit-Remaining", "1"))
+    if remaining is None or remaining > 0:
         return None
+    return replies.wait(headers.get("X-RateLimit-Reset-After"), default=BUCKET_PAUSE)
 
 
 def _json_field(resp: httpx.Response, key: str) -> Any:
-    try:
-        data = resp.json()
-    except ValueError:
-        return None
-    return data.get(key) if isinstance(data, dict) else None
+    return replies.json_object(resp).get(key)

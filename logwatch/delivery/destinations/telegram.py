@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+import logwatch.delivery.destinations.replies as replies
 from logwatch.config import TelegramDestination
 from logwatch.delivery.destinations.types import (
     Message,
@@ -128,8 +129,13 @@ class Telegram:
 
     def restore(self, saved: Mapping[str, Any]) -> None:
         """Use a migrated chat id, if it was learnt for the chat id still configured."""
-        if saved.get("migrated_from") == self.config.chat_id and "migrated_chat_id" in saved:
-            self.chat_id = saved["migrated_chat_id"]
+        migrated = replies.chat_id(saved.get("migrated_chat_id"))
+        if saved.get("migrated_from") == self.config.chat_id and migrated is not None:
+            self.chat_id = migrated
+
+    def redact(self, text: str) -> str:
+        """``text`` with the bot token masked in every encoding."""
+        return self.config.token.redact(text)
 
     def close(self) -> None:
         """Close the HTTP client."""
@@ -156,20 +162,27 @@ class Telegram:
 
     def _classify(self, resp: httpx.Response) -> Outcome:
         data = _json(resp)
-        params = data.get("parameters") or {}
+        params = replies.mapping(data.get("parameters"))
         reason = response_reason(resp, self.config.token, "Telegram")
         status = resp.status_code
         if status == 200 and data.get("ok"):
             return Outcome("ok")
         if status == 429:
+            wait = replies.seconds(params.get("retry_after"))
+            if wait is None:
+                wait = replies.retry_after_header(resp.headers)
             return Outcome("retry", f"rate limited ({reason})",
-                           retry_after=float(params.get("retry_after", 1)))
-        if isinstance(params, dict) and "migrate_to_chat_id" in params:
-            return self._migrate(params["migrate_to_chat_id"])
-        return _failure(status, str(data.get("description", "")).lower(), reason, self.name)
+                           retry_after=replies.DEFAULT_WAIT if wait is None else wait)
+        if "migrate_to_chat_id" in params and _is_telegram_error(data):
+            return self._migrate(params["migrate_to_chat_id"], reason)
+        return _failure(status, data, reason, self.name)
 
-    def _migrate(self, new_id: Any) -> Outcome:
-        old, self.chat_id = self.chat_id, int(new_id)
+    def _migrate(self, raw_id: Any, reason: str) -> Outcome:
+        new_id = replies.chat_id(raw_id)
+        if new_id is None:
+            return Outcome("backoff", "Telegram says the group became a supergroup but gives "
+                           f"no valid migrate_to_chat_id ({reason}); retrying")
+        old, self.chat_id = self.chat_id, new_id
         log.warning('destination "%s": the group %s was upgraded to a supergroup; sending to '
                     "chat_id %s from now on: set chat_id = %s in the config", self.name, old,
                     self.chat_id, self.chat_id)
@@ -195,7 +208,18 @@ _FAILURES: tuple[tuple[int, str, Verdict, str], ...] = (
 )
 
 
-def _failure(status: int, description: str, reason: str, name: str) -> Outcome:
+def _is_telegram_error(data: Mapping[str, Any]) -> bool:
+    """Telegram's own JSON error: ``{"ok": false, "error_code": 400, "description": ...}``."""
+    code = data.get("error_code")
+    return (data.get("ok") is False and isinstance(code, int) and not isinstance(code, bool)
+            and isinstance(data.get("description"), str))
+
+
+def _failure(status: int, data: Mapping[str, Any], reason: str, name: str) -> Outcome:
+    if status == 400 and not _is_telegram_error(data):
+        # a proxy's or a broken connection's 400 says nothing about the message
+        return Outcome("backoff", f"{reason}, not Telegram's own error: retrying")
+    description = str(data.get("description", "")).lower()
     for code, words, verdict, text in _FAILURES:
         if status == code and words in description:
             return Outcome(verdict, f"{text.format(name=name)} ({reason})")
@@ -214,11 +238,7 @@ def api_url(config: TelegramDestination, method: str) -> str:
 
 
 def _json(resp: httpx.Response) -> dict[str, Any]:
-    try:
-        data = resp.json()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
+    return replies.json_object(resp)
 
 
 def list_chats(dest: TelegramDestination, *, timeout: float = 15.0) -> list[Chat]:
@@ -231,15 +251,18 @@ def list_chats(dest: TelegramDestination, *, timeout: float = 15.0) -> list[Chat
             raise DeliveryError(f'destination "{dest.name}": {exc}') from None
     data = _json(resp)
     if resp.status_code == 200 and data.get("ok"):
-        return _chats(data.get("result") or [])
+        result = data.get("result")
+        if not isinstance(result, list):
+            raise DeliveryError(f'destination "{dest.name}": getUpdates answered an unexpected '
+                                f"result (a {type(result).__name__}, not a list of updates)")
+        return _chats(result)
     reason = response_reason(resp, dest.token, "Telegram")
     if resp.status_code == 409:
         raise DeliveryError(
             f'destination "{dest.name}": a webhook is set for this bot, so getUpdates is '
             f"unavailable ({reason}). Remove it (Bot API deleteWebhook), or read the chat id "
             "from the updates your webhook receives.", permanent=True)
-    outcome = _failure(resp.status_code, str(data.get("description", "")).lower(), reason,
-                       dest.name)
+    outcome = _failure(resp.status_code, data, reason, dest.name)
     raise DeliveryError(f'destination "{dest.name}": {outcome.reason}',
                         permanent=outcome.verdict == "permanent")
 
@@ -254,10 +277,11 @@ def _chats(updates: list[Any]) -> list[Chat]:
         if not isinstance(update, dict):
             continue
         for kind in _UPDATE_KINDS:
-            chat = (update.get(kind) or {}).get("chat")
-            if isinstance(chat, dict) and isinstance(chat.get("id"), int):
-                seen[chat["id"]] = Chat(chat["id"], str(chat.get("type", "?")),
-                                        _printable(_chat_title(chat)))
+            chat = replies.mapping(replies.mapping(update.get(kind)).get("chat"))
+            chat_id = chat.get("id")
+            if isinstance(chat_id, int) and replies.chat_id(chat_id) is not None:
+                seen[chat_id] = Chat(chat_id, _printable(str(chat.get("type", "?"))),
+                                     _printable(_chat_title(chat)))
     return list(seen.values())
 
 

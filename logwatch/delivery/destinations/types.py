@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 import httpx
 
+import logwatch.delivery.destinations.replies as replies
 from logwatch import __version__
 from logwatch.errors import DeliveryError
 from logwatch.models import Alert
@@ -45,6 +46,14 @@ class Outcome:
     pause: float | None = None
     #: destination state to keep across restarts (Telegram's migrated chat id)
     remember: Mapping[str, Any] | None = None
+
+    def clamped(self, cap: float) -> Outcome:
+        """This outcome with its waits finite and within ``[0, cap]`` s (whoever made it)."""
+        retry = None if self.retry_after is None else replies.wait(self.retry_after, cap=cap)
+        pause = None if self.pause is None else replies.seconds(self.pause, cap=cap)
+        if (retry, pause) == (self.retry_after, self.pause):
+            return self
+        return replace(self, retry_after=retry, pause=pause)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +92,9 @@ class Destination(Protocol):
 
     def restore(self, saved: Mapping[str, Any]) -> None:
         """Take back what an earlier :attr:`Outcome.remember` stored."""
+
+    def redact(self, text: str) -> str:
+        """``text`` with this destination's secrets masked in every encoding."""
 
     def close(self) -> None:
         """Release the HTTP client."""
@@ -168,14 +180,14 @@ def _network_reason(exc: httpx.HTTPError, secret: Secret) -> str:
 
 def response_reason(resp: httpx.Response, secret: Secret, service: str) -> str:
     """``"Discord answered 503"`` plus the service's own message, one redacted line."""
-    text = ""
-    try:
-        data = resp.json()
-    except ValueError:
-        data = None
-    if isinstance(data, dict):
-        text = str(data.get("message") or data.get("description") or "")
+    data = replies.json_object(resp)
+    text = str(data.get("message") or data.get("description") or "")[:4000]
     text = secret.redact(" ".join(text.split()))[:200]
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    if not data:
+        kind = "".join(ch for ch in resp.headers.get("Content-Type", "no body").split(";")[0]
+                       if ch.isprintable())[:40]
+        text = f"not JSON ({kind})"
     return f"{service} answered {resp.status_code}" + (f": {text}" if text else "")
 
 
