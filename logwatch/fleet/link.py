@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 COOLDOWN = 1.0
-MAX_COOLDOWN = 30.0
+MAX_COOLDOWN = 5.0
 #: weight of the newest round trip in the smoothed latency
 EWMA = 0.2
 
