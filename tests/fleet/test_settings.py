@@ -121,3 +121,17 @@ def test_importing_logwatch_does_not_import_redis() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=REPO, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_run_without_fleet_does_not_import_redis(tmp_path: Path) -> None:
+    """The daemon starting, reading and stopping without [fleet] never loads redis."""
+    config = write(tmp_path / "logwatch.toml", BASE.replace('"auth.log"', f'"{tmp_path}/a.log"')
+                   .replace('"state"', f'"{tmp_path}/state"'))
+    write(tmp_path / "a.log", "Failed password for root from 192.0.2.1\n")
+    code = ("import sys; from logwatch.config import load_config; "
+            "from logwatch.service import Service; "
+            f"s = Service(load_config({str(config)!r})); s.startup(); s.pump(); s.tick(); "
+            "s.shutdown(); print(sorted(m for m in sys.modules if m.split('.')[0] == 'redis'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
