@@ -35,6 +35,15 @@ class Dedup:
 
 
 @dataclass(frozen=True, slots=True)
+class FleetThreshold:
+    """Alert once when hits with the same ``by`` key come from ``hosts`` hosts within ``within``."""
+
+    hosts: int
+    within: float
+    by: Template
+
+
+@dataclass(frozen=True, slots=True)
 class RuleTest:
     """One ``[[rules.tests]]`` case: ``line`` must (or must not) match, with these fields."""
 
@@ -60,6 +69,7 @@ class Rule:
     resolve: regex.Pattern[str] | None = None
     quiet: float | None = None
     tests: tuple[RuleTest, ...] = ()
+    fleet: FleetThreshold | None = None
     #: "file:line" of the rule's table, for messages about it
     where: str = ""
 

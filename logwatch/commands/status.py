@@ -6,12 +6,13 @@ nothing secret: destinations store only redacted errors.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from logwatch.config import Config
 from logwatch.delivery.sender import destination_status
 from logwatch.sources import checkpoint_rows
-from logwatch.state import DB_NAME, State, get_values
+from logwatch.state import DB_NAME, State, get_value, get_values
 
 
 def collect_status(config: Config) -> dict[str, Any]:
@@ -29,6 +30,8 @@ def collect_status(config: Config) -> dict[str, Any]:
                                  for row in checkpoint_rows(name, cp)]
             report["destinations"] = destination_status(conn)
             report["policy"] = get_values(conn, "policy-status")
+            if config.fleet is not None:
+                report["fleet"] = get_value(conn, "fleet", "link")
     finally:
         state.close()
     return report
@@ -62,4 +65,24 @@ def format_status(report: dict[str, Any]) -> str:
                      if info.get(key))
     for key, value in sorted(report.get("policy", {}).items()):
         lines.append(f"policy {key}: {value}")
+    if "fleet" in report:
+        lines.append(format_fleet(report["fleet"]))
     return "\n".join(lines)
+
+
+def format_fleet(link: dict[str, Any] | None) -> str:
+    """``fleet: redis://10.0.0.5:6379/0 connected, 0.4 ms`` (or down since, last error)."""
+    if not link:
+        return "fleet: no link state yet (the daemon has not run with [fleet])"
+    where = f"fleet: {link.get('url')} (namespace {link.get('namespace')})"
+    if link.get("connected"):
+        text = f"{where} connected, {link.get('latency_ms')} ms"
+    else:
+        since = link.get("down_since")
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since)) if since else "?"
+        text = f"{where} UNAVAILABLE since {when}"
+    if link.get("last_error"):
+        text += f"\n  last error: {link['last_error']}"
+    if link.get("failed_open"):
+        text += f"\n  done alone while it was down (duplicates possible): {link['failed_open']}"
+    return text

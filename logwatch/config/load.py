@@ -37,16 +37,19 @@ from logwatch.config.model import (
 from logwatch.config.secrets import read_secret, secret_value_problem
 from logwatch.durations import parse_duration
 from logwatch.errors import ConfigError
+from logwatch.fleet.settings import DEFAULT_TIMEOUT, FleetSettings, check_namespace, check_url
 from logwatch.rules import (
     DEFAULT_MATCH_TIMEOUT,
     RULE_ID,
     Dedup,
+    FleetThreshold,
     Rule,
     RuleTest,
     Threshold,
     check_severity,
     compile_pattern,
 )
+from logwatch.secret import Secret
 from logwatch.template import BUILTIN_FIELDS, Template, parse_template, unknown_fields
 
 T = TypeVar("T")
@@ -58,7 +61,7 @@ D = TypeVar("D")
 
 
 #: "pack" is a rule pack's own description (logwatch/packs/): read by logwatch.packs, not here
-_TOP_KEYS = {"logwatch", "destinations", "sources", "rules", "pack", "metrics"}
+_TOP_KEYS = {"logwatch", "destinations", "sources", "rules", "pack", "metrics", "fleet"}
 
 
 def load_config(
@@ -82,11 +85,16 @@ def load_config(
     if not parts.declared:
         parts.destinations["console"] = ConsoleDestination("console")
         parts.declared.add("console")
+    fleet = _fleet(doc, data["fleet"], env) if "fleet" in data else None
     rules = _rules(parts.raw_rules, parts.declared, parts.sources)
+    for rule in rules:
+        if rule.fleet is not None and "fleet" not in data:
+            problems.append(f"{rule.describe()}: fleet: needs a [fleet] table (the Redis the "
+                            "hosts share)")
     if problems:
         raise ConfigError(problems)
     return Config(main, settings, parts.destinations, parts.sources, tuple(rules),
-                  tuple(warnings), metrics_listen)
+                  tuple(warnings), metrics_listen, fleet)
 
 
 def _read_includes(doc: Document, table: Any) -> list[tuple[Document, dict[str, Any]]]:
@@ -94,7 +102,7 @@ def _read_includes(doc: Document, table: Any) -> list[tuple[Document, dict[str, 
     for inc in _includes(doc, table if isinstance(table, dict) else {}):
         if (more := read_toml(inc, doc.problems)) is not None:
             inc_doc = Document(inc, locate_lines(more[1]), doc.problems, doc.warnings)
-            for top in ("logwatch", "metrics"):
+            for top in ("logwatch", "metrics", "fleet"):
                 if top in more[0]:
                     inc_doc.problem((top,), "", f"[{top}] belongs in the main config only")
             out.append((inc_doc, more[0]))
@@ -207,6 +215,42 @@ def _storm(doc: Document, table: Mapping[str, Any]) -> Storm:
     )
 
 
+def _fleet(doc: Document, table: Any, env: Mapping[str, str]) -> FleetSettings | None:
+    """The ``[fleet]`` table (main config only); the URL and password stay secrets."""
+    loc: Loc = ("fleet",)
+    subject = "fleet: "
+    if not isinstance(table, dict):
+        doc.problem(loc, "", "[fleet] must be a table")
+        return None
+    _unknown_keys(doc, loc, subject, table, {"url", "url_file", "password_file", "namespace",
+                                              "timeout"})
+    url = _fleet_url(doc, loc, subject, table, env)
+    if url is not None:
+        try:
+            check_url(url.reveal())
+        except ValueError as exc:
+            doc.problem((*loc, "url"), subject, f"url: {exc} ({url.origin})")
+            url = None
+    password = None
+    if "password_file" in table:
+        password = read_secret(doc, loc, subject, {"password_file": table["password_file"]},
+                               "password", env)
+    namespace = doc.get(table, loc, subject, "namespace", check_namespace, "logwatch")
+    timeout = doc.get(table, loc, subject, "timeout", _positive_duration, DEFAULT_TIMEOUT)
+    if url is None:
+        return None
+    return FleetSettings(url, password, namespace, min(timeout, 10.0))
+
+
+def _fleet_url(doc: Document, loc: Loc, subject: str, table: Mapping[str, Any],
+               env: Mapping[str, str]) -> Secret | None:
+    raw = table.get("url")
+    if isinstance(raw, str) and "${" not in raw and "@" not in raw:
+        return Secret(raw, "inline")  # no credentials in it: nothing to warn about
+    return read_secret(doc, loc, subject,
+                       {k: table[k] for k in ("url", "url_file") if k in table}, "url", env)
+
+
 def _destination(
     doc: Document, name: str, table: dict[str, Any], env: Mapping[str, str]
 ) -> Destination | None:
@@ -275,7 +319,7 @@ def _source(doc: Document, name: str, table: dict[str, Any]) -> SourceConfig:
 
 
 _RULE_KEYS = {"id", "source", "match", "ignore", "severity", "to", "title", "message", "threshold",
-              "dedup", "resolve", "quiet", "tests", "enabled"}
+              "dedup", "resolve", "quiet", "tests", "enabled", "fleet"}
 
 
 def _rules(
@@ -329,6 +373,7 @@ def _rule(
     message = _template(doc, loc, subject, table, "message", "{line}", groups)
     threshold = _threshold(doc, loc, subject, table.get("threshold"), groups)
     dedup = _dedup(doc, loc, subject, table.get("dedup"), groups)
+    fleet = _fleet_threshold(doc, loc, subject, table.get("fleet"), groups)
     if pattern is None or len(doc.problems) > before:
         return None
     return Rule(
@@ -345,6 +390,7 @@ def _rule(
         resolve=doc.get(table, loc, subject, "resolve", _pattern, None),
         quiet=doc.get(table, loc, subject, "quiet", _positive_duration, None),
         tests=_tests(doc, loc, subject, table.get("tests", [])),
+        fleet=fleet,
         where=doc.where(loc),
     )
 
@@ -401,6 +447,29 @@ def _dedup(
         doc.problem(dloc, sub, "for: missing (a duration such as \"1h\")")
     window = doc.get(raw, dloc, sub, "for", _positive_duration, 0.0)
     return Dedup(_template(doc, dloc, sub, raw, "by", "", groups), window)
+
+
+def _fleet_threshold(
+    doc: Document, loc: Loc, subject: str, raw: Any, groups: frozenset[str] | None
+) -> FleetThreshold | None:
+    if raw is None:
+        return None
+    sub = subject + "fleet: "
+    floc = (*loc, "fleet")
+    if not isinstance(raw, dict):
+        doc.problem(floc, sub, "expected { hosts = 10, within = \"10m\", by = \"{ip}\" }")
+        return None
+    _unknown_keys(doc, floc, sub, raw, {"hosts", "within", "by"})
+    for key, example in (("hosts", "a number of hosts such as 10"),
+                         ("within", "a duration such as \"10m\"")):
+        if key not in raw:
+            doc.problem(floc, sub, f"{key}: missing ({example})")
+    hosts = doc.get(raw, floc, sub, "hosts", _positive_int, 1)
+    within = doc.get(raw, floc, sub, "within", _positive_duration, 0.0)
+    by = _template(doc, floc, sub, raw, "by", "", groups)
+    if "host" in by.fields:
+        doc.problem((*floc, "by"), sub, "by: {host} would make every host's key different")
+    return FleetThreshold(hosts, within, by)
 
 
 def _tests(doc: Document, loc: Loc, subject: str, raw: Any) -> tuple[RuleTest, ...]:

@@ -9,6 +9,7 @@ from typing import Literal
 
 import regex
 
+from logwatch.fleet.settings import FleetSettings
 from logwatch.rules import DEFAULT_MATCH_TIMEOUT, Rule
 from logwatch.secret import Secret
 
@@ -117,6 +118,8 @@ class Config:
     warnings: tuple[str, ...] = ()
     #: ``[metrics] listen``: where Prometheus scrapes, or None (no metrics)
     metrics_listen: tuple[str, int] | None = None
+    #: ``[fleet]``: coordinate with other hosts through Redis (None: this host alone)
+    fleet: FleetSettings | None = None
 
     def rules_for(self, source: str) -> tuple[Rule, ...]:
         """The rules that read ``source``."""

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from logwatch import metrics
 from logwatch.config import Config, load_config
@@ -32,6 +33,9 @@ from logwatch.policy import Policy
 from logwatch.sources import Source, build_sources
 from logwatch.state import State, get_value, put_value
 
+if TYPE_CHECKING:  # loaded only with [fleet]
+    from logwatch.fleet.link import FleetLink
+
 log = logging.getLogger(__name__)
 
 #: how much one source may read before the others get their turn; also one transaction's
@@ -42,6 +46,8 @@ STATUS_EVERY = 1.0
 #: delivered rows are kept this long (for `status`), then pruned so the outbox stays small
 OUTBOX_RETENTION = 7 * 86400.0
 PRUNE_EVERY = 3600.0
+#: how often the fleet link's state is written for ``logwatch status`` (and a down link probed)
+FLEET_STATUS_EVERY = 2.0
 
 
 class Waker:
@@ -118,7 +124,8 @@ class Service:
         self.stats = _Stats()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.state = self._open_state()
-        self.policy = Policy(config, clock)
+        self.fleet = self._fleet_link(config)
+        self.policy = self._new_policy(config)
         self.sources: list[Source] = []
         self.matchers: dict[str, Matcher] = {}
         self.senders: dict[str, Sender] = {}
@@ -128,6 +135,22 @@ class Service:
         self._last_ping = 0.0
         self._last_prune = 0.0
         self._last_status = float("-inf")
+        self._last_fleet_status = float("-inf")
+
+    def _fleet_link(self, config: Config) -> FleetLink | None:
+        """The link to the fleet's Redis (none without [fleet], nor in a dry run)."""
+        if config.fleet is None or self.dry_run:
+            return None
+        from logwatch.fleet.link import FleetLink
+
+        return FleetLink(config.fleet, config.settings.hostname)
+
+    def _new_policy(self, config: Config) -> Policy:
+        if self.fleet is None:
+            return Policy(config, self.clock)
+        from logwatch.fleet.policy import FleetPolicy
+
+        return Policy(config, self.clock, fleet=FleetPolicy(self.fleet, config))
 
     def _open_state(self) -> State:
         if self.dry_run:
@@ -157,7 +180,10 @@ class Service:
             source.close()
         self._stop_senders(timeout=1.0)
         self.config = config
-        self.policy = Policy(config, self.clock)
+        if self.fleet is not None:
+            self.fleet.close()
+        self.fleet = self._fleet_link(config)
+        self.policy = self._new_policy(config)
         self.startup()
 
     def main_loop(self) -> None:
@@ -192,6 +218,8 @@ class Service:
         self.state.close()
         self.waker.close()
         metrics.configure(None)
+        if self.fleet is not None:
+            self.fleet.close()
         if self._tmp is not None:
             self._tmp.cleanup()
 
@@ -272,8 +300,25 @@ class Service:
         if alerts:
             self._commit(alerts)
         self._save_status()
+        self._fleet_status()
         self._warn_silent_sources()
         self._prune_outbox()
+
+    def _fleet_status(self) -> None:
+        """Probe a down fleet link (it reconnects by itself) and keep its status for `status`."""
+        now = time.monotonic()
+        if self.fleet is None or now - self._last_fleet_status < FLEET_STATUS_EVERY:
+            return
+        self._last_fleet_status = now
+        if not self.fleet.up or self.fleet.latency is None:
+            self.fleet.ping()
+        info = self.fleet.status()
+        failed_open = sum(sum(s.fleet.fail_open.values()) for s in self.senders.values()
+                          if s.fleet is not None)
+        info["failed_open"] = failed_open + (self.policy.fleet.fail_open
+                                             if self.policy.fleet is not None else 0)
+        with self.state.transaction() as conn:
+            put_value(conn, "fleet", "link", info)
 
     def _prune_outbox(self) -> None:
         now = self.clock()
@@ -321,7 +366,8 @@ class Service:
             self._last_data[source.name] = time.monotonic()
 
     def _start_senders(self) -> None:
-        self.senders = build_senders(self.config, self.state, dry_run=self.dry_run)
+        self.senders = build_senders(self.config, self.state, dry_run=self.dry_run,
+                                     fleet=self.fleet)
         for sender in self.senders.values():
             sender.start()
 
@@ -338,6 +384,9 @@ class Service:
                 log.info("  %s", line)
         for name, dest in self.config.destinations.items():
             log.info("  sends to %s (%s, %s and above)", name, dest.type, dest.min_severity)
+        if self.fleet is not None:
+            log.info("  coordinates with the fleet through %s (namespace %s) as %s",
+                     self.fleet.settings.where, self.fleet.namespace, self.fleet.host)
 
     def _destination_alerts(self) -> list[Alert]:
         """One alert to the others when a destination has failed too long, one when it recovers."""

@@ -29,7 +29,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import logwatch.delivery.outbox as outbox
 import logwatch.delivery.pacing as pacing
@@ -41,6 +41,10 @@ from logwatch.delivery.destinations.types import Destination, Outcome, Window
 from logwatch.models import SEVERITIES, Alert, alert_id
 from logwatch.state import State, get_value, get_values, put_value
 from logwatch.supervisor import RESTART_CAP, describe_crash, supervise
+
+if TYPE_CHECKING:  # the fleet modules load only with [fleet]
+    from logwatch.fleet.link import FleetLink
+    from logwatch.fleet.sending import FleetSending, Prepared
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +115,11 @@ class Sender:
         min_severity: str = "info",
         out: TextIO | None = None,
         max_retry_wait: float = MAX_RETRY_WAIT,
+        fleet: FleetSending | None = None,
     ) -> None:
         self.destination = destination
+        #: claims and shared pacing with the other hosts ([fleet]), or None
+        self.fleet = fleet
         self.name = destination.name
         self.state = state
         self.dry_run = dry_run
@@ -246,7 +253,13 @@ class Sender:
             return 0.0
         if self._saved.get("permanent"):
             rows = rows[:1]  # probing a destination that refused us: one row at a time
-        self._send(rows)
+        prepared = None
+        if self.fleet is not None:
+            prepared = self.fleet.prepare(rows, self.state)
+            if not prepared.rows:
+                return prepared.wait
+            rows = prepared.rows
+        self._send(rows, prepared)
         return 0.0
 
     def _skip_below_min(self, rows: list[outbox.Row]) -> bool:
@@ -256,7 +269,7 @@ class Sender:
                 outbox.finish(conn, low, "skipped", "below min_severity")
         return bool(low)
 
-    def _send(self, rows: list[outbox.Row]) -> None:
+    def _send(self, rows: list[outbox.Row], prepared: Prepared | None = None) -> None:
         message = self.destination.render([r.alert for r in rows])
         batch = rows[:message.count]
         if self.dry_run and self.destination.posts:
@@ -272,6 +285,8 @@ class Sender:
             self._pacer.block(time.monotonic() + outcome.pause)
         if outcome.remember:
             self._remember(**outcome.remember)
+        if self.fleet is not None and prepared is not None:
+            self.fleet.settle(prepared, batch, outcome)
         self._settle[outcome.verdict](batch, outcome)
         if self.destination.posts and not self.dry_run:
             self._remember(pace=self._pacer.save())
@@ -348,14 +363,21 @@ class Sender:
                 put_value(conn, NS, self.name, saved or None)
 
 
-def build_senders(config: Config, state: State, *, dry_run: bool = False) -> dict[str, Sender]:
-    """One sender per configured destination (not started)."""
-    return {
-        name: Sender(build_destination(dest), state, dry_run=dry_run,
-                     min_severity=dest.min_severity,
-                     max_retry_wait=config.settings.max_retry_wait)
-        for name, dest in config.destinations.items()
-    }
+def build_senders(config: Config, state: State, *, dry_run: bool = False,
+                  fleet: FleetLink | None = None) -> dict[str, Sender]:
+    """One sender per configured destination (not started); ``fleet``: coordinate sends."""
+    senders = {}
+    for name, dest in config.destinations.items():
+        destination = build_destination(dest)
+        sharing = None
+        if fleet is not None and not dry_run:
+            from logwatch.fleet.sending import FleetSending
+
+            sharing = FleetSending(fleet, config, name, destination.pace)
+        senders[name] = Sender(destination, state, dry_run=dry_run,
+                               min_severity=dest.min_severity,
+                               max_retry_wait=config.settings.max_retry_wait, fleet=sharing)
+    return senders
 
 
 def sample_alert(config: Config) -> Alert:

@@ -35,7 +35,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from logwatch.config import Config
 from logwatch.durations import format_duration
@@ -54,6 +54,9 @@ from logwatch.policy.threshold import Thresholds
 from logwatch.rules import Rule
 from logwatch.state import get_values, put_values
 from logwatch.template import Template
+
+if TYPE_CHECKING:  # loaded only with [fleet]
+    from logwatch.fleet.policy import FleetPolicy
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +103,11 @@ class Policy:
     """Turns hits into alerts for one configuration; see the module docstring."""
 
     def __init__(self, config: Config, clock: Clock = time.time, *,
-                 max_keys: int = MAX_KEYS) -> None:
+                 max_keys: int = MAX_KEYS, fleet: FleetPolicy | None = None) -> None:
         self.config = config
+        #: fleet thresholds, and dedup summaries even when nothing was held back here
+        #: (the fleet's owner of a claim may have other hosts' hits to report)
+        self.fleet = fleet
         self.clock = clock
         self.max_keys = max_keys
         self.rules: dict[str, Rule] = {r.id: r for r in config.rules}
@@ -141,6 +147,14 @@ class Policy:
         group = self._group(rule, hit, plan)
         if rule.resolve is not None or rule.quiet is not None:  # else it has no incidents
             self._touch_incident(rule, group, t)
+        if rule.fleet is not None and self.fleet is not None:
+            fleet_key = self._render_key(rule.fleet.by, False, rule, hit)
+            alerts, fleet_fired = self.fleet.feed(rule, fleet_key, hit, t)
+            out += [a for alert in alerts for a in self._route(alert, fleet_key, alert.title)]
+            if rule.threshold is None:  # only the fleet's count fires this rule
+                if not fleet_fired:
+                    self._below(rule.id, 1)
+                return out
         held = self.suppressions.get(rule.id, group) if rule.dedup is not None else None
         if held is not None:
             if t <= held.until:
@@ -245,9 +259,12 @@ class Policy:
         """End a dedup window; a summary alert if it held anything back."""
         self.suppressions.pop(rule_id, key)
         rule = self.rules.get(rule_id)
-        if not held.suppressed or rule is None:
+        if rule is None or not (held.suppressed or self.fleet is not None):
             return []
-        return self._route(summary_alert(self.config, rule, key, held, when), key, held.title)
+        summary = summary_alert(self.config, rule, key, held, when)
+        if not held.suppressed:  # fleet: the sender adds other hosts' hits, or skips it
+            return [summary]     # (not in any rate)
+        return self._route(summary, key, held.title)
 
     def _touch_incident(self, rule: Rule, key: str, t: float) -> None:
         if (incident := self.incidents.get(rule.id, key)) is not None:

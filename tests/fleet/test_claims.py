@@ -1,0 +1,77 @@
+"""Fleet dedup claims against a real Redis: one host sends, the others are counted."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from logwatch.fleet.claims import FleetClaims, Tally, claim_name
+from logwatch.fleet.link import FleetLink
+from tests.helpers import wait_for
+
+NAME = claim_name("dest-identity", "ssh-bruteforce", "203.0.113.7")
+
+
+def test_the_first_claim_sends_and_the_others_wait_then_count(
+        make_link: Callable[..., FleetLink]) -> None:
+    """Pending: the others wait; once sent, they add their hits to the owner's tally."""
+    web1, web2, web3 = (FleetClaims(make_link(h)) for h in ("web-1", "web-2", "web-3"))
+    assert web1.claim(NAME, 1).verdict == "own"
+    waiting = web2.claim(NAME, 1)
+    assert waiting.verdict == "wait" and waiting.owner == "web-1" and waiting.ttl > 0
+    web1.confirm(NAME, window=60)
+    assert web2.claim(NAME, 3).verdict == "counted"
+    assert web3.claim(NAME, 1).verdict == "counted"
+    assert web1.claim(NAME, 1).verdict == "own"  # the owner retrying is still the owner
+    tally = web1.summary(NAME, 0)
+    assert tally == Tally("own", "web-1", (("web-2", 3), ("web-3", 1)))
+    assert tally.describe() == "also seen on 2 hosts (web-2, web-3): 4 hits"
+    # the claim is closed: a later summary is the host's own, a later alert a new claim
+    assert web2.summary(NAME, 2).verdict == "none"
+    assert web2.claim(NAME, 1).verdict == "own"
+
+
+def test_a_host_that_crashed_after_claiming_loses_the_claim_after_its_lease(
+        make_link: Callable[..., FleetLink]) -> None:
+    """The lease ends, another host takes the claim and sends: nothing is lost."""
+    crashed = FleetClaims(make_link("web-1"), lease=0.2)
+    other = FleetClaims(make_link("web-2"), lease=0.2)
+    assert crashed.claim(NAME, 1).verdict == "own"
+    wait_for(lambda: other.claim(NAME, 1).verdict == "own", 5.0, message="the lease to end")
+
+
+def test_a_released_claim_goes_to_the_next_host(make_link: Callable[..., FleetLink]) -> None:
+    """The owner's message died (a rejected payload): another host may send its own."""
+    web1, web2 = FleetClaims(make_link("web-1")), FleetClaims(make_link("web-2"))
+    web1.claim(NAME, 1)
+    web1.release(NAME)
+    assert web2.claim(NAME, 1).verdict == "own"
+
+
+def test_summaries_of_other_hosts_count_into_the_owner_tally(
+        make_link: Callable[..., FleetLink]) -> None:
+    """A non-owner's dedup summary is folded into the owner's, which names the hosts."""
+    hosts = [FleetClaims(make_link(f"web-{i:02d}")) for i in range(1, 14)]
+    owner, others = hosts[0], hosts[1:]
+    owner.claim(NAME, 1)
+    owner.confirm(NAME, 60)
+    for h in others:
+        assert h.claim(NAME, 1).verdict == "counted"
+        assert h.summary(NAME, 2) == Tally("counted", "web-01")
+    tally = owner.summary(NAME, 5)
+    assert tally.hits == 12 * 3 and len(tally.others) == 12
+    assert tally.describe().startswith("also seen on 12 hosts (web-02, ")
+    assert tally.describe().endswith(", and 2 more): 36 hits")
+
+
+def test_nothing_from_the_log_or_the_destination_is_stored(
+        make_link: Callable[..., FleetLink]) -> None:
+    """Keys are hashes; values are host names and counts."""
+    link = make_link("web-1")
+    claims = FleetClaims(link)
+    claims.claim(NAME, 1)
+    claims.confirm(NAME, 60)
+    FleetClaims(make_link("web-2")).claim(NAME, 1)
+    keys = link.call(lambda c: c.keys("*"))
+    dump = repr(keys) + repr([link.call(lambda c, k=k: c.dump(k)) for k in keys])
+    for secret in ("203.0.113.7", "ssh-bruteforce", "dest-identity"):
+        assert secret not in dump
