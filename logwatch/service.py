@@ -251,8 +251,12 @@ class Service:
                     sender.wake()
 
     def _save_status(self) -> None:
-        """Bring the policy's ``logwatch status`` lines up to date once the sources are idle."""
-        if self.policy.status_stale:
+        """Bring the policy's ``logwatch status`` lines up to date once the sources are idle.
+
+        At most once per STATUS_EVERY: under a trickle every wake-up is an idle moment,
+        and the lines cost a pass over every live key (:meth:`_sleep_time` wakes for it).
+        """
+        if self.policy.status_stale and time.monotonic() - self._last_status >= STATUS_EVERY:
             with self.state.transaction() as conn:
                 self.policy.save_status(conn)
             self._last_status = time.monotonic()
@@ -383,6 +387,8 @@ class Service:
         interval = self.config.settings.poll_interval
         if self.notifier.watchdog_interval:
             interval = min(interval, self.notifier.watchdog_interval)
+        if self.policy.status_stale:
+            interval = min(interval, self._last_status + STATUS_EVERY - time.monotonic())
         return interval
 
     def _keepalive(self) -> None:
