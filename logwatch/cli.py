@@ -135,6 +135,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from logwatch import engine
     from logwatch.checks import check_config
 
     config = _load(args)
@@ -147,6 +148,7 @@ def _check(args: argparse.Namespace) -> int:
         print(f"{args.config}: {len(report.failures)} of {report.tests_run} rule tests failed",
               file=sys.stderr)
         return EXIT_INPUT
+    print(f"matching engine: {engine.current().describe()}")
     print(f"{args.config}: OK: {len(config.rules)} rules, {report.tests_run} tests passed, "
           f"{len(config.sources)} sources, {len(config.destinations)} destinations "
           f"({', '.join(sorted(config.destinations))})")

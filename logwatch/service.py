@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from logwatch import outbox
+from logwatch import engine, outbox
 from logwatch.config import Config, load_config
 from logwatch.delivery import Sender, build_senders
 from logwatch.errors import ConfigError
@@ -328,6 +328,7 @@ class Service:
     def _banner(self) -> None:
         mode = " (dry run: nothing is posted, state is not kept)" if self.dry_run else ""
         log.info("logwatch %s: %d rules%s", self.config.path, len(self.config.rules), mode)
+        log.info("  matching engine: %s", engine.current().describe())
         for source in self.sources:
             for line in source.describe():
                 log.info("  %s", line)
