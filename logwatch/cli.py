@@ -142,6 +142,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from logwatch.commands.check import check_config
+    from logwatch.matching import engine
 
     config = _load(args)
     report = check_config(config)
@@ -153,6 +154,7 @@ def _check(args: argparse.Namespace) -> int:
         print(f"{args.config}: {len(report.failures)} of {report.tests_run} rule tests failed",
               file=sys.stderr)
         return EXIT_INPUT
+    print(f"matching engine: {engine.current().describe()}")
     print(f"{args.config}: OK: {len(config.rules)} rules, {report.tests_run} tests passed, "
           f"{len(config.sources)} sources, {len(config.destinations)} destinations "
           f"({', '.join(sorted(config.destinations))})")

@@ -27,7 +27,7 @@ from logwatch.daemon.sd_notify import Notifier
 from logwatch.delivery import outbox
 from logwatch.delivery.sender import Sender, build_senders
 from logwatch.errors import ConfigError
-from logwatch.matching import Matcher
+from logwatch.matching import Matcher, engine
 from logwatch.models import Alert, Chunk, Hit, LogLine, alert_id
 from logwatch.policy import Policy
 from logwatch.sources import Source, build_sources
@@ -288,8 +288,12 @@ class Service:
                     sender.wake()
 
     def _save_status(self) -> None:
-        """Bring the policy's ``logwatch status`` lines up to date once the sources are idle."""
-        if self.policy.status_stale:
+        """Bring the policy's ``logwatch status`` lines up to date once the sources are idle.
+
+        At most once per STATUS_EVERY: under a trickle every wake-up is an idle moment,
+        and the lines cost a pass over every live key (:meth:`_sleep_time` wakes for it).
+        """
+        if self.policy.status_stale and time.monotonic() - self._last_status >= STATUS_EVERY:
             with self.state.transaction() as conn:
                 self.policy.save_status(conn)
             self._last_status = time.monotonic()
@@ -379,6 +383,7 @@ class Service:
     def _banner(self) -> None:
         mode = " (dry run: nothing is posted, state is not kept)" if self.dry_run else ""
         log.info("logwatch %s: %d rules%s", self.config.path, len(self.config.rules), mode)
+        log.info("  matching engine: %s", engine.current().describe())
         for source in self.sources:
             for line in source.describe():
                 log.info("  %s", line)
@@ -441,6 +446,8 @@ class Service:
         interval = self.config.settings.poll_interval
         if self.notifier.watchdog_interval:
             interval = min(interval, self.notifier.watchdog_interval)
+        if self.policy.status_stale:
+            interval = min(interval, self._last_status + STATUS_EVERY - time.monotonic())
         return interval
 
     def _keepalive(self) -> None:

@@ -46,7 +46,6 @@ exact where it can be.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import re._constants as sre_c  # type: ignore[import-not-found]  # no stubs for the stdlib parser
@@ -56,6 +55,7 @@ from typing import Any
 
 import regex
 
+import logwatch.matching.engine as engine
 import logwatch.matching.hyperscan_cache
 from logwatch.matching.literals import CASELESS_UNSAFE, MIN_SELECTIVITY, parse, strength
 
@@ -620,4 +620,4 @@ def available(prefer: str | None = None) -> bool:
     """Whether a line filter can be had here (Hyperscan installed, not turned off), before
     translating anything for it. ``prefer``: as for :func:`make_line_filter`."""
     prefer = prefer or os.environ.get("LOGWATCH_SCANNER") or None
-    return prefer in (None, "hyperscan") and importlib.util.find_spec("hyperscan") is not None
+    return prefer in (None, "hyperscan") and engine.hyperscan_loads()
