@@ -42,7 +42,7 @@ def sh(*args: str, check: bool = True) -> str:
 
 
 def prop(name: str) -> str:
-    return sh("systemctl", "show", "-P", name, "logwatch.daemon.service").strip()
+    return sh("systemctl", "show", "-P", name, "logwatch.service").strip()
 
 
 def wait(what: str, predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
@@ -68,7 +68,7 @@ def delivered() -> float:
 
 
 def journal(*args: str) -> str:
-    return sh("journalctl", "-u", "logwatch.daemon.service", "--no-pager", "-o", "cat", *args)
+    return sh("journalctl", "-u", "logwatch.service", "--no-pager", "-o", "cat", *args)
 
 
 def append_auth(*lines: str) -> None:
@@ -94,7 +94,7 @@ def record(name: str, check: Callable[[], str]) -> bool:
 
 def active_via_notify() -> str:
     started = time.monotonic()
-    sh("systemctl", "enable", "--now", "logwatch.daemon.service")
+    sh("systemctl", "enable", "--now", "logwatch.service")
     took = time.monotonic() - started
     assert prop("ActiveState") == "active", prop("ActiveState")
     assert prop("Type") == "notify", prop("Type")
@@ -128,7 +128,7 @@ def bad_reload_keeps_process() -> str:
     good = CONFIG.read_text()
     CONFIG.write_text(good + '\n[[rules]]\nid = "broken"\nmatch = "(unclosed"\n')
     try:
-        sh("systemctl", "reload", "logwatch.daemon.service")
+        sh("systemctl", "reload", "logwatch.service")
         warnings = wait("the reload errors at priority warning or above", lambda: (
             t if "still running the old one" in (t := journal("-p", "warning")) else None))
     finally:
@@ -145,7 +145,7 @@ def good_reload_applies() -> str:
         '[[rules]]\nid = "systest-marker"\nsource = "auth"\n'
         "match = 'systest-marker (?P<n>\\d+)'\n"
         'title = "marker {n}"\nseverity = "warning"\n')
-    sh("systemctl", "reload", "logwatch.daemon.service")
+    sh("systemctl", "reload", "logwatch.service")
     wait("the reload", lambda: "reload: /etc/logwatch/logwatch.toml" in journal())
     wait("active after the reload", lambda: prop("ActiveState") == "active")
     before = delivered()
@@ -174,7 +174,7 @@ def metrics_series() -> str:
 
 
 def security_score() -> str:
-    out = sh("systemd-analyze", "security", "--no-pager", "logwatch.daemon.service", check=False)
+    out = sh("systemd-analyze", "security", "--no-pager", "logwatch.service", check=False)
     found = re.search(r"Overall exposure level for logwatch\.service: (\d+\.\d+)", out)
     assert found, out[-500:]
     score = float(found.group(1))
@@ -183,7 +183,7 @@ def security_score() -> str:
 
 
 def clean_stop() -> str:
-    sh("systemctl", "stop", "logwatch.daemon.service")
+    sh("systemctl", "stop", "logwatch.service")
     result = (prop("Result"), prop("ExecMainCode"), prop("ExecMainStatus"))
     assert result == ("success", "1", "0"), f"Result, ExecMainCode, ExecMainStatus = {result}"
     assert "stopping: draining the outbox" in journal()

@@ -144,7 +144,7 @@ def test_the_package_under_systemd(root: Path, deb: Path) -> None:
                        f"{c['detail']}" for c in checks)
     print(report)
     failed = [c for c in checks if not c["ok"]]
-    assert not failed, f"{report}\n--- journal of logwatch.daemon.service:\n{journal}"
+    assert not failed, f"{report}\n--- journal of logwatch.service:\n{journal}"
     assert len(checks) == 9, report
     assert "SSH brute force from 203.0.113.9" in titles
     assert "marker 7" in titles
@@ -153,7 +153,7 @@ def test_the_package_under_systemd(root: Path, deb: Path) -> None:
     in_container(root, "dpkg", "--purge", "logwatch-alerts")
     left = [p for p in ("etc/logwatch", "opt/logwatch", "var/lib/private/logwatch",
                         "var/lib/logwatch", "usr/bin/logwatch",
-                        "etc/systemd/system/multi-user.target.wants/logwatch.daemon.service",
-                        "lib/systemd/system/logwatch.daemon.service")
+                        "etc/systemd/system/multi-user.target.wants/logwatch.service",
+                        "lib/systemd/system/logwatch.service")
             if os.path.lexists(root / p)]
     assert left == [], f"left after purge: {left}"
