@@ -49,6 +49,7 @@ def test_check_reports_a_failing_rule_test(tmp_path: Path) -> None:
     assert "user: expected 'admin', got 'webmaster'" in result.stderr
 
 
+@pytest.mark.corpus
 def test_replay_counts_hits_like_fail2ban_regex(config: Path) -> None:
     """`logwatch test` counts hits per rule on a real log and shows samples."""
     log = CORPUS / "loghub" / "OpenSSH_2k.log"

@@ -114,6 +114,7 @@ def test_apache_error_log() -> None:
     assert parse_timestamp(line, now=NOW) == local(2005, 12, 4, 4, 47, 44)
 
 
+@pytest.mark.corpus
 def test_every_corpus_line_has_a_time() -> None:
     """All 2,000 lines of loghub's OpenSSH sample, Linux syslog and Apache logs parse."""
     from tests.helpers import CORPUS
