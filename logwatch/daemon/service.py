@@ -190,9 +190,15 @@ class Service:
         if self._tmp is not None:
             self._tmp.cleanup()
 
-    def serve(self) -> int:
-        """Install signal handlers and run until SIGTERM / SIGINT; the exit code."""
+    def serve(self, early: EarlyStop | None = None) -> int:
+        """Install signal handlers and run until SIGTERM / SIGINT; the exit code.
+
+        ``early`` holds the signals that came while the config was being loaded: a
+        SIGTERM then is a clean stop too (start, stop at once, exit 0, nothing lost).
+        """
         self._install_signals()
+        if early is not None and early.stop_requested:
+            self.should_exit = True
         self.startup()
         try:
             self.main_loop()
@@ -408,6 +414,25 @@ class Service:
         self.reload_requested = True
 
 
+class EarlyStop:
+    """Signal handlers for the start-up, before the :class:`Service` installs its own.
+
+    Python's default SIGTERM action kills the process (exit -15) and SIGHUP's too:
+    a ``systemctl stop`` or ``reload`` while the config loads must not.
+    """
+
+    def __init__(self) -> None:
+        self.stop_requested = False
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        # the config is being read right now: a reload asked meanwhile is already served
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_requested = True
+
+
 def run(config_path: Path, *, dry_run: bool = False) -> int:
     """``logwatch run``: load the config and serve until told to stop."""
-    return Service(load_config(config_path), dry_run=dry_run).serve()
+    early = EarlyStop()  # first thing: a stop during start-up is a clean stop
+    return Service(load_config(config_path), dry_run=dry_run).serve(early)
