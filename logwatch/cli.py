@@ -101,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("destination", metavar="DEST")
     p = command("status", _status, "followed files, offsets, outbox, last delivery errors")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = command("retry", _retry, "queue the dead alerts again (after the config was fixed)")
+    p.add_argument("destination", metavar="DEST", nargs="?", help="only this destination")
     p = command("init", _init, "write a starter config (asks for what is not given)")
     p.add_argument("--discord-url", metavar="URL")
     p.add_argument("--telegram-token", metavar="TOKEN")
@@ -187,7 +189,7 @@ def _telegram_chats(args: argparse.Namespace) -> int:
     from logwatch.config import TelegramDestination
     from logwatch.delivery.destinations.telegram import list_chats
 
-    config = _load(args)
+    config = load_config(args.config, need_chat_id=False)  # it finds the chat_id
     dest = _known_destination(config, args.destination)
     if not isinstance(dest, TelegramDestination):
         raise LogwatchError(f'destination "{args.destination}" is not a telegram destination')
@@ -205,12 +207,27 @@ def _telegram_chats(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from logwatch.commands.status import collect_status, format_status
 
-    config = _load(args)
+    config = load_config(args.config, read_secrets=False)  # a report needs no secret
     report = collect_status(config)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
         print(format_status(report))
+    return EXIT_OK
+
+
+def _retry(args: argparse.Namespace) -> int:
+    from logwatch.commands.retry import retry_dead
+    from logwatch.runlock import running_pid
+
+    config = load_config(args.config, read_secrets=False)
+    counts = retry_dead(config, args.destination)
+    for name, n in counts.items():
+        print(f"{name}: {n} dead alert{'s' if n != 1 else ''} queued again" +
+              (" (oldest first)" if n > 1 else ""))
+    if sum(counts.values()) and (pid := running_pid(config.settings.state_dir)) is not None:
+        print(f"logwatch is running (pid {pid}): `systemctl reload logwatch` (or kill -HUP {pid}) "
+              "makes it use the fixed config and send them now")
     return EXIT_OK
 
 

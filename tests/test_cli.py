@@ -108,3 +108,21 @@ def test_missing_config_file(tmp_path: Path) -> None:
     result = logwatch("check", "-c", str(tmp_path / "nope.toml"))
     assert result.returncode == 1
     assert result.stderr.strip() == f"{tmp_path / 'nope.toml'}: no such config file"
+
+
+def test_telegram_chats_runs_without_chat_id(tmp_path: Path) -> None:
+    """telegram-chats finds the chat_id, so it must not demand one (check still does)."""
+    from tests.fakeapi import BOT_TOKEN, FakeAPI
+
+    with FakeAPI() as fake:
+        config = write(tmp_path / "c.toml", '[destinations.ops]\ntype = "telegram"\n'
+                       f'token = "${{BOT_TOKEN}}"\napi_url = "{fake.base}"\n')
+        fake.updates = [{"update_id": 1, "message": {"chat": {
+            "id": -100123, "type": "supergroup", "title": "On call"}}}]
+        env = {"BOT_TOKEN": BOT_TOKEN}
+        chats = logwatch("telegram-chats", "-c", str(config), "ops", env=env)
+        assert chats.returncode == 0, chats.stderr
+        assert "-100123  supergroup  On call" in chats.stdout
+        check = logwatch("check", "-c", str(config), env=env)
+        assert check.returncode == 1
+        assert "chat_id: missing (find it with `logwatch telegram-chats ops`)" in check.stderr

@@ -60,9 +60,16 @@ _TOP_KEYS = {"logwatch", "destinations", "sources", "rules", "pack"}
 
 
 def load_config(
-    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None
+    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None,
+    read_secrets: bool = True, need_chat_id: bool = True,
 ) -> Config:
-    """Read and validate the config at ``path`` and its includes; raise ``ConfigError``."""
+    """Read and validate the config at ``path`` and its includes; raise ``ConfigError``.
+
+    ``read_secrets=False`` (a read-only report such as ``status``) leaves every secret
+    unread: the destinations carry an empty :class:`Secret` naming where it would come
+    from. ``need_chat_id=False`` (``telegram-chats``, which finds it) lets a Telegram
+    destination have no ``chat_id`` yet.
+    """
     env = os.environ if environ is None else environ
     main = Path(path)
     problems: list[str] = []
@@ -73,7 +80,7 @@ def load_config(
     data, text = loaded
     doc = Document(main, locate_lines(text), problems, warnings)
     settings = _settings(doc, data.get("logwatch", {}))
-    parts = _Parts()
+    parts = _Parts(read_secrets=read_secrets, need_chat_id=need_chat_id)
     for d, content in [(doc, data), *_read_includes(doc, data.get("logwatch", {}))]:
         parts.add(d, content, env)
     if not parts.declared:
@@ -101,6 +108,8 @@ def _read_includes(doc: Document, table: Any) -> list[tuple[Document, dict[str, 
 class _Parts:
     """Destinations, sources and raw rules gathered from the main file and its includes."""
 
+    read_secrets: bool = True
+    need_chat_id: bool = True
     destinations: dict[str, Destination] = field(default_factory=dict)
     #: destinations defined, even with errors: a broken one causes no cascade of "unknown"
     declared: set[str] = field(default_factory=set)
@@ -114,7 +123,7 @@ class _Parts:
         for name, table in _tables(doc, content, "destinations"):
             if name in self.declared:
                 doc.problem(("destinations", name), "", f'destination "{name}" is defined twice')
-            elif (dest := _destination(doc, name, table, env)) is not None:
+            elif (dest := _destination(doc, name, table, env, self)) is not None:
                 self.destinations[name] = dest
             self.declared.add(name)
         for name, table in _tables(doc, content, "sources"):
@@ -194,7 +203,7 @@ def _storm(doc: Document, table: Mapping[str, Any]) -> Storm:
 
 
 def _destination(
-    doc: Document, name: str, table: dict[str, Any], env: Mapping[str, str]
+    doc: Document, name: str, table: dict[str, Any], env: Mapping[str, str], parts: _Parts,
 ) -> Destination | None:
     loc: Loc = ("destinations", name)
     subject = f'destination "{name}": '
@@ -208,8 +217,8 @@ def _destination(
     if kind == "discord":
         _unknown_keys(doc, loc, subject, table, common | {"url", "url_file", "thread_id",
                                                           "username"})
-        url = read_secret(doc, loc, subject, table, "url", env)
-        if url is not None and not url.reveal().startswith(("https://", "http://")):
+        url = read_secret(doc, loc, subject, table, "url", env, read=parts.read_secrets)
+        if url is not None and url.reveal() and not url.reveal().startswith(("https://", "http://")):
             doc.problem((*loc, "url"), subject, f"url: expected an http(s) URL ({url.origin})")
         thread = doc.get(table, loc, subject, "thread_id", _int, None)
         user = doc.get(table, loc, subject, "username", _nonempty_str, None)
@@ -219,8 +228,8 @@ def _destination(
     if kind == "telegram":
         _unknown_keys(doc, loc, subject, table, common | {"token", "token_file", "chat_id",
                                                           "thread_id", "api_url"})
-        token = read_secret(doc, loc, subject, table, "token", env)
-        if "chat_id" not in table:
+        token = read_secret(doc, loc, subject, table, "token", env, read=parts.read_secrets)
+        if "chat_id" not in table and parts.need_chat_id:
             doc.problem(loc, subject, "chat_id: missing (find it with `logwatch telegram-chats "
                         f"{name}`)")
         chat = doc.get(table, loc, subject, "chat_id", _chat_id, 0)

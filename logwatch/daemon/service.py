@@ -28,6 +28,7 @@ from logwatch.errors import ConfigError
 from logwatch.matching import Matcher
 from logwatch.models import Alert, Chunk, Hit, LogLine, alert_id
 from logwatch.policy import Policy
+from logwatch.runlock import RunLock
 from logwatch.sources import Source, build_sources
 from logwatch.state import State, get_value, put_value
 
@@ -117,6 +118,7 @@ class Service:
         self.stats = _Stats()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.state = self._open_state()
+        self._lock = self._take_lock()
         self.policy = Policy(config, clock)
         self.sources: list[Source] = []
         self.matchers: dict[str, Matcher] = {}
@@ -134,6 +136,17 @@ class Service:
             self._tmp = tempfile.TemporaryDirectory(prefix="logwatch-dry-run-")
             return State(Path(self._tmp.name))
         return State(self.config.settings.state_dir)
+
+    def _take_lock(self) -> RunLock | None:
+        """Say in ``state_dir`` that we run (for ``logwatch status``); a dry run keeps no state."""
+        if self.dry_run:
+            return None
+        lock = RunLock(self.config.settings.state_dir)
+        if (holder := lock.acquire()) is not None:
+            log.warning("another logwatch (pid %d) runs with state_dir %s", holder,
+                        self.config.settings.state_dir)
+            return None
+        return lock
 
     # -- life cycle ---------------------------------------------------------
 
@@ -186,6 +199,8 @@ class Service:
             log.info("stopped with %d alert(s) pending in the outbox; they go out at next start",
                      pending)
         self.state.close()
+        if self._lock is not None:
+            self._lock.release()
         self.waker.close()
         if self._tmp is not None:
             self._tmp.cleanup()
