@@ -115,6 +115,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 destination``, ``2 destinations``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _positive(text: str) -> int:
     """An argparse type: a whole number of at least 1."""
     try:
@@ -149,8 +154,9 @@ def _check(args: argparse.Namespace) -> int:
         print(f"{args.config}: {len(report.failures)} of {report.tests_run} rule tests failed",
               file=sys.stderr)
         return EXIT_INPUT
-    print(f"{args.config}: OK: {len(config.rules)} rules, {report.tests_run} tests passed, "
-          f"{len(config.sources)} sources, {len(config.destinations)} destinations "
+    print(f"{args.config}: OK: {_count(len(config.rules), 'rule')}, "
+          f"{_count(report.tests_run, 'test')} passed, {_count(len(config.sources), 'source')}, "
+          f"{_count(len(config.destinations), 'destination')} "
           f"({', '.join(sorted(config.destinations))})")
     return EXIT_OK
 

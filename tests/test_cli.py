@@ -38,7 +38,7 @@ def test_check_passes_and_says_what_it_checked(config: Path) -> None:
     """A good config: exit 0 and a summary line."""
     result = logwatch("check", "-c", str(config))
     assert result.returncode == 0, result.stderr
-    assert "OK: 1 rules, 2 tests passed" in result.stdout
+    assert "OK: 1 rule, 2 tests passed, 0 sources, 1 destination (console)" in result.stdout
 
 
 def test_check_reports_a_failing_rule_test(tmp_path: Path) -> None:

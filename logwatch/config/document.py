@@ -67,12 +67,15 @@ class Document:
     lines: dict[Loc, int]
     problems: list[str]
     warnings: list[str]
+    #: how messages name the file: the main config by its name, an included one by its path
+    label: str = ""
 
     def where(self, loc: Loc) -> str:
+        name = self.label or self.path.name
         for end in range(len(loc), 0, -1):
             if (line := self.lines.get(loc[:end])) is not None:
-                return f"{self.path.name}:{line}"
-        return self.path.name
+                return f"{name}:{line}"
+        return name
 
     def problem(self, loc: Loc, subject: str, message: str) -> None:
         self.problems.append(f"{self.where(loc)}: {subject}{message}")
@@ -96,7 +99,8 @@ class Document:
             return default
 
 
-def read_toml(path: Path, problems: list[str]) -> tuple[dict[str, Any], str] | None:
+def read_toml(path: Path, problems: list[str],
+              label: str = "") -> tuple[dict[str, Any], str] | None:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -108,13 +112,16 @@ def read_toml(path: Path, problems: list[str]) -> tuple[dict[str, Any], str] | N
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
-        problems.append(f"{path.name}:{toml_error(exc)}")
+        problems.append(f"{label or path.name}:{toml_error(exc)}")
         return None
 
 
 def toml_error(exc: tomllib.TOMLDecodeError) -> str:
     # tomllib says "Invalid value (at line 3, column 7)": put the line first, as editors do
     msg = str(exc)
+    if msg.startswith(("Illegal character '\\n'", "Unterminated string", 'Expected "\'"')):
+        msg = msg.replace(msg.split(" (at ")[0], "unterminated string: a quoted value must "
+                          "end on its line (\"\"\"...\"\"\" or \'\'\'...\'\'\' for several lines)", 1)
     if m := regex.search(r"^(.*) \(at line (\d+), column (\d+)\)$", msg):
         return f"{m[2]}: invalid TOML: {m[1]} (column {m[3]})"
     return f" invalid TOML: {msg}"

@@ -96,8 +96,9 @@ def load_config(
 def _read_includes(doc: Document, table: Any) -> list[tuple[Document, dict[str, Any]]]:
     out = []
     for inc in _includes(doc, table if isinstance(table, dict) else {}):
-        if (more := read_toml(inc, doc.problems)) is not None:
-            inc_doc = Document(inc, locate_lines(more[1]), doc.problems, doc.warnings)
+        if (more := read_toml(inc, doc.problems, str(inc))) is not None:
+            inc_doc = Document(inc, locate_lines(more[1]), doc.problems, doc.warnings,
+                               label=str(inc))
             if "logwatch" in more[0]:
                 inc_doc.problem(("logwatch",), "", "[logwatch] belongs in the main config only")
             out.append((inc_doc, more[0]))
@@ -282,14 +283,15 @@ def _rules(
     out: list[Rule] = []
     for doc, index, table in raw:
         rid = table.get("id")
-        if isinstance(rid, str) and rid in seen:
+        duplicate = isinstance(rid, str) and rid in seen
+        if duplicate:
             doc.problem(("rules", index, "id"), f'rules[{index}] "{rid}": ',
                         f"id: duplicate of the rule at {seen[rid]}")
-            continue
-        if isinstance(rid, str) and rid:
+        elif isinstance(rid, str) and rid:
             seen[rid] = doc.where(("rules", index))
+        # a duplicate is still checked: its other errors are listed too
         rule = _rule(doc, index, table, destinations, sources)
-        if rule is not None and table.get("enabled", True):
+        if rule is not None and not duplicate and table.get("enabled", True):
             out.append(rule)
     return out
 
@@ -324,23 +326,19 @@ def _rule(
     message = _template(doc, loc, subject, table, "message", "{line}", groups)
     threshold = _threshold(doc, loc, subject, table.get("threshold"), groups)
     dedup = _dedup(doc, loc, subject, table.get("dedup"), groups)
+    # every key is checked before giving up, so all of a rule's errors are listed at once
+    severity = doc.get(table, loc, subject, "severity", check_severity, "warning")
+    ignore = doc.get(table, loc, subject, "ignore", _pattern_list, ())
+    resolve = doc.get(table, loc, subject, "resolve", _pattern, None)
+    quiet = doc.get(table, loc, subject, "quiet", _positive_duration, None)
+    tests = _tests(doc, loc, subject, table.get("tests", []))
     if pattern is None or len(doc.problems) > before:
         return None
     return Rule(
         id=rid,  # type: ignore[arg-type]  # checked above
-        pattern=pattern,
-        severity=doc.get(table, loc, subject, "severity", check_severity, "warning"),
-        title=title,
-        message=message,
-        to=to,
-        source=source,
-        ignore=doc.get(table, loc, subject, "ignore", _pattern_list, ()),
-        threshold=threshold,
-        dedup=dedup,
-        resolve=doc.get(table, loc, subject, "resolve", _pattern, None),
-        quiet=doc.get(table, loc, subject, "quiet", _positive_duration, None),
-        tests=_tests(doc, loc, subject, table.get("tests", [])),
-        where=doc.where(loc),
+        pattern=pattern, severity=severity, title=title, message=message, to=to,
+        source=source, ignore=ignore, threshold=threshold, dedup=dedup, resolve=resolve,
+        quiet=quiet, tests=tests, where=doc.where(loc),
     )
 
 
@@ -411,7 +409,8 @@ def _tests(doc: Document, loc: Loc, subject: str, raw: Any) -> tuple[RuleTest, .
             continue
         _unknown_keys(doc, tloc, sub, case, {"line", "match", "fields"})
         fields = doc.get(case, tloc, sub, "fields", _str_map, None)
-        out.append(RuleTest(case["line"], doc.get(case, tloc, sub, "match", _bool, True), fields))
+        out.append(RuleTest(case["line"], doc.get(case, tloc, sub, "match", _bool, True), fields,
+                            where=doc.where(tloc)))
     return tuple(out)
 
 
