@@ -116,12 +116,17 @@ def read_toml(path: Path, problems: list[str],
         return None
 
 
+#: how TOML writes a value over several lines
+_MULTI = '"""...""" or ' + "'''...'''"
+
+
 def toml_error(exc: tomllib.TOMLDecodeError) -> str:
     # tomllib says "Invalid value (at line 3, column 7)": put the line first, as editors do
     msg = str(exc)
     if msg.startswith(("Illegal character '\\n'", "Unterminated string", 'Expected "\'"')):
-        msg = msg.replace(msg.split(" (at ")[0], "unterminated string: a quoted value must "
-                          "end on its line (\"\"\"...\"\"\" or \'\'\'...\'\'\' for several lines)", 1)
+        _, _, where = msg.partition(" (at ")
+        msg = (f"unterminated string: a quoted value must end on its line (use {_MULTI} for "
+               f"several lines){' (at ' + where if where else ''}")
     if m := regex.search(r"^(.*) \(at line (\d+), column (\d+)\)$", msg):
         return f"{m[2]}: invalid TOML: {m[1]} (column {m[3]})"
     return f" invalid TOML: {msg}"

@@ -35,6 +35,7 @@ from logwatch.config.model import (
 from logwatch.config.secrets import read_secret
 from logwatch.durations import parse_duration
 from logwatch.errors import ConfigError
+from logwatch.models import Severity
 from logwatch.rules import (
     DEFAULT_MATCH_TIMEOUT,
     RULE_ID,
@@ -284,7 +285,7 @@ def _rules(
     for doc, index, table in raw:
         rid = table.get("id")
         duplicate = isinstance(rid, str) and rid in seen
-        if duplicate:
+        if duplicate and isinstance(rid, str):
             doc.problem(("rules", index, "id"), f'rules[{index}] "{rid}": ',
                         f"id: duplicate of the rule at {seen[rid]}")
         elif isinstance(rid, str) and rid:
@@ -327,7 +328,7 @@ def _rule(
     threshold = _threshold(doc, loc, subject, table.get("threshold"), groups)
     dedup = _dedup(doc, loc, subject, table.get("dedup"), groups)
     # every key is checked before giving up, so all of a rule's errors are listed at once
-    severity = doc.get(table, loc, subject, "severity", check_severity, "warning")
+    severity: Severity = doc.get(table, loc, subject, "severity", check_severity, "warning")
     ignore = doc.get(table, loc, subject, "ignore", _pattern_list, ())
     resolve = doc.get(table, loc, subject, "resolve", _pattern, None)
     quiet = doc.get(table, loc, subject, "quiet", _positive_duration, None)
