@@ -84,7 +84,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="post nothing: print each alert as it would be sent; state is not kept")
     command("check", _check, "validate the config, compile rules, run every rule's tests")
     p = command("test", _test, "replay log files through the rules (like fail2ban-regex)")
-    p.add_argument("logfiles", nargs="+", type=Path, metavar="LOGFILE")
+    p.add_argument("logfiles", nargs="+", type=Path, metavar="LOGFILE",
+                   help="log files; - reads standard input")
     p.add_argument("--rule", metavar="ID", help="only this rule")
     p.add_argument("-j", "--jobs", type=_positive, metavar="N",
                    help="worker processes for a large file (default: one per CPU)")
@@ -163,9 +164,21 @@ def _check(args: argparse.Namespace) -> int:
 
 def _test(args: argparse.Namespace) -> int:
     from logwatch.commands.parallel import default_jobs
-    from logwatch.commands.replay import is_terminal, print_summary, replay, select_rules
+    from logwatch.commands.replay import (
+        is_terminal,
+        missing_logs,
+        print_summary,
+        replay,
+        select_rules,
+    )
 
     config = _load(args)
+    if missing := missing_logs(args.logfiles):  # said first, not after a table of zeros
+        for line in missing:
+            print(f"logwatch: {line}", file=sys.stderr)
+        print(f"logwatch: on a system that logs to the journal only, try: journalctl -o short "
+              f"| logwatch test -c {args.config} -", file=sys.stderr)
+        return EXIT_INPUT
     if args.alerts:
         from logwatch.commands.simulate import simulate
 

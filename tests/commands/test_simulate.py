@@ -147,3 +147,25 @@ def test_cli(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "suppressed between" in proc.stdout
     assert "(all accounted for)" in proc.stdout
+
+
+def test_hits_before_any_timed_line_are_not_said_to_take_the_previous_time(
+        tmp_path: Path) -> None:
+    """No line before them had a time: the message says so, not "the previous line's"."""
+    log = write(tmp_path / "auth.log",
+                "    Accepted password for bob from 10.1.1.2 port 2 ssh2\n")
+    result, text = run(make_config(tmp_path), log)
+    assert (result.untimed, result.untimed_first) == (1, 1)
+    assert "previous line's time" not in text
+    assert "1 hits had no timestamp and no line before them had one" in text
+
+
+def test_nginx_dates_are_the_lines_own(tmp_path: Path) -> None:
+    """An nginx error log replays at its own times, not at the current time."""
+    log = write(tmp_path / "error.log", (
+        "2015/10/29 20:01:02 [error] 7#7: Accepted password for ann from 10.1.1.1 port 1\n"
+        "2015/10/29 20:31:02 [error] 7#7: Accepted password for bob from 10.1.1.2 port 2\n"))
+    result, _ = run(make_config(tmp_path), log)
+    assert result.untimed == 0
+    assert [a.time for a in result.alerts] == [
+        datetime(2015, 10, 29, 20, 1, 2).timestamp(), datetime(2015, 10, 29, 20, 31, 2).timestamp()]
