@@ -42,6 +42,8 @@ STATUS_EVERY = 1.0
 #: delivered rows are kept this long (for `status`), then pruned so the outbox stays small
 OUTBOX_RETENTION = 7 * 86400.0
 PRUNE_EVERY = 3600.0
+#: after this long without a line, sources with nothing to read here are named, once
+NOTHING_HERE_AFTER = 2.0
 
 
 class Waker:
@@ -126,6 +128,10 @@ class Service:
         self._announced_failing: set[str] = set()
         self._last_data: dict[str, float] = {}
         self._silent_warned: set[str] = set()
+        self._started = time.monotonic()
+        #: sources that have produced data since start
+        self._read: set[str] = set()
+        self._nothing_here_checked = False
         self._last_ping = 0.0
         self._last_prune = 0.0
         self._last_status = float("-inf")
@@ -244,6 +250,7 @@ class Service:
             self._match(chunk, alerts)
         self._commit(alerts, source)
         self._last_data[source.name] = time.monotonic()
+        self._read.add(source.name)
         self._silent_warned.discard(source.name)
         self.stats.count(lines, len(alerts))
 
@@ -284,6 +291,7 @@ class Service:
         if alerts:
             self._commit(alerts)
         self._save_status()
+        self._warn_nothing_here()
         self._warn_silent_sources()
         self._prune_outbox()
 
@@ -379,6 +387,23 @@ class Service:
                     f"being delivered ({detail}).",
             source="logwatch", host=host, time=self.clock(), to=others,
         )
+
+    def _warn_nothing_here(self) -> None:
+        """Once, soon after start: one line naming the sources with nothing to read here."""
+        if self._nothing_here_checked or time.monotonic() - self._started < NOTHING_HERE_AFTER:
+            return
+        self._nothing_here_checked = True
+        empty = []
+        for source in self.sources:
+            check: Callable[[], str | None] | None = getattr(source, "nothing_here", None)
+            if check is not None and (why := check()) is not None and source.name not in self._read:
+                empty.append(f'"{source.name}" ({why})')
+        if empty:
+            what = "this machine" if len(empty) == len(self.sources) else "some sources"
+            log.warning("nothing to read here for source %s: their rules stay silent on %s; "
+                        "try `logwatch test -c %s SAMPLE.log` on a log from elsewhere, or "
+                        "`logwatch send-test -c %s DEST` to try a destination",
+                        ", ".join(empty), what, self.config.path, self.config.path)
 
     def _warn_silent_sources(self) -> None:
         now = time.monotonic()
