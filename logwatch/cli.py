@@ -71,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
 
     def command(name: str, handler: Callable[[argparse.Namespace], int],
                 help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        # no abbreviations: `--telegram-token SECRET` must not be taken for --telegram-token-file
+        p = sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
         p.set_defaults(handler=handler)
         p.add_argument("-c", "--config", type=Path,
                        default=Path(os.environ.get("LOGWATCH_CONFIG", DEFAULT_CONFIG)),
@@ -106,7 +107,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("destination", metavar="DEST", nargs="?", help="only this destination")
     p = command("init", _init, "write a starter config (asks for what is not given)")
     p.add_argument("--discord-url", metavar="URL")
-    p.add_argument("--telegram-token", metavar="TOKEN")
+    p.add_argument("--telegram-token-file", metavar="FILE", type=Path,
+                   help="read the bot token from FILE (- for standard input), never from the "
+                        "command line, where other users see it")
+    p.add_argument("--telegram-token", dest="token_on_command_line", help=argparse.SUPPRESS)
     p.add_argument("--telegram-chat", metavar="CHAT_ID")
     p.add_argument("--telegram-api", metavar="URL", default=DEFAULT_TELEGRAM_API,
                    help="Bot API server (default: %(default)s)")
@@ -178,7 +182,9 @@ def _test(args: argparse.Namespace) -> int:
             print(f"logwatch: {line}", file=sys.stderr)
         print(f"logwatch: on a system that logs to the journal only, try: journalctl -o short "
               f"| logwatch test -c {args.config} -", file=sys.stderr)
-        return EXIT_INPUT
+        args.logfiles = [p for p in args.logfiles if str(p) == "-" or p.exists()]
+        if not args.logfiles:
+            return EXIT_INPUT
     if args.alerts:
         from logwatch.commands.simulate import simulate
 
@@ -191,7 +197,7 @@ def _test(args: argparse.Namespace) -> int:
         print_summary(result, select_rules(config, args.rule), sys.stdout)
     for error in result.errors:
         print(f"logwatch: {error}", file=sys.stderr)
-    return EXIT_INPUT if result.errors else EXIT_OK
+    return EXIT_INPUT if result.errors or missing else EXIT_OK
 
 
 def _send_test(args: argparse.Namespace) -> int:
@@ -253,13 +259,17 @@ def _retry(args: argparse.Namespace) -> int:
 def _init(args: argparse.Namespace) -> int:
     import getpass
 
-    from logwatch.commands.init import write_starter
+    from logwatch.commands.init import next_steps, write_starter
 
+    if args.token_on_command_line is not None:
+        raise LogwatchError("--telegram-token is gone: a token on the command line is seen by "
+                            "every user (ps); use --telegram-token-file FILE, or - for stdin")
     interactive = not args.non_interactive and sys.stdin.isatty()
+    token = _read_secret_arg(args.telegram_token_file)
     written = write_starter(
         args.config,
         discord_url=args.discord_url,
-        telegram_token=args.telegram_token,
+        telegram_token=token,
         telegram_chat=args.telegram_chat,
         state_dir=args.state_dir,
         force=args.force,
@@ -270,7 +280,21 @@ def _init(args: argparse.Namespace) -> int:
     )
     for path in written:
         print(f"wrote {path}")
+    for line in next_steps(args.config, written):
+        print(line)
     return EXIT_OK
+
+
+def _read_secret_arg(path: Path | None) -> str | None:
+    """A secret from a file or ``-`` (standard input): its first line."""
+    if path is None:
+        return None
+    try:
+        text = sys.stdin.readline() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LogwatchError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}"
+                            ) from None
+    return text.strip().splitlines()[0] if text.strip() else ""
 
 
 def _known_destination(config: Config, name: str) -> object:

@@ -91,7 +91,9 @@ def test_replay_of_an_unreadable_path_is_one_line_and_exit_1(config: Path, tmp_p
                       str(good))
     assert result.returncode == 1
     errors = result.stderr.strip().splitlines()
-    assert errors == [f"logwatch: {tmp_path / 'missing.log'}: cannot read: No such file or directory",
+    assert errors == [f"logwatch: {tmp_path / 'missing.log'}: no such file",
+                      f"logwatch: on a system that logs to the journal only, try: journalctl "
+                      f"-o short | logwatch test -c {config} -",
                       f"logwatch: {tmp_path}: is a directory, not a log file"]
     assert "Lines: 1," in result.stdout
 
@@ -107,7 +109,9 @@ def test_missing_config_file(tmp_path: Path) -> None:
     """A config path that does not exist is one line, exit 1."""
     result = logwatch("check", "-c", str(tmp_path / "nope.toml"))
     assert result.returncode == 1
-    assert result.stderr.strip() == f"{tmp_path / 'nope.toml'}: no such config file"
+    path = tmp_path / "nope.toml"
+    assert result.stderr.strip() == (f"{path}: no such config file (write one with "
+                                     f"`logwatch init -c {path}`, or give -c PATH)")
 
 
 def test_telegram_chats_runs_without_chat_id(tmp_path: Path) -> None:

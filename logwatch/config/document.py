@@ -104,7 +104,8 @@ def read_toml(path: Path, problems: list[str],
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        problems.append(f"{path}: no such config file")
+        problems.append(f"{path}: no such config file (write one with `logwatch init -c {path}`, "
+                        "or give -c PATH)")
         return None
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}")
