@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -38,7 +39,7 @@ import regex
 from logwatch import packs
 
 REPO = Path(__file__).resolve().parent.parent
-CORPUS = REPO.parent / "shared" / "corpus"
+CORPUS = Path(os.environ.get("LOGWATCH_CORPUS") or REPO.parent / "shared" / "corpus")
 FAIL2BAN = CORPUS / "fail2ban"
 LOGHUB = CORPUS / "loghub"
 LOUD = {"warning", "critical"}

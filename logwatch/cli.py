@@ -77,7 +77,8 @@ def _parser() -> argparse.ArgumentParser:
 
     def command(name: str, handler: Callable[[argparse.Namespace], int],
                 help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        # no abbreviations: `--telegram-token SECRET` must not be taken for --telegram-token-file
+        p = sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
         p.set_defaults(handler=handler)
         p.add_argument("-c", "--config", type=Path,
                        default=Path(os.environ.get("LOGWATCH_CONFIG", DEFAULT_CONFIG)),
@@ -90,7 +91,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="post nothing: print each alert as it would be sent; state is not kept")
     command("check", _check, "validate the config, compile rules, run every rule's tests")
     p = command("test", _test, "replay log files through the rules (like fail2ban-regex)")
-    p.add_argument("logfiles", nargs="+", type=Path, metavar="LOGFILE")
+    p.add_argument("logfiles", nargs="+", type=Path, metavar="LOGFILE",
+                   help="log files; - reads standard input")
     p.add_argument("--rule", metavar="ID", help="only this rule")
     p.add_argument("-j", "--jobs", type=_positive, metavar="N",
                    help="worker processes for a large file (default: one per CPU)")
@@ -107,9 +109,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("destination", metavar="DEST")
     p = command("status", _status, "followed files, offsets, outbox, last delivery errors")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = command("retry", _retry, "queue the dead alerts again (after the config was fixed)")
+    p.add_argument("destination", metavar="DEST", nargs="?", help="only this destination")
     p = command("init", _init, "write a starter config (asks for what is not given)")
     p.add_argument("--discord-url", metavar="URL")
-    p.add_argument("--telegram-token", metavar="TOKEN")
+    p.add_argument("--telegram-token-file", metavar="FILE", type=Path,
+                   help="read the bot token from FILE (- for standard input), never from the "
+                        "command line, where other users see it")
+    p.add_argument("--telegram-token", dest="token_on_command_line", help=argparse.SUPPRESS)
     p.add_argument("--telegram-chat", metavar="CHAT_ID")
     p.add_argument("--telegram-api", metavar="URL", default=DEFAULT_TELEGRAM_API,
                    help="Bot API server (default: %(default)s)")
@@ -117,6 +124,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing config")
     p.add_argument("--non-interactive", action="store_true", help="never ask; use what is given")
     return parser
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 destination``, ``2 destinations``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _positive(text: str) -> int:
@@ -155,17 +167,32 @@ def _check(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_INPUT
     print(f"matching engine: {engine.current().describe()}")
-    print(f"{args.config}: OK: {len(config.rules)} rules, {report.tests_run} tests passed, "
-          f"{len(config.sources)} sources, {len(config.destinations)} destinations "
+    print(f"{args.config}: OK: {_count(len(config.rules), 'rule')}, "
+          f"{_count(report.tests_run, 'test')} passed, {_count(len(config.sources), 'source')}, "
+          f"{_count(len(config.destinations), 'destination')} "
           f"({', '.join(sorted(config.destinations))})")
     return EXIT_OK
 
 
 def _test(args: argparse.Namespace) -> int:
     from logwatch.commands.parallel import default_jobs
-    from logwatch.commands.replay import is_terminal, print_summary, replay, select_rules
+    from logwatch.commands.replay import (
+        is_terminal,
+        missing_logs,
+        print_summary,
+        replay,
+        select_rules,
+    )
 
     config = _load(args)
+    if missing := missing_logs(args.logfiles):  # said first, not after a table of zeros
+        for line in missing:
+            print(f"logwatch: {line}", file=sys.stderr)
+        print(f"logwatch: on a system that logs to the journal only, try: journalctl -o short "
+              f"| logwatch test -c {args.config} -", file=sys.stderr)
+        args.logfiles = [p for p in args.logfiles if str(p) == "-" or p.exists()]
+        if not args.logfiles:
+            return EXIT_INPUT
     if args.alerts:
         from logwatch.commands.simulate import simulate
 
@@ -178,7 +205,7 @@ def _test(args: argparse.Namespace) -> int:
         print_summary(result, select_rules(config, args.rule), sys.stdout)
     for error in result.errors:
         print(f"logwatch: {error}", file=sys.stderr)
-    return EXIT_INPUT if result.errors else EXIT_OK
+    return EXIT_INPUT if result.errors or missing else EXIT_OK
 
 
 def _send_test(args: argparse.Namespace) -> int:
@@ -195,7 +222,7 @@ def _telegram_chats(args: argparse.Namespace) -> int:
     from logwatch.config import TelegramDestination
     from logwatch.delivery.destinations.telegram import list_chats
 
-    config = _load(args)
+    config = load_config(args.config, need_chat_id=False)  # it finds the chat_id
     dest = _known_destination(config, args.destination)
     if not isinstance(dest, TelegramDestination):
         raise LogwatchError(f'destination "{args.destination}" is not a telegram destination')
@@ -213,7 +240,7 @@ def _telegram_chats(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from logwatch.commands.status import collect_status, format_status
 
-    config = _load(args)
+    config = load_config(args.config, read_secrets=False)  # a report needs no secret
     report = collect_status(config)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
@@ -222,16 +249,35 @@ def _status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _retry(args: argparse.Namespace) -> int:
+    from logwatch.commands.retry import retry_dead
+    from logwatch.runlock import running_pid
+
+    config = load_config(args.config, read_secrets=False)
+    counts = retry_dead(config, args.destination)
+    for name, n in counts.items():
+        print(f"{name}: {n} dead alert{'s' if n != 1 else ''} queued again" +
+              (" (oldest first)" if n > 1 else ""))
+    if sum(counts.values()) and (pid := running_pid(config.settings.state_dir)) is not None:
+        print(f"logwatch is running (pid {pid}): `systemctl reload logwatch` (or kill -HUP {pid}) "
+              "makes it use the fixed config and send them now")
+    return EXIT_OK
+
+
 def _init(args: argparse.Namespace) -> int:
     import getpass
 
-    from logwatch.commands.init import write_starter
+    from logwatch.commands.init import next_steps, write_starter
 
+    if args.token_on_command_line is not None:
+        raise LogwatchError("--telegram-token is gone: a token on the command line is seen by "
+                            "every user (ps); use --telegram-token-file FILE, or - for stdin")
     interactive = not args.non_interactive and sys.stdin.isatty()
+    token = _read_secret_arg(args.telegram_token_file)
     written = write_starter(
         args.config,
         discord_url=args.discord_url,
-        telegram_token=args.telegram_token,
+        telegram_token=token,
         telegram_chat=args.telegram_chat,
         state_dir=args.state_dir,
         force=args.force,
@@ -242,7 +288,21 @@ def _init(args: argparse.Namespace) -> int:
     )
     for path in written:
         print(f"wrote {path}")
+    for line in next_steps(args.config, written):
+        print(line)
     return EXIT_OK
+
+
+def _read_secret_arg(path: Path | None) -> str | None:
+    """A secret from a file or ``-`` (standard input): its first line."""
+    if path is None:
+        return None
+    try:
+        text = sys.stdin.readline() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LogwatchError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}"
+                            ) from None
+    return text.strip().splitlines()[0] if text.strip() else ""
 
 
 def _known_destination(config: Config, name: str) -> object:

@@ -50,6 +50,8 @@ class RuleTest:
     line: str
     match: bool = True
     fields: Mapping[str, str] | None = None
+    #: ``rules.toml:31``, the case's own ``[[rules.tests]]`` line, for a failing test
+    where: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +101,21 @@ def compile_pattern(text: str) -> regex.Pattern[str]:
         # regex.error carries pos and msg at run time; its stubs do not declare them
         pos: int | None = getattr(exc, "pos", None)
         where = f" at position {pos}" if pos is not None else ""
-        raise ValueError(f"bad regex{where}: {getattr(exc, 'msg', exc)}: {text!r}") from exc
+        raise ValueError(f"bad regex{where}: {getattr(exc, 'msg', exc)}:"
+                         f"{_pointed(text, pos)}") from exc
     except ValueError as exc:  # flags that exclude each other, such as (?V1) against VERSION0
-        raise ValueError(f"bad regex: {exc}: {text!r}") from exc
+        raise ValueError(f"bad regex: {exc}:{_pointed(text, None)}") from exc
     except KeyError as exc:  # what older regex releases raise for (?V1) against VERSION0
         raise ValueError(f"bad regex: (?V1) is not supported, rules use the regex module's "
-                         f"version 0 syntax: {text!r}") from exc
+                         f"version 0 syntax:{_pointed(text, None)}") from exc
+
+
+def _pointed(text: str, pos: int | None) -> str:
+    """The pattern as written (no repr's doubled backslashes) with a caret under ``pos``."""
+    if not text.isprintable():  # a tab or newline would shift the caret: quote it instead
+        return f" {text!r}"
+    caret = f"\n    {' ' * pos}^" if pos is not None and 0 <= pos <= len(text) else ""
+    return f"\n    {text}{caret}"
 
 
 def check_severity(value: Any) -> Severity:

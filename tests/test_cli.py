@@ -38,7 +38,7 @@ def test_check_passes_and_says_what_it_checked(config: Path) -> None:
     """A good config: exit 0 and a summary line."""
     result = logwatch("check", "-c", str(config))
     assert result.returncode == 0, result.stderr
-    assert "OK: 1 rules, 2 tests passed" in result.stdout
+    assert "OK: 1 rule, 2 tests passed, 0 sources, 1 destination (console)" in result.stdout
 
 
 def test_check_reports_a_failing_rule_test(tmp_path: Path) -> None:
@@ -49,6 +49,7 @@ def test_check_reports_a_failing_rule_test(tmp_path: Path) -> None:
     assert "user: expected 'admin', got 'webmaster'" in result.stderr
 
 
+@pytest.mark.corpus
 def test_replay_counts_hits_like_fail2ban_regex(config: Path) -> None:
     """`logwatch test` counts hits per rule on a real log and shows samples."""
     log = CORPUS / "loghub" / "OpenSSH_2k.log"
@@ -90,7 +91,9 @@ def test_replay_of_an_unreadable_path_is_one_line_and_exit_1(config: Path, tmp_p
                       str(good))
     assert result.returncode == 1
     errors = result.stderr.strip().splitlines()
-    assert errors == [f"logwatch: {tmp_path / 'missing.log'}: cannot read: No such file or directory",
+    assert errors == [f"logwatch: {tmp_path / 'missing.log'}: no such file",
+                      f"logwatch: on a system that logs to the journal only, try: journalctl "
+                      f"-o short | logwatch test -c {config} -",
                       f"logwatch: {tmp_path}: is a directory, not a log file"]
     assert "Lines: 1," in result.stdout
 
@@ -106,4 +109,24 @@ def test_missing_config_file(tmp_path: Path) -> None:
     """A config path that does not exist is one line, exit 1."""
     result = logwatch("check", "-c", str(tmp_path / "nope.toml"))
     assert result.returncode == 1
-    assert result.stderr.strip() == f"{tmp_path / 'nope.toml'}: no such config file"
+    path = tmp_path / "nope.toml"
+    assert result.stderr.strip() == (f"{path}: no such config file (write one with "
+                                     f"`logwatch init -c {path}`, or give -c PATH)")
+
+
+def test_telegram_chats_runs_without_chat_id(tmp_path: Path) -> None:
+    """telegram-chats finds the chat_id, so it must not demand one (check still does)."""
+    from tests.fakeapi import BOT_TOKEN, FakeAPI
+
+    with FakeAPI() as fake:
+        config = write(tmp_path / "c.toml", '[destinations.ops]\ntype = "telegram"\n'
+                       f'token = "${{BOT_TOKEN}}"\napi_url = "{fake.base}"\n')
+        fake.updates = [{"update_id": 1, "message": {"chat": {
+            "id": -100123, "type": "supergroup", "title": "On call"}}}]
+        env = {"BOT_TOKEN": BOT_TOKEN}
+        chats = logwatch("telegram-chats", "-c", str(config), "ops", env=env)
+        assert chats.returncode == 0, chats.stderr
+        assert "-100123  supergroup  On call" in chats.stdout
+        check = logwatch("check", "-c", str(config), env=env)
+        assert check.returncode == 1
+        assert "chat_id: missing (find it with `logwatch telegram-chats ops`)" in check.stderr

@@ -30,6 +30,7 @@ from logwatch.config import Config, load_config
 from logwatch.matching import Matcher
 from tests.helpers import CORPUS, REPO
 
+pytestmark = pytest.mark.corpus
 FAIL2BAN = CORPUS / "fail2ban"
 LOGHUB = CORPUS / "loghub"
 FAIL2BAN_FILES = ["sshd", "sshd-journal", "pam-generic", "nginx-http-auth", "dovecot"]

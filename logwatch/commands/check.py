@@ -21,6 +21,9 @@ class CheckReport:
 def check_config(config: Config) -> CheckReport:
     """Run every rule's tests and collect what deserves a word."""
     report = CheckReport(notes=list(config.warnings))
+    if not config.rules and not config.sources:
+        report.notes.append(f"{config.path}: no rules and no sources: this config watches "
+                            "nothing (add [sources.NAME] and [[rules]], or include rule packs)")
     for rule in config.rules:
         matcher = Matcher([rule], ignore=config.settings.ignore,
                           timeout=config.settings.match_timeout)
@@ -29,7 +32,8 @@ def check_config(config: Config) -> CheckReport:
         for index, case in enumerate(rule.tests):
             report.tests_run += 1
             if (problem := run_rule_test(matcher, rule, case)) is not None:
-                report.failures.append(f"{rule.describe()}: tests[{index}]: {problem}")
+                where = f"{case.where}: " if case.where else ""
+                report.failures.append(f'{where}rule "{rule.id}": tests[{index}]: {problem}')
         report.notes.extend(f"{rule.describe()}: {note}" for note in matcher.notes())
     return report
 
@@ -41,6 +45,10 @@ def run_rule_test(matcher: Matcher, rule: Rule, case: RuleTest) -> str | None:
         return f"expected no match, but it matched: {case.line!r}" if found else None
     if not found:
         return f"expected a match, got none: {case.line!r}"
+    unknown = sorted(set(case.fields or {}) - rule.groups)
+    if unknown:  # a mistyped field name: say so, not "got None"
+        return (f"fields: no field {', '.join(map(repr, unknown))} in the pattern "
+                f"(its fields: {', '.join(sorted(rule.groups)) or 'none'})")
     wrong = {k: (v, found[0].get(k)) for k, v in (case.fields or {}).items()
              if found[0].get(k) != v}
     if wrong:

@@ -46,13 +46,15 @@ RULES_FILE = "starter.toml"
 #: how often a question is asked again after a wrong answer
 ATTEMPTS = 3
 
-_TELEGRAM_TOKEN = regex.compile(r"\d+:[A-Za-z0-9_-]{20,}")
+#: any bot id and secret (a local Bot API server or a test server has its own); the
+#: service is asked whether it is valid (getUpdates), not the shape
+_TELEGRAM_TOKEN = regex.compile(r"[^\s/:]+:[^\s/]+")
 _CHAT_ID = regex.compile(r"-?\d+|@[A-Za-z][A-Za-z0-9_]{3,}")
 
 HEADER = """\
 # logwatch configuration, written by `logwatch init`.
 # Check it with `logwatch check -c {path}`, try a destination with
-# `logwatch send-test NAME`. Rules live in {rules}/*.toml; more rules, with
+# `logwatch send-test -c {path} NAME`. Rules live in {rules}/*.toml; more rules, with
 # their explanations, are in rules.example.toml in the logwatch repository.
 # Secrets are in {credentials}/ (mode 0600), never in this file.
 
@@ -127,7 +129,8 @@ def gather(
         chat = (_chat_id(telegram_chat) if telegram_chat is not None
                 else _choose_chat(token, telegram_api, ask, out))
     elif telegram_chat is not None:
-        raise LogwatchError("--telegram-chat needs --telegram-token (the bot that posts there)")
+        raise LogwatchError("--telegram-chat needs --telegram-token-file "
+                            "(the bot that posts there)")
     if url is None and token is None:
         out.write("No Discord webhook or Telegram bot given: alerts will be printed to the "
                   "console (destination \"console\"). Run init again with --force to add one.\n")
@@ -155,7 +158,7 @@ def _telegram_token(given: str | None, ask: Ask | None, out: TextIO) -> Secret |
             return None
         if not _TELEGRAM_TOKEN.fullmatch(value):
             raise LogwatchError("the Telegram bot token should look like 123456789:AAH... "
-                                "(as @BotFather gives it)")
+                                "(BOT_ID:KEY, as @BotFather gives it)")
         return Secret(value, "logwatch init")
 
     if given is not None or ask is None:
@@ -213,6 +216,10 @@ def _list_chats(token: Secret, api_url: str, out: TextIO) -> list[Chat]:
     try:
         found = list_chats(dest)
     except (LogwatchError, OSError) as exc:
+        if getattr(exc, "permanent", False) and "webhook is set" not in str(exc):
+            # a bad token: no point in asking for a chat, nor in writing a config that fails
+            raise LogwatchError(f"Telegram refused the bot token: {token.redact(str(exc))}; "
+                                "check it with @BotFather (nothing was written)") from None
         out.write(f"Could not list the bot's chats: {token.redact(str(exc))}\n")
         return []
     return [(chat.id, chat.type, chat.title) for chat in found]
@@ -263,7 +270,7 @@ def _write_all(config: Path, answers: Answers, secrets: dict[Path, Secret],
                out: TextIO) -> list[Path]:
     written: list[Path] = []
     try:
-        credentials = _mkdir(config.parent / CREDENTIALS, 0o700)
+        _mkdir(config.parent / CREDENTIALS, 0o700)
         for path, secret in secrets.items():
             written.append(_write(path, secret.reveal() + "\n", 0o600))
         rules = _mkdir(config.parent / RULES_DIR, 0o755) / RULES_FILE
@@ -274,10 +281,17 @@ def _write_all(config: Path, answers: Answers, secrets: dict[Path, Secret],
         where = exc.filename or config
         raise LogwatchError(f"cannot write {where}: {exc.strerror or exc} (run as root, "
                             "or give -c PATH for another location)") from exc
-    if secrets:
-        out.write(f"Secrets are in {credentials}/, mode 0600, not in the config.\n")
-    out.write(f"Next: logwatch check -c {config}\n")
     return written
+
+
+def next_steps(config: Path, written: Sequence[Path]) -> list[str]:
+    """What to say after the "wrote ..." lines: where the secrets are, what to run next."""
+    lines = []
+    if any(p.parent.name == CREDENTIALS for p in written):
+        lines.append(f"Secrets are in {config.parent / CREDENTIALS}/, mode 0600, "
+                     "not in the config.")
+    lines.append(f"Next: logwatch check -c {config}")
+    return lines
 
 
 def _mkdir(path: Path, mode: int) -> Path:

@@ -64,6 +64,22 @@ def read_chunks(stream: BinaryIO, size: int = CHUNK_SIZE) -> Iterator[bytes]:
         yield rest + b"\n"
 
 
+STDIN = "-"
+
+
+def open_log(path: Path) -> BinaryIO:
+    """``path`` opened for reading; ``-`` is standard input (``journalctl -o short | ...``)."""
+    if str(path) == STDIN:
+        return os.fdopen(os.dup(sys.stdin.fileno()), "rb")
+    return path.open("rb")
+
+
+def missing_logs(paths: Sequence[Path]) -> list[str]:
+    """One line per path that names no file here, said before any replay starts."""
+    return [f"{path}: no such file" for path in paths
+            if str(path) != STDIN and not path.exists()]
+
+
 def select_rules(config: Config, rule_id: str | None) -> tuple[Rule, ...]:
     """All rules, or just ``rule_id`` (a ``LogwatchError`` if there is no such rule)."""
     if rule_id is None:
@@ -98,7 +114,7 @@ def replay(
     for path in paths:
         report = _Report(path, out, result, progress)
         try:
-            with path.open("rb") as stream:
+            with open_log(path) as stream:
                 report.total = os.fstat(stream.fileno()).st_size
                 if jobs > 1 and parallel.worth_it(stream):
                     parallel.replay_file(matcher, stream, jobs, as_json, report.add)
@@ -135,13 +151,16 @@ class _Report:
         self.shown = time.monotonic()
         #: the file's size (0: unknown) and how much of it is done
         self.total = self.read = 0
+        #: lines of this file so far: ``line_no`` counts per file
+        self.lines = 0
 
     def add(self, piece: Tally) -> None:
         result, file = self.result, str(self.path)
         for line_no, rule_id, fields in piece.records:
             self.out.write(json.dumps({"rule": rule_id, "file": file,
-                                       "line_no": result.lines + line_no, "fields": fields},
+                                       "line_no": self.lines + line_no, "fields": fields},
                                       ensure_ascii=False) + "\n")
+        self.lines += piece.lines
         result.lines += piece.lines
         result.bytes += piece.bytes
         self.read += piece.bytes

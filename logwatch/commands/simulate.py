@@ -61,6 +61,8 @@ class SimulationResult:
     resolves: int = 0
     #: hits on lines with no timestamp of their own
     untimed: int = 0
+    #: of those, hits before any line with a timestamp (no previous line's time to take)
+    untimed_first: int = 0
     first: float | None = None
     last: float | None = None
     alerts: list[Alert] = field(default_factory=list)
@@ -133,7 +135,10 @@ class _Run:
         t = parse_timestamp(text, now=self.wall)
         if t is None:
             self.result.untimed += 1
-            t = _last_time(data, start, self.wall) or self.previous or self.clock.now
+            earlier = _last_time(data, start, self.wall) or self.previous
+            if earlier is None:
+                self.result.untimed_first += 1
+            t = earlier or self.clock.now
         if self.result.first is None:
             self.result.first = t
         self.result.last = t if self.result.last is None else max(self.result.last, t)
@@ -198,6 +203,9 @@ def simulate(
     started = False
     for path in paths:
         try:
+            if str(path) == "-":
+                raise LogwatchError("--alerts reads each file twice: save the log to a file "
+                                    "first (journalctl -o short > journal.log)")
             with Path(path).open("rb") as stream:
                 if not started:  # the clock starts at the first line's time, not at `now`
                     clock.now = _first_time(stream, wall) or wall
@@ -254,9 +262,14 @@ def print_accounts(result: SimulationResult, out: TextIO) -> None:
         out.write(f"{name}: {acc.hits:,} hits = {acc.alerted:,} in alerts + "
                   f"{acc.summarized:,} in summaries + {acc.digested:,} in digests + "
                   f"{acc.below_threshold:,} below threshold ({verdict})\n")
-    if result.untimed:
-        out.write(f"{result.untimed:,} hits had no timestamp of their own: the previous "
+    if after := result.untimed - result.untimed_first:
+        out.write(f"{after:,} hits had no timestamp of their own: the previous "
                   "line's time was used\n")
+    if result.untimed_first:
+        out.write(f"{result.untimed_first:,} hits had no timestamp and no line before them "
+                  "had one: they were replayed at the file's first time (or now), so "
+                  "thresholds and dedup may differ; logwatch reads syslog, ISO 8601, nginx "
+                  "and Apache dates\n")
 
 
 def _clip(text: str) -> str:

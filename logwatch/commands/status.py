@@ -1,7 +1,8 @@
 """``logwatch status``: what the daemon follows and delivers, read from its SQLite state.
 
-It opens the database read-only, so it works while the daemon runs, and shows
-nothing secret: destinations store only redacted errors.
+It opens the database read-only, so it works while the daemon runs, reads no
+secret (the config is loaded with ``read_secrets=False``: a report needs none) and
+shows nothing secret: destinations store only redacted errors.
 """
 
 from __future__ import annotations
@@ -9,18 +10,24 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from logwatch.config import Config
+from logwatch.config import Config, DiscordDestination, TelegramDestination
+from logwatch.delivery.outbox import dead
 from logwatch.delivery.sender import destination_status
+from logwatch.runlock import running_pid
 from logwatch.sources import checkpoint_rows
 from logwatch.state import DB_NAME, State, get_value, get_values
+
+#: how many dead rows ``status`` names per destination
+DEAD_SHOWN = 5
 
 
 def collect_status(config: Config) -> dict[str, Any]:
     """Everything ``status`` shows, as plain data (also what ``--json`` prints)."""
     db = config.settings.state_dir / DB_NAME
-    report: dict[str, Any] = {"config": str(config.path), "state": str(db), "running_state": True}
-    if not db.exists():
-        report["running_state"] = False
+    pid = running_pid(config.settings.state_dir)
+    report: dict[str, Any] = {"config": str(config.path), "state": str(db),
+                              "running": pid is not None, "pid": pid, "state_exists": db.exists()}
+    if not report["state_exists"]:
         return report
     state = State(config.settings.state_dir, readonly=True)
     try:
@@ -28,7 +35,10 @@ def collect_status(config: Config) -> dict[str, Any]:
             checkpoints = get_values(conn, "checkpoint")
             report["sources"] = [row for name, cp in sorted(checkpoints.items())
                                  for row in checkpoint_rows(name, cp)]
+            report["unread_sources"] = sorted(set(config.sources) - set(checkpoints))
             report["destinations"] = destination_status(conn)
+            for name, info in report["destinations"].items():
+                _explain(config, name, info, conn)
             report["policy"] = get_values(conn, "policy-status")
             if config.fleet is not None:
                 report["fleet"] = get_value(conn, "fleet", "link")
@@ -37,21 +47,43 @@ def collect_status(config: Config) -> dict[str, Any]:
     return report
 
 
+def _explain(config: Config, name: str, info: dict[str, Any], conn: Any) -> None:
+    """Add what the user can do: the dead rows and the key to fix; drop stale notes."""
+    dest = config.destinations.get(name)
+    # the config already says the new chat id: the note has been acted upon
+    if isinstance(dest, TelegramDestination) and info.get("migrated_chat_id") == dest.chat_id:
+        del info["migrated_chat_id"]
+    if not info.get("dead"):
+        return
+    info["dead_rows"] = [{"seq": seq, "title": _printable(alert.title), "rule": alert.rule}
+                         for seq, alert in dead(conn, name, DEAD_SHOWN)]
+    if isinstance(dest, DiscordDestination):
+        info["fix"] = _secret_key("url", dest.url.origin)
+    elif isinstance(dest, TelegramDestination):
+        info["fix"] = _secret_key("token", dest.token.origin) + " or chat_id"
+
+
+def _printable(text: str) -> str:
+    """A title from log text, safe for a terminal: one line, no control characters."""
+    return "".join(c if c.isprintable() else " " for c in text)[:200]
+
+
+def _secret_key(key: str, origin: str) -> str:
+    """``url_file (/path)`` / ``url (env VAR)``: which setting holds the secret."""
+    if origin.startswith("file "):
+        return f"{key}_file ({origin.removeprefix('file ')})"
+    return f"{key} ({origin})"
+
+
 def format_status(report: dict[str, Any]) -> str:
     """The human-readable form of :func:`collect_status`."""
     lines = [f"config: {report['config']}", f"state:  {report['state']}"]
-    if not report.get("running_state"):
+    lines.append(f"daemon: running (pid {report['pid']})" if report.get("running")
+                 else "daemon: not running")
+    if not report.get("state_exists"):
         lines.append("no state yet: logwatch run has not started with this state_dir")
         return "\n".join(lines)
-    lines.append("\nsources:")
-    for row in report.get("sources", []):
-        if "cursor" in row:
-            lines.append(f"  {row['source']:<12} journal  cursor {row['cursor']}")
-        else:
-            lag = row.get("lag")
-            lag_text = f"{lag:,} bytes behind" if isinstance(lag, int) else "file missing"
-            lines.append(f"  {row['source']:<12} {row['path']}  offset {row.get('offset', 0):,}"
-                         f"  ({lag_text})")
+    lines.extend(_source_lines(report))
     lines.append("\ndestinations:")
     for name, info in sorted(report.get("destinations", {}).items()):
         lines.append(f"  {name:<12} pending {info.get('pending', 0):>6}  dead "
@@ -63,6 +95,9 @@ def format_status(report: dict[str, Any]) -> str:
                    ("sender restarts", "restarts")]
         lines.extend(f"  {'':<12} {label}: {info[key]}" for label, key in details
                      if info.get(key))
+        lines.extend(_dead_lines(name, info))
+    if not report.get("destinations"):
+        lines.append("  nothing sent yet")
     for key, value in sorted(report.get("policy", {}).items()):
         lines.append(f"policy {key}: {value}")
     if "fleet" in report:
@@ -86,3 +121,30 @@ def format_fleet(link: dict[str, Any] | None) -> str:
     if link.get("failed_open"):
         text += f"\n  done alone while it was down (duplicates possible): {link['failed_open']}"
     return text
+
+
+def _source_lines(report: dict[str, Any]) -> list[str]:
+    lines = ["\nsources:"]
+    for row in report.get("sources", []):
+        if "cursor" in row:
+            lines.append(f"  {row['source']:<12} journal  cursor {row['cursor']}")
+        else:
+            lag = row.get("lag")
+            lag_text = f"{lag:,} bytes behind" if isinstance(lag, int) else "file missing"
+            lines.append(f"  {row['source']:<12} {row['path']}  offset {row.get('offset', 0):,}"
+                         f"  ({lag_text})")
+    lines.extend(f"  {name:<12} nothing read yet" for name in report.get("unread_sources", []))
+    return lines
+
+
+def _dead_lines(name: str, info: dict[str, Any]) -> list[str]:
+    if not info.get("dead"):
+        return []
+    pad = " " * 15
+    lines = [f"{pad}dead: #{row['seq']} {row['rule']}: {row['title']}"
+             for row in info.get("dead_rows", [])]
+    if info["dead"] > len(lines):
+        lines.append(f"{pad}... and {info['dead'] - len(lines)} more")
+    fix = info.get("fix", "the destination's settings")
+    lines.append(f"{pad}to send them: fix {fix}, reload logwatch, then `logwatch retry {name}`")
+    return lines

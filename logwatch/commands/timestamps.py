@@ -9,7 +9,8 @@ Understood prefixes:
 * ISO 8601 / RFC 3339: ``2026-02-25T14:34:10.123+01:00``, ``2026-02-25 14:34:10``
   (journalctl ``-o short-iso``, rsyslog's high-precision format), optionally
   after an RFC 5424 ``<PRI>1`` header.
-* Apache error log: ``[Sun Dec 04 04:47:44 2005]``.
+* Apache error log: ``[Sun Dec 04 04:47:44 2005]``, ``[Thu Oct 29 20:01:02.123456 2015]``.
+* nginx error log: ``2015/10/29 20:01:02``.
 
 A time without a zone is local time, as the machine that wrote it meant it.
 """
@@ -34,8 +35,12 @@ _ISO = regex.compile(
     r"(?P<date>\d{4}-\d\d-\d\d)[T ](?P<time>\d\d:\d\d:\d\d(?:[.,]\d{1,9})?)"
     r"(?P<tz>Z|[+-]\d\d:?\d\d)?(?![\d:])")
 _APACHE = regex.compile(
-    r"\[[A-Z][a-z]{2} (?P<mon>[A-Z][a-z]{2}) (?P<day>\d\d) (?P<h>\d\d):(?P<m>\d\d):(?P<s>\d\d)"
-    r"(?P<frac>\.\d+)? (?P<year>\d{4})\]")
+    r"\[[A-Z][a-z]{2} (?P<mon>[A-Z][a-z]{2}) {1,2}(?P<day>\d{1,2}) "
+    r"(?P<h>\d\d):(?P<m>\d\d):(?P<s>\d\d)(?P<frac>\.\d+)? (?P<year>\d{4})\]")
+
+_NGINX = regex.compile(
+    r"(?P<year>\d{4})/(?P<mon>\d\d)/(?P<day>\d\d) (?P<h>\d\d):(?P<m>\d\d):(?P<s>\d\d)"
+    r"(?P<frac>)(?![\d:.])")
 
 
 def parse_timestamp(line: str, *, now: float | None = None) -> float | None:
@@ -48,6 +53,8 @@ def parse_timestamp(line: str, *, now: float | None = None) -> float | None:
     if m := _ISO.match(line):
         return _iso_time(m)
     if m := _APACHE.match(line):
+        return _local(int(m["year"]), m)
+    if m := _NGINX.match(line):
         return _local(int(m["year"]), m)
     return None
 
@@ -66,7 +73,7 @@ def _syslog_time(m: regex.Match[str], now: float) -> float | None:
 
 
 def _local(year: int, m: regex.Match[str]) -> float | None:
-    month = _MONTHS.get(m["mon"])
+    month = int(m["mon"]) if m["mon"].isdigit() else _MONTHS.get(m["mon"])
     if month is None:
         return None
     try:

@@ -67,12 +67,15 @@ class Document:
     lines: dict[Loc, int]
     problems: list[str]
     warnings: list[str]
+    #: how messages name the file: the main config by its name, an included one by its path
+    label: str = ""
 
     def where(self, loc: Loc) -> str:
+        name = self.label or self.path.name
         for end in range(len(loc), 0, -1):
             if (line := self.lines.get(loc[:end])) is not None:
-                return f"{self.path.name}:{line}"
-        return self.path.name
+                return f"{name}:{line}"
+        return name
 
     def problem(self, loc: Loc, subject: str, message: str) -> None:
         self.problems.append(f"{self.where(loc)}: {subject}{message}")
@@ -96,11 +99,13 @@ class Document:
             return default
 
 
-def read_toml(path: Path, problems: list[str]) -> tuple[dict[str, Any], str] | None:
+def read_toml(path: Path, problems: list[str],
+              label: str = "") -> tuple[dict[str, Any], str] | None:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        problems.append(f"{path}: no such config file")
+        problems.append(f"{path}: no such config file (write one with `logwatch init -c {path}`, "
+                        "or give -c PATH)")
         return None
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}")
@@ -108,13 +113,21 @@ def read_toml(path: Path, problems: list[str]) -> tuple[dict[str, Any], str] | N
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
-        problems.append(f"{path.name}:{toml_error(exc)}")
+        problems.append(f"{label or path.name}:{toml_error(exc)}")
         return None
+
+
+#: how TOML writes a value over several lines
+_MULTI = '"""...""" or ' + "'''...'''"
 
 
 def toml_error(exc: tomllib.TOMLDecodeError) -> str:
     # tomllib says "Invalid value (at line 3, column 7)": put the line first, as editors do
     msg = str(exc)
+    if msg.startswith(("Illegal character '\\n'", "Unterminated string", 'Expected "\'"')):
+        _, _, where = msg.partition(" (at ")
+        msg = (f"unterminated string: a quoted value must end on its line (use {_MULTI} for "
+               f"several lines){' (at ' + where if where else ''}")
     if m := regex.search(r"^(.*) \(at line (\d+), column (\d+)\)$", msg):
         return f"{m[2]}: invalid TOML: {m[1]} (column {m[3]})"
     return f" invalid TOML: {msg}"

@@ -38,6 +38,7 @@ from logwatch.config.secrets import read_secret, secret_value_problem
 from logwatch.durations import parse_duration
 from logwatch.errors import ConfigError
 from logwatch.fleet.settings import DEFAULT_TIMEOUT, FleetSettings, check_namespace, check_url
+from logwatch.models import Severity
 from logwatch.rules import (
     DEFAULT_MATCH_TIMEOUT,
     RULE_ID,
@@ -65,9 +66,16 @@ _TOP_KEYS = {"logwatch", "destinations", "sources", "rules", "pack", "metrics", 
 
 
 def load_config(
-    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None
+    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None,
+    read_secrets: bool = True, need_chat_id: bool = True,
 ) -> Config:
-    """Read and validate the config at ``path`` and its includes; raise ``ConfigError``."""
+    """Read and validate the config at ``path`` and its includes; raise ``ConfigError``.
+
+    ``read_secrets=False`` (a read-only report such as ``status``) leaves every secret
+    unread: the destinations carry an empty :class:`Secret` naming where it would come
+    from. ``need_chat_id=False`` (``telegram-chats``, which finds it) lets a Telegram
+    destination have no ``chat_id`` yet.
+    """
     env = os.environ if environ is None else environ
     main = Path(path)
     problems: list[str] = []
@@ -79,13 +87,13 @@ def load_config(
     doc = Document(main, locate_lines(text), problems, warnings)
     settings = _settings(doc, data.get("logwatch", {}))
     metrics_listen = _metrics_listen(doc, data.get("metrics", {}))
-    parts = _Parts()
+    parts = _Parts(read_secrets=read_secrets, need_chat_id=need_chat_id)
     for d, content in [(doc, data), *_read_includes(doc, data.get("logwatch", {}))]:
         parts.add(d, content, env)
     if not parts.declared:
         parts.destinations["console"] = ConsoleDestination("console")
         parts.declared.add("console")
-    fleet = _fleet(doc, data["fleet"], env) if "fleet" in data else None
+    fleet = _fleet(doc, data["fleet"], env, read_secrets) if "fleet" in data else None
     rules = _rules(parts.raw_rules, parts.declared, parts.sources)
     for rule in rules:
         if rule.fleet is not None and "fleet" not in data:
@@ -100,8 +108,9 @@ def load_config(
 def _read_includes(doc: Document, table: Any) -> list[tuple[Document, dict[str, Any]]]:
     out = []
     for inc in _includes(doc, table if isinstance(table, dict) else {}):
-        if (more := read_toml(inc, doc.problems)) is not None:
-            inc_doc = Document(inc, locate_lines(more[1]), doc.problems, doc.warnings)
+        if (more := read_toml(inc, doc.problems, str(inc))) is not None:
+            inc_doc = Document(inc, locate_lines(more[1]), doc.problems, doc.warnings,
+                               label=str(inc))
             for top in ("logwatch", "metrics", "fleet"):
                 if top in more[0]:
                     inc_doc.problem((top,), "", f"[{top}] belongs in the main config only")
@@ -113,6 +122,8 @@ def _read_includes(doc: Document, table: Any) -> list[tuple[Document, dict[str, 
 class _Parts:
     """Destinations, sources and raw rules gathered from the main file and its includes."""
 
+    read_secrets: bool = True
+    need_chat_id: bool = True
     destinations: dict[str, Destination] = field(default_factory=dict)
     #: destinations defined, even with errors: a broken one causes no cascade of "unknown"
     declared: set[str] = field(default_factory=set)
@@ -126,7 +137,7 @@ class _Parts:
         for name, table in _tables(doc, content, "destinations"):
             if name in self.declared:
                 doc.problem(("destinations", name), "", f'destination "{name}" is defined twice')
-            elif (dest := _destination(doc, name, table, env)) is not None:
+            elif (dest := _destination(doc, name, table, env, self)) is not None:
                 self.destinations[name] = dest
             self.declared.add(name)
         for name, table in _tables(doc, content, "sources"):
@@ -215,7 +226,8 @@ def _storm(doc: Document, table: Mapping[str, Any]) -> Storm:
     )
 
 
-def _fleet(doc: Document, table: Any, env: Mapping[str, str]) -> FleetSettings | None:
+def _fleet(doc: Document, table: Any, env: Mapping[str, str],
+           read: bool = True) -> FleetSettings | None:
     """The ``[fleet]`` table (main config only); the URL and password stay secrets."""
     loc: Loc = ("fleet",)
     subject = "fleet: "
@@ -224,8 +236,8 @@ def _fleet(doc: Document, table: Any, env: Mapping[str, str]) -> FleetSettings |
         return None
     _unknown_keys(doc, loc, subject, table, {"url", "url_file", "password_file", "namespace",
                                               "timeout"})
-    url = _fleet_url(doc, loc, subject, table, env)
-    if url is not None:
+    url = _fleet_url(doc, loc, subject, table, env, read)
+    if url is not None and read:
         try:
             check_url(url.reveal())
         except ValueError as exc:
@@ -234,7 +246,7 @@ def _fleet(doc: Document, table: Any, env: Mapping[str, str]) -> FleetSettings |
     password = None
     if "password_file" in table:
         password = read_secret(doc, loc, subject, {"password_file": table["password_file"]},
-                               "password", env)
+                               "password", env, read=read)
     namespace = doc.get(table, loc, subject, "namespace", check_namespace, "logwatch")
     timeout = doc.get(table, loc, subject, "timeout", _positive_duration, DEFAULT_TIMEOUT)
     if url is None:
@@ -243,16 +255,17 @@ def _fleet(doc: Document, table: Any, env: Mapping[str, str]) -> FleetSettings |
 
 
 def _fleet_url(doc: Document, loc: Loc, subject: str, table: Mapping[str, Any],
-               env: Mapping[str, str]) -> Secret | None:
+               env: Mapping[str, str], read: bool) -> Secret | None:
     raw = table.get("url")
     if isinstance(raw, str) and "${" not in raw and "@" not in raw:
         return Secret(raw, "inline")  # no credentials in it: nothing to warn about
     return read_secret(doc, loc, subject,
-                       {k: table[k] for k in ("url", "url_file") if k in table}, "url", env)
+                       {k: table[k] for k in ("url", "url_file") if k in table}, "url", env,
+                       read=read)
 
 
 def _destination(
-    doc: Document, name: str, table: dict[str, Any], env: Mapping[str, str]
+    doc: Document, name: str, table: dict[str, Any], env: Mapping[str, str], parts: _Parts,
 ) -> Destination | None:
     loc: Loc = ("destinations", name)
     subject = f'destination "{name}": '
@@ -266,8 +279,8 @@ def _destination(
     if kind == "discord":
         _unknown_keys(doc, loc, subject, table, common | {"url", "url_file", "thread_id",
                                                           "username"})
-        url = read_secret(doc, loc, subject, table, "url", env)
-        if url is not None and not _is_http_url(url.reveal()):
+        url = read_secret(doc, loc, subject, table, "url", env, read=parts.read_secrets)
+        if url is not None and url.reveal() and not _is_http_url(url.reveal()):
             doc.problem((*loc, "url"), subject, f"url: expected an http(s) URL ({url.origin})")
         thread = doc.get(table, loc, subject, "thread_id", _int, None)
         user = doc.get(table, loc, subject, "username", _nonempty_str, None)
@@ -277,8 +290,8 @@ def _destination(
     if kind == "telegram":
         _unknown_keys(doc, loc, subject, table, common | {"token", "token_file", "chat_id",
                                                           "thread_id", "api_url"})
-        token = read_secret(doc, loc, subject, table, "token", env)
-        if "chat_id" not in table:
+        token = read_secret(doc, loc, subject, table, "token", env, read=parts.read_secrets)
+        if "chat_id" not in table and parts.need_chat_id:
             doc.problem(loc, subject, "chat_id: missing (find it with `logwatch telegram-chats "
                         f"{name}`)")
         chat = doc.get(table, loc, subject, "chat_id", _chat_id, 0)
@@ -331,14 +344,15 @@ def _rules(
     out: list[Rule] = []
     for doc, index, table in raw:
         rid = table.get("id")
-        if isinstance(rid, str) and rid in seen:
+        duplicate = isinstance(rid, str) and rid in seen
+        if duplicate and isinstance(rid, str):
             doc.problem(("rules", index, "id"), f'rules[{index}] "{rid}": ',
                         f"id: duplicate of the rule at {seen[rid]}")
-            continue
-        if isinstance(rid, str) and rid:
+        elif isinstance(rid, str) and rid:
             seen[rid] = doc.where(("rules", index))
+        # a duplicate is still checked: its other errors are listed too
         rule = _rule(doc, index, table, destinations, sources)
-        if rule is not None and table.get("enabled", True):
+        if rule is not None and not duplicate and table.get("enabled", True):
             out.append(rule)
     return out
 
@@ -374,24 +388,19 @@ def _rule(
     threshold = _threshold(doc, loc, subject, table.get("threshold"), groups)
     dedup = _dedup(doc, loc, subject, table.get("dedup"), groups)
     fleet = _fleet_threshold(doc, loc, subject, table.get("fleet"), groups)
+    # every key is checked before giving up, so all of a rule's errors are listed at once
+    severity: Severity = doc.get(table, loc, subject, "severity", check_severity, "warning")
+    ignore = doc.get(table, loc, subject, "ignore", _pattern_list, ())
+    resolve = doc.get(table, loc, subject, "resolve", _pattern, None)
+    quiet = doc.get(table, loc, subject, "quiet", _positive_duration, None)
+    tests = _tests(doc, loc, subject, table.get("tests", []))
     if pattern is None or len(doc.problems) > before:
         return None
     return Rule(
         id=rid,  # type: ignore[arg-type]  # checked above
-        pattern=pattern,
-        severity=doc.get(table, loc, subject, "severity", check_severity, "warning"),
-        title=title,
-        message=message,
-        to=to,
-        source=source,
-        ignore=doc.get(table, loc, subject, "ignore", _pattern_list, ()),
-        threshold=threshold,
-        dedup=dedup,
-        resolve=doc.get(table, loc, subject, "resolve", _pattern, None),
-        quiet=doc.get(table, loc, subject, "quiet", _positive_duration, None),
-        tests=_tests(doc, loc, subject, table.get("tests", [])),
-        fleet=fleet,
-        where=doc.where(loc),
+        pattern=pattern, severity=severity, title=title, message=message, to=to,
+        source=source, ignore=ignore, threshold=threshold, dedup=dedup, resolve=resolve,
+        quiet=quiet, tests=tests, fleet=fleet, where=doc.where(loc),
     )
 
 
@@ -485,7 +494,8 @@ def _tests(doc: Document, loc: Loc, subject: str, raw: Any) -> tuple[RuleTest, .
             continue
         _unknown_keys(doc, tloc, sub, case, {"line", "match", "fields"})
         fields = doc.get(case, tloc, sub, "fields", _str_map, None)
-        out.append(RuleTest(case["line"], doc.get(case, tloc, sub, "match", _bool, True), fields))
+        out.append(RuleTest(case["line"], doc.get(case, tloc, sub, "match", _bool, True), fields,
+                            where=doc.where(tloc)))
     return tuple(out)
 
 

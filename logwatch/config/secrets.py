@@ -23,9 +23,13 @@ ENV_REF = regex.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 def read_secret(
     doc: Document, loc: Loc, subject: str, table: Mapping[str, Any], key: str,
-    env: Mapping[str, str],
+    env: Mapping[str, str], *, read: bool = True,
 ) -> Secret | None:
-    """A secret from ``key`` (``${ENV}`` or inline) or ``key_file``; problems for the rest."""
+    """A secret from ``key`` (``${ENV}`` or inline) or ``key_file``; problems for the rest.
+
+    With ``read=False`` nothing is read: an empty :class:`Secret` whose origin says
+    where the value would come from (``file PATH``, ``env VAR``, ``inline``).
+    """
     file_key = f"{key}_file"
     if key in table and file_key in table:
         doc.problem((*loc, key), subject, f"{key} and {file_key}: give one, not both")
@@ -37,6 +41,8 @@ def read_secret(
             return None
         # a relative path is relative to the config file, not to the working directory
         path = doc.path.parent / os.path.expanduser(expand_env(raw, env))
+        if not read:
+            return Secret("", f"file {path}")
         return secret_from_file(doc, (*loc, file_key), subject, file_key, path)
     if key not in table:
         doc.problem(loc, subject, f"{key}: missing (give {key} = \"${{ENV_VAR}}\" or {file_key})")
@@ -46,6 +52,8 @@ def read_secret(
         doc.problem((*loc, key), subject, f"{key}: expected a string")  # the value may be secret
         return None
     refs = ENV_REF.findall(raw)
+    if not read:
+        return Secret("", "env " + ", ".join(refs) if refs else "inline")
     missing = [name for name in refs if not env.get(name)]
     if missing:
         doc.problem((*loc, key), subject,

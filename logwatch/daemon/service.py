@@ -30,6 +30,7 @@ from logwatch.errors import ConfigError
 from logwatch.matching import Matcher, engine
 from logwatch.models import Alert, Chunk, Hit, LogLine, alert_id
 from logwatch.policy import Policy
+from logwatch.runlock import RunLock
 from logwatch.sources import Source, build_sources
 from logwatch.state import State, get_value, put_value
 
@@ -48,6 +49,8 @@ OUTBOX_RETENTION = 7 * 86400.0
 PRUNE_EVERY = 3600.0
 #: how often the fleet link's state is written for ``logwatch status`` (and a down link probed)
 FLEET_STATUS_EVERY = 2.0
+#: after this long without a line, sources with nothing to read here are named, once
+NOTHING_HERE_AFTER = 2.0
 
 
 class Waker:
@@ -124,6 +127,7 @@ class Service:
         self.stats = _Stats()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.state = self._open_state()
+        self._lock = self._take_lock()
         self.fleet = self._fleet_link(config)
         self.policy = self._new_policy(config)
         self.sources: list[Source] = []
@@ -132,6 +136,10 @@ class Service:
         self._announced_failing: set[str] = set()
         self._last_data: dict[str, float] = {}
         self._silent_warned: set[str] = set()
+        self._started = time.monotonic()
+        #: sources that have produced data since start
+        self._read: set[str] = set()
+        self._nothing_here_checked = False
         self._last_ping = 0.0
         self._last_prune = 0.0
         self._last_status = float("-inf")
@@ -158,6 +166,17 @@ class Service:
             self._tmp = tempfile.TemporaryDirectory(prefix="logwatch-dry-run-")
             return State(Path(self._tmp.name))
         return State(self.config.settings.state_dir)
+
+    def _take_lock(self) -> RunLock | None:
+        """Say in ``state_dir`` that we run (for ``logwatch status``); a dry run keeps no state."""
+        if self.dry_run:
+            return None
+        lock = RunLock(self.config.settings.state_dir)
+        if (holder := lock.acquire()) is not None:
+            log.warning("another logwatch (pid %d) runs with state_dir %s", holder,
+                        self.config.settings.state_dir)
+            return None
+        return lock
 
     # -- life cycle ---------------------------------------------------------
 
@@ -216,6 +235,8 @@ class Service:
             log.info("stopped with %d alert(s) pending in the outbox; they go out at next start",
                      pending)
         self.state.close()
+        if self._lock is not None:
+            self._lock.release()
         self.waker.close()
         metrics.configure(None)
         if self.fleet is not None:
@@ -223,9 +244,15 @@ class Service:
         if self._tmp is not None:
             self._tmp.cleanup()
 
-    def serve(self) -> int:
-        """Install signal handlers and run until SIGTERM / SIGINT; the exit code."""
+    def serve(self, early: EarlyStop | None = None) -> int:
+        """Install signal handlers and run until SIGTERM / SIGINT; the exit code.
+
+        ``early`` holds the signals that came while the config was being loaded: a
+        SIGTERM then is a clean stop too (start, stop at once, exit 0, nothing lost).
+        """
         self._install_signals()
+        if early is not None and early.stop_requested:
+            self.should_exit = True
         self.startup()
         try:
             self.main_loop()
@@ -256,6 +283,7 @@ class Service:
             self._match(chunk, alerts)
         self._commit(alerts, source)
         self._last_data[source.name] = time.monotonic()
+        self._read.add(source.name)
         self._silent_warned.discard(source.name)
         self.stats.count(lines, len(alerts))
         metrics.current().lines_read(source.name, lines)
@@ -305,6 +333,7 @@ class Service:
             self._commit(alerts)
         self._save_status()
         self._fleet_status()
+        self._warn_nothing_here()
         self._warn_silent_sources()
         self._prune_outbox()
 
@@ -422,6 +451,23 @@ class Service:
             source="logwatch", host=host, time=self.clock(), to=others,
         )
 
+    def _warn_nothing_here(self) -> None:
+        """Once, soon after start: one line naming the sources with nothing to read here."""
+        if self._nothing_here_checked or time.monotonic() - self._started < NOTHING_HERE_AFTER:
+            return
+        self._nothing_here_checked = True
+        empty = []
+        for source in self.sources:
+            check: Callable[[], str | None] | None = getattr(source, "nothing_here", None)
+            if check is not None and (why := check()) is not None and source.name not in self._read:
+                empty.append(f'"{source.name}" ({why})')
+        if empty:
+            what = "this machine" if len(empty) == len(self.sources) else "some sources"
+            log.warning("nothing to read here for source %s: their rules stay silent on %s; "
+                        "try `logwatch test -c %s SAMPLE.log` on a log from elsewhere, or "
+                        "`logwatch send-test -c %s DEST` to try a destination",
+                        ", ".join(empty), what, self.config.path, self.config.path)
+
     def _warn_silent_sources(self) -> None:
         now = time.monotonic()
         for name, source_config in self.config.sources.items():
@@ -473,6 +519,25 @@ class Service:
         self.reload_requested = True
 
 
+class EarlyStop:
+    """Signal handlers for the start-up, before the :class:`Service` installs its own.
+
+    Python's default SIGTERM action kills the process (exit -15) and SIGHUP's too:
+    a ``systemctl stop`` or ``reload`` while the config loads must not.
+    """
+
+    def __init__(self) -> None:
+        self.stop_requested = False
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        # the config is being read right now: a reload asked meanwhile is already served
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_requested = True
+
+
 def run(config_path: Path, *, dry_run: bool = False) -> int:
     """``logwatch run``: load the config and serve until told to stop."""
-    return Service(load_config(config_path), dry_run=dry_run).serve()
+    early = EarlyStop()  # first thing: a stop during start-up is a clean stop
+    return Service(load_config(config_path), dry_run=dry_run).serve(early)

@@ -111,9 +111,22 @@ def last_dead(conn: sqlite3.Connection, destination: str) -> str | None:
                        "ORDER BY seq DESC LIMIT 1", (destination,)).fetchone()
     return None if row is None else row[0]
 
-
 def clamp_next_try(conn: sqlite3.Connection, destination: str, latest: float) -> int:
     """Pending rows of ``destination`` due after ``latest`` (or never) become due at it."""
     cur = conn.execute("UPDATE outbox SET next_try = ? WHERE destination = ? AND "
                        "status = 'pending' AND NOT (next_try <= ?)", (latest, destination, latest))
+    return cur.rowcount
+
+
+def dead(conn: sqlite3.Connection, destination: str, limit: int) -> list[tuple[int, Alert]]:
+    """The first ``limit`` dead rows of ``destination`` (seq, alert), oldest first."""
+    rows = conn.execute("SELECT seq, alert FROM outbox WHERE destination = ? AND status = 'dead' "
+                        "ORDER BY seq LIMIT ?", (destination, limit))
+    return [(seq, Alert.from_json(alert)) for seq, alert in rows]
+
+
+def requeue_dead(conn: sqlite3.Connection, destination: str) -> int:
+    """Make the dead rows of ``destination`` pending again, in their order; how many."""
+    cur = conn.execute("UPDATE outbox SET status = 'pending', attempts = 0, next_try = 0, "
+                       "done = NULL WHERE destination = ? AND status = 'dead'", (destination,))
     return cur.rowcount

@@ -244,6 +244,12 @@ class FileSource:
             lines.append(f"  {path}: {problem}; retrying")
         return lines
 
+    def nothing_here(self) -> str | None:
+        """Why this source has nothing to read on this machine (no file yet), or None."""
+        if self._current or self._retired:
+            return None
+        return "no " + ", ".join(self.patterns)
+
     def close(self) -> None:
         """Stop the watcher and close every descriptor (nothing unreturned is lost)."""
         if self._watcher is not None:

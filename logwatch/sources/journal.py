@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 from logwatch.config import JournalSource, Settings
@@ -105,6 +106,21 @@ def journalctl_args(journal: JournalSource, cursor: str | None, start_at: str) -
     return args
 
 
+#: where systemd-journald keeps its files (persistent, volatile)
+JOURNAL_DIRS = (Path("/var/log/journal"), Path("/run/log/journal"))
+
+
+def journal_files_exist(dirs: Sequence[Path] = JOURNAL_DIRS) -> bool:
+    """Whether the journal has any file here (an unreadable directory counts as yes)."""
+    for folder in dirs:
+        try:
+            if folder.is_dir() and any(folder.rglob("*.journal*")):
+                return True
+        except PermissionError:
+            return True
+    return False
+
+
 class JournalFollower:
     """A Source following the journal through a journalctl subprocess."""
 
@@ -131,6 +147,8 @@ class JournalFollower:
         self._thread: threading.Thread | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._garbage = 0
+        #: journalctl's stderr while it runs (it says "No journal files were found." and stays)
+        self._said: IO[bytes] | None = None
         self.restarts = 0
 
     # -- the Source protocol ------------------------------------------------
@@ -181,6 +199,21 @@ class JournalFollower:
             lines.append(f"  {self._command[0]} not found on PATH; retrying")
         return lines
 
+    def nothing_here(self) -> str | None:
+        """Why the journal has nothing to read here (journalctl missing, no journal files)."""
+        if shutil.which(self._command[0]) is None:
+            return f"{self._command[0]} not found"
+        said = self._said
+        if said is not None:
+            with contextlib.suppress(OSError, ValueError):
+                text = os.pread(said.fileno(), 500, 0).decode("utf-8", "replace").strip()
+                if "No journal files were found" in text:
+                    return f'{self._command[0]} says "{text.splitlines()[0]}"'
+        # journalctl --follow waits silently on an empty journal: look for its files
+        if self._command == JOURNALCTL and not journal_files_exist():
+            return f"no journal files in {' or '.join(map(str, JOURNAL_DIRS))}"
+        return None
+
     def close(self) -> None:
         """Stop journalctl and the reader thread."""
         self._stop.set()
@@ -226,6 +259,7 @@ class JournalFollower:
         argv = [*self._command, *journalctl_args(self._journal, self._reader_cursor,
                                                 self._settings.start_at)]
         with tempfile.TemporaryFile() as errors:
+            self._said = errors  # read while it runs: "No journal files were found." stays
             try:
                 proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=errors)

@@ -185,7 +185,7 @@ class TestRefuses:
         [
             ({"discord_url": "discord.com/SECRET-hook"}, "must start with https://"),
             ({"telegram_token": "SECRET-not-a-token"}, "should look like"),
-            ({"telegram_chat": "-100"}, "needs --telegram-token"),
+            ({"telegram_chat": "-100"}, "needs --telegram-token-file"),
             ({"telegram_token": BOT_TOKEN, "telegram_chat": "ops room"}, "expected a number"),
         ],
     )
@@ -307,13 +307,17 @@ class TestTelegramWithoutChat:
 
     def test_bad_token_is_explained_without_the_token(self, tmp_path: Path,
                                                       fake: FakeAPI) -> None:
-        """The API refuses the token: the reason is shown, the token is not."""
+        """The API refuses the token: init stops there (no "no chat yet", nothing written),
+        the reason is shown, the token is not."""
         out = io.StringIO()
-        with pytest.raises(LogwatchError, match="--telegram-chat"):
+        with pytest.raises(LogwatchError, match="Telegram refused the bot token") as info:
             write_starter(tmp_path / "logwatch.toml", discord_url=None, telegram_token=OTHER_TOKEN,
-                          telegram_chat=None, out=out, telegram_api=fake.base)
-        assert "Could not list the bot's chats" in out.getvalue()
-        assert "SECRET" not in out.getvalue()
+                          telegram_chat=None, out=out, telegram_api=fake.base,
+                          ask=lambda prompt: "" if "Discord" in prompt else "-100")
+        assert "nothing was written" in str(info.value)
+        assert "no chat yet" not in out.getvalue()
+        assert "SECRET" not in out.getvalue() + str(info.value)
+        assert list(tmp_path.iterdir()) == []
 
 
 class TestCommandLine:
@@ -340,3 +344,38 @@ class TestCommandLine:
         assert again.returncode == 1
         assert "--force" in again.stderr
         assert "Traceback" not in again.stderr
+
+
+class TestFirstHour:
+    """What issue 14 found in a newcomer's first hour with init (point 10)."""
+
+    def test_next_comes_after_the_wrote_lines(self, tmp_path: Path) -> None:
+        config = tmp_path / "logwatch.toml"
+        result = logwatch("init", "-c", str(config), "--non-interactive")
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        wrote = [i for i, line in enumerate(lines) if line.startswith("wrote ")]
+        assert wrote and lines.index(f"Next: logwatch check -c {config}") > max(wrote)
+        assert f"`logwatch send-test -c {config} NAME`" in config.read_text()
+
+    def test_the_token_comes_from_a_file_or_stdin_not_the_command_line(
+            self, tmp_path: Path, fake: FakeAPI) -> None:
+        add_chats(fake, (-100, "group", "Ops"))
+        config = tmp_path / "logwatch.toml"
+        result = logwatch("init", "-c", str(config), "--non-interactive",
+                          "--telegram-token-file", "-", "--telegram-api", fake.base,
+                          input_text=BOT_TOKEN + "\n")
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / "credentials" / "telegram").read_text().strip() == BOT_TOKEN
+        old = logwatch("init", "-c", str(tmp_path / "x.toml"), "--telegram-token", BOT_TOKEN)
+        assert old.returncode == 1  # gone: a secret on the command line is seen by every user
+        assert "use --telegram-token-file" in old.stderr
+        assert "SECRET" not in old.stderr
+
+    def test_a_token_of_another_shape_is_asked_about_not_refused(
+            self, tmp_path: Path, fake: FakeAPI) -> None:
+        """A local Bot API server's or a test server's token: the service decides."""
+        config = tmp_path / "logwatch.toml"
+        with pytest.raises(LogwatchError, match="Telegram refused the bot token"):  # asked
+            write_starter(config, discord_url=None, telegram_token="12:short",  # noqa: S106
+                          telegram_chat=None, out=io.StringIO(), telegram_api=fake.base)

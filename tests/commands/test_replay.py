@@ -147,3 +147,48 @@ def test_a_worker_that_dies_is_reported_not_waited_for(
     assert len(result.errors) == 1
     assert "worker process stopped" in result.errors[0]
     assert "try -j 1" in result.errors[0]
+
+
+RULE = """
+[[rules]]
+id = "fail"
+match = 'Failed password for (?P<user>\\S+)'
+"""
+
+
+def test_json_line_numbers_are_per_file(tmp_path: Path) -> None:
+    """Line 2 of the second file is line_no 2, not 2 plus the first file's lines."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(RULE, encoding="utf-8")
+    one = tmp_path / "one.log"
+    one.write_text("x\nFailed password for a\nx\n", encoding="utf-8")
+    two = tmp_path / "two.log"
+    two.write_text("x\nFailed password for b\n", encoding="utf-8")
+    out = logwatch("test", "-c", str(cfg), "--json", str(one), str(two))
+    assert out.returncode == 0, out.stderr
+    hits = [json.loads(x) for x in out.stdout.splitlines()]
+    assert [(h["file"], h["line_no"]) for h in hits] == [(str(one), 2), (str(two), 2)]
+
+
+def test_dash_reads_standard_input(tmp_path: Path) -> None:
+    """`journalctl -o short | logwatch test -c CFG -`."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(RULE, encoding="utf-8")
+    out = logwatch("test", "-c", str(cfg), "--json", "-",
+                   input_text="x\nFailed password for root\n")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"rule": "fail", "file": "-", "line_no": 2,
+                                      "fields": {"user": "root"}}
+
+
+def test_a_missing_file_is_said_first_with_the_journal_hint(tmp_path: Path) -> None:
+    """No table of zeros before the error: the error, and what to try instead."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(RULE, encoding="utf-8")
+    out = logwatch("test", "-c", str(cfg), str(tmp_path / "auth.log"))
+    assert out.returncode == 1
+    assert out.stdout == ""
+    first, hint = out.stderr.splitlines()
+    assert first == f"logwatch: {tmp_path / 'auth.log'}: no such file"
+    assert hint == (f"logwatch: on a system that logs to the journal only, try: "
+                    f"journalctl -o short | logwatch test -c {cfg} -")

@@ -61,6 +61,7 @@ def assert_balanced(result: SimulationResult) -> None:
     assert result.balanced
 
 
+@pytest.mark.corpus
 def test_openssh_brute_force_gives_a_short_list(tmp_path: Path) -> None:
     """loghub's real brute force: 517 failed passwords: 10 alerts and 9 summaries."""
     result, text = run(make_config(tmp_path), OPENSSH)
@@ -81,6 +82,7 @@ def test_openssh_brute_force_gives_a_short_list(tmp_path: Path) -> None:
     assert result.untimed == 0
 
 
+@pytest.mark.corpus
 def test_storm_digests_in_a_replay(tmp_path: Path) -> None:
     """More than 2 alerts an hour is a storm here: digests, and every hit accounted for."""
     result, text = run(make_config(tmp_path, rate=2, per="1h"), OPENSSH)
@@ -105,6 +107,7 @@ def test_lines_without_time_take_the_previous_lines(tmp_path: Path) -> None:
     assert "1 hits had no timestamp of their own" in text
 
 
+@pytest.mark.corpus
 def test_rule_selection(tmp_path: Path) -> None:
     """``--rule`` replays one rule only; an unknown one is a clear error."""
     result, _ = run(make_config(tmp_path), OPENSSH, rule="ssh-accepted")
@@ -122,6 +125,7 @@ def test_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
         run(make_config(tmp_path), tmp_path)
 
 
+@pytest.mark.corpus
 def test_the_shipped_rules_on_the_openssh_sample() -> None:
     """``rules.example.toml`` (several destinations): a short list, every hit accounted for."""
     example = REPO / "rules.example.toml"
@@ -134,6 +138,7 @@ def test_the_shipped_rules_on_the_openssh_sample() -> None:
     assert "SSH brute force" in text
 
 
+@pytest.mark.corpus
 def test_cli(tmp_path: Path) -> None:
     """``logwatch test --alerts`` for real: the list and the accounting, exit 0."""
     config = write(tmp_path / "logwatch.toml", CONFIG.format(state=tmp_path / "s", rate=20,
@@ -142,3 +147,25 @@ def test_cli(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "suppressed between" in proc.stdout
     assert "(all accounted for)" in proc.stdout
+
+
+def test_hits_before_any_timed_line_are_not_said_to_take_the_previous_time(
+        tmp_path: Path) -> None:
+    """No line before them had a time: the message says so, not "the previous line's"."""
+    log = write(tmp_path / "auth.log",
+                "    Accepted password for bob from 10.1.1.2 port 2 ssh2\n")
+    result, text = run(make_config(tmp_path), log)
+    assert (result.untimed, result.untimed_first) == (1, 1)
+    assert "previous line's time" not in text
+    assert "1 hits had no timestamp and no line before them had one" in text
+
+
+def test_nginx_dates_are_the_lines_own(tmp_path: Path) -> None:
+    """An nginx error log replays at its own times, not at the current time."""
+    log = write(tmp_path / "error.log", (
+        "2015/10/29 20:01:02 [error] 7#7: Accepted password for ann from 10.1.1.1 port 1\n"
+        "2015/10/29 20:31:02 [error] 7#7: Accepted password for bob from 10.1.1.2 port 2\n"))
+    result, _ = run(make_config(tmp_path), log)
+    assert result.untimed == 0
+    assert [a.time for a in result.alerts] == [
+        datetime(2015, 10, 29, 20, 1, 2).timestamp(), datetime(2015, 10, 29, 20, 31, 2).timestamp()]

@@ -114,6 +114,7 @@ def test_apache_error_log() -> None:
     assert parse_timestamp(line, now=NOW) == local(2005, 12, 4, 4, 47, 44)
 
 
+@pytest.mark.corpus
 def test_every_corpus_line_has_a_time() -> None:
     """All 2,000 lines of loghub's OpenSSH sample, Linux syslog and Apache logs parse."""
     from tests.helpers import CORPUS
@@ -122,3 +123,18 @@ def test_every_corpus_line_has_a_time() -> None:
         lines = (CORPUS / "loghub" / name).read_text(encoding="utf-8", errors="replace")
         missing = [x for x in lines.splitlines() if parse_timestamp(x, now=NOW) is None]
         assert missing == [], (name, missing[:3])
+
+
+def test_nginx_error_log() -> None:
+    """nginx writes ``2015/10/29 20:01:02`` (local time, year written)."""
+    line = "2015/10/29 20:01:02 [error] 1234#0: *1 open() failed (2: No such file or directory)"
+    assert parse_timestamp(line, now=NOW) == local(2015, 10, 29, 20, 1, 2)
+    assert parse_timestamp("2015/13/29 20:01:02 [error] x", now=NOW) is None
+
+
+def test_apache_24_error_log_with_microseconds_and_a_padded_day() -> None:
+    """Apache 2.4: ``[Thu Oct 29 20:01:02.123456 2015]``; a one-digit day may be padded."""
+    line = "[Thu Oct 29 20:01:02.123456 2015] [core:error] [pid 42] AH00037: x"
+    assert parse_timestamp(line, now=NOW) == pytest.approx(local(2015, 10, 29, 20, 1, 2) + 0.123456)
+    assert parse_timestamp("[Fri Oct  9 20:01:02 2015] [error] x", now=NOW) == local(
+        2015, 10, 9, 20, 1, 2)

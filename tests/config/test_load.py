@@ -140,12 +140,12 @@ def test_each_mistake_is_one_clear_line(good: Path, edit, expected: str) -> None
 
 
 def test_bad_regex_shows_the_regex_error_and_position(tmp_path: Path) -> None:
-    """The regex error and its position are quoted, so the user can find it."""
-    path = write(tmp_path / "c.toml", '[[rules]]\nid = "x"\nmatch = "a(b"\n')
+    """The regex error, and the pattern as written with a caret under the position."""
+    path = write(tmp_path / "c.toml", '[[rules]]\nid = "x"\nmatch = \'\\d a(b\'\n')
     (problem,) = problems(path)
     assert problem.startswith("c.toml:3: ")
-    assert "bad regex at position 3: missing )" in problem
-    assert "'a(b'" in problem
+    assert "bad regex at position 6: missing )" in problem
+    assert problem.endswith(":\n    \\d a(b\n          ^")  # the caret is under the end
 
 
 def test_malformed_toml_names_the_line(tmp_path: Path) -> None:
@@ -234,7 +234,8 @@ def test_check_command_exits_1_with_one_line_and_no_traceback(
     result = logwatch("check", "-c", str(path))
     assert result.returncode == 1
     assert needle in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    # one problem: a regex error adds the pattern and a caret, indented, under its line
+    assert len([x for x in result.stderr.strip().splitlines() if not x.startswith(" ")]) == 1
     assert "Traceback" not in result.stderr + result.stdout
 
 
@@ -248,3 +249,63 @@ def test_world_readable_secret_via_cli(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "readable by group or others" in result.stderr
     assert "SECRET" not in result.stderr + result.stdout
+
+
+# -- every error, worded so it can be acted upon (issue 14, points 2 and 11) ------------
+
+
+def test_all_errors_of_one_rule_are_listed(tmp_path: Path) -> None:
+    """No early return: a bad `to`, a bad ignore regex and a bad `quiet`, all three."""
+    path = write(tmp_path / "c.toml", '[destinations.team]\ntype = "console"\n[[rules]]\n'
+                 'id = "a"\nmatch = "x"\nto = ["trem"]\nignore = ["from (10"]\nquiet = "soon"\n')
+    found = problems(path)
+    assert [p.split(": ", 3)[2].split(":")[0] for p in found] == ["to", "ignore", "quiet"]
+
+
+def test_a_duplicate_id_does_not_hide_the_rules_other_errors(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.toml", '[[rules]]\nid = "a"\nmatch = "x"\n'
+                 '[[rules]]\nid = "a"\nmatch = "y"\nseverity = "loud"\n')
+    found = problems(path)
+    assert found[0] == 'c.toml:5: rules[1] "a": id: duplicate of the rule at c.toml:1'
+    assert found[1].startswith('c.toml:7: rules[1] "a": severity: expected one of')
+
+
+def test_unterminated_string_reads_as_such(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.toml", '[logwatch]\nhostname = "web-1\n')
+    (problem,) = problems(path)
+    assert problem.startswith("c.toml:2: invalid TOML: unterminated string")
+    assert "Illegal character" not in problem
+
+
+def test_included_files_are_named_by_path(tmp_path: Path) -> None:
+    """Two drop-ins may share a name in different folders: the path says which."""
+    write(tmp_path / "rules.d" / "ssh.toml", '[[rules]]\nid = "a"\nmatch = "x"\nto = ["no"]\n')
+    path = write(tmp_path / "c.toml", '[logwatch]\ninclude = ["rules.d/*.toml"]\n')
+    (problem,) = problems(path)
+    assert problem.startswith(f"{tmp_path / 'rules.d' / 'ssh.toml'}:4: ")
+
+
+def test_a_failing_rule_test_points_at_its_own_line(tmp_path: Path) -> None:
+    """`check` names the [[rules.tests]] that fails, not the [[rules]] it belongs to."""
+    path = write(tmp_path / "c.toml", '[[rules]]\nid = "a"\nmatch = "(?P<user>x)y"\n'
+                 '[[rules.tests]]\nline = "xy"\n[[rules.tests]]\nline = "zz"\n')
+    result = logwatch("check", "-c", str(path))
+    assert result.returncode == 1
+    assert 'c.toml:6: rule "a": tests[1]: expected a match' in result.stderr
+
+
+def test_a_mistyped_test_field_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.toml", '[[rules]]\nid = "a"\nmatch = "(?P<user>x)y"\n'
+                 '[[rules.tests]]\nline = "xy"\nfields = { usr = "x" }\n')
+    result = logwatch("check", "-c", str(path))
+    assert result.returncode == 1
+    assert "fields: no field 'usr' in the pattern (its fields: user)" in result.stderr
+    assert "None" not in result.stderr
+
+
+def test_a_config_that_watches_nothing_is_warned_about(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.toml", '[logwatch]\nhostname = "x"\n')
+    result = logwatch("check", "-c", str(path))
+    assert result.returncode == 0
+    assert "no rules and no sources: this config watches nothing" in result.stdout
+    assert "0 rules, 0 tests passed, 0 sources, 1 destination (console)" in result.stdout

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections import Counter
 from pathlib import Path
@@ -98,12 +100,13 @@ def test_kill_9_at_random_moments_neither_loses_nor_duplicates(tmp_path: Path) -
     thread.start()
     try:
         for _ in range(8):
-            with Daemon(config) as daemon:
-                daemon.wait_stderr("app.log")
+            with Daemon(config, notify=True) as daemon:
+                daemon.wait_ready()
                 done.wait(rng.uniform(0.1, 1.5))
                 daemon.kill()
         thread.join()
-        with Daemon(config) as daemon:
+        with Daemon(config, notify=True) as daemon:
+            daemon.wait_ready()  # else the checkpoint below may already hold mid-start-up
             size = log.stat().st_size
             wait_for(lambda: checkpoint_offset(state / "state.sqlite3") >= size, 60,
                      message="the last run to catch up")
@@ -115,3 +118,35 @@ def test_kill_9_at_random_moments_neither_loses_nor_duplicates(tmp_path: Path) -
     expected = set(range(0, total, 3))
     assert set(counts) == expected, f"missing: {sorted(expected - set(counts))[:10]}"
     assert max(counts.values()) == 1, "an event was inserted twice"
+
+
+#: `logwatch run` with a SIGTERM that arrives while the config is being loaded (before
+#: the service's own handlers exist), exactly as `systemctl stop` right after start
+_TERM_DURING_START_UP = """
+import os, signal, sys
+import logwatch.daemon.service as service
+from logwatch.cli import main
+
+real_load = service.load_config
+def load_then_term(path):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return real_load(path)
+service.load_config = load_then_term
+sys.exit(main(["run", "-c", sys.argv[1]]))
+"""
+
+
+def test_sigterm_during_start_up_is_a_clean_stop(tmp_path: Path) -> None:
+    """A stop asked while logwatch starts: it starts, stops at once, exit 0, the line kept."""
+    log = write(tmp_path / "app.log", "2026-11-28T03:00:00 app[1]: ERROR event 3\n")
+    state = tmp_path / "state"
+    config = write(tmp_path / "c.toml", CONFIG.format(state=state, log=log))
+    done = subprocess.run([sys.executable, "-c", _TERM_DURING_START_UP, str(config)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "stopping" in done.stderr
+    with Daemon(config, notify=True) as daemon:  # the next start reads the line it left
+        daemon.wait_ready()
+        wait_for(lambda: outbox_numbers(state / "state.sqlite3") == {3: 1}, 30,
+                 message="event 3 in the outbox")
+        assert daemon.stop() == 0

@@ -112,8 +112,6 @@ def test_logs_here_by_file_and_by_program(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def coverage() -> dict[str, Any]:
-    if not (CORPUS / "fail2ban").exists():
-        pytest.skip(f"needs the shared corpus at {CORPUS / 'fail2ban'}")
     done = subprocess.run([sys.executable, "bench/coverage.py", "--json", "--no-fail2ban"],
                           capture_output=True, text=True, cwd=REPO, check=False, timeout=600)
     assert done.returncode == 0, done.stderr
@@ -141,11 +139,13 @@ def test_issue_16_services_are_measured(coverage: dict[str, Any]) -> None:
     assert {s["file"] for s in _normal(coverage)} >= ISSUE_16_FILES
 
 
+@pytest.mark.corpus
 def test_normal_mode_recall_per_file(coverage: dict[str, Any]) -> None:
     low = {s["file"]: s["misses"] for s in _normal(coverage) if s["recall"] < 0.95}
     assert low == {}
 
 
+@pytest.mark.corpus
 def test_normal_mode_recall_overall(coverage: dict[str, Any]) -> None:
     files = _normal(coverage)
     positives = sum(s["positives"] for s in files)
@@ -153,6 +153,7 @@ def test_normal_mode_recall_overall(coverage: dict[str, Any]) -> None:
     assert sum(s["right_ip"] for s in files) / positives >= 0.98
 
 
+@pytest.mark.corpus
 def test_sshd_normal_mode_is_complete_with_context(coverage: dict[str, Any]) -> None:
     """100% once the address-less lines take the address of their connection's earlier line."""
     sshd = [s for s in _normal(coverage) if s["file"] in ("sshd", "sshd-journal")]
@@ -161,13 +162,14 @@ def test_sshd_normal_mode_is_complete_with_context(coverage: dict[str, Any]) -> 
         assert s["recall_with_context"] == 1.0, s["misses"]
 
 
+@pytest.mark.corpus
 def test_no_false_alarm_in_normal_mode(coverage: dict[str, Any]) -> None:
     alarms = {s["file"]: s["alarms"] for s in _normal(coverage) if s["false_alarms"]}
     assert alarms == {}
 
 
+@pytest.mark.corpus
 def test_loghub_hits_are_the_template_lines(coverage: dict[str, Any]) -> None:
-    if not coverage["loghub"]:
-        pytest.skip(f"needs loghub's samples at {CORPUS / 'loghub'}")
+    assert coverage["loghub"], f"no loghub sample found in {CORPUS / 'loghub'}"
     wrong = [r for r in coverage["loghub"] if r["extra"] or r["missing"]]
     assert wrong == []

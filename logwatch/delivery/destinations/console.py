@@ -8,7 +8,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from logwatch.config import ConsoleDestination
-from logwatch.delivery.destinations.types import Message, Outcome, Window, message_text
+from logwatch.delivery.destinations.types import (
+    Message,
+    Outcome,
+    Window,
+    message_text,
+    shown_line,
+)
 from logwatch.models import Alert
 
 LINE_MAX = 1000
@@ -25,7 +31,7 @@ def render_text(alert: Alert) -> str:
         lines.append(f"  {' '.join(items)}")
     lines.append(f"  host {alert.host} · rule {alert.rule} · source {alert.source}")
     if alert.line:
-        line = _one_line(alert.line)
+        line = _one_line(shown_line(alert))
         if len(line) > LINE_MAX:
             line = line[:LINE_MAX] + "… [cut]"
         lines.append(f"  > {line}")

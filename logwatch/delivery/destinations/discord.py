@@ -29,6 +29,7 @@ from logwatch.delivery.destinations.types import (
     new_client,
     post_json,
     response_reason,
+    shown_line,
     utf16_len,
 )
 from logwatch.errors import DeliveryError
@@ -111,7 +112,7 @@ def _description(alert: Alert, room: int) -> str:
     left = room - utf16_len(message) - utf16_len(fences)
     if left < 40:
         return message
-    return f"{message}\n```\n{cut(alert.line, left, code_safe)}\n```".lstrip("\n")
+    return f"{message}\n```\n{cut(shown_line(alert), left, code_safe)}\n```".lstrip("\n")
 
 
 def embed_size(embed: Mapping[str, Any]) -> int:

@@ -27,6 +27,7 @@ from logwatch.delivery.destinations.types import (
     new_client,
     post_json,
     response_reason,
+    shown_line,
     utf16_len,
 )
 from logwatch.errors import DeliveryError
@@ -68,7 +69,7 @@ def render_alert(alert: Alert, budget: int = TEXT_MAX) -> str:
     if alert.line:
         room = budget - utf16_len(text) - utf16_len(foot) - len("\n<pre></pre>\n")
         if room >= 40:
-            text += f"\n<pre>{cut(alert.line, room, escape)}</pre>"
+            text += f"\n<pre>{cut(shown_line(alert), room, escape)}</pre>"
     text += f"\n{foot}"
     if utf16_len(text) > budget:
         # only when the caller's budget is tiny: keep the head, which is what matters most
@@ -116,7 +117,8 @@ class Telegram:
             used += len(SEPARATOR) + utf16_len(text)
         quiet = all(a.severity == "info" for a in alerts[:len(texts)])
         text = SEPARATOR.join(texts)
-        return Message(len(texts), {"text": text, "disable_notification": quiet}, text)
+        # the preview (--dry-run) ends its last line, so the next header starts a line
+        return Message(len(texts), {"text": text, "disable_notification": quiet}, text + "\n")
 
     def send(self, message: Message) -> Outcome:
         """sendMessage; follows one group -> supergroup migration."""

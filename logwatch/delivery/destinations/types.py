@@ -101,8 +101,18 @@ class Destination(Protocol):
 
 
 def message_text(alert: Alert) -> str:
-    """The alert's message, or "" when it only repeats the line (shown on its own anyway)."""
-    return "" if alert.message.strip() == alert.line.strip() else alert.message
+    """The alert's message without the line it ends with: every destination shows the line
+    on its own (a code block, ``<pre>``, ``>``), so ``{line}`` in a message would show it twice.
+    A CRLF log's carriage returns are dropped."""
+    message, line = alert.message.replace("\r", "").rstrip(), shown_line(alert).strip()
+    if line and message.endswith(line):
+        message = message[: -len(line)].rstrip()
+    return message
+
+
+def shown_line(alert: Alert) -> str:
+    """The log line as destinations show it: without a CRLF log's carriage returns."""
+    return alert.line.replace("\r", "")
 
 
 def utf16_len(text: str) -> int:

@@ -1,0 +1,55 @@
+"""What every destination shows of an alert: the log line once, no CRLF, whole lines."""
+
+from __future__ import annotations
+
+import pytest
+
+from logwatch.config import ConsoleDestination
+from logwatch.delivery.destinations.console import render_text
+from logwatch.delivery.destinations.discord import _description
+from logwatch.delivery.destinations.telegram import Telegram, render_alert
+from logwatch.secret import Secret
+from tests.fakeapi import make_alert
+
+LINE = "Feb 25 14:34:10 belka sshd[31602]: Failed password for root from 194.117.26.69 port 5"
+
+
+def rendered(alert: object) -> dict[str, str]:
+    return {"console": render_text(alert),  # type: ignore[arg-type]
+            "discord": _description(alert, 4096),  # type: ignore[arg-type]
+            "telegram": render_alert(alert)}  # type: ignore[arg-type]
+
+
+def test_a_message_ending_with_the_line_shows_it_once() -> None:
+    """The shipped ssh-auth-failure says "the last one:\\n{line}": one copy, not two."""
+    alert = make_alert(1, message=f"5 failed SSH logins from 194.117.26.69; the last one:\n{LINE}",
+                       line=LINE)
+    for name, text in rendered(alert).items():
+        assert text.count("Failed password for root") == 1, (name, text)
+        assert "the last one" in text, name
+
+
+@pytest.mark.parametrize("name", ["console", "discord", "telegram"])
+def test_crlf_lines_lose_their_carriage_return(name: str) -> None:
+    alert = make_alert(1, message=f"seen:\n{LINE}\r", line=LINE + "\r")
+    text = rendered(alert)[name]
+    assert "\r" not in text
+    assert text.count("Failed password for root") == 1
+
+
+def test_telegram_dry_run_preview_ends_with_a_newline() -> None:
+    """The next "--- ops would send" header starts on its own line."""
+    from logwatch.config import TelegramDestination
+
+    dest = Telegram(TelegramDestination("ops", Secret("1:x"), -100))
+    try:
+        assert dest.render([make_alert(1)]).preview.endswith("</i>\n")
+    finally:
+        dest.close()
+
+
+def test_console_still_shows_a_message_that_is_only_the_line() -> None:
+    """message = "{line}": the line, once, as before."""
+    text = render_text(make_alert(1, message=LINE, line=LINE))
+    assert text.count("Failed password") == 1
+    assert ConsoleDestination("c").format == "text"
