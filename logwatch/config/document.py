@@ -67,12 +67,19 @@ class Document:
     lines: dict[Loc, int]
     problems: list[str]
     warnings: list[str]
+    #: a shipped rule pack (logwatch/packs/NAME.toml), not a file of the user's
+    pack: bool = False
+
+    @property
+    def name(self) -> str:
+        """How messages name the file: ``logwatch.toml``, or ``logwatch/packs/ssh.toml``."""
+        return f"logwatch/packs/{self.path.name}" if self.pack else self.path.name
 
     def where(self, loc: Loc) -> str:
         for end in range(len(loc), 0, -1):
             if (line := self.lines.get(loc[:end])) is not None:
-                return f"{self.path.name}:{line}"
-        return self.path.name
+                return f"{self.name}:{line}"
+        return self.name
 
     def problem(self, loc: Loc, subject: str, message: str) -> None:
         self.problems.append(f"{self.where(loc)}: {subject}{message}")

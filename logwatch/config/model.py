@@ -42,6 +42,10 @@ class Settings:
     failing_after: float = 600.0
     match_timeout: float = DEFAULT_MATCH_TIMEOUT
     storm: Storm = field(default_factory=Storm)
+    #: the shipped rule packs enabled (``"default"`` expanded), in the order given
+    packs: tuple[str, ...] = ()
+    #: names a rule's ``to`` may use besides destinations: name -> destinations
+    route: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
