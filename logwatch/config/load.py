@@ -386,18 +386,22 @@ def _rules(
     routes: _Routes,
     sources: Mapping[str, SourceConfig],
 ) -> list[_Built]:
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[Document, int]] = {}
     out: list[_Built] = []
     for doc, index, table in raw:
         rid = table.get("id")
         if isinstance(rid, str) and rid in seen:
-            hint = (f" (a pack's rule: change it with [overrides.{rid}] instead)"
-                    if doc.pack or "logwatch/packs/" in seen[rid] else "")
-            doc.problem(("rules", index, "id"), f'rules[{index}] "{rid}": ',
-                        f"id: duplicate of the rule at {seen[rid]}{hint}")
+            first, first_index = seen[rid]
+            if doc.pack and not first.pack:  # packs load last: say it at the user's rule
+                first.problem(("rules", first_index, "id"), f'rules[{first_index}] "{rid}": ',
+                              f"id: the pack rule at {doc.where(('rules', index))} has this id; "
+                              f"change it with [overrides.{rid}] instead of a copy")
+            else:
+                doc.problem(("rules", index, "id"), f'rules[{index}] "{rid}": ',
+                            f"id: duplicate of the rule at {first.where(('rules', first_index))}")
             continue
         if isinstance(rid, str) and rid:
-            seen[rid] = doc.where(("rules", index))
+            seen[rid] = (doc, index)
         rule = _rule(doc, index, table, routes, sources)
         if rule is not None:
             enabled = doc.get(table, ("rules", index), f'rules[{index}] "{rid}": ', "enabled",
