@@ -101,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("destination", metavar="DEST")
     p = command("status", _status, "followed files, offsets, outbox, last delivery errors")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = command("packs", _packs, "list the shipped rule packs, their rules, which have logs here")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p = command("init", _init, "write a starter config (asks for what is not given)")
     p.add_argument("--discord-url", metavar="URL")
     p.add_argument("--telegram-token", metavar="TOKEN")
@@ -211,6 +213,13 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2, default=str))
     else:
         print(format_status(report))
+    return EXIT_OK
+
+
+def _packs(args: argparse.Namespace) -> int:
+    from logwatch.commands.packs import print_packs
+
+    print_packs(sys.stdout, as_json=args.json)
     return EXIT_OK
 
 
