@@ -6,13 +6,23 @@ import os
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO.parent / "shared" / "corpus"
+
+
+def shipped_rule_tables() -> list[dict[str, Any]]:
+    """Every shipped pack's ``[[rules]]`` tables, as written (rules.example.toml enables the
+    packs; it holds no rule of its own)."""
+    from logwatch import packs
+
+    return [rule for name in packs.names()
+            for rule in tomllib.loads(packs.read_text(name)).get("rules", [])]
 
 
 def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02,

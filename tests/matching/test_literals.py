@@ -20,7 +20,7 @@ from logwatch.matching.literals import (
     required_sets,
 )
 from logwatch.rules import compile_pattern
-from tests.helpers import CORPUS, REPO
+from tests.helpers import CORPUS, REPO, shipped_rule_tables
 from tests.matching.test_matcher import rule
 from tests.reference import naive
 
@@ -114,9 +114,9 @@ def test_python_scanner_forced_by_environment(monkeypatch: pytest.MonkeyPatch) -
 
 
 def _fragments() -> tuple[list[str], list[str]]:
-    example = REPO / "rules.example.toml"
-    patterns = [r["match"] for path in (example, REPO / "bench" / "extra_rules.toml")
-                if path.exists() for r in tomllib.loads(path.read_text("utf-8"))["rules"]]
+    extra = REPO / "bench" / "extra_rules.toml"
+    patterns = [r["match"] for r in shipped_rule_tables()]
+    patterns += [r["match"] for r in tomllib.loads(extra.read_text("utf-8"))["rules"]]
     lines = (CORPUS / "loghub" / "OpenSSH_2k.log").read_text("utf-8").splitlines()[:300]
     lines += (CORPUS / "fail2ban" / "sshd").read_text("utf-8").splitlines()[:300]
     return patterns, lines
