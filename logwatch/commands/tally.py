@@ -41,19 +41,16 @@ def tally(matcher: Matcher, data: bytes, as_json: bool,
     found = matcher.find(data, groups=as_json)
     result = Tally(lines=data.count(b"\n"), bytes=len(data), hits=found.counts(),
                    samples=found.samples(SAMPLES_PER_RULE))
-    if memory is None:
-        hits = plain(found) if as_json else iter(())
-    else:
-        unlinked = Counter(memory.unlinked)
-        # counting needs only the context-taking rules' lines (and their fields)
-        hits = memory.hits(found if as_json else found.of_rules(memory.links), data)
-    line_no, counted_to = 0, 0
-    for m, fields in hits:
-        line_no += data.count(b"\n", counted_to, m.start)
-        counted_to = m.start
-        result.records.append((line_no + 1, m.rule.id, dict(fields)))
+    unlinked = Counter(memory.unlinked if memory is not None else ())
+    if memory is not None and not as_json:
+        memory.skim(found, data, result.lines)  # counting: only the lines a hit can reach
+    elif as_json:
+        line_no, counted_to = 0, 0
+        hits = plain(found) if memory is None else memory.hits(found, data, result.lines)
+        for m, fields in hits:
+            line_no += data.count(b"\n", counted_to, m.start)
+            counted_to = m.start
+            result.records.append((line_no + 1, m.rule.id, dict(fields)))
     if memory is not None:
         result.hits -= memory.unlinked - unlinked
-        if not as_json:
-            result.records.clear()
     return result

@@ -30,7 +30,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from logwatch.matching.matcher import Match
+from logwatch.matching.matcher import Found, Match
 from logwatch.rules import Context, Rule
 from logwatch.state import get_value, get_values, put_value, put_values
 
@@ -65,13 +65,14 @@ class ContextMemory:
         """A memory for ``rules``, or None if none of them takes context (nothing to do)."""
         return cls(rules, source) if any(r.context is not None for r in rules) else None
 
-    def hits(self, matches: Iterable[Match],
-             data: bytes) -> Iterator[tuple[Match, Mapping[str, str]]]:
+    def hits(self, matches: Iterable[Match], data: bytes,
+             lines: int | None = None) -> Iterator[tuple[Match, Mapping[str, str]]]:
         """The hits among one chunk's ``matches``, in order, each with its fields.
 
         ``context`` matches are remembered, not yielded; a hit of a context-taking
         rule gets the remembered fields it lacks. ``data`` is the chunk (for line
-        numbers); iterate to the end, so the chunk's lines are counted.
+        numbers; ``lines``: its line count, if known); iterate to the end, so the
+        chunk's lines are counted.
         """
         links = self.links
         base = self.lines
@@ -89,8 +90,32 @@ class ContextMemory:
                 yield m, fields
             else:
                 self.unlinked[m.rule.id] += 1
-        self.lines = base + data.count(b"\n")
+        self.lines = base + (data.count(b"\n") if lines is None else lines)
         self._lines_dirty = True
+
+    def skim(self, found: Found, data: bytes, lines: int) -> None:
+        """What :meth:`hits` does to the memory and :attr:`unlinked`, for counting only.
+
+        A hit looks back at most ``within`` lines, so only the earlier lines within
+        ``within`` lines before one of this chunk's hits, or before its end (for the
+        chunks to come), are remembered: the result is the same, at a fraction of the
+        searches (a busy sshd logs a ``Connection from`` line per connection).
+        """
+        spots = found.spots(self.links)
+        within = max(link.within for link in self.links.values())
+        ends = [start for _, start, kind in spots if kind == "match"] + [len(data)]
+        windows = [(_back(data, end, within), end) for end in ends]
+        keys, index = [], 0
+        for key, start, kind in spots:
+            if kind == "match":
+                keys.append(key)
+            elif kind == "context":
+                while windows[index][1] < start:  # the first window ending at or after it
+                    index += 1
+                if windows[index][0] <= start:
+                    keys.append(key)
+        for _ in self.hits(found.pick(keys), data, lines):
+            pass
 
     def _remember(self, rule_id: str, link: Context, fields: Mapping[str, str],
                   line_no: int) -> None:
@@ -179,3 +204,13 @@ def plain(matches: Iterable[Match]) -> Iterator[tuple[Match, Mapping[str, str]]]
     """The hits among ``matches`` with their own fields: :meth:`ContextMemory.hits` for
     rules that take no context."""
     return ((m, m.fields) for m in matches if m.kind != "context")
+
+
+def _back(data: bytes, end: int, lines: int) -> int:
+    """Where the line ``lines`` lines before the one at ``end`` starts in ``data`` (0 at most)."""
+    pos = end
+    for _ in range(lines + 1):
+        pos = data.rfind(b"\n", 0, pos)
+        if pos < 0:
+            return 0
+    return pos + 1

@@ -120,9 +120,20 @@ class Found:
 
     def of_rules(self, rule_ids: Container[str]) -> Iterator[Match]:
         """The matches (``context`` lines included) of the rules ``rule_ids`` only."""
-        count = len(self._probes)
-        wanted = {bit for bit, probe in enumerate(self._probes) if probe.rule.id in rule_ids}
-        return self._matches([key for key in self._keys if key % count in wanted])
+        return self.pick([key for key, _, _ in self.spots(rule_ids)])
+
+    def spots(self, rule_ids: Container[str]) -> list[tuple[int, int, MatchKind]]:
+        """``(key, line start, kind)`` of the matches of the rules ``rule_ids``, in order,
+        without searching anything (:meth:`pick` makes the matches of chosen keys)."""
+        count, spans = len(self._probes), self._spans
+        kinds = {bit: probe.kind for bit, probe in enumerate(self._probes)
+                 if probe.rule.id in rule_ids}
+        return [(key, spans[key // count][0], kind) for key in self._keys
+                if (kind := kinds.get(key % count)) is not None]
+
+    def pick(self, keys: list[int]) -> Iterator[Match]:
+        """The matches of ``keys`` (from :meth:`spots`), in the order given."""
+        return self._matches(keys)
 
     def _matches(self, keys: list[int]) -> Iterator[Match]:
         probes, spans, texts, found, count = (self._probes, self._spans, self._texts,

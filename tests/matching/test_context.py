@@ -200,3 +200,25 @@ def test_bad_context_is_one_clear_line(tmp_path: Path, context: str, message: st
 def test_templates_may_use_the_context_fields(tmp_path: Path) -> None:
     cfg = config(tmp_path)
     assert "ip" in cfg.rules[0].groups
+
+
+@pytest.mark.parametrize("chunk", [64, 300, 4096, 1 << 20])
+def test_counting_skims_to_the_same_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           chunk: int) -> None:
+    """Counting remembers only the lines a hit can reach: the counts are those of --json."""
+    import random
+
+    monkeypatch.setattr("logwatch.commands.replay.CHUNK_SIZE", chunk)
+    cfg = config(tmp_path, within=6, keep=3, extra=", require = true")
+    rng = random.Random(16)
+    lines = []
+    for _ in range(3000):
+        pid = rng.randrange(12)
+        lines.append(rng.choice([connection(pid, f"192.0.2.{pid}"), used_up(pid), "filler"]))
+    log = write(tmp_path / "auth.log", "\n".join(lines) + "\n")
+    out = io.StringIO()
+    listed = replay(cfg, [log], out, as_json=True)
+    counted = replay(cfg, [log], io.StringIO())
+    assert counted.hits == listed.hits
+    assert 0 < listed.hits["too-many"] == len(out.getvalue().splitlines())
+    assert listed.hits["too-many"] < sum(line.count("Disconnecting") for line in lines)
