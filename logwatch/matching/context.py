@@ -76,13 +76,20 @@ class ContextMemory:
         """
         links = self.links
         base = self.lines
-        line_no, counted_to = base, 0
+        if lines is None:
+            lines = data.count(b"\n")
+        # numbered from the chunk's end back to the first line that needs it, then forward:
+        # when only the last lines matter (counting), little of the chunk is scanned
+        line_no, counted_to = -1, 0
         for m in matches:
             link = links.get(m.rule.id)
             if link is None or m.kind == "resolve":
                 yield m, m.fields
                 continue
-            line_no += data.count(b"\n", counted_to, m.start)
+            if line_no < 0:
+                line_no = base + lines - data.count(b"\n", m.start)
+            else:
+                line_no += data.count(b"\n", counted_to, m.start)
             counted_to = m.start
             if m.kind == "context":
                 self._remember(m.rule.id, link, m.fields, line_no)
@@ -90,7 +97,7 @@ class ContextMemory:
                 yield m, fields
             else:
                 self.unlinked[m.rule.id] += 1
-        self.lines = base + (data.count(b"\n") if lines is None else lines)
+        self.lines = base + lines
         self._lines_dirty = True
 
     def skim(self, found: Found, data: bytes, lines: int) -> None:

@@ -34,8 +34,11 @@ def remembered(state: Path) -> int:
     db = state / "state.sqlite3"
     if not db.exists():
         return 0
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        return int(conn.execute("SELECT count(*) FROM kv WHERE ns = 'context'").fetchone()[0])
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            return int(conn.execute("SELECT count(*) FROM kv WHERE ns = 'context'").fetchone()[0])
+    except sqlite3.OperationalError:  # the daemon is still creating the schema
+        return 0
 
 
 def test_context_survives_kill_9(tmp_path: Path) -> None:
