@@ -157,3 +157,16 @@ def test_loghub_hits_are_the_template_lines(coverage: dict[str, Any]) -> None:
         pytest.skip(f"needs loghub's samples at {CORPUS / 'loghub'}")
     wrong = [r for r in coverage["loghub"] if r["extra"] or r["missing"]]
     assert wrong == []
+
+
+def test_packs_command_lists_every_pack_and_rule() -> None:
+    from tests.helpers import logwatch
+
+    done = logwatch("packs", "--json")
+    assert done.returncode == 0, done.stderr
+    listed = {row["name"]: row for row in json.loads(done.stdout)}
+    assert set(listed) == set(packs.names())
+    assert listed["ssh"]["rules"]["ssh-auth-failure-noaddr"] == "warning"
+    assert listed["ssh"]["default"] is True
+    text = logwatch("packs")
+    assert text.returncode == 0 and "ssh-auth-failure (warning)" in text.stdout
