@@ -352,7 +352,7 @@ def run(use_fail2ban: bool) -> dict[str, Any]:
 
 
 def print_markdown(report: Mapping[str, Any]) -> None:
-    """The tables for docs/packs.md."""
+    """The tables for docs/rules.md."""
     print("| fail2ban file | mode | annotated | hits | right address "
           "| of which from an earlier line | recall | false alarms (warning+) | loud by design "
           "| fail2ban-regex matched (whole file) |")
