@@ -31,7 +31,7 @@ sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 
 from generate import generate  # noqa: E402
-from run import DATA, REPO, bench_config, rule_tables  # noqa: E402
+from run import DATA, bench_config, rule_tables  # noqa: E402
 
 from logwatch.commands.replay import replay  # noqa: E402
 from logwatch.config import load_config  # noqa: E402
@@ -85,7 +85,7 @@ def main() -> None:
     log = DATA / f"catchup-{args.lines}.log"
     if not log.exists():
         generate(log, args.lines)
-    tables, origin = rule_tables(REPO / "rules.example.toml", BENCH / "extra_rules.toml")
+    tables, origin = rule_tables(BENCH / "extra_rules.toml")
     config_path = bench_config(log, tables)
     text = config_path.read_text().replace("[logwatch]", '[logwatch]\nstart_at = "beginning"', 1)
     config_path.write_text(text)

@@ -7,14 +7,14 @@
 For every annotated file of ../shared/corpus/fail2ban/ that a pack claims
 (``fail2ban = [...]`` in its ``[pack]`` table), per fail2ban mode: the lines
 annotated ``"match": true``, those logwatch hits, those hit with the annotated
-address (``ip``), those that need "events that span lines" (hit, no address on
-the line, the address found on an earlier line sharing the pack's context key),
-and false alarms (a warning or critical hit on a ``"match": false`` line); beside
+address (``ip``), of which those whose address came from an earlier line (a rule
+with ``context``: events that span lines, done by logwatch itself), and false
+alarms (a warning or critical hit on a ``"match": false`` line); beside
 it fail2ban's own count (``fail2ban-regex FILE FILTER[mode=...]``). Then loghub's
 template check: each rule hits exactly the lines of the event templates meant.
 
 logwatch is driven through ``logwatch test --json`` on a temporary config that
-includes every pack, as a user would run it.
+enables every pack (``packs = [...]``), as a user would run it.
 """
 
 from __future__ import annotations
@@ -29,12 +29,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-
-import regex
 
 from logwatch import packs
 
@@ -85,7 +84,7 @@ BY_DESIGN = {
 CONFIG = """\
 [logwatch]
 state_dir = "{state}"
-include = ["packs/*.toml"]
+packs = {packs}
 
 [destinations.oncall]
 type = "console"
@@ -170,11 +169,11 @@ Hits = dict[int, list[tuple[str, dict[str, str]]]]
 
 
 def make_config(tmp: Path) -> Path:
-    """A config in ``tmp`` that includes every shipped pack."""
-    packs.write(tmp / "packs", packs.names())
+    """A config in ``tmp`` that enables every shipped pack."""
     (tmp / "state").mkdir(exist_ok=True)
     config = tmp / "logwatch.toml"
-    config.write_text(CONFIG.format(state=tmp / "state"), encoding="utf-8")
+    config.write_text(CONFIG.format(state=tmp / "state", packs=json.dumps(packs.names())),
+                      encoding="utf-8")
     return config
 
 
@@ -197,59 +196,6 @@ def journal_form(text: str) -> str:
     return text.split(" ", 1)[-1] if text.strip() and not text.startswith("#") else text
 
 
-@dataclass(frozen=True, slots=True)
-class Link:
-    """A proposed context link: ``rule`` takes fields from an earlier ``source`` line."""
-
-    rule: str
-    key: str
-    source: regex.Pattern[str]
-    within: int
-
-
-def context_links() -> list[Link]:
-    """The ``[[pack.context]]`` proposals of every pack."""
-    return [Link(str(c["rule"]), str(c["key"]), regex.compile(str(c["from"])),
-                 int(c.get("within", 200)))
-            for pack in packs.all_packs() for c in pack.context]
-
-
-def with_context(hits: Hits, lines: list[str], links: list[Link]) -> Hits:
-    """``hits`` with the address-less ones completed from earlier lines (the proposed engine)."""
-    if not links:
-        return hits
-    out: Hits = {}
-    memory: dict[tuple[str, str], tuple[int, dict[str, str]]] = {}
-    for number, text in enumerate(lines, start=1):
-        for link in links:
-            if (m := link.source.search(text)) is not None:
-                fields = {k: v for k, v in m.groupdict().items() if v is not None}
-                memory[(link.rule, link.key.format_map(_Blank(fields)))] = (number, fields)
-        completed = [(rule, _linked(rule, fields, number, memory, links))
-                     for rule, fields in hits.get(number, [])]
-        if completed:
-            out[number] = completed
-    return out
-
-
-def _linked(rule: str, fields: dict[str, str], number: int,
-            memory: Mapping[tuple[str, str], tuple[int, dict[str, str]]],
-            links: list[Link]) -> dict[str, str]:
-    """``fields`` completed from the remembered line its link points to, if any."""
-    if fields.get("ip"):
-        return fields
-    for link in (lk for lk in links if lk.rule == rule):
-        earlier = memory.get((rule, link.key.format_map(_Blank(fields))))
-        if earlier is not None and number - earlier[0] <= link.within:
-            return {**earlier[1], **fields, "ip": earlier[1].get("ip", ""), "_context": "1"}
-    return fields
-
-
-class _Blank(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return ""
-
-
 # ---------------------------------------------------------------------------
 # Scoring
 
@@ -263,7 +209,8 @@ class Score:
     positives: int = 0
     hits: int = 0
     right_ip: int = 0
-    needs_context: int = 0
+    #: of right_ip: the address came from an earlier line (a rule's context)
+    from_context: int = 0
     negatives: int = 0
     false_alarms: int = 0
     by_design: int = 0
@@ -276,35 +223,31 @@ class Score:
         """Hits with the right address on their own line, over the positives."""
         return self.right_ip / self.positives if self.positives else 1.0
 
-    @property
-    def recall_with_context(self) -> float:
-        """The same, once the address-less lines take it from an earlier line."""
-        return (self.right_ip + self.needs_context) / self.positives if self.positives else 1.0
 
 
-def score(name: str, forms: list[tuple[Hits, Hits]], severity: Mapping[str, str]) -> list[Score]:
+def score(name: str, forms: list[Hits], severity: Mapping[str, str],
+          linked: set[str]) -> list[Score]:
     """Judge every annotated line of ``name`` in each of its modes, on every form replayed."""
     scores: dict[str, Score] = {}
     for item in annotated(FAIL2BAN / name):
         for mode in item.modes:
             s = scores.setdefault(mode, Score(name, mode))
             if item.expect.get("match"):
-                _positive(s, item, forms)
+                _positive(s, item, forms, linked)
             else:
                 _negative(s, item, forms, severity)
     return [scores[m] for m in sorted(scores, key=lambda m: (m != "normal", m))]
 
 
-def _positive(s: Score, item: Annotated, forms: list[tuple[Hits, Hits]]) -> None:
+def _positive(s: Score, item: Annotated, forms: list[Hits], linked: set[str]) -> None:
     s.positives += 1
     verdicts = []
-    for plain, linked in forms:
-        own = plain.get(item.line_no, [])
-        ips = {f.get("ip") for _, f in own}
-        linked_ips = {f.get("ip") for _, f in linked.get(item.line_no, []) if f.get("_context")}
-        if own and (item.host is None or item.host in ips):
+    for hits in forms:
+        own = hits.get(item.line_no, [])
+        right = {rule for rule, f in own if f.get("ip") == item.host}
+        if own and (item.host is None or (right and not right <= linked)):
             verdicts.append("ip")
-        elif item.host is not None and item.host in linked_ips:
+        elif right:
             verdicts.append("context")
         elif own:
             verdicts.append("hit")
@@ -312,16 +255,16 @@ def _positive(s: Score, item: Annotated, forms: list[tuple[Hits, Hits]]) -> None
             verdicts.append("miss")
     worst = max(verdicts, key=["ip", "context", "hit", "miss"].index)
     s.hits += worst != "miss"
-    s.right_ip += worst == "ip"
-    s.needs_context += worst == "context"
+    s.right_ip += worst in ("ip", "context")
+    s.from_context += worst == "context"
     if worst in ("hit", "miss"):
         s.misses.append(f"{item.line_no}: {worst} (want {item.host}): {item.text[:160]}")
 
 
-def _negative(s: Score, item: Annotated, forms: list[tuple[Hits, Hits]],
+def _negative(s: Score, item: Annotated, forms: list[Hits],
               severity: Mapping[str, str]) -> None:
     s.negatives += 1
-    loud = sorted({rule for plain, _ in forms for rule, _ in plain.get(item.line_no, [])
+    loud = sorted({rule for hits in forms for rule, _ in hits.get(item.line_no, [])
                    if severity.get(rule) in LOUD})
     if loud and any(re.search(p, item.text) for p in BY_DESIGN):
         s.by_design += 1
@@ -331,14 +274,15 @@ def _negative(s: Score, item: Annotated, forms: list[tuple[Hits, Hits]],
 
 
 def severities() -> dict[str, str]:
-    """Rule id -> severity, read from the packs' own text."""
-    import tomllib
+    """Rule id -> severity, as the packs ship them."""
+    return {rule: severity for pack in packs.all_packs()
+            for rule, severity in pack.severities.items()}
 
-    out = {}
-    for name in packs.names():
-        for rule in tomllib.loads(packs.read_text(name)).get("rules", []):
-            out[rule["id"]] = rule.get("severity", "warning")
-    return out
+
+def context_rules() -> set[str]:
+    """The rules that take fields from an earlier line (``context``)."""
+    return {rule["id"] for name in packs.names()
+            for rule in tomllib.loads(packs.read_text(name)).get("rules", []) if "context" in rule}
 
 
 def fail2ban_count(name: str, mode: str) -> int | None:
@@ -392,7 +336,7 @@ def loghub_rows(config: Path) -> list[dict[str, Any]]:
 def run(use_fail2ban: bool) -> dict[str, Any]:
     """Every figure of the report."""
     severity = severities()
-    links = context_links()
+    linked = context_rules()
     covered = sorted({f for p in packs.all_packs() for f in p.fail2ban
                       if (FAIL2BAN / f).exists()})
     results: list[Score] = []
@@ -412,38 +356,36 @@ def run(use_fail2ban: bool) -> dict[str, Any]:
                 hits, seconds = logwatch_test(config, path)
                 speed["lines"] += text.count("\n")
                 speed["seconds"] += seconds
-                forms.append((hits, with_context(hits, text.splitlines(), links)))
-            for s in score(name, forms, severity):
+                forms.append(hits)
+            for s in score(name, forms, severity, linked):
                 if use_fail2ban:
                     s.fail2ban = fail2ban_count(name, s.mode)
                 results.append(s)
         loghub = loghub_rows(config) if LOGHUB.exists() else []
-    return {"files": [{**asdict(s), "recall": s.recall,
-                       "recall_with_context": s.recall_with_context} for s in results],
+    return {"files": [{**asdict(s), "recall": s.recall} for s in results],
             "loghub": loghub}
 
 
 def print_markdown(report: Mapping[str, Any]) -> None:
-    """The tables for docs/packs.md."""
-    print("| fail2ban file | mode | annotated | hits | right address | needs context "
-          "| recall | with context | false alarms (warning+) | loud by design "
+    """The tables for docs/rules.md."""
+    print("| fail2ban file | mode | annotated | hits | right address "
+          "| of which from an earlier line | recall | false alarms (warning+) | loud by design "
           "| fail2ban-regex matched (whole file) |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    total = {"normal": [0, 0, 0]}
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    total = {"normal": [0, 0]}
     for s in report["files"]:
         f2b = "-" if s["fail2ban"] is None else str(s["fail2ban"])
         print(f"| {s['file']} | {s['mode']} | {s['positives']} | {s['hits']} | {s['right_ip']} "
-              f"| {s['needs_context']} | {s['recall']:.0%} | {s['recall_with_context']:.0%} "
+              f"| {s['from_context']} | {s['recall']:.0%} "
               f"| {s['false_alarms']} / {s['negatives']} | {s['by_design']} | {f2b} |")
         if s["mode"] == "normal":
             t = total["normal"]
             t[0] += s["positives"]
             t[1] += s["right_ip"]
-            t[2] += s["needs_context"]
-    pos, ok, ctx = total["normal"]
+    pos, ok = total["normal"]
     if pos:
         print(f"\nNormal mode, all files: {ok} of {pos} with the right address "
-              f"({ok / pos:.1%}); {ok + ctx} of {pos} ({(ok + ctx) / pos:.1%}) with context.")
+              f"({ok / pos:.1%}).")
     print("\n| loghub sample | rule | lines hit | template lines | outside templates | missed |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for r in report["loghub"]:

@@ -1,8 +1,9 @@
 """The matching benchmark: ``python bench/run.py [--lines N] [--big]``.
 
 Generates a deterministic auth.log/syslog mix (bench/generate.py) under
-bench/data/, takes the rules of rules.example.toml plus bench/extra_rules.toml up
-to 50, and measures, on the same file and in the same run:
+bench/data/, takes the rules of the shipped packs that are on by default
+(``packs = ["default"]``) plus bench/extra_rules.toml up to 50, and measures, on
+the same file and in the same run:
 
 - ``logwatch test`` (the real code path: :func:`logwatch.commands.replay.replay`, timed in a
   fresh process once the rules are loaded), on every CPU, on one, and with the
@@ -40,6 +41,7 @@ sys.path.insert(0, str(BENCH))
 
 from generate import generate  # noqa: E402
 
+from logwatch import packs  # noqa: E402
 from logwatch.commands.parallel import default_jobs  # noqa: E402
 from logwatch.commands.replay import read_chunks  # noqa: E402
 from logwatch.config import Config, load_config  # noqa: E402
@@ -54,19 +56,21 @@ FAILREGEX = r"sshd\[\d+\]: Failed password for (?:invalid user )?\S* from <HOST>
 Row = tuple[str, float, float, str]
 
 
-def rule_tables(
-    example: Path, extra: Path, count: int = RULES
-) -> tuple[list[dict[str, object]], str]:
-    """The example's rules, then the extra ones, ``count`` in all, and where they came from."""
+def rule_tables(extra: Path, count: int = RULES) -> tuple[list[dict[str, object]], str]:
+    """The default packs' rules, then the extra ones, ``count`` in all, and where they came
+    from."""
     tables: list[dict[str, object]] = []
     origin = []
-    for path in (example, extra):
-        if not path.exists():
-            continue
-        rules = tomllib.loads(path.read_text(encoding="utf-8")).get("rules", [])
+    texts = [(f"logwatch/packs/{name}.toml", packs.read_text(name))
+             for name in packs.names() if packs.load(name).default]
+    if extra.exists():
+        texts.append((str(extra.relative_to(REPO)), extra.read_text(encoding="utf-8")))
+    for where, text in texts:
+        rules = tomllib.loads(text).get("rules", [])
         taken = rules[: count - len(tables)]
         tables.extend(taken)
-        origin.append(f"{len(taken)} from {path.relative_to(REPO)}")
+        if taken:
+            origin.append(f"{len(taken)} from {where}")
     for table in tables:
         # the benchmark has one source and the console: routing keys don't apply
         for key in ("source", "to", "tests", "enabled"):
@@ -319,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         generate(log, args.lines)
     data = log.read_bytes()
     lines, size = data.count(b"\n"), len(data)
-    tables, origin = rule_tables(REPO / "rules.example.toml", BENCH / "extra_rules.toml")
+    tables, origin = rule_tables(BENCH / "extra_rules.toml")
     config_path = bench_config(log, tables)
     config = load_config(config_path)
     rows = logwatch_rows(config, config_path, log, args.repeat, args.jobs, origin)

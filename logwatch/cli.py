@@ -111,6 +111,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p = command("retry", _retry, "queue the dead alerts again (after the config was fixed)")
     p.add_argument("destination", metavar="DEST", nargs="?", help="only this destination")
+    p = command("packs", _packs, "list the shipped rule packs, their rules, which have logs here")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p = command("init", _init, "write a starter config (asks for what is not given)")
     p.add_argument("--discord-url", metavar="URL")
     p.add_argument("--telegram-token-file", metavar="FILE", type=Path,
@@ -261,6 +263,13 @@ def _retry(args: argparse.Namespace) -> int:
     if sum(counts.values()) and (pid := running_pid(config.settings.state_dir)) is not None:
         print(f"logwatch is running (pid {pid}): `systemctl reload logwatch` (or kill -HUP {pid}) "
               "makes it use the fixed config and send them now")
+    return 0
+
+
+def _packs(args: argparse.Namespace) -> int:
+    from logwatch.commands.packs import print_packs
+
+    print_packs(sys.stdout, as_json=args.json)
     return EXIT_OK
 
 

@@ -44,6 +44,29 @@ class FleetThreshold:
 
 
 @dataclass(frozen=True, slots=True)
+class Context:
+    """Fields a rule's hit takes from an earlier line of its source that shares ``key``.
+
+    Every line ``pattern`` matches is remembered under ``key`` rendered from its
+    groups; a later hit renders ``key`` from its own fields and takes the fields it
+    lacks from the remembered line, if that line is at most ``within`` lines back
+    (in the source's line order). At most ``keep`` keys are remembered per rule.
+    With ``require``, a line of the rule that finds no remembered line is no hit.
+    """
+
+    key: Template
+    pattern: regex.Pattern[str]
+    within: int = 200
+    keep: int = 10_000
+    require: bool = False
+
+    @property
+    def groups(self) -> frozenset[str]:
+        """The named groups of ``pattern``: the fields it can lend."""
+        return frozenset(self.pattern.groupindex)
+
+
+@dataclass(frozen=True, slots=True)
 class RuleTest:
     """One ``[[rules.tests]]`` case: ``line`` must (or must not) match, with these fields."""
 
@@ -74,11 +97,14 @@ class Rule:
     fleet: FleetThreshold | None = None
     #: "file:line" of the rule's table, for messages about it
     where: str = ""
+    #: fields taken from an earlier line (events that span lines)
+    context: Context | None = None
 
     @property
     def groups(self) -> frozenset[str]:
-        """The pattern's named groups."""
-        return frozenset(self.pattern.groupindex)
+        """The fields a hit may carry: the pattern's named groups, and its context's."""
+        own = frozenset(self.pattern.groupindex)
+        return own if self.context is None else own | self.context.groups
 
     def fields_of(self, match: regex.Match[str]) -> dict[str, str]:
         """A match's named groups, an unset group as ``""``."""

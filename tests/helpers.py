@@ -6,9 +6,10 @@ import os
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
@@ -26,6 +27,15 @@ def corpus_missing() -> str | None:
         return None
     return (f"needs the log corpus at {CORPUS} (fail2ban/, loghub/): set LOGWATCH_CORPUS=DIR "
             "to point at it; how to get it: README.md, 'Test data'")
+
+
+def shipped_rule_tables() -> list[dict[str, Any]]:
+    """Every shipped pack's ``[[rules]]`` tables, as written (rules.example.toml enables the
+    packs; it holds no rule of its own)."""
+    from logwatch import packs
+
+    return [rule for name in packs.names()
+            for rule in tomllib.loads(packs.read_text(name)).get("rules", [])]
 
 
 def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02,

@@ -10,7 +10,7 @@ import regex
 
 from logwatch.rules import Rule
 
-#: (line start in the data, rule id, "match" | "resolve", fields)
+#: (line start in the data, rule id, "context" | "match" | "resolve", fields)
 Hit = tuple[int, str, str, dict[str, str]]
 
 
@@ -21,7 +21,9 @@ def naive(rules: tuple[Rule, ...], ignore: tuple[regex.Pattern[str], ...], data:
     for raw in data.split(b"\n")[:-1]:
         text = raw.decode("utf-8", "replace")
         for rule in rules:
-            for kind, pattern in (("match", rule.pattern), ("resolve", rule.resolve)):
+            context = rule.context.pattern if rule.context is not None else None
+            for kind, pattern in (("context", context), ("match", rule.pattern),
+                                  ("resolve", rule.resolve)):
                 if pattern is None or (m := pattern.search(text)) is None:
                     continue
                 if any(p.search(text) for p in rule.ignore + ignore):

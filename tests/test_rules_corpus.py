@@ -35,20 +35,16 @@ FAIL2BAN = CORPUS / "fail2ban"
 LOGHUB = CORPUS / "loghub"
 FAIL2BAN_FILES = ["sshd", "sshd-journal", "pam-generic", "nginx-http-auth", "dovecot"]
 
-#: failure kinds no rule covers, each with why. All but the last carry no
-#: address: fail2ban ties them to an earlier line of the same sshd pid
-#: (multi-line state), logwatch matches one line at a time. The attempts
-#: before them are caught by their own lines.
+#: failure kinds no rule catches *with the address on their own line*: the address is
+#: on an earlier line of the same sshd pid. The ssh pack's -noaddr rules take it from
+#: there (a rule's ``context``: tests/matching/test_context.py, and bench/coverage.py,
+#: which replays whole files, counts these lines as caught with the right address).
 UNCOVERED = {
     r"Disconnecting: Too many authentication failures": "no address in the line",
     r"Read from socket failed: Connection reset by peer": "no address in the line",
     r"kex_exchange_identification: ": "no address in the line",
     r"fatal: Unable to negotiate a key exchange method": "no address in the line",
     r"fatal: no matching mac found": "no address in the line",
-    # fail2ban counts this line only when a second user name is tried in the
-    # same connection; sshd logs its own "Failed password" line for each
-    # attempt, so pam-auth-failure ignores sshd's PAM lines (no double count)
-    r"pam_unix\(sshd:auth\): authentication failure": "ignored: sshd reports the attempt itself",
 }
 
 #: "match": false lines that a warning rule hits on purpose, each with why
@@ -73,6 +69,10 @@ LOGHUB_EVENTS: dict[str, dict[str, set[str]]] = {
         # request [preauth]
         "ssh-aggressive": {"E2", "E3", "E24", "E25"},
         "ssh-login": {"E1"},
+        # pam_unix(sshd:auth): authentication failure ... rhost=HOST [user=USER]
+        "ssh-pam-failure": {"E19", "E20"},
+        # Disconnecting: Too many authentication failures (address on an earlier line)
+        "ssh-auth-failure-noaddr": {"E4", "E5"},
     },
     "Linux_2k.log": {
         # sshd(pam_unix)[PID]: authentication failure; ... rhost=HOST (E15 has an empty rhost)

@@ -2,8 +2,9 @@
 
 Written next to the config (``/etc/logwatch/`` by default)::
 
-    logwatch.toml            [logwatch], destinations, sources; includes rules.d/*.toml
-    rules.d/starter.toml     a small rule set, each rule with a test line
+    logwatch.toml            [logwatch] with the rule packs whose logs are on this machine,
+                             destinations; includes rules.d/*.toml
+    rules.d/local.toml       where the user's own rules and overrides go (examples, commented)
     credentials/             0700: one 0600 file per secret, never inline in the config
         discord              the webhook URL
         telegram             the bot token
@@ -31,6 +32,7 @@ from typing import Any, TextIO, TypeVar
 import regex
 import tomli_w
 
+from logwatch import packs as shipped
 from logwatch.config import DEFAULT_TELEGRAM_API, TelegramDestination
 from logwatch.errors import LogwatchError
 from logwatch.secret import Secret
@@ -42,7 +44,7 @@ T = TypeVar("T")
 
 CREDENTIALS = "credentials"
 RULES_DIR = "rules.d"
-RULES_FILE = "starter.toml"
+RULES_FILE = "local.toml"
 #: how often a question is asked again after a wrong answer
 ATTEMPTS = 3
 
@@ -54,8 +56,11 @@ _CHAT_ID = regex.compile(r"-?\d+|@[A-Za-z][A-Za-z0-9_]{3,}")
 HEADER = """\
 # logwatch configuration, written by `logwatch init`.
 # Check it with `logwatch check -c {path}`, try a destination with
-# `logwatch send-test -c {path} NAME`. Rules live in {rules}/*.toml; more rules, with
-# their explanations, are in rules.example.toml in the logwatch repository.
+# `logwatch send-test -c {path} NAME`. The rules come from the shipped packs below
+# (`logwatch packs` lists them, with the ones whose logs are on this machine);
+# change one with [overrides.RULE_ID], add your own in {rules}/*.toml.
+# Chat destinations get warning and critical alerts; set min_severity = "info"
+# on one to receive the audit trail (logins, account changes) too.
 # Secrets are in {credentials}/ (mode 0600), never in this file.
 
 """
@@ -70,6 +75,7 @@ class Answers:
     telegram_chat: int | str | None
     telegram_api: str = DEFAULT_TELEGRAM_API
     state_dir: str | None = None
+    packs: tuple[str, ...] = ("default",)
 
 
 def write_starter(
@@ -84,6 +90,7 @@ def write_starter(
     out: TextIO,
     telegram_api: str = DEFAULT_TELEGRAM_API,
     ask_secret: Ask | None = None,
+    packs: Sequence[str] | None = None,
 ) -> list[Path]:
     """Write a starter config at ``path`` (plus rules and secret files); return the files written.
 
@@ -91,7 +98,8 @@ def write_starter(
     asked for; for Telegram the chats the bot has seen are offered. ``ask_secret``
     (``getpass.getpass`` on a terminal) asks for the URL and token without echo;
     it defaults to ``ask``. ``telegram_api`` is for a local Bot API server. Refuses
-    to overwrite an existing file unless ``force``. Never prints a secret.
+    to overwrite an existing file unless ``force``. Never prints a secret. ``packs``:
+    the rule packs to enable (default: :func:`detect_packs`).
     """
     config = Path(path)
     if not force:  # before asking anything: don't make the user type a token for nothing
@@ -99,6 +107,9 @@ def write_starter(
     answers = gather(discord_url=discord_url, telegram_token=telegram_token,
                      telegram_chat=telegram_chat, state_dir=state_dir, ask=ask, out=out,
                      telegram_api=telegram_api, ask_secret=ask_secret)
+    chosen = tuple(packs) if packs is not None else detect_packs(out)
+    answers = Answers(answers.discord_url, answers.telegram_token, answers.telegram_chat,
+                      answers.telegram_api, answers.state_dir, chosen)
     secret_files = _secret_files(config, answers)
     if not force:
         _refuse_existing(list(secret_files))
@@ -107,6 +118,22 @@ def write_starter(
 
 # ---------------------------------------------------------------------------
 # Gathering the answers
+
+
+def detect_packs(out: TextIO, *, journalctl: str | None = None) -> tuple[str, ...]:
+    """The packs on by default whose logs are on this machine (all of them if none is)."""
+    chosen: list[str] = []
+    opt_in: list[str] = []
+    for pack in shipped.all_packs():
+        if (here := shipped.logs_here(pack, journalctl=journalctl)) is None:
+            continue
+        (chosen if pack.default else opt_in).append(pack.name)
+        out.write(f"pack {pack.name}: {'enabled' if pack.default else 'opt-in, not enabled'} "
+                  f"(logs here: {here})\n")
+    if not chosen:
+        out.write('No log of a pack found on this machine: enabling packs = ["default"].\n')
+        return ("default",)
+    return tuple(chosen)
 
 
 def gather(
@@ -274,7 +301,7 @@ def _write_all(config: Path, answers: Answers, secrets: dict[Path, Secret],
         for path, secret in secrets.items():
             written.append(_write(path, secret.reveal() + "\n", 0o600))
         rules = _mkdir(config.parent / RULES_DIR, 0o755) / RULES_FILE
-        written.append(_write(rules, tomli_w.dumps({"rules": STARTER_RULES}), 0o644))
+        written.append(_write(rules, LOCAL_RULES, 0o644))
         header = HEADER.format(path=config, rules=RULES_DIR, credentials=CREDENTIALS)
         written.append(_write(config, header + tomli_w.dumps(starter_document(answers)), 0o644))
     except OSError as exc:
@@ -331,131 +358,45 @@ def _write(path: Path, text: str, mode: int) -> Path:
 
 def starter_document(answers: Answers) -> dict[str, Any]:
     """The main config as a TOML-ready dict (secrets by file reference only)."""
-    settings: dict[str, Any] = {"start_at": "end", "include": [f"{RULES_DIR}/*.toml"]}
+    settings: dict[str, Any] = {"start_at": "end", "packs": list(answers.packs),
+                                "include": [f"{RULES_DIR}/*.toml"]}
     if answers.state_dir:
         settings["state_dir"] = answers.state_dir
     destinations: dict[str, Any] = {}
     if answers.discord_url is not None:
-        destinations["discord"] = {"type": "discord", "url_file": f"{CREDENTIALS}/discord"}
+        destinations["discord"] = {"type": "discord", "url_file": f"{CREDENTIALS}/discord",
+                                   "min_severity": "warning"}
     if answers.telegram_token is not None:
         telegram: dict[str, Any] = {"type": "telegram", "token_file": f"{CREDENTIALS}/telegram",
-                                    "chat_id": answers.telegram_chat}
+                                    "chat_id": answers.telegram_chat, "min_severity": "warning"}
         if answers.telegram_api.rstrip("/") != DEFAULT_TELEGRAM_API:
             telegram["api_url"] = answers.telegram_api
         destinations["telegram"] = telegram
     if not destinations:
         destinations["console"] = {"type": "console"}
-    return {"logwatch": settings, "destinations": destinations, "sources": STARTER_SOURCES}
+    return {"logwatch": settings, "destinations": destinations}
 
 
-#: where the starter rules read; a file that exists wins over the journal
-STARTER_SOURCES: dict[str, Any] = {
-    "auth": {
-        "files": ["/var/log/auth.log", "/var/log/secure"],
-        "journal": {"match": ["SYSLOG_FACILITY=4", "SYSLOG_FACILITY=10"]},
-    },
-    "kernel": {
-        "files": ["/var/log/kern.log"],
-        "journal": {"match": ["_TRANSPORT=kernel"]},
-    },
-    "system": {
-        "files": ["/var/log/syslog", "/var/log/messages"],
-        "journal": {"match": ["_PID=1"]},
-    },
-}
-
-#: a small rule set that is worth having on any server; each rule carries a real line
-STARTER_RULES: list[dict[str, Any]] = [
-    {
-        "id": "ssh-bruteforce",
-        "source": "auth",
-        "match": r"sshd(?:-session)?\[\d+\]: Failed password for (?:invalid user )?(?P<user>\S*) "
-                 r"from (?P<ip>\S+)",
-        "severity": "warning",
-        "title": "SSH brute force from {ip}",
-        "message": "{count} failed passwords (last for {user}) from {ip} on {host} within {within}",
-        "threshold": {"count": 5, "within": "10m", "by": "{ip}"},
-        "dedup": {"by": "{ip}", "for": "1h"},
-        "tests": [{
-            "line": "Feb 25 14:34:10 belka sshd[31602]: Failed password for invalid user ROOT "
-                    "from 194.117.26.69 port 50273 ssh2",
-            "fields": {"user": "ROOT", "ip": "194.117.26.69"},
-        }],
-    },
-    {
-        "id": "ssh-root-login",
-        "source": "auth",
-        "match": r"sshd(?:-session)?\[\d+\]: Accepted (?P<method>\S+) for root from (?P<ip>\S+)",
-        "severity": "warning",
-        "title": "root logged in over SSH on {host}",
-        "message": "root logged in from {ip} ({method}) on {host}",
-        "tests": [{
-            "line": "Mar  3 09:14:22 web-1 sshd[2211]: Accepted publickey for root from "
-                    "203.0.113.7 port 52514 ssh2: ED25519 SHA256:qY1x",
-            "fields": {"method": "publickey", "ip": "203.0.113.7"},
-        }],
-    },
-    {
-        "id": "sudo-denied",
-        "source": "auth",
-        "match": r"sudo(?:\[\d+\])?: +(?P<user>\S+) : (?P<why>\d+ incorrect password attempts?|"
-                 r"user NOT in sudoers|command not allowed)",
-        "severity": "warning",
-        "title": "sudo refused for {user} on {host}",
-        "message": "sudo: {user}: {why}",
-        "dedup": {"by": "{user}", "for": "30m"},
-        "tests": [{
-            "line": "Mar  3 10:12:01 web-1 sudo:    alice : 3 incorrect password attempts ; "
-                    "TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/id",
-            "fields": {"user": "alice", "why": "3 incorrect password attempts"},
-        }, {
-            "line": "Mar  3 10:13:40 web-1 sudo[3101]:      bob : user NOT in sudoers ; "
-                    "TTY=pts/1 ; PWD=/home/bob ; USER=root ; COMMAND=/bin/bash",
-            "fields": {"user": "bob", "why": "user NOT in sudoers"},
-        }],
-    },
-    {
-        "id": "oom-kill",
-        "source": "kernel",
-        "match": r"kernel: (?:\[[\d. ]+\] )?Out of memory: Killed process (?P<pid>\d+) "
-                 r"\((?P<process>[^)]*)\)",
-        "severity": "critical",
-        "title": "out of memory on {host}: killed {process}",
-        "message": "the kernel killed {process} (pid {pid}) to free memory",
-        "dedup": {"by": "{process}", "for": "15m"},
-        "tests": [{
-            "line": "Mar  3 11:02:17 web-1 kernel: Out of memory: Killed process 4242 (java) "
-                    "total-vm:8123456kB, anon-rss:6012345kB, file-rss:0kB, shmem-rss:0kB",
-            "fields": {"pid": "4242", "process": "java"},
-        }],
-    },
-    {
-        "id": "disk-io-error",
-        "source": "kernel",
-        "match": r"kernel: (?:\[[\d. ]+\] )?(?:blk_update_request: )?(?:critical medium |I/O )"
-                 r"error, dev (?P<device>[\w-]+), sector (?P<sector>\d+)",
-        "severity": "critical",
-        "title": "disk errors on {device} ({host})",
-        "message": "{count} I/O error(s) on /dev/{device}, last at sector {sector}",
-        "dedup": {"by": "{device}", "for": "1h"},
-        "tests": [{
-            "line": "Mar  3 11:40:02 web-1 kernel: blk_update_request: I/O error, dev sda, "
-                    "sector 123456 op 0x0:(READ) flags 0x0 phys_seg 1 prio class 0",
-            "fields": {"device": "sda", "sector": "123456"},
-        }],
-    },
-    {
-        "id": "unit-failed",
-        "source": "system",
-        "match": r"systemd\[1\]: (?P<unit>\S+?): Failed with result '(?P<result>[^']+)'",
-        "severity": "warning",
-        "title": "{unit} failed on {host}",
-        "message": "{unit} failed ({result})",
-        "dedup": {"by": "{unit}", "for": "1h"},
-        "tests": [{
-            "line": "Mar  3 12:00:01 web-1 systemd[1]: nginx.service: Failed with result "
-                    "'exit-code'.",
-            "fields": {"unit": "nginx.service", "result": "exit-code"},
-        }],
-    },
-]
+#: rules.d/local.toml: the user's own place, examples only (the rules come from the packs)
+LOCAL_RULES = """\
+# Your own rules and changes to the packs' rules. Every *.toml file here is read.
+#
+# Change a pack's rule by id, without copying it (`logwatch packs` lists them):
+#
+# [overrides.ssh-auth-failure]
+# threshold = { count = 10, within = "10m", by = "{ip}" }
+#
+# [overrides.ssh-login]
+# enabled = false
+#
+# A rule of your own (docs/rules.md explains each key):
+#
+# [[rules]]
+# id = "app-panic"
+# source = "system"
+# match = 'myapp\\[\\d+\\]: panic: (?P<why>.*)'
+# severity = "critical"
+# title = "myapp panicked on {host}"
+# [[rules.tests]]
+# line = "Mar  3 12:00:01 web-1 myapp[42]: panic: out of cheese"
+"""

@@ -6,7 +6,9 @@ newline, so every line belongs to exactly one segment; forked workers (they
 inherit the compiled rules) each read and scan whole segments, and the parent
 adds their tallies in file order. Hits, line numbers, samples and their order
 are what one process finds: a segment is just a larger chunk, and the matcher's
-result for a line never depends on the lines around it.
+result for a line never depends on the lines around it, except through a rule's
+``context``, which looks back at most ``within`` lines: a worker first reads that
+many lines before its segment into its memory (:func:`lines_before`).
 
 At most ``2 * jobs`` segments are in flight, so memory stays flat on a file of
 any size, even with ``--json``.
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from logwatch.commands.tally import Tally, tally
 from logwatch.errors import LogwatchError
+from logwatch.matching.context import ContextMemory
 
 if TYPE_CHECKING:
     from logwatch.matching.matcher import Matcher
@@ -34,6 +37,8 @@ if TYPE_CHECKING:
 SEGMENT = 4 << 20
 #: how far from a segment boundary to look for the next newline, per read
 _PROBE = 64 << 10
+#: the most a worker reads back for a rule's context (lines that long are cut short)
+MAX_LOOKBACK = 64 << 20
 
 
 class _Worker:
@@ -128,13 +133,47 @@ def _scan_segment(start: int, stop: int) -> Tally:
     if _Worker.job is None:
         raise RuntimeError("a replay worker started without its rules")
     matcher, name, as_json = _Worker.job
-    ignored, timeouts = Counter(matcher.ignored), Counter(matcher.timeouts)
+    memory = ContextMemory.of(matcher.rules)
     with open(name, "rb") as stream:
+        if memory is not None:
+            within = max(link.within for link in memory.links.values())
+            _warm_up(matcher, memory, lines_before(stream, start, within))
         stream.seek(start)
         data = stream.read(stop - start)
     if data and not data.endswith(b"\n"):
         data += b"\n"  # the file's last line, as read_chunks gives it
-    result = tally(matcher, data, as_json)
+    ignored, timeouts = Counter(matcher.ignored), Counter(matcher.timeouts)
+    result = tally(matcher, data, as_json, memory)
     result.ignored = matcher.ignored - ignored
     result.timeouts = matcher.timeouts - timeouts
     return result
+
+
+def _warm_up(matcher: Matcher, memory: ContextMemory, data: bytes) -> None:
+    """Remember what the lines before a segment lend (their hits belong to the segment
+    before)."""
+    for _ in memory.hits(matcher.find(data).of_rules(memory.links), data):
+        pass
+    memory.unlinked.clear()
+
+
+def lines_before(stream: BinaryIO, pos: int, count: int) -> bytes:
+    """The ``count`` whole lines that end at ``pos`` (a line start), or as many as there are
+    (at most :data:`MAX_LOOKBACK` bytes)."""
+    size = _PROBE
+    while True:
+        begin = max(0, pos - size)
+        stream.seek(begin)
+        block = stream.read(pos - begin)
+        cut = len(block) - 1  # the newline that ends the line before pos
+        for _ in range(count):
+            cut = block.rfind(b"\n", 0, cut)
+            if cut < 0:
+                break
+        if cut >= 0:
+            return block[cut + 1:]
+        if begin == 0:
+            return block
+        if size >= MAX_LOOKBACK:
+            return block[block.find(b"\n") + 1:]  # whole lines only
+        size *= 2

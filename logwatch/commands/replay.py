@@ -22,6 +22,7 @@ from logwatch.commands.tally import SAMPLES_PER_RULE, Tally, tally
 from logwatch.config import Config
 from logwatch.errors import LogwatchError
 from logwatch.matching import Matcher
+from logwatch.matching.context import ContextMemory
 from logwatch.rules import Rule
 
 CHUNK_SIZE = 4 << 20
@@ -105,9 +106,11 @@ def replay(
 
     With ``jobs`` above 1, a large regular file is cut into segments of whole
     lines scanned by that many worker processes (:mod:`logwatch.commands.parallel`); the
-    results and their order are the same.
+    results and their order are the same (a worker first reads the lines a rule's
+    ``context`` may look back on before its segment).
     """
-    matcher = Matcher(select_rules(config, rule), ignore=config.settings.ignore,
+    rules = select_rules(config, rule)
+    matcher = Matcher(rules, ignore=config.settings.ignore,
                       timeout=config.settings.match_timeout)
     result = ReplayResult()
     started = time.perf_counter()
@@ -116,11 +119,13 @@ def replay(
         try:
             with open_log(path) as stream:
                 report.total = os.fstat(stream.fileno()).st_size
+                # each file is a source of its own: what its lines lend, in its order
+                memory = ContextMemory.of(rules)
                 if jobs > 1 and parallel.worth_it(stream):
                     parallel.replay_file(matcher, stream, jobs, as_json, report.add)
                 else:
                     for data in read_chunks(stream):
-                        report.add(tally(matcher, data, as_json))
+                        report.add(tally(matcher, data, as_json, memory))
         except BrokenPipeError:
             raise
         except parallel.WorkerDied as exc:

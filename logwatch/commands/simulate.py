@@ -17,13 +17,14 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import BinaryIO, Literal, TextIO
 
 from logwatch.commands.replay import read_chunks, select_rules
 from logwatch.commands.timestamps import parse_timestamp
 from logwatch.config import Config
 from logwatch.errors import LogwatchError
 from logwatch.matching import Matcher
+from logwatch.matching.context import ContextMemory, plain
 from logwatch.models import Alert, Hit, LogLine
 from logwatch.policy import Policy
 
@@ -115,16 +116,21 @@ class _Run:
 
     def file(self, path: Path, stream: BinaryIO) -> None:
         offset = 0
+        # a file is a source of its own: its lines are what a rule's context looks back on
+        memory = ContextMemory.of(self.config.rules)
         for data in read_chunks(stream):
-            for m in self.matcher.scan(data):
+            matches = self.matcher.scan(data)
+            for m, fields in plain(matches) if memory is None else memory.hits(matches, data):
                 t = self.line_time(data, m.start, m.text)
                 line = LogLine(m.text, "test", str(path), f"{path}@{offset + m.start}", t)
+                kind: Literal["match", "resolve"] = "match"
                 if m.kind == "resolve":
                     self.result.resolves += 1
+                    kind = "resolve"
                 else:
                     self.result.hits[m.rule.id] += 1
                 self.advance(t)
-                self.emit(self.policy.feed(Hit(m.rule.id, m.fields, line, m.kind)))
+                self.emit(self.policy.feed(Hit(m.rule.id, fields, line, kind)))
             self.result.lines += data.count(b"\n")
             offset += len(data)
             if (end := _last_time(data, len(data), self.wall)) is not None:

@@ -69,13 +69,19 @@ class Document:
     warnings: list[str]
     #: how messages name the file: the main config by its name, an included one by its path
     label: str = ""
+    #: a shipped rule pack (logwatch/packs/NAME.toml), not a file of the user's
+    pack: bool = False
+
+    @property
+    def name(self) -> str:
+        """How messages name the file: ``logwatch.toml``, an include's path, a shipped pack."""
+        return f"logwatch/packs/{self.path.name}" if self.pack else self.label or self.path.name
 
     def where(self, loc: Loc) -> str:
-        name = self.label or self.path.name
         for end in range(len(loc), 0, -1):
             if (line := self.lines.get(loc[:end])) is not None:
-                return f"{name}:{line}"
-        return name
+                return f"{self.name}:{line}"
+        return self.name
 
     def problem(self, loc: Loc, subject: str, message: str) -> None:
         self.problems.append(f"{self.where(loc)}: {subject}{message}")

@@ -8,18 +8,21 @@ form ``logwatch.toml:31: rules[2] "ssh-bruteforce": to: unknown destination "onc
 
 from __future__ import annotations
 
+import difflib
 import glob
 import math
 import os
 import socket
+import tomllib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import regex
 
-from logwatch.config.document import Document, Loc, locate_lines, read_toml
+from logwatch import packs
+from logwatch.config.document import Document, Loc, locate_lines, read_toml, toml_error
 from logwatch.config.model import (
     DEFAULT_TELEGRAM_API,
     MAX_RETRY_WAIT_LIMIT,
@@ -36,12 +39,13 @@ from logwatch.config.model import (
 )
 from logwatch.config.secrets import read_secret, secret_value_problem
 from logwatch.durations import parse_duration
-from logwatch.errors import ConfigError
+from logwatch.errors import ConfigError, LogwatchError
 from logwatch.fleet.settings import DEFAULT_TIMEOUT, FleetSettings, check_namespace, check_url
 from logwatch.models import Severity
 from logwatch.rules import (
     DEFAULT_MATCH_TIMEOUT,
     RULE_ID,
+    Context,
     Dedup,
     FleetThreshold,
     Rule,
@@ -62,7 +66,13 @@ D = TypeVar("D")
 
 
 #: "pack" is a rule pack's own description (logwatch/packs/): read by logwatch.packs, not here
-_TOP_KEYS = {"logwatch", "destinations", "sources", "rules", "pack", "metrics", "fleet"}
+_TOP_KEYS = {"logwatch", "destinations", "sources", "rules", "overrides", "pack", "metrics",
+             "fleet"}
+#: ``packs = ["default"]``: every pack whose ``[pack]`` table says ``default = true``
+DEFAULT_PACKS = "default"
+#: bounds of a rule's ``context``: lines back, keys remembered per rule
+MAX_CONTEXT_WITHIN = 1_000_000
+MAX_CONTEXT_KEEP = 1_000_000
 
 
 def load_config(
@@ -88,21 +98,57 @@ def load_config(
     settings = _settings(doc, data.get("logwatch", {}))
     metrics_listen = _metrics_listen(doc, data.get("metrics", {}))
     parts = _Parts(read_secrets=read_secrets, need_chat_id=need_chat_id)
-    for d, content in [(doc, data), *_read_includes(doc, data.get("logwatch", {}))]:
+    for d, content in [(doc, data), *_read_includes(doc, data.get("logwatch", {})),
+                       *_read_packs(doc, settings.packs)]:
         parts.add(d, content, env)
     if not parts.declared:
         parts.destinations["console"] = ConsoleDestination("console")
         parts.declared.add("console")
     fleet = _fleet(doc, data["fleet"], env, read_secrets) if "fleet" in data else None
-    rules = _rules(parts.raw_rules, parts.declared, parts.sources)
+    routes = _Routes(frozenset(parts.declared), _route(doc, settings.route, parts.declared))
+    built = _rules(parts.raw_rules, routes, parts.sources)
+    rules = _apply_overrides(parts.overrides, built, routes)
     for rule in rules:
         if rule.fleet is not None and "fleet" not in data:
             problems.append(f"{rule.describe()}: fleet: needs a [fleet] table (the Redis the "
                             "hosts share)")
     if problems:
         raise ConfigError(problems)
-    return Config(main, settings, parts.destinations, parts.sources, tuple(rules),
-                  tuple(warnings), metrics_listen, fleet)
+    return Config(main, replace(settings, route=routes.route), parts.destinations, parts.sources,
+                  tuple(rules), tuple(warnings), metrics_listen, fleet)
+
+
+def _read_packs(doc: Document, chosen: tuple[str, ...]) -> list[tuple[Document, dict[str, Any]]]:
+    """The enabled packs, each read like an include (its ``[pack]`` table aside)."""
+    out = []
+    for name in chosen:
+        text = packs.read_text(name)
+        pack_doc = Document(Path(f"{name}.toml"), locate_lines(text), doc.problems, doc.warnings,
+                            pack=True)
+        try:
+            out.append((pack_doc, tomllib.loads(text)))
+        except tomllib.TOMLDecodeError as exc:
+            doc.problems.append(f"{pack_doc.name}:{toml_error(exc)}")
+    return out
+
+
+def _pack_names(value: Any) -> tuple[str, ...]:
+    """``packs = [...]``: shipped pack names, ``"default"`` expanded, each once."""
+    wanted = _str_list(value)
+    known = packs.names()
+    chosen: list[str] = []
+    for name in wanted:
+        if name == DEFAULT_PACKS:
+            try:
+                chosen += [n for n in known if packs.load(n).default]
+            except LogwatchError as exc:  # a broken pack: say which, as one line
+                raise ValueError(str(exc)) from exc
+        elif name in known:
+            chosen.append(name)
+        else:
+            raise ValueError(f'no pack "{name}" (packs: {DEFAULT_PACKS}, {", ".join(known)}; '
+                             "`logwatch packs` describes them)")
+    return tuple(dict.fromkeys(chosen))
 
 
 def _read_includes(doc: Document, table: Any) -> list[tuple[Document, dict[str, Any]]]:
@@ -128,7 +174,10 @@ class _Parts:
     #: destinations defined, even with errors: a broken one causes no cascade of "unknown"
     declared: set[str] = field(default_factory=set)
     sources: dict[str, SourceConfig] = field(default_factory=dict)
+    #: sources the user's files define: a pack's definition of the same name gives way
+    own_sources: set[str] = field(default_factory=set)
     raw_rules: list[tuple[Document, int, dict[str, Any]]] = field(default_factory=list)
+    overrides: list[tuple[Document, str, dict[str, Any]]] = field(default_factory=list)
 
     def add(self, doc: Document, content: dict[str, Any], env: Mapping[str, str]) -> None:
         for key in content.keys() - _TOP_KEYS:
@@ -142,6 +191,10 @@ class _Parts:
             self.declared.add(name)
         for name, table in _tables(doc, content, "sources"):
             source = _source(doc, name, table)
+            if doc.pack and name in self.own_sources:
+                continue  # the config's own [sources.NAME] replaces the pack's
+            if not doc.pack:
+                self.own_sources.add(name)
             # packs that read the same log each define it: the same definition is no conflict
             if name in self.sources and self.sources[name] != source:
                 doc.problem(("sources", name), "", f'source "{name}" is defined twice')
@@ -152,6 +205,57 @@ class _Parts:
             self.raw_rules.extend((doc, i, r) for i, r in enumerate(rules))
         else:
             doc.problem(("rules",), "", "rules: use [[rules]] tables")
+        self.overrides.extend((doc, name, table) for name, table in
+                              _tables(doc, content, "overrides"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Routes:
+    """What the names in a rule's ``to`` mean: destinations, ``route`` names, a pack's roles."""
+
+    destinations: frozenset[str]
+    route: Mapping[str, tuple[str, ...]]
+
+    def resolve(self, names: Iterable[str], *, pack: bool) -> tuple[tuple[str, ...], list[str]]:
+        """The destinations ``names`` send to, and the names that mean nothing.
+
+        A name a pack uses (``oncall``, ``audit``) that is neither a destination nor a
+        ``route`` name sends to every destination (each keeps its ``min_severity``).
+        """
+        out: list[str] = []
+        unknown = []
+        for name in names:
+            if name in self.destinations:
+                out.append(name)
+            elif name in self.route:
+                out += self.route[name]
+            elif pack:
+                out += sorted(self.destinations)
+            else:
+                unknown.append(name)
+        return tuple(dict.fromkeys(out)), unknown
+
+    def known(self) -> set[str]:
+        return set(self.destinations) | set(self.route)
+
+
+def _route(doc: Document, route: Mapping[str, tuple[str, ...]],
+           declared: set[str]) -> dict[str, tuple[str, ...]]:
+    """``[logwatch] route``, checked against the destinations."""
+    loc: Loc = ("logwatch", "route")
+    out = {}
+    for name, targets in route.items():
+        if name in declared:
+            doc.problem(loc, "", f'route: "{name}" is a destination already; '
+                        "a route name stands for destinations")
+            continue
+        bad = [t for t in targets if t not in declared]
+        for target in bad:
+            doc.problem(loc, "", f'route: {name}: unknown destination "{target}"'
+                        + _known(declared))
+        if not bad:
+            out[name] = targets
+    return out
 
 
 def _tables(
@@ -186,7 +290,7 @@ def _settings(doc: Document, table: Any) -> Settings:
         table = {}
     known = {"state_dir", "hostname", "start_at", "include", "ignore", "max_line_length",
              "poll_interval", "inotify", "drain_timeout", "failing_after", "match_timeout", "storm",
-             "max_retry_wait"}
+             "max_retry_wait", "packs", "route"}
     _unknown_keys(doc, loc, "", table, known)
     default_state = os.environ.get("STATE_DIRECTORY", "/var/lib/logwatch").split(":")[0]
     storm_table = doc.get(table, loc, "", "storm", _table, {})
@@ -196,6 +300,8 @@ def _settings(doc: Document, table: Any) -> Settings:
         start_at=doc.get(table, loc, "", "start_at", _start_at, "end"),
         ignore=doc.get(table, loc, "", "ignore", _pattern_list, ()),
         max_line_length=doc.get(table, loc, "", "max_line_length", _positive_int, 65536),
+        packs=doc.get(table, loc, "", "packs", _pack_names, ()),
+        route=doc.get(table, loc, "", "route", _route_table, {}),
         poll_interval=doc.get(table, loc, "", "poll_interval", _positive_duration, 1.0),
         use_inotify=doc.get(table, loc, "", "inotify", _bool, True),
         drain_timeout=doc.get(table, loc, "", "drain_timeout", parse_duration, 10.0),
@@ -332,34 +438,155 @@ def _source(doc: Document, name: str, table: dict[str, Any]) -> SourceConfig:
 
 
 _RULE_KEYS = {"id", "source", "match", "ignore", "severity", "to", "title", "message", "threshold",
-              "dedup", "resolve", "quiet", "tests", "enabled", "fleet"}
+              "dedup", "resolve", "quiet", "tests", "enabled", "context", "fleet"}
+#: what ``[overrides.RULE_ID]`` may change in a rule defined elsewhere (a pack's)
+_OVERRIDE_KEYS = {"severity", "to", "title", "message", "threshold", "dedup", "quiet", "enabled"}
+
+
+@dataclass(slots=True)
+class _Built:
+    """A rule as read, whether it is on, and where it came from (for overrides)."""
+
+    rule: Rule
+    enabled: bool
+    pack: bool
 
 
 def _rules(
     raw: list[tuple[Document, int, dict[str, Any]]],
-    destinations: set[str],
+    routes: _Routes,
     sources: Mapping[str, SourceConfig],
-) -> list[Rule]:
-    seen: dict[str, str] = {}
-    out: list[Rule] = []
+) -> list[_Built]:
+    seen: dict[str, tuple[Document, int]] = {}
+    out: list[_Built] = []
     for doc, index, table in raw:
         rid = table.get("id")
-        duplicate = isinstance(rid, str) and rid in seen
-        if duplicate and isinstance(rid, str):
-            doc.problem(("rules", index, "id"), f'rules[{index}] "{rid}": ',
-                        f"id: duplicate of the rule at {seen[rid]}")
+        earlier = seen.get(rid) if isinstance(rid, str) else None
+        duplicate = earlier is not None
+        if earlier is not None:
+            first, first_index = earlier
+            if doc.pack and not first.pack:  # packs load last: say it at the user's rule
+                first.problem(("rules", first_index, "id"), f'rules[{first_index}] "{rid}": ',
+                              f"id: the pack rule at {doc.where(('rules', index))} has this id; "
+                              f"change it with [overrides.{rid}] instead of a copy")
+            else:
+                doc.problem(("rules", index, "id"), f'rules[{index}] "{rid}": ',
+                            f"id: duplicate of the rule at {first.where(('rules', first_index))}")
         elif isinstance(rid, str) and rid:
-            seen[rid] = doc.where(("rules", index))
+            seen[rid] = (doc, index)
         # a duplicate is still checked: its other errors are listed too
-        rule = _rule(doc, index, table, destinations, sources)
-        if rule is not None and not duplicate and table.get("enabled", True):
-            out.append(rule)
+        rule = _rule(doc, index, table, routes, sources)
+        if rule is not None and not duplicate:
+            enabled = doc.get(table, ("rules", index), f'rules[{index}] "{rid}": ', "enabled",
+                              _bool, True)
+            out.append(_Built(rule, enabled, doc.pack))
     return out
+
+
+def _apply_overrides(
+    overrides: list[tuple[Document, str, dict[str, Any]]], built: list[_Built], routes: _Routes,
+) -> list[Rule]:
+    """``[overrides.RULE_ID]`` tables applied to the rules they name; the rules that are on."""
+    by_id = {b.rule.id: b for b in built}
+    done: dict[str, str] = {}
+    for doc, rid, table in overrides:
+        loc: Loc = ("overrides", rid)
+        subject = f"overrides.{rid}: "
+        if rid in done:
+            doc.problem(loc, subject, f"overridden twice (also at {done[rid]})")
+            continue
+        done[rid] = doc.where(loc)
+        target = by_id.get(rid)
+        if target is None:
+            close = difflib.get_close_matches(rid, list(by_id), n=3)
+            hint = (f" (did you mean {', '.join(close)}?)" if close
+                    else " (`logwatch packs` lists the packs' rules)")
+            doc.problem(loc, subject, f'no rule "{rid}" to override{hint}')
+            continue
+        before = len(doc.problems)
+        rule, enabled = _override(doc, loc, subject, table, target, routes)
+        if len(doc.problems) == before:
+            target.rule, target.enabled = rule, enabled
+    return [b.rule for b in built if b.enabled]
+
+
+def _override(doc: Document, loc: Loc, subject: str, table: Mapping[str, Any], target: _Built,
+              routes: _Routes) -> tuple[Rule, bool]:
+    """The rule with the override's keys in place of its own, and whether it is on."""
+    rule = target.rule
+    _unknown_keys(doc, loc, subject, table, _OVERRIDE_KEYS)
+    changes: dict[str, Any] = {}
+    if "severity" in table:
+        changes["severity"] = doc.get(table, loc, subject, "severity", check_severity,
+                                      rule.severity)
+    if "to" in table:
+        changes["to"] = _to(doc, loc, subject, table, routes, pack=False, default=rule.to)
+    for key in ("title", "message"):
+        if key in table:
+            changes[key] = _template(doc, loc, subject, table, key, "", rule.groups)
+    # false removes the rule's threshold, dedup or quiet
+    if "threshold" in table:
+        raw = table["threshold"]
+        changes["threshold"] = None if raw is False else _threshold(doc, loc, subject, raw,
+                                                                    rule.groups)
+    if "dedup" in table:
+        raw = table["dedup"]
+        changes["dedup"] = None if raw is False else _dedup(doc, loc, subject, raw, rule.groups)
+    if "quiet" in table:
+        changes["quiet"] = (None if table["quiet"] is False else
+                            doc.get(table, loc, subject, "quiet", _positive_duration, rule.quiet))
+    enabled = doc.get(table, loc, subject, "enabled", _bool, target.enabled)
+    return replace(rule, **changes), enabled
+
+
+def _to(doc: Document, loc: Loc, subject: str, table: Mapping[str, Any], routes: _Routes, *,
+        pack: bool, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A rule's ``to``, as destinations (route names and a pack's roles resolved)."""
+    if "to" not in table:
+        return default
+    names = doc.get(table, loc, subject, "to", _str_list, ())
+    resolved, unknown = routes.resolve(names, pack=pack)
+    for name in unknown:
+        doc.problem((*loc, "to"), subject, f'to: unknown destination "{name}"'
+                    + _known(routes.known()))
+    return resolved
+
+
+def _context(doc: Document, loc: Loc, subject: str, raw: Any,
+             groups: frozenset[str] | None) -> Context | None:
+    """A rule's ``context = { key, from, within, keep }`` (events that span lines)."""
+    if raw is None:
+        return None
+    sub = subject + "context: "
+    cloc = (*loc, "context")
+    if not isinstance(raw, dict):
+        doc.problem(cloc, sub, "expected { key = \"{pid}\", from = '<regex>', within = 200 }")
+        return None
+    _unknown_keys(doc, cloc, sub, raw, {"key", "from", "within", "keep", "require"})
+    for name, what in (("from", "the pattern of the earlier line"),
+                       ("key", 'what links the lines, such as "{pid}"')):
+        if name not in raw:
+            doc.problem(cloc, sub, f"{name}: missing ({what})")
+    pattern = doc.get(raw, cloc, sub, "from", _pattern, None)
+    key = doc.get(raw, cloc, sub, "key", lambda v: parse_template(_str(v)), None)
+    within = doc.get(raw, cloc, sub, "within", _at_most(MAX_CONTEXT_WITHIN), 200)
+    keep = doc.get(raw, cloc, sub, "keep", _at_most(MAX_CONTEXT_KEEP), 10_000)
+    require = doc.get(raw, cloc, sub, "require", _bool, False)
+    if pattern is None or key is None:
+        return None
+    if not key.fields:
+        doc.problem((*cloc, "key"), sub, 'key: name at least one field, such as "{pid}"')
+    for name in sorted(key.fields):
+        for what, names in (("from", frozenset(pattern.groupindex)), ("match", groups)):
+            if names is not None and name not in names:
+                doc.problem((*cloc, "key"), sub, f"key: {{{name}}} is not a named group of "
+                            f"{what} (its groups: {', '.join(sorted(names)) or 'none'})")
+    return Context(key, pattern, within, keep, require)
 
 
 def _rule(
     doc: Document, index: int, table: dict[str, Any],
-    destinations: set[str], sources: Mapping[str, SourceConfig],
+    routes: _Routes, sources: Mapping[str, SourceConfig],
 ) -> Rule | None:
     loc: Loc = ("rules", index)
     rid = table.get("id")
@@ -374,15 +601,15 @@ def _rule(
     pattern = doc.get(table, loc, subject, "match", _pattern, None)
     # with a broken pattern the groups are unknown: don't pile "unknown field" on top
     groups = frozenset(pattern.groupindex) if pattern is not None else None
+    context = _context(doc, loc, subject, table.get("context"), groups)
+    if groups is not None and context is not None:
+        groups |= context.groups  # fields a hit takes from the earlier line
     source = doc.get(table, loc, subject, "source", _nonempty_str, None)
     if source is not None and source not in sources:
         doc.problem((*loc, "source"), subject, f'source: unknown source "{source}"'
                     + _known(sources))
-    to = doc.get(table, loc, subject, "to", _str_list, tuple(sorted(destinations)))
-    for name in to:
-        if name not in destinations:
-            doc.problem((*loc, "to"), subject, f'to: unknown destination "{name}"'
-                        + _known(destinations))
+    to = _to(doc, loc, subject, table, routes, pack=doc.pack,
+             default=tuple(sorted(routes.destinations)))
     title = _template(doc, loc, subject, table, "title", "{rule} on {host}", groups)
     message = _template(doc, loc, subject, table, "message", "{line}", groups)
     threshold = _threshold(doc, loc, subject, table.get("threshold"), groups)
@@ -400,7 +627,7 @@ def _rule(
         id=rid,  # type: ignore[arg-type]  # checked above
         pattern=pattern, severity=severity, title=title, message=message, to=to,
         source=source, ignore=ignore, threshold=threshold, dedup=dedup, resolve=resolve,
-        quiet=quiet, tests=tests, fleet=fleet, where=doc.where(loc),
+        quiet=quiet, tests=tests, fleet=fleet, where=doc.where(loc), context=context,
     )
 
 
@@ -559,6 +786,21 @@ def _positive_int(value: Any) -> int:
     if _int(value) <= 0:
         raise ValueError(f"expected a positive integer, got {value!r}")
     return int(value)
+
+
+def _at_most(limit: int) -> Callable[[Any], int]:
+    def convert(value: Any) -> int:
+        if not 0 < _int(value) <= limit:
+            raise ValueError(f"expected a whole number from 1 to {limit:,}, got {value!r}")
+        return int(value)
+
+    return convert
+
+
+def _route_table(value: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, dict):
+        raise ValueError('expected a table such as { oncall = ["discord"], audit = ["console"] }')
+    return {str(name): _str_list(targets) for name, targets in value.items()}
 
 
 def _positive_duration(value: Any) -> float:

@@ -47,6 +47,10 @@ class Settings:
     storm: Storm = field(default_factory=Storm)
     #: the longest a sender waits because a reply said so (a 429's retry_after)
     max_retry_wait: float = 3600.0
+    #: the shipped rule packs enabled (``"default"`` expanded), in the order given
+    packs: tuple[str, ...] = ()
+    #: names a rule's ``to`` may use besides destinations: name -> destinations
+    route: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from logwatch.delivery import outbox
 from logwatch.delivery.sender import Sender, build_senders
 from logwatch.errors import ConfigError
 from logwatch.matching import Matcher, engine
+from logwatch.matching.context import ContextMemory, plain
 from logwatch.models import Alert, Chunk, Hit, LogLine, alert_id
 from logwatch.policy import Policy
 from logwatch.runlock import RunLock
@@ -132,6 +133,8 @@ class Service:
         self.policy = self._new_policy(config)
         self.sources: list[Source] = []
         self.matchers: dict[str, Matcher] = {}
+        #: per source whose rules take fields from earlier lines: what they remember
+        self.contexts: dict[str, ContextMemory] = {}
         self.senders: dict[str, Sender] = {}
         self._announced_failing: set[str] = set()
         self._last_data: dict[str, float] = {}
@@ -293,10 +296,14 @@ class Service:
         feed, key, when = self.policy.feed, chunk.line_key, chunk.line_time
         source, origin = chunk.source, chunk.origin
         count_hit = metrics.current().hit
-        for m in self.matchers[source].scan(chunk.data):
+        matches = self.matchers[source].scan(chunk.data)
+        memory = self.contexts.get(source)
+        hits = plain(matches) if memory is None else memory.hits(matches, chunk.data)
+        for m, fields in hits:
             count_hit(m.rule.id)
             line = LogLine(m.text, source, origin, key(m.start), when(m.start))
-            alerts += feed(Hit(m.rule.id, m.fields, line, m.kind))
+            alerts += feed(Hit(m.rule.id, fields, line,
+                               "resolve" if m.kind == "resolve" else "match"))
 
     def _commit(self, alerts: Iterable[Alert], source: Source | None = None) -> None:
         alerts = list(alerts)
@@ -306,6 +313,8 @@ class Service:
             outbox.enqueue(conn, alerts)
             self.policy.save(conn, status=status)
             if source is not None:
+                if (memory := self.contexts.get(source.name)) is not None:
+                    memory.save(conn)  # with the checkpoint: a crash replays onto it
                 put_value(conn, "checkpoint", source.name, source.checkpoint())
         metrics.current().queued(alerts)
         if status:
@@ -394,6 +403,12 @@ class Service:
             for s in self.sources
         }
         conn = self.state.conn
+        self.contexts = {}
+        for source in self.sources:
+            memory = ContextMemory.of(self.config.rules_for(source.name), source.name)
+            if memory is not None:
+                memory.load(conn)
+                self.contexts[source.name] = memory
         for source in self.sources:
             source.open(get_value(conn, "checkpoint", source.name))
             self._last_data[source.name] = time.monotonic()

@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate
@@ -53,7 +53,8 @@ from logwatch.rules import DEFAULT_MATCH_TIMEOUT, Rule
 
 log = logging.getLogger(__name__)
 
-MatchKind = TypingLiteral["match", "resolve"]
+#: "context": the line matched a rule's ``context.from`` (it lends fields, it is no hit)
+MatchKind = TypingLiteral["match", "resolve", "context"]
 NO_LITERAL_NOTE = "no literal every match must contain: this rule runs on every line (slower)"
 #: how much log the matcher reads before choosing, per rule, its rarest literal set
 CALIBRATION_BYTES = 1 << 20
@@ -62,7 +63,8 @@ CALIBRATION_BYTES = 1 << 20
 class Match:
     """A rule matched the line ``data[start:end]`` of the scanned chunk (newline excluded).
 
-    ``kind`` is ``"resolve"`` when the line matched the rule's ``resolve`` pattern.
+    ``kind`` is ``"resolve"`` when the line matched the rule's ``resolve`` pattern,
+    ``"context"`` when it matched its ``context.from`` pattern.
     ``fields`` (the rule's named groups, an unset one as ``""``) is read from the
     regex match when first asked for: counting hits, as ``logwatch test`` does,
     never pays for it.
@@ -91,8 +93,9 @@ class Match:
 class Found:
     """The matches of one chunk, in line order then rule order.
 
-    Iterating yields :class:`Match` objects; :meth:`counts` and :meth:`samples`
-    answer ``logwatch test``'s questions without making one per hit.
+    Iterating yields :class:`Match` objects (``context`` lines included);
+    :meth:`counts` and :meth:`samples` answer ``logwatch test``'s questions
+    without making one per hit, and leave ``context`` lines out (they are no hits).
     """
 
     __slots__ = ("_confirm", "_counts", "_found", "_keys", "_probes", "_spans", "_texts")
@@ -113,10 +116,30 @@ class Found:
         return len(self._keys)
 
     def __iter__(self) -> Iterator[Match]:
+        return self._matches(self._keys)
+
+    def of_rules(self, rule_ids: Container[str]) -> Iterator[Match]:
+        """The matches (``context`` lines included) of the rules ``rule_ids`` only."""
+        return self.pick([key for key, _, _ in self.spots(rule_ids)])
+
+    def spots(self, rule_ids: Container[str]) -> list[tuple[int, int, MatchKind]]:
+        """``(key, line start, kind)`` of the matches of the rules ``rule_ids``, in order,
+        without searching anything (:meth:`pick` makes the matches of chosen keys)."""
+        count, spans = len(self._probes), self._spans
+        kinds = {bit: probe.kind for bit, probe in enumerate(self._probes)
+                 if probe.rule.id in rule_ids}
+        return [(key, spans[key // count][0], kind) for key in self._keys
+                if (kind := kinds.get(key % count)) is not None]
+
+    def pick(self, keys: list[int]) -> Iterator[Match]:
+        """The matches of ``keys`` (from :meth:`spots`), in the order given."""
+        return self._matches(keys)
+
+    def _matches(self, keys: list[int]) -> Iterator[Match]:
         probes, spans, texts, found, count = (self._probes, self._spans, self._texts,
                                               self._found, len(self._probes))
         confirm = self._confirm
-        for key in self._keys:
+        for key in keys:
             index, bit = divmod(key, count)
             probe = probes[bit]
             start, end = spans[index]
@@ -131,7 +154,8 @@ class Found:
             per_probe = Counter(map(len(self._probes).__rmod__, self._keys))
             self._counts = Counter()
             for bit, n in per_probe.items():
-                self._counts[self._probes[bit].rule.id] += n
+                if (probe := self._probes[bit]).kind != "context":
+                    self._counts[probe.rule.id] += n
         return Counter(self._counts)
 
     def samples(self, limit: int) -> dict[str, list[str]]:
@@ -144,7 +168,7 @@ class Found:
                 break
             index, bit = divmod(key, count)
             rule_id = probes[bit].rule.id
-            if rule_id in wanted:
+            if rule_id in wanted and probes[bit].kind != "context":
                 out.setdefault(rule_id, []).append(texts[index])
                 wanted[rule_id] -= 1
                 if not wanted[rule_id]:
@@ -154,7 +178,7 @@ class Found:
 
 @dataclass(frozen=True, slots=True)
 class _Probe:
-    """One pattern to try on a line: a rule's ``match``, or its ``resolve``."""
+    """One pattern to try on a line: a rule's ``match``, ``resolve`` or ``context.from``."""
 
     rule: Rule
     pattern: regex.Pattern[str]
@@ -267,7 +291,7 @@ class Matcher:
         notes = []
         for probe in self._probes:
             if not probe.choices:
-                what = "resolve: " if probe.kind == "resolve" else ""
+                what = "" if probe.kind == "match" else f"{probe.kind}: "
                 notes.append(f"{what}{NO_LITERAL_NOTE}")
         return notes
 
@@ -471,8 +495,11 @@ class Matcher:
 
 
 def _probes(rules: Sequence[Rule]) -> Iterator[_Probe]:
-    """Each rule's patterns in the order their matches are reported."""
+    """Each rule's patterns in the order their matches are reported: on one line, what a
+    rule's context remembers comes before the rule's own hit."""
     for rule in rules:
+        if rule.context is not None:
+            yield _probe(rule, rule.context.pattern, "context")
         yield _probe(rule, rule.pattern, "match")
         if rule.resolve is not None:
             yield _probe(rule, rule.resolve, "resolve")

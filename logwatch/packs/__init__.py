@@ -10,9 +10,11 @@ with their ``[[rules.tests]]``, and a ``[pack]`` table that describes it::
     programs = ["sshd", "sshd-session"]  # syslog identifiers that show it runs here
     fail2ban = ["sshd", "sshd-journal"]  # fail2ban filters it covers (bench/coverage.py)
 
-The config loader reads a pack like any include (it ignores ``[pack]``); packs
-that read the same log define the same source, word for word. Rules send to the
-destinations ``oncall`` (warning, critical) and ``audit`` (info).
+A config enables packs with ``[logwatch] packs = ["default", ...]``; the config
+loader reads each like an include (it ignores ``[pack]``); packs that read the
+same log define the same source, word for word. Rules send to ``oncall``
+(warning, critical) and ``audit`` (info): a destination or ``route`` of that
+name, else every destination (see docs/rules.md).
 
 Packs are read with :mod:`importlib.resources`, so this works from a wheel.
 """
@@ -50,8 +52,8 @@ class Pack:
     #: source name -> its files (globs) and journal table, as written
     sources: Mapping[str, Mapping[str, Any]]
     rules: tuple[str, ...]
-    #: the proposed "events that span lines" links, as written (see docs/packs.md)
-    context: tuple[Mapping[str, Any], ...]
+    #: rule id -> its severity as the pack ships it ("warning" when unsaid)
+    severities: Mapping[str, str]
     text: str
 
 
@@ -87,7 +89,8 @@ def load(name: str) -> Pack:
         fail2ban=tuple(meta.get("fail2ban", ())),
         sources=data.get("sources", {}),
         rules=tuple(str(r.get("id")) for r in rules if isinstance(r, dict)),
-        context=tuple(c for c in meta.get("context", ()) if isinstance(c, dict)),
+        severities={str(r.get("id")): str(r.get("severity", "warning"))
+                    for r in rules if isinstance(r, dict)},
         text=text,
     )
 

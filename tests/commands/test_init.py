@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from logwatch import packs
 from logwatch.commands.check import check_config
-from logwatch.commands.init import STARTER_RULES, write_starter
+from logwatch.commands.init import detect_packs, write_starter
 from logwatch.config import (
     DEFAULT_TELEGRAM_API,
     ConsoleDestination,
@@ -72,10 +73,10 @@ class TestWrites:
         config = tmp_path / "etc" / "logwatch.toml"
         out = io.StringIO()
         written = write_starter(config, discord_url=DISCORD_URL, telegram_token=BOT_TOKEN,
-                                telegram_chat="-1001234567890", out=out)
+                                telegram_chat="-1001234567890", out=out, packs=["ssh", "kernel"])
         creds = config.parent / "credentials"
         assert written == [creds / "discord", creds / "telegram",
-                           config.parent / "rules.d" / "starter.toml", config]
+                           config.parent / "rules.d" / "local.toml", config]
         assert mode(creds) == 0o700
         assert mode(creds / "discord") == 0o600
         assert mode(creds / "telegram") == 0o600
@@ -90,11 +91,14 @@ class TestWrites:
         assert telegram.chat_id == -1001234567890
         assert telegram.api_url == DEFAULT_TELEGRAM_API
         assert loaded.warnings == ()  # no inline secret
-        assert {r.id for r in loaded.rules} == {r["id"] for r in STARTER_RULES}
-        assert set(loaded.sources) == {"auth", "kernel", "system"}
+        assert loaded.settings.packs == ("ssh", "kernel")
+        assert {r.id for r in loaded.rules} == set(packs.load("ssh").rules) | set(
+            packs.load("kernel").rules)
+        assert {discord.min_severity, telegram.min_severity} == {"warning"}
+        assert set(loaded.sources) == {"auth", "kernel"}
         report = check_config(loaded)
         assert report.failures == []
-        assert report.tests_run == sum(len(r["tests"]) for r in STARTER_RULES)
+        assert report.tests_run > 2 * len(loaded.rules)
 
         for secret in (DISCORD_URL, "SECRET", BOT_TOKEN.split(":")[1]):
             assert secret not in everything_written(tmp_path)
@@ -173,12 +177,12 @@ class TestRefuses:
     def test_unwritable_file(self, tmp_path: Path) -> None:
         """A file that cannot be written is named (not the temporary file)."""
         (tmp_path / "rules.d").mkdir()
-        (tmp_path / "rules.d" / "starter.toml").mkdir()  # a directory where the file goes
-        with pytest.raises(LogwatchError, match=r"cannot write .*rules\.d/starter\.toml: "):
+        (tmp_path / "rules.d" / "local.toml").mkdir()  # a directory where the file goes
+        with pytest.raises(LogwatchError, match=r"cannot write .*rules\.d/local\.toml: "):
             write_starter(tmp_path / "logwatch.toml", discord_url=None, telegram_token=None,
                           telegram_chat=None, force=True, out=io.StringIO())
         assert not (tmp_path / "logwatch.toml").exists()  # the config comes last
-        assert [p.name for p in (tmp_path / "rules.d").iterdir()] == ["starter.toml"]
+        assert [p.name for p in (tmp_path / "rules.d").iterdir()] == ["local.toml"]
 
     @pytest.mark.parametrize(
         ("kwargs", "message"),
@@ -332,7 +336,7 @@ class TestCommandLine:
         assert f"wrote {config}" in result.stdout
         checked = logwatch("check", "-c", str(config))
         assert checked.returncode == 0, checked.stderr
-        assert "6 rules" in checked.stdout
+        assert ": OK: " in checked.stdout and " tests passed" in checked.stdout
         for output in (result.stdout, result.stderr, checked.stdout, checked.stderr):
             assert "SECRET" not in output
 
@@ -379,3 +383,33 @@ class TestFirstHour:
         with pytest.raises(LogwatchError, match="Telegram refused the bot token"):  # asked
             write_starter(config, discord_url=None, telegram_token="12:short",  # noqa: S106
                           telegram_chat=None, out=io.StringIO(), telegram_api=fake.base)
+
+
+def test_init_enables_the_packs_whose_logs_are_here(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine with an sshd log (and no journal) gets the ssh pack, not packs without logs."""
+    log = tmp_path / "auth.log"
+    log.write_text("Nov 28 10:00:01 h sshd[2]: Connection closed by 192.0.2.1 port 1\n",
+                   encoding="utf-8")
+    real = packs.load
+
+    def only_here(name: str) -> packs.Pack:
+        pack = real(name)
+        files = {"auth": {"files": [str(log)]}} if name == "ssh" else {
+            "x": {"files": [str(tmp_path / "missing.log")]}}
+        return packs.Pack(**{**{f: getattr(pack, f) for f in pack.__slots__},  # type: ignore[arg-type]
+                             "sources": files})
+
+    monkeypatch.setattr(packs, "load", only_here)
+    out = io.StringIO()
+    no_journal = str(tmp_path / "no-journalctl")
+    assert detect_packs(out, journalctl=no_journal) == ("ssh",)
+    assert f"pack ssh: enabled (logs here: file {log})" in out.getvalue()
+    monkeypatch.setattr(packs, "load", lambda name: packs.Pack(
+        **{**{f: getattr(real(name), f) for f in real(name).__slots__},  # type: ignore[arg-type]
+           "sources": {}}))
+    assert detect_packs(io.StringIO(), journalctl=no_journal) == ("default",)
+    config = tmp_path / "logwatch.toml"
+    write_starter(config, discord_url=None, telegram_token=None, telegram_chat=None,
+                  out=io.StringIO(), packs=["ssh"])
+    assert load_config(config, environ={}).settings.packs == ("ssh",)

@@ -20,7 +20,7 @@ from logwatch.matching.literals import (
     required_sets,
 )
 from logwatch.rules import compile_pattern
-from tests.helpers import CORPUS, REPO, corpus_missing
+from tests.helpers import CORPUS, REPO, corpus_missing, shipped_rule_tables
 from tests.matching.test_matcher import rule
 from tests.reference import naive
 
@@ -115,12 +115,12 @@ def test_python_scanner_forced_by_environment(monkeypatch: pytest.MonkeyPatch) -
 
 
 def _fragments() -> tuple[list[str], list[str]]:
-    example = REPO / "rules.example.toml"
-    patterns = [r["match"] for path in (example, REPO / "bench" / "extra_rules.toml")
-                if path.exists() for r in tomllib.loads(path.read_text("utf-8"))["rules"]]
+    extra = REPO / "bench" / "extra_rules.toml"
+    shipped = shipped_rule_tables()
+    patterns = [r["match"] for r in shipped]
+    patterns += [r["match"] for r in tomllib.loads(extra.read_text("utf-8"))["rules"]]
     # the rules' own test lines (kept in the repository), and real logs when the corpus is here
-    lines = [t["line"] for path in (example,) for r in tomllib.loads(path.read_text("utf-8"))["rules"]
-             for t in r.get("tests", [])]
+    lines = [t["line"] for r in shipped for t in r.get("tests", [])]
     if corpus_missing() is None:
         lines += (CORPUS / "loghub" / "OpenSSH_2k.log").read_text("utf-8").splitlines()[:300]
         lines += (CORPUS / "fail2ban" / "sshd").read_text("utf-8").splitlines()[:300]

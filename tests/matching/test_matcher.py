@@ -16,7 +16,7 @@ from logwatch.config import Config, load_config
 from logwatch.matching.literals import COMPILED
 from logwatch.matching.matcher import NO_LITERAL_NOTE, Matcher
 from logwatch.rules import Rule, compile_pattern
-from tests.helpers import CORPUS, REPO
+from tests.helpers import CORPUS, REPO, shipped_rule_tables
 from tests.reference import Hit, naive
 
 sys.path.insert(0, str(REPO / "bench"))
@@ -26,11 +26,10 @@ SCANNERS = ["python", *COMPILED]
 
 
 def example_config(tmp: Path, extra: str = "") -> Config:
-    """rules.example.toml's rules plus the bench's extra rules, in a config of their own."""
-    tables = []
-    for path in (REPO / "rules.example.toml", REPO / "bench" / "extra_rules.toml"):
-        if path.exists():
-            tables += tomllib.loads(path.read_text(encoding="utf-8")).get("rules", [])
+    """The packs' rules plus the bench's extra rules, in a config of their own."""
+    tables = shipped_rule_tables()
+    bench = REPO / "bench" / "extra_rules.toml"
+    tables += tomllib.loads(bench.read_text(encoding="utf-8")).get("rules", [])
     for table in tables:
         for key in ("source", "to", "tests", "enabled"):
             table.pop(key, None)
@@ -101,7 +100,7 @@ def test_corpus_identical_to_naive(config: Config, path: Path, scanner: str) -> 
     assert fast(Matcher(config.rules, scanner=scanner), data) == expected
     hits, counts = counted(Matcher(config.rules, scanner=scanner), data)
     assert hits == expected
-    assert counts == Counter(rule_id for _, rule_id, _, _ in expected)
+    assert counts == Counter(rule_id for _, rule_id, kind, _ in expected if kind != "context")
 
 
 @pytest.mark.parametrize("scanner", SCANNERS)
@@ -113,7 +112,7 @@ def test_generated_sample_identical_to_naive(config: Config, tmp_path: Path, sca
     assert fast(Matcher(config.rules, scanner=scanner), data, chunk=50_000) == expected
     hits, counts = counted(Matcher(config.rules, scanner=scanner), data, chunk=50_000)
     assert hits == expected
-    assert counts == Counter(rule_id for _, rule_id, _, _ in expected)
+    assert counts == Counter(rule_id for _, rule_id, kind, _ in expected if kind != "context")
 
 
 @pytest.mark.corpus

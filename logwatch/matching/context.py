@@ -1,0 +1,223 @@
+"""Events that span lines: a rule's hit takes fields from an earlier line of its source.
+
+A rule with ``context = { key = "{pid}", from = '...(?P<pid>\\d+)...(?P<ip>...)', within =
+200, keep = 10000 }`` has its ``from`` pattern run by the matcher like any pattern
+(a probe of kind ``"context"``, through the same prefilters). :class:`ContextMemory`
+walks a chunk's matches in line order:
+
+- a ``context`` match is *remembered*: its non-empty groups, under ``key`` rendered
+  from them, with its line number;
+- a hit of the rule renders ``key`` from its own fields and, if a line was
+  remembered under it at most ``within`` lines back, takes the fields it lacks (its
+  own non-empty fields win); if none was and the context says ``require``, the
+  line is no hit of the rule (counted in :attr:`ContextMemory.unlinked`).
+
+Line numbers count the lines of one source in the order they are read, never wall
+time, so ``logwatch test``, ``test --alerts`` and the daemon agree. At most
+``keep`` keys are remembered per rule (the least recently remembered go first), and
+a key older than ``within`` lines is forgotten when the next one is remembered.
+
+The daemon saves the memory with :meth:`ContextMemory.save` in the transaction that
+saves the source's checkpoint, so a crash replays the same lines onto the same
+memory (kv namespace ``context``, one row per remembered key, only what changed).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from logwatch.matching.matcher import Found, Match
+from logwatch.rules import Context, Rule
+from logwatch.state import get_value, get_values, put_value, put_values
+
+log = logging.getLogger(__name__)
+
+#: kv namespaces: remembered lines (``SOURCE/RULE/KEY``), and each source's line count
+NS = "context"
+LINES_NS = "context-lines"
+
+#: a remembered line: its number in the source, and the fields it lends
+_Entry = tuple[int, dict[str, str]]
+
+
+class ContextMemory:
+    """What the context-taking rules of one source remember; see the module docstring."""
+
+    def __init__(self, rules: Sequence[Rule], source: str = "") -> None:
+        self.source = source
+        self.links: dict[str, Context] = {r.id: r.context for r in rules
+                                          if r.context is not None}
+        #: lines of the source read before the next chunk
+        self.lines = 0
+        self.memory: dict[str, OrderedDict[str, _Entry]] = {rid: OrderedDict()
+                                                             for rid in self.links}
+        self._dirty: set[tuple[str, str]] = set()
+        self._lines_dirty = False
+        #: per rule: lines its pattern matched that found no remembered line, with ``require``
+        self.unlinked: Counter[str] = Counter()
+
+    @classmethod
+    def of(cls, rules: Sequence[Rule], source: str = "") -> ContextMemory | None:
+        """A memory for ``rules``, or None if none of them takes context (nothing to do)."""
+        return cls(rules, source) if any(r.context is not None for r in rules) else None
+
+    def hits(self, matches: Iterable[Match], data: bytes,
+             lines: int | None = None) -> Iterator[tuple[Match, Mapping[str, str]]]:
+        """The hits among one chunk's ``matches``, in order, each with its fields.
+
+        ``context`` matches are remembered, not yielded; a hit of a context-taking
+        rule gets the remembered fields it lacks. ``data`` is the chunk (for line
+        numbers; ``lines``: its line count, if known); iterate to the end, so the
+        chunk's lines are counted.
+        """
+        links = self.links
+        base = self.lines
+        if lines is None:
+            lines = data.count(b"\n")
+        # numbered from the chunk's end back to the first line that needs it, then forward:
+        # when only the last lines matter (counting), little of the chunk is scanned
+        line_no, counted_to = -1, 0
+        for m in matches:
+            link = links.get(m.rule.id)
+            if link is None or m.kind == "resolve":
+                yield m, m.fields
+                continue
+            if line_no < 0:
+                line_no = base + lines - data.count(b"\n", m.start)
+            else:
+                line_no += data.count(b"\n", counted_to, m.start)
+            counted_to = m.start
+            if m.kind == "context":
+                self._remember(m.rule.id, link, m.fields, line_no)
+            elif (fields := self._complete(m.rule.id, link, m.fields, line_no)) is not None:
+                yield m, fields
+            else:
+                self.unlinked[m.rule.id] += 1
+        self.lines = base + lines
+        self._lines_dirty = True
+
+    def skim(self, found: Found, data: bytes, lines: int) -> None:
+        """What :meth:`hits` does to the memory and :attr:`unlinked`, for counting only.
+
+        A hit looks back at most ``within`` lines, so only the earlier lines within
+        ``within`` lines before one of this chunk's hits, or before its end (for the
+        chunks to come), are remembered: the result is the same, at a fraction of the
+        searches (a busy sshd logs a ``Connection from`` line per connection).
+        """
+        spots = found.spots(self.links)
+        within = max(link.within for link in self.links.values())
+        ends = [start for _, start, kind in spots if kind == "match"] + [len(data)]
+        windows = [(_back(data, end, within), end) for end in ends]
+        keys, index = [], 0
+        for key, start, kind in spots:
+            if kind == "match":
+                keys.append(key)
+            elif kind == "context":
+                while windows[index][1] < start:  # the first window ending at or after it
+                    index += 1
+                if windows[index][0] <= start:
+                    keys.append(key)
+        for _ in self.hits(found.pick(keys), data, lines):
+            pass
+
+    def _remember(self, rule_id: str, link: Context, fields: Mapping[str, str],
+                  line_no: int) -> None:
+        if not all(fields.get(name) for name in link.key.fields):
+            return  # no key: nothing could ever find it
+        key = link.key.render(fields)
+        memory = self.memory[rule_id]
+        memory[key] = (line_no, {k: v for k, v in fields.items() if v})
+        memory.move_to_end(key)
+        dirty = self._dirty
+        dirty.add((rule_id, key))
+        while memory:
+            oldest, (line, _) = next(iter(memory.items()))
+            if len(memory) <= link.keep and line_no - line <= link.within:
+                break
+            del memory[oldest]
+            dirty.add((rule_id, oldest))
+
+    def _complete(self, rule_id: str, link: Context, fields: dict[str, str],
+                  line_no: int) -> Mapping[str, str] | None:
+        """The hit's fields completed from the line its key links to; None: no hit."""
+        found = None
+        if all(fields.get(name) for name in link.key.fields):
+            found = self.memory[rule_id].get(link.key.render(fields))
+        if found is None or line_no - found[0] > link.within:
+            return None if link.require else fields
+        merged = dict(fields)
+        for name, value in found[1].items():
+            if not merged.get(name):
+                merged[name] = value
+        return merged
+
+    # -- persistence ------------------------------------------------------------
+
+    def load(self, conn: sqlite3.Connection) -> None:
+        """Read this source's saved memory (and line count); drop what no rule uses now."""
+        lines = get_value(conn, LINES_NS, self.source)
+        self.lines = lines if isinstance(lines, int) and lines >= 0 else 0
+        prefix = f"{self.source}/"
+        entries: dict[str, list[tuple[str, _Entry]]] = {}
+        for kv_key, value in get_values(conn, NS).items():
+            if not kv_key.startswith(prefix):
+                continue
+            rule_id, _, key = kv_key[len(prefix):].partition("/")
+            entry = _entry(value)
+            if rule_id not in self.links or entry is None:
+                self._dirty.add((rule_id, key))  # deleted at the next save
+                continue
+            entries.setdefault(rule_id, []).append((key, entry))
+        for rule_id, rows in entries.items():
+            rows.sort(key=lambda row: row[1][0])
+            keep = self.links[rule_id].keep
+            for key, _ in rows[:-keep]:
+                self._dirty.add((rule_id, key))
+            self.memory[rule_id] = OrderedDict(rows[-keep:])
+
+    def save(self, conn: sqlite3.Connection) -> None:
+        """Write what changed since the last save, in the caller's transaction."""
+        rows: list[tuple[str, Any]] = []
+        for rule_id, key in sorted(self._dirty):
+            rows_of_rule = self.memory.get(rule_id)
+            entry = None if rows_of_rule is None else rows_of_rule.get(key)
+            rows.append((f"{self.source}/{rule_id}/{key}",
+                         None if entry is None else [entry[0], entry[1]]))
+        put_values(conn, NS, rows)
+        self._dirty.clear()
+        if self._lines_dirty:
+            put_value(conn, LINES_NS, self.source, self.lines)
+            self._lines_dirty = False
+
+    def __len__(self) -> int:
+        return sum(len(rows) for rows in self.memory.values())
+
+
+def _entry(value: Any) -> _Entry | None:
+    """A saved ``[line, {field: value}]``, checked (state files can be old or damaged)."""
+    if (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int)
+            and isinstance(value[1], dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in value[1].items())):
+        return value[0], value[1]
+    log.warning("context: unreadable saved entry dropped")
+    return None
+
+
+def plain(matches: Iterable[Match]) -> Iterator[tuple[Match, Mapping[str, str]]]:
+    """The hits among ``matches`` with their own fields: :meth:`ContextMemory.hits` for
+    rules that take no context."""
+    return ((m, m.fields) for m in matches if m.kind != "context")
+
+
+def _back(data: bytes, end: int, lines: int) -> int:
+    """Where the line ``lines`` lines before the one at ``end`` starts in ``data`` (0 at most)."""
+    pos = end
+    for _ in range(lines + 1):
+        pos = data.rfind(b"\n", 0, pos)
+        if pos < 0:
+            return 0
+    return pos + 1

@@ -1,0 +1,224 @@
+"""Events that span lines: a rule's hit takes fields from an earlier line sharing a key.
+
+The same answer in the matcher's memory, ``logwatch test --json`` (one process and
+``-j N``), ``test --alerts``, and across a real SQLite save and load.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from logwatch.commands import parallel
+from logwatch.commands.replay import replay
+from logwatch.commands.simulate import simulate
+from logwatch.config import Config, load_config
+from logwatch.errors import ConfigError
+from logwatch.matching import Matcher
+from logwatch.matching.context import ContextMemory
+from logwatch.state import State
+from tests.helpers import logwatch, write
+
+RULE = """
+[[rules]]
+id = "too-many"
+match = 'sshd\\[(?P<pid>\\d+)\\]: Disconnecting: Too many authentication failures(?: for (?P<user>\\S+))?'
+context = {{ key = "{{pid}}", from = 'sshd\\[(?P<pid>\\d+)\\]: Connection from (?P<ip>[\\d.]+) port (?P<port>\\d+)', within = {within}, keep = {keep}{extra} }}
+title = "out of attempts: {{ip}}"
+"""
+
+
+def config(tmp_path: Path, *, within: int = 200, keep: int = 10_000, extra: str = "",
+           head: str = "") -> Config:
+    text = (f'[logwatch]\nstate_dir = "{tmp_path}/state"\n{head}\n'
+            + RULE.format(within=within, keep=keep, extra=extra))
+    return load_config(write(tmp_path / "logwatch.toml", text), environ={})
+
+
+def connection(pid: int, ip: str) -> str:
+    return f"Nov 23 21:50:10 h sshd[{pid}]: Connection from {ip} port 4{pid % 1000:03d} on 10.0.0.1 port 22"
+
+
+def used_up(pid: int, user: str = "root") -> str:
+    return f"Nov 23 21:50:19 h sshd[{pid}]: Disconnecting: Too many authentication failures for {user} [preauth]"
+
+
+def hits(cfg: Config, *chunks: str, memory: ContextMemory | None = None) -> list[dict[str, str]]:
+    """The fields of every hit, the chunks scanned in order through one memory."""
+    matcher = Matcher(cfg.rules)
+    memory = ContextMemory(cfg.rules, "auth") if memory is None else memory
+    out = []
+    for text in chunks:
+        data = text.encode()
+        out += [dict(fields) for _, fields in memory.hits(matcher.scan(data), data)]
+    return out
+
+
+def test_a_hit_takes_the_fields_of_the_earlier_line_with_its_key(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    lines = [connection(101, "192.0.2.1"), connection(102, "192.0.2.2"), "noise\n" * 3,
+             used_up(102, "admin"), used_up(101)]
+    got = hits(cfg, "\n".join(lines) + "\n")
+    assert got == [{"pid": "102", "user": "admin", "ip": "192.0.2.2", "port": "4102"},
+                   {"pid": "101", "user": "root", "ip": "192.0.2.1", "port": "4101"}]
+
+
+def test_context_spans_chunks(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    got = hits(cfg, connection(7, "198.51.100.7") + "\n", "x\n", used_up(7) + "\n")
+    assert got[0]["ip"] == "198.51.100.7"
+
+
+def test_own_fields_win(tmp_path: Path) -> None:
+    """The hit's own non-empty groups are kept; an empty one takes the earlier line's."""
+    text = (f'[logwatch]\nstate_dir = "{tmp_path}/s"\n\n[[rules]]\nid = "r"\n'
+            "match = 'end (?P<id>\\d+)(?: user=(?P<user>\\w+))?'\n"
+            "context = { key = '{id}', from = 'start (?P<id>\\d+) user=(?P<user>\\w+) "
+            "ip=(?P<ip>\\S+)' }\n")
+    cfg = load_config(write(tmp_path / "c.toml", text), environ={})
+    got = hits(cfg, "start 1 user=alice ip=192.0.2.1\nend 1 user=bob\nend 1\n")
+    assert got == [{"id": "1", "user": "bob", "ip": "192.0.2.1"},
+                   {"id": "1", "user": "alice", "ip": "192.0.2.1"}]
+
+
+def test_within_counts_lines_of_the_source(tmp_path: Path) -> None:
+    cfg = config(tmp_path, within=3)
+    near = "\n".join([connection(9, "192.0.2.9"), "a", "b", used_up(9)]) + "\n"
+    far = "\n".join([connection(9, "192.0.2.9"), "a", "b", "c", used_up(9)]) + "\n"
+    assert hits(cfg, near)[0]["ip"] == "192.0.2.9"
+    assert "ip" not in hits(cfg, far)[0]  # not required: the hit stays, without the field
+
+
+def test_keep_bounds_the_keys(tmp_path: Path) -> None:
+    cfg = config(tmp_path, keep=2)
+    memory = ContextMemory(cfg.rules, "auth")
+    text = "\n".join(connection(pid, f"192.0.2.{pid}") for pid in (1, 2, 3)) + "\n" + used_up(1)
+    got = hits(cfg, text + "\n", memory=memory)
+    assert len(memory) == 2
+    assert "ip" not in got[0]  # pid 1 was the oldest: forgotten
+
+
+def test_require_drops_a_hit_without_its_earlier_line(tmp_path: Path) -> None:
+    cfg = config(tmp_path, extra=", require = true")
+    memory = ContextMemory(cfg.rules, "auth")
+    text = used_up(404) + "\n" + connection(5, "192.0.2.5") + "\n" + used_up(5) + "\n"
+    assert [h["ip"] for h in hits(cfg, text, memory=memory)] == ["192.0.2.5"]
+    assert memory.unlinked == {"too-many": 1}
+
+
+def test_saved_and_loaded_with_real_sqlite(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    state = State(tmp_path / "state")
+    first = ContextMemory(cfg.rules, "auth")
+    hits(cfg, connection(11, "192.0.2.11") + "\nfiller\n", memory=first)
+    with state.transaction() as conn:
+        first.save(conn)
+    again = ContextMemory(cfg.rules, "auth")
+    with state.transaction() as conn:
+        again.load(conn)
+    assert again.lines == 2
+    assert hits(cfg, used_up(11) + "\n", memory=again)[0]["ip"] == "192.0.2.11"
+    other = ContextMemory(cfg.rules, "mail")  # another source's lines lend nothing
+    with state.transaction() as conn:
+        other.load(conn)
+    assert len(other) == 0
+
+
+def test_context_lines_are_no_hits(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    log = write(tmp_path / "auth.log", "\n".join(
+        [connection(1, "192.0.2.1"), connection(2, "192.0.2.2"), used_up(2)]) + "\n")
+    result = replay(cfg, [log], io.StringIO())
+    assert result.hits == {"too-many": 1}
+
+
+def test_logwatch_test_json_shows_the_linked_fields(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    log = write(tmp_path / "auth.log", "\n".join(
+        [connection(1, "192.0.2.1"), "x", used_up(1)]) + "\n")
+    done = logwatch("test", "-c", str(cfg.path), "--json", str(log))
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line) for line in done.stdout.splitlines()] == [
+        {"rule": "too-many", "file": str(log), "line_no": 3,
+         "fields": {"pid": "1", "user": "root", "ip": "192.0.2.1", "port": "4001"}}]
+
+
+def test_parallel_segments_see_earlier_lines(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """-j 3 with segments far smaller than the file: every hit has the ip, as with -j 1."""
+    monkeypatch.setattr(parallel, "SEGMENT", 4096)
+    cfg = config(tmp_path, within=50, extra=", require = true")
+    lines = []
+    for pid in range(1, 2000):
+        lines += [connection(pid, f"10.{pid // 250}.{pid % 250}.1"), f"filler {pid}",
+                  used_up(pid)]
+    lines += [used_up(99999)]  # no earlier line: no hit
+    log = write(tmp_path / "auth.log", "\n".join(lines) + "\n")
+    outs = []
+    for jobs in (1, 3):
+        out = io.StringIO()
+        result = replay(cfg, [log], out, as_json=True, jobs=jobs)
+        assert result.hits == {"too-many": 1999}
+        outs.append(out.getvalue())
+        counted = replay(cfg, [log], io.StringIO(), jobs=jobs)  # counts only, no --json
+        assert counted.hits == {"too-many": 1999}
+    assert outs[0] == outs[1]
+    assert all(json.loads(line)["fields"]["ip"] for line in outs[0].splitlines())
+
+
+def test_simulated_alerts_carry_the_linked_fields(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    log = write(tmp_path / "auth.log", "\n".join([connection(3, "203.0.113.3"), used_up(3)]) + "\n")
+    result = simulate(cfg, [log], io.StringIO(), now=1.7e9)
+    assert [a.title for a in result.alerts if a.kind == "alert"] == ["out of attempts: 203.0.113.3"]
+
+
+@pytest.mark.parametrize(("context", "message"), [
+    ('{ from = "x" }', 'context: key: missing'),
+    ('{ key = "{pid}" }', "context: from: missing"),
+    ('{ key = "{ip}", from = "(?P<ip>x)" }', "context: key: {ip} is not a named group of match"),
+    ('{ key = "{pid}", from = "x" }', "context: key: {pid} is not a named group of from"),
+    ('{ key = "{pid}", from = "(?P<pid>x)", within = 0 }', "context: within: expected a whole"),
+    ('{ key = "{pid}", from = "(?P<pid>x)", keep = 2000000 }', "context: keep: expected a whole"),
+    ('{ key = "{pid}", from = "(?P<pid>x", within = 5 }', "context: from: bad regex"),
+    ('{ key = "{pid}", from = "(?P<pid>x)", after = 5 }', "context: unknown key 'after'"),
+    ('"{pid}"', "context: expected {"),
+])
+def test_bad_context_is_one_clear_line(tmp_path: Path, context: str, message: str) -> None:
+    text = (f'[logwatch]\nstate_dir = "{tmp_path}/s"\n\n[[rules]]\nid = "r"\n'
+            f'match = "(?P<pid>\\\\d+)"\ncontext = {context}\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path / "c.toml", text), environ={})
+    assert len(info.value.problems) == 1
+    assert info.value.problems[0].startswith('c.toml:7: rules[0] "r": '), info.value.problems
+    assert message in info.value.problems[0]
+
+
+def test_templates_may_use_the_context_fields(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    assert "ip" in cfg.rules[0].groups
+
+
+@pytest.mark.parametrize("chunk", [64, 300, 4096, 1 << 20])
+def test_counting_skims_to_the_same_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           chunk: int) -> None:
+    """Counting remembers only the lines a hit can reach: the counts are those of --json."""
+    import random
+
+    monkeypatch.setattr("logwatch.commands.replay.CHUNK_SIZE", chunk)
+    cfg = config(tmp_path, within=6, keep=3, extra=", require = true")
+    rng = random.Random(16)
+    lines = []
+    for _ in range(3000):
+        pid = rng.randrange(12)
+        lines.append(rng.choice([connection(pid, f"192.0.2.{pid}"), used_up(pid), "filler"]))
+    log = write(tmp_path / "auth.log", "\n".join(lines) + "\n")
+    out = io.StringIO()
+    listed = replay(cfg, [log], out, as_json=True)
+    counted = replay(cfg, [log], io.StringIO())
+    assert counted.hits == listed.hits
+    assert 0 < listed.hits["too-many"] == len(out.getvalue().splitlines())
+    assert listed.hits["too-many"] < sum(line.count("Disconnecting") for line in lines)
