@@ -104,6 +104,9 @@ class FleetSending:
                 if not ready.rows:
                     ready.wait = min(max(answer.ttl, 0.01), WAIT_STEP)
                 break
+            if begun.wait > 0 and ask.kind == "summary" and answer.verdict == "own":
+                ready.rows.append(row)  # its tally stays in the store until it can go
+                continue
             verdict, value = self._verdict(row, ask, answer)
             if verdict == "skip":
                 ready.skipped.append((row.seq, value))  # type: ignore[arg-type]
