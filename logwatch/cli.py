@@ -91,9 +91,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="post nothing: print each alert as it would be sent; state is not kept")
     command("check", _check, "validate the config, compile rules, run every rule's tests")
     p = command("test", _test, "replay log files through the rules (like fail2ban-regex)")
-    p.add_argument("logfiles", nargs="+", type=Path, metavar="LOGFILE",
+    p.add_argument("logfiles", nargs="*", type=Path, metavar="LOGFILE",
                    help="log files; - reads standard input")
     p.add_argument("--rule", metavar="ID", help="only this rule")
+    p.add_argument("--host", dest="hosts", action="append", type=_host_file,
+                   metavar="NAME=FILE",
+                   help="with --alerts: replay several hosts' logs as one fleet (fleet "
+                        "thresholds and dedup, in-process); repeat it, a name once per file")
     p.add_argument("-j", "--jobs", type=_positive, metavar="N",
                    help="worker processes for a large file (default: one per CPU)")
     out = p.add_mutually_exclusive_group()
@@ -131,6 +135,14 @@ def _parser() -> argparse.ArgumentParser:
 def _count(n: int, noun: str) -> str:
     """``1 destination``, ``2 destinations``."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _host_file(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    name = name.strip()
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=FILE, got {text!r}")
+    return name, Path(path)
 
 
 def _positive(text: str) -> int:
@@ -186,7 +198,20 @@ def _test(args: argparse.Namespace) -> int:
         select_rules,
     )
 
+    if args.hosts and (not args.alerts or args.logfiles):
+        print("logwatch: test: --host NAME=FILE goes with --alerts, instead of LOGFILE",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if not args.hosts and not args.logfiles:
+        print("logwatch: test: give a LOGFILE (or --alerts --host NAME=FILE ...)",
+              file=sys.stderr)
+        return EXIT_USAGE
     config = _load(args)
+    if args.hosts:
+        from logwatch.commands.fleet_replay import simulate_fleet
+
+        simulate_fleet(config, args.hosts, sys.stdout, rule=args.rule)
+        return EXIT_OK
     if missing := missing_logs(args.logfiles):  # said first, not after a table of zeros
         for line in missing:
             print(f"logwatch: {line}", file=sys.stderr)

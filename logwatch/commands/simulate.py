@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO, Literal, TextIO
@@ -79,7 +80,7 @@ class SimulationResult:
         return all(a.balanced for a in self.accounts.values())
 
 
-class _Clock:
+class ReplayClock:
     """The simulation's time: where the replay has got to."""
 
     def __init__(self, start: float) -> None:
@@ -90,13 +91,13 @@ class _Clock:
 
 
 @dataclass
-class _Run:
-    """One simulation in progress."""
+class HostReplay:
+    """One host's simulation in progress."""
 
     config: Config
     policy: Policy
     matcher: Matcher
-    clock: _Clock
+    clock: ReplayClock
     out: TextIO
     wall: float
     result: SimulationResult = field(default_factory=SimulationResult)
@@ -115,6 +116,13 @@ class _Run:
             self.out.write(format_alert(alert, many=len(self.config.destinations) > 1))
 
     def file(self, path: Path, stream: BinaryIO) -> None:
+        for t, hit in self.hits(path, stream):
+            self.advance(t)
+            if hit is not None:
+                self.emit(self.policy.feed(hit))
+
+    def hits(self, path: Path, stream: BinaryIO) -> Iterator[tuple[float, Hit | None]]:
+        """Each hit with its time, and ``(time, None)`` when a chunk's last line moves time."""
         offset = 0
         # a file is a source of its own: its lines are what a rule's context looks back on
         memory = ContextMemory.of(self.config.rules)
@@ -129,13 +137,12 @@ class _Run:
                     kind = "resolve"
                 else:
                     self.result.hits[m.rule.id] += 1
-                self.advance(t)
-                self.emit(self.policy.feed(Hit(m.rule.id, fields, line, kind)))
+                yield t, Hit(m.rule.id, fields, line, kind)
             self.result.lines += data.count(b"\n")
             offset += len(data)
             if (end := _last_time(data, len(data), self.wall)) is not None:
                 self.previous = end
-                self.advance(end)
+                yield end, None
 
     def line_time(self, data: bytes, start: int, text: str) -> float:
         t = parse_timestamp(text, now=self.wall)
@@ -155,6 +162,10 @@ class _Run:
         while (due := self.policy.next_due()) is not None:
             self.clock.now = max(self.clock.now, due)
             self.emit(self.policy.tick(due))
+        self.account()
+
+    def account(self) -> None:
+        """Every window has ended: count what became of the hits per destination."""
         # no more alerts can come; this only moves hits still in threshold windows to "below"
         horizon = max((r.threshold.within for r in self.config.rules if r.threshold), default=0.0)
         self.emit(self.policy.tick(self.clock.now + horizon + 1))
@@ -202,33 +213,41 @@ def simulate(
     """
     wall = time.time() if now is None else now
     config = replace(config, rules=select_rules(config, rule))
-    clock = _Clock(wall)
-    run = _Run(config, Policy(config, clock), Matcher(
+    clock = ReplayClock(wall)
+    run = HostReplay(config, Policy(config, clock), Matcher(
         config.rules, ignore=config.settings.ignore, timeout=config.settings.match_timeout),
         clock, out, wall)
     started = False
     for path in paths:
-        try:
-            if str(path) == "-":
-                raise LogwatchError("--alerts reads each file twice: save the log to a file "
-                                    "first (journalctl -o short > journal.log)")
-            with Path(path).open("rb") as stream:
-                if not started:  # the clock starts at the first line's time, not at `now`
-                    clock.now = _first_time(stream, wall) or wall
-                    started = True
-                run.file(Path(path), stream)
-        except BrokenPipeError:  # `| head`: the CLI's business, not an unreadable file
-            raise
-        except IsADirectoryError as exc:
-            raise LogwatchError(f"{path}: is a directory, not a log file") from exc
-        except OSError as exc:
-            raise LogwatchError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        if str(path) == "-":
+            raise LogwatchError("--alerts reads each file twice: save the log to a file "
+                                "first (journalctl -o short > journal.log)")
+        with open_log(path) as stream:
+            if not started:  # the clock starts at the first line's time, not at `now`
+                clock.now = first_time(stream, wall) or wall
+                started = True
+            run.file(Path(path), stream)
     run.finish()
     print_accounts(run.result, out)
     return run.result
 
 
-def _first_time(stream: BinaryIO, wall: float) -> float | None:
+@contextmanager
+def open_log(path: Path) -> Iterator[BinaryIO]:
+    """``path`` opened for reading; ``LogwatchError`` (one line) if it cannot be read."""
+    try:
+        with Path(path).open("rb") as stream:
+            yield stream
+    except BrokenPipeError:  # `| head`: the CLI's business, not an unreadable file
+        raise
+    except IsADirectoryError as exc:
+        raise LogwatchError(f"{path}: is a directory, not a log file") from exc
+    except OSError as exc:
+        raise LogwatchError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+
+
+def first_time(stream: BinaryIO, wall: float) -> float | None:
+    """The time of the first of the first 100 lines of ``stream`` that has one."""
     head = stream.read(64 * 1024)
     stream.seek(0)
     for line in head.splitlines()[:100]:
@@ -241,11 +260,11 @@ def format_alert(alert: Alert, *, many: bool = False) -> str:
     """One alert as the simulation prints it: time, kind, title; the message below it."""
     stamp = time.strftime("%b %d %H:%M:%S", time.localtime(alert.time))
     to = f"  -> {', '.join(alert.to)}" if many else ""
-    head = alert.message if alert.kind == "summary" else alert.title
+    head, *body = alert.message.splitlines() if alert.kind == "summary" else [alert.title]
     lines = [f"{stamp}  {alert.kind:<8}  {_clip(head)}{to}"]
     if alert.kind != "summary" and alert.message and alert.message != alert.title:
         body = alert.message.splitlines()
-        lines += [f"{'':<17}{'':<10}  {_clip(text)}" for text in body]
+    lines += [f"{'':<17}{'':<10}  {_clip(text)}" for text in body]
     return "\n".join(lines) + "\n"
 
 

@@ -160,8 +160,9 @@ class Service:
         if self.fleet is None:
             return Policy(config, self.clock)
         from logwatch.fleet.policy import FleetPolicy
+        from logwatch.fleet.redisstore import RedisStore
 
-        return Policy(config, self.clock, fleet=FleetPolicy(self.fleet, config))
+        return Policy(config, self.clock, fleet=FleetPolicy(RedisStore(self.fleet), config))
 
     def _open_state(self) -> State:
         if self.dry_run:

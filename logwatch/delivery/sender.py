@@ -371,9 +371,11 @@ def build_senders(config: Config, state: State, *, dry_run: bool = False,
         destination = build_destination(dest)
         sharing = None
         if fleet is not None and not dry_run:
+            from logwatch.fleet.redisstore import RedisStore
             from logwatch.fleet.sending import FleetSending
 
-            sharing = FleetSending(fleet, config, name, destination.pace)
+            sharing = FleetSending(RedisStore(fleet), fleet.host, config, name,
+                                   destination.pace)
         senders[name] = Sender(destination, state, dry_run=dry_run,
                                min_severity=dest.min_severity,
                                max_retry_wait=config.settings.max_retry_wait, fleet=sharing)

@@ -2,7 +2,8 @@
 
 :class:`FleetPolicy` is called by :class:`~logwatch.policy.policy.Policy` for each hit of a
 rule with ``fleet = { hosts, within, by }``. It reports the hit through
-:class:`~logwatch.fleet.thresholds.FleetThresholds`; the one host whose report
+:class:`~logwatch.fleet.thresholds.FleetThresholds` (to Redis, or to an in-process
+store in a replay); the one host whose report
 completes the count gets the alert (its id comes from the line, so a replay after a
 crash derives the same one). When Redis is unavailable it returns, once per outage,
 a ``system`` alert saying fleet thresholds are off; hits go on counting locally.
@@ -15,7 +16,8 @@ from dataclasses import replace
 
 from logwatch.config import Config
 from logwatch.durations import format_duration
-from logwatch.fleet.link import FleetLink, FleetUnavailable
+from logwatch.fleet.link import FleetUnavailable
+from logwatch.fleet.store import FleetStore
 from logwatch.fleet.thresholds import FleetThresholds
 from logwatch.models import Alert, Hit, alert_id
 from logwatch.policy.render import render_alert
@@ -27,10 +29,10 @@ log = logging.getLogger(__name__)
 class FleetPolicy:
     """Fleet thresholds for one host's policy; see the module docstring."""
 
-    def __init__(self, link: FleetLink, config: Config) -> None:
-        self.link = link
+    def __init__(self, store: FleetStore, config: Config) -> None:
+        self.store = store
         self.config = config
-        self.thresholds = FleetThresholds(link)
+        self.thresholds = FleetThresholds(store, config.settings.hostname)
         #: the outage already announced (its start), so it is announced once
         self._announced: float | None = None
         self.fail_open = 0
@@ -60,7 +62,7 @@ class FleetPolicy:
         )], True
 
     def _unavailable(self, rule: Rule, reason: str, t: float) -> list[Alert]:
-        since = self.link.down_since
+        since = self.store.down_since
         if since is None or self._announced == since:
             return []
         self._announced = since
@@ -69,7 +71,7 @@ class FleetPolicy:
             id=alert_id("fleet-unavailable", host, repr(since)),
             kind="system", rule="logwatch", severity="warning",
             title=f"logwatch on {host}: fleet unavailable",
-            message=(f"Redis at {self.link.settings.where} cannot be reached ({reason}): fleet "
+            message=(f"Redis at {self.store.where} cannot be reached ({reason}): fleet "
                      "thresholds are off on this host until it is back; its own thresholds "
                      "and dedup still work, and other hosts' alerts may be duplicated."),
             source="logwatch", host=host, time=t, count=0, to=rule.to,

@@ -1,17 +1,19 @@
 """What a sender does with the fleet: claims (fleet dedup) and shared pacing, at send time.
 
-:class:`FleetSending` sits between a :class:`~logwatch.delivery.sender.Sender` and Redis.
-Before a request, :meth:`~FleetSending.prepare` sorts the batch:
+:class:`FleetSending` sits between a :class:`~logwatch.delivery.sender.Sender` and the
+fleet's :class:`~logwatch.fleet.store.FleetStore`. A request costs two round trips.
+Before it, :meth:`~FleetSending.prepare` asks the store (``begin``) in one call for the
+pacing wait, the claims of the batch and a pacing slot, and sorts the batch:
 
-- an ``alert`` of a rule with ``dedup``: claim it; ``own`` -> send, ``counted`` (another
-  host sent it) -> the row is skipped, its hits counted into that host's summary,
+- an ``alert`` of a rule with ``dedup``: ``own`` -> send, ``counted`` (another host
+  sent it) -> the row is skipped, its hits counted into that host's summary,
   ``wait`` (another host is sending it right now) -> wait for that host's answer;
 - a dedup ``summary``: the owner's gets the tally ("also seen on N hosts (...)"), the
   others' are counted into it and skipped; a summary with nothing in it is skipped;
-- then one fleet-wide pacing slot for the request.
+- when the fleet's pace says wait, nothing is sent (the skipped rows stay skipped).
 
-After the answer, :meth:`~FleetSending.settle` confirms or releases the claims and
-frees the slot (sharing a 429 or an empty rate-limit bucket with every host).
+After the answer, :meth:`~FleetSending.settle` (``end``) frees the slot (sharing a 429
+or an empty rate-limit bucket with every host) and confirms or releases the claims.
 Each step fails open when Redis is unavailable: the row is sent (a duplicate is
 possible and counted in ``fail_open``), the sender paces itself alone.
 """
@@ -27,10 +29,10 @@ import regex
 import logwatch.delivery.outbox as outbox
 from logwatch.config import Config
 from logwatch.delivery.destinations.types import Outcome, Window
-from logwatch.fleet.claims import FleetClaims, Tally, claim_name
+from logwatch.fleet.claims import GRACE, LEASE, Tally, claim_name
 from logwatch.fleet.keys import destination_identity
-from logwatch.fleet.link import FleetLink, FleetUnavailable
-from logwatch.fleet.pacing import SharedPacer
+from logwatch.fleet.link import FleetUnavailable
+from logwatch.fleet.store import Answer, Ask, FleetStore, Pace, Settle
 from logwatch.models import Alert
 from logwatch.rules import Rule
 from logwatch.state import State
@@ -53,20 +55,21 @@ class Prepared:
     slot: str = ""
     #: claims this host owns in ``rows``: seq -> (claim name, dedup window)
     owned: dict[int, tuple[str, float]] = field(default_factory=dict)
+    #: rows the fleet covers: (seq, why)
+    skipped: list[tuple[int, str]] = field(default_factory=list)
 
 
 class FleetSending:
-    """Claims and shared pacing for one destination's sender."""
+    """Claims and shared pacing for one host's sender to one destination."""
 
-    def __init__(self, link: FleetLink, config: Config, destination: str,
+    def __init__(self, store: FleetStore, host: str, config: Config, destination: str,
                  windows: tuple[Window, ...]) -> None:
-        self.link = link
-        self.host = link.host
+        self.store = store
+        self.host = host
         self.rules: dict[str, Rule] = {r.id: r for r in config.rules}
         identity = destination_identity(config.destinations[destination])
         self.identity = identity
-        self.claims = FleetClaims(link) if identity is not None else None
-        self.pacer = SharedPacer(link, identity, windows) if identity is not None else None
+        self.pace = Pace(identity or "", windows)
         #: what was done alone because Redis was unavailable, by feature
         self.fail_open: Counter[str] = Counter()
 
@@ -78,98 +81,104 @@ class FleetSending:
     # -- before a request -------------------------------------------------------------
 
     def prepare(self, rows: list[outbox.Row], state: State) -> Prepared:
-        """Sort ``rows`` (skipping those the fleet covers) and take a pacing slot."""
-        ready = Prepared([])
-        skipped: list[tuple[int, str]] = []
-        for row in rows:
-            verdict, value = self._sort(row, ready)
-            if verdict == "wait":
-                if not ready.rows:
-                    ready.wait = float(value)  # type: ignore[arg-type]
-                break
-            if verdict == "skip":
-                skipped.append((row.seq, str(value)))
-            else:
-                ready.rows.append(value)  # type: ignore[arg-type]
-        if skipped:
+        """Sort ``rows`` (finishing those the fleet covers as skipped) and take a slot."""
+        prepared = self.sort(rows)
+        if prepared.skipped:
             with state.transaction() as conn:
-                for seq, reason in skipped:
+                for seq, reason in prepared.skipped:
                     outbox.finish(conn, [seq], "skipped", reason)
-        if ready.rows and self.pacer is not None:
-            try:
-                wait, ready.slot = self.pacer.acquire()
-            except FleetUnavailable:
-                self.fail_open["pacing"] += 1
-                wait = 0.0
-            if wait > 0:
-                return Prepared([], wait)
+        return prepared
+
+    def sort(self, rows: list[outbox.Row]) -> Prepared:
+        """What to send, skip or wait for: one ``begin`` round trip (none for the console)."""
+        if not self.active:
+            return Prepared(rows)
+        asks = [self._ask(row) for row in rows]
+        try:
+            begun = self.store.begin(self.host, self.pace, [a for _, a in asks], LEASE)
+        except FleetUnavailable:
+            return self._alone(rows, asks)
+        ready = Prepared([])
+        for row, (window, ask), answer in zip(rows, asks, begun.answers, strict=False):
+            if answer.verdict == "wait":
+                if not ready.rows:
+                    ready.wait = min(max(answer.ttl, 0.01), WAIT_STEP)
+                break
+            if begun.wait > 0 and ask.kind == "summary" and answer.verdict == "own":
+                ready.rows.append(row)  # its tally stays in the store until it can go
+                continue
+            verdict, value = self._verdict(row, ask, answer)
+            if verdict == "skip":
+                ready.skipped.append((row.seq, value))  # type: ignore[arg-type]
+                continue
+            if ask.kind == "alert":
+                ready.owned[row.seq] = (ask.name, window)
+            ready.rows.append(value)  # type: ignore[arg-type]
+        if ready.rows and begun.wait > 0:
+            return Prepared([], begun.wait, skipped=ready.skipped)
+        ready.slot = begun.slot
         return ready
 
-    def _sort(self, row: outbox.Row, ready: Prepared) -> tuple[str, object]:
-        """("send", row) | ("skip", reason) | ("wait", seconds)."""
+    def _ask(self, row: outbox.Row) -> tuple[float, Ask]:
+        """(dedup window, what to ask the store) for one row."""
         alert = row.alert
         rule = self.rules.get(alert.rule)
-        claims = self.claims
-        if (claims is None or rule is None or rule.dedup is None
-                or alert.kind not in ("alert", "summary")):
-            return "send", row
+        if rule is None or rule.dedup is None or alert.kind not in ("alert", "summary"):
+            return 0.0, Ask("plain")
         name = claim_name(self.identity or "", rule.id, _dedup_key(rule.dedup.by, alert))
-        try:
-            if alert.kind == "summary":
-                return self._summary(claims, row, name)
-            return self._claim(claims, row, name, rule.dedup.window, ready)
-        except FleetUnavailable:
-            self.fail_open["claims"] += 1
-            if alert.kind == "summary" and alert.count == 0:
-                return "skip", "fleet unavailable: nothing suppressed on this host"
-            return "send", row
+        if alert.kind == "summary":
+            return rule.dedup.window, Ask("summary", name, max(alert.count, 0))
+        return rule.dedup.window, Ask("alert", name, max(alert.count, 1))
 
-    def _claim(self, claims: FleetClaims, row: outbox.Row, name: str, window: float,
-               ready: Prepared) -> tuple[str, object]:
-        claim = claims.claim(name, row.alert.count)
-        if claim.verdict == "own":
-            ready.owned[row.seq] = (name, window)
-            return "send", row
-        if claim.verdict == "wait":
-            return "wait", min(max(claim.ttl, 0.01), WAIT_STEP)
-        return "skip", f"fleet: {claim.owner} sent it; counted in its summary"
-
-    def _summary(self, claims: FleetClaims, row: outbox.Row, name: str) -> tuple[str, object]:
+    def _verdict(self, row: outbox.Row, ask: Ask, answer: Answer) -> tuple[str, object]:
+        """("send", row) | ("skip", reason), from the store's answer."""
         alert = row.alert
-        tally = claims.summary(name, alert.count)
-        if tally.verdict == "counted":
-            return "skip", f"fleet: counted in the summary of {tally.owner}"
-        if not tally.others:
-            if alert.count == 0:
-                return "skip", "nothing suppressed"
+        if answer.verdict == "counted":
+            if ask.kind == "summary":
+                return "skip", f"fleet: counted in the summary of {answer.owner}"
+            return "skip", f"fleet: {answer.owner} sent it; counted in its summary"
+        if ask.kind != "summary":
             return "send", row
+        if not answer.others:
+            return ("skip", "nothing suppressed") if alert.count == 0 else ("send", row)
+        tally = Tally("own", self.host, answer.others)
         return "send", replace(row, alert=fleet_summary(alert, tally))
+
+    def _alone(self, rows: list[outbox.Row], asks: list[tuple[float, Ask]]) -> Prepared:
+        """Redis is unavailable: send every row (duplicates possible), pace alone."""
+        self.fail_open["pacing"] += 1
+        ready = Prepared([])
+        for row, (_, ask) in zip(rows, asks, strict=True):
+            if ask.kind != "plain":
+                self.fail_open["claims"] += 1
+            if ask.kind == "summary" and row.alert.count == 0:
+                ready.skipped.append((row.seq, "fleet unavailable: nothing suppressed on "
+                                      "this host"))
+            else:
+                ready.rows.append(row)
+        return ready
 
     # -- after the answer ------------------------------------------------------------
 
     def settle(self, prepared: Prepared, sent: list[outbox.Row], outcome: Outcome) -> None:
-        """Confirm or release our claims in ``sent``; free the slot, sharing any pause."""
+        """Free the slot, sharing any pause, and confirm or release our claims in ``sent``."""
+        if not self.active:
+            return
+        pause = outcome.pause or 0.0
+        if outcome.verdict == "retry":
+            pause = max(pause, outcome.retry_after or 0.0)
+        settles = []
+        if outcome.verdict in ("ok", "reject", "permanent"):
+            for row in sent:
+                if (owned := prepared.owned.get(row.seq)) is not None:
+                    name, window = owned
+                    settles.append(Settle(name, outcome.verdict == "ok", window + GRACE))
+        if not (prepared.slot or pause > 0 or settles):
+            return
         try:
-            self._settle(prepared, sent, outcome)
+            self.store.end(self.host, self.pace, prepared.slot, pause, settles)
         except FleetUnavailable:
             self.fail_open["settle"] += 1
-
-    def _settle(self, prepared: Prepared, sent: list[outbox.Row], outcome: Outcome) -> None:
-        if self.pacer is not None and (prepared.slot or outcome.pause or outcome.retry_after):
-            pause = outcome.pause or 0.0
-            if outcome.verdict == "retry":
-                pause = max(pause, outcome.retry_after or 0.0)
-            self.pacer.finish(prepared.slot, pause)
-        if self.claims is None:
-            return
-        for row in sent:
-            if (owned := prepared.owned.get(row.seq)) is None:
-                continue
-            name, window = owned
-            if outcome.verdict == "ok":
-                self.claims.confirm(name, window)
-            elif outcome.verdict in ("reject", "permanent"):
-                self.claims.release(name)
 
 
 def fleet_summary(alert: Alert, tally: Tally) -> Alert:

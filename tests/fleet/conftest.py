@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from logwatch.fleet.link import FleetLink
+from logwatch.fleet.memory import MemoryStore
+from logwatch.fleet.redisstore import RedisStore
 from logwatch.fleet.settings import FleetSettings
+from logwatch.fleet.store import FleetStore
 from logwatch.secret import Secret
 from tests.fleet.redisserver import RedisServer
 
@@ -36,3 +40,12 @@ def make_link(redis_server: RedisServer) -> Iterator[Callable[..., FleetLink]]:
     yield make
     for link in links:
         link.close()
+
+
+@pytest.fixture(params=["redis", "memory"])
+def store(request: pytest.FixtureRequest) -> FleetStore:
+    """The fleet's shared state on the test's Redis, or in-process: the same answers."""
+    if request.param == "memory":
+        return MemoryStore(time.time)
+    make: Callable[..., FleetLink] = request.getfixturevalue("make_link")
+    return RedisStore(make("store"))

@@ -1,63 +1,66 @@
-"""Fleet dedup claims against a real Redis: one host sends, the others are counted."""
+"""Fleet dedup claims, on a real Redis and in-process: one host sends, the others are counted."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from logwatch.fleet.claims import FleetClaims, Tally, claim_name
+from logwatch.fleet.claims import Tally, claim_name
 from logwatch.fleet.link import FleetLink
+from logwatch.fleet.redisstore import RedisStore
+from logwatch.fleet.store import FleetStore
+from tests.fleet.hostview import HostView
 from tests.helpers import wait_for
 
 NAME = claim_name("dest-identity", "ssh-bruteforce", "203.0.113.7")
 
 
-def test_the_first_claim_sends_and_the_others_wait_then_count(
-        make_link: Callable[..., FleetLink]) -> None:
+def test_the_first_claim_sends_and_the_others_wait_then_count(store: FleetStore) -> None:
     """Pending: the others wait; once sent, they add their hits to the owner's tally."""
-    web1, web2, web3 = (FleetClaims(make_link(h)) for h in ("web-1", "web-2", "web-3"))
-    assert web1.claim(NAME, 1).verdict == "own"
-    waiting = web2.claim(NAME, 1)
+    web1, web2, web3 = (HostView(store, h) for h in ("web-1", "web-2", "web-3"))
+    assert web1.claim(NAME).verdict == "own"
+    waiting = web2.claim(NAME)
     assert waiting.verdict == "wait" and waiting.owner == "web-1" and waiting.ttl > 0
-    web1.confirm(NAME, window=60)
+    web1.confirm(NAME)
     assert web2.claim(NAME, 3).verdict == "counted"
     assert web3.claim(NAME, 1).verdict == "counted"
-    assert web1.claim(NAME, 1).verdict == "own"  # the owner retrying is still the owner
-    tally = web1.summary(NAME, 0)
-    assert tally == Tally("own", "web-1", (("web-2", 3), ("web-3", 1)))
-    assert tally.describe() == "also seen on 2 hosts (web-2, web-3): 4 hits"
+    assert web1.claim(NAME).verdict == "own"  # the owner retrying is still the owner
+    answer = web1.summary(NAME, 0)
+    assert answer.verdict == "own" and answer.others == (("web-2", 3), ("web-3", 1))
+    assert Tally("own", "web-1", answer.others).describe() == \
+        "also seen on 2 hosts (web-2, web-3): 4 hits"
     # the claim is closed: a later summary is the host's own, a later alert a new claim
     assert web2.summary(NAME, 2).verdict == "none"
-    assert web2.claim(NAME, 1).verdict == "own"
+    assert web2.claim(NAME).verdict == "own"
 
 
 def test_a_host_that_crashed_after_claiming_loses_the_claim_after_its_lease(
-        make_link: Callable[..., FleetLink]) -> None:
+        store: FleetStore) -> None:
     """The lease ends, another host takes the claim and sends: nothing is lost."""
-    crashed = FleetClaims(make_link("web-1"), lease=0.2)
-    other = FleetClaims(make_link("web-2"), lease=0.2)
-    assert crashed.claim(NAME, 1).verdict == "own"
-    wait_for(lambda: other.claim(NAME, 1).verdict == "own", 5.0, message="the lease to end")
+    crashed = HostView(store, "web-1", lease=0.2)
+    other = HostView(store, "web-2", lease=0.2)
+    assert crashed.claim(NAME).verdict == "own"
+    wait_for(lambda: other.claim(NAME).verdict == "own", 5.0, message="the lease to end")
 
 
-def test_a_released_claim_goes_to_the_next_host(make_link: Callable[..., FleetLink]) -> None:
+def test_a_released_claim_goes_to_the_next_host(store: FleetStore) -> None:
     """The owner's message died (a rejected payload): another host may send its own."""
-    web1, web2 = FleetClaims(make_link("web-1")), FleetClaims(make_link("web-2"))
-    web1.claim(NAME, 1)
+    web1, web2 = HostView(store, "web-1"), HostView(store, "web-2")
+    web1.claim(NAME)
     web1.release(NAME)
-    assert web2.claim(NAME, 1).verdict == "own"
+    assert web2.claim(NAME).verdict == "own"
 
 
-def test_summaries_of_other_hosts_count_into_the_owner_tally(
-        make_link: Callable[..., FleetLink]) -> None:
+def test_summaries_of_other_hosts_count_into_the_owner_tally(store: FleetStore) -> None:
     """A non-owner's dedup summary is folded into the owner's, which names the hosts."""
-    hosts = [FleetClaims(make_link(f"web-{i:02d}")) for i in range(1, 14)]
+    hosts = [HostView(store, f"web-{i:02d}") for i in range(1, 14)]
     owner, others = hosts[0], hosts[1:]
-    owner.claim(NAME, 1)
-    owner.confirm(NAME, 60)
+    owner.claim(NAME)
+    owner.confirm(NAME)
     for h in others:
-        assert h.claim(NAME, 1).verdict == "counted"
-        assert h.summary(NAME, 2) == Tally("counted", "web-01")
-    tally = owner.summary(NAME, 5)
+        assert h.claim(NAME).verdict == "counted"
+        counted = h.summary(NAME, 2)
+        assert (counted.verdict, counted.owner) == ("counted", "web-01")
+    tally = Tally("own", "web-01", owner.summary(NAME, 5).others)
     assert tally.hits == 12 * 3 and len(tally.others) == 12
     assert tally.describe().startswith("also seen on 12 hosts (web-02, ")
     assert tally.describe().endswith(", and 2 more): 36 hits")
@@ -67,10 +70,10 @@ def test_nothing_from_the_log_or_the_destination_is_stored(
         make_link: Callable[..., FleetLink]) -> None:
     """Keys are hashes; values are host names and counts."""
     link = make_link("web-1")
-    claims = FleetClaims(link)
-    claims.claim(NAME, 1)
-    claims.confirm(NAME, 60)
-    FleetClaims(make_link("web-2")).claim(NAME, 1)
+    web1, web2 = HostView(RedisStore(link), "web-1"), HostView(RedisStore(link), "web-2")
+    web1.claim(NAME)
+    web1.confirm(NAME)
+    web2.claim(NAME)
     keys = link.call(lambda c: c.keys("*"))
     dump = repr(keys) + repr([link.call(lambda c, k=k: c.dump(k)) for k in keys])
     for secret in ("203.0.113.7", "ssh-bruteforce", "dest-identity"):

@@ -35,6 +35,9 @@ storm = {{ rate = 1000, per = "1m" }}
 [fleet]
 url = "{redis}"
 namespace = "e2e"
+# 20 daemons on 2 busy cores: a Redis answer can wait 200 ms (the default) for a CPU, and a
+# host that takes that for "Redis is down" paces alone for a second (a 429 is then possible)
+timeout = "1s"
 
 [destinations.hook]
 type = "discord"

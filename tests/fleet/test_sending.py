@@ -1,11 +1,18 @@
-"""The sender's side of fleet dedup, unit by unit: the owner's summary, the status line."""
+"""The sender's side of fleet dedup: the owner's summary, the status line, pacing waits."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from logwatch.commands.status import format_fleet
+from logwatch.config import load_config
+from logwatch.delivery.destinations.types import Outcome, Window
+from logwatch.delivery.outbox import Row
 from logwatch.fleet.claims import Tally
-from logwatch.fleet.sending import fleet_summary
+from logwatch.fleet.sending import FleetSending, fleet_summary
+from logwatch.fleet.store import FleetStore
 from tests.fakeapi import make_alert
+from tests.helpers import wait_for, write
 
 
 def test_the_owner_summary_counts_every_host() -> None:
@@ -33,3 +40,43 @@ def test_status_shows_the_link_and_its_trouble() -> None:
     assert "UNAVAILABLE since" in text and "ConnectionError: refused" in text
     assert "duplicates possible): 7" in text
     assert "no link state yet" in format_fleet(None)
+
+
+SENDING_CONFIG = """\
+[logwatch]
+state_dir = "{state}"
+
+[fleet]
+url = "redis://127.0.0.1:1/0"
+
+[destinations.hook]
+type = "discord"
+url = "https://discord.example/api/webhooks/1/abc"
+
+[[rules]]
+id = "numbered"
+match = 'ERROR event (?P<n>\\S+)'
+title = "event {{n}}"
+dedup = {{ by = "{{n}}", for = "1h" }}
+"""
+
+
+def test_a_summary_waiting_for_the_fleet_pace_keeps_its_tally(
+        tmp_path: Path, store: FleetStore) -> None:
+    """The owner's summary held back by the shared window still carries the other hosts."""
+    config = load_config(write(tmp_path / "logwatch.toml",
+                               SENDING_CONFIG.format(state=tmp_path / "s"), mode=0o600))
+    window = (Window(1, 0.3),)
+    owner = FleetSending(store, "web-1", config, "hook", window)
+    other = FleetSending(store, "web-2", config, "hook", window)
+    sent = owner.sort([Row(1, make_alert(1), 0, 0.0)])
+    assert sent.rows and sent.slot
+    owner.settle(sent, sent.rows, Outcome("ok"))
+    counted = other.sort([Row(1, make_alert(1, host="web-2"), 0, 0.0)])
+    assert not counted.rows and "web-1 sent it" in counted.skipped[0][1]
+    summary = Row(2, make_alert(1, kind="summary", title="0 more 'event 1' suppressed",
+                                count=0, fields={"key": "1"}), 0, 0.0)
+    held = owner.sort([summary])
+    assert not held.rows and held.wait > 0  # the window is full: try again later
+    later = wait_for(lambda: owner.sort([summary]).rows, 5.0, message="the window to pass")
+    assert later[0].alert.title == "1 more 'event 1' on 2 hosts"
