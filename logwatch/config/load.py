@@ -32,7 +32,7 @@ from logwatch.config.model import (
     Storm,
     TelegramDestination,
 )
-from logwatch.config.secrets import read_secret
+from logwatch.config.secrets import expand_env_strict, read_secret
 from logwatch.durations import parse_duration
 from logwatch.errors import ConfigError
 from logwatch.rules import (
@@ -72,9 +72,9 @@ def load_config(
         raise ConfigError(problems)
     data, text = loaded
     doc = Document(main, locate_lines(text), problems, warnings)
-    settings = _settings(doc, data.get("logwatch", {}))
+    settings = _settings(doc, data.get("logwatch", {}), env)
     parts = _Parts()
-    for d, content in [(doc, data), *_read_includes(doc, data.get("logwatch", {}))]:
+    for d, content in [(doc, data), *_read_includes(doc, data.get("logwatch", {}), env)]:
         parts.add(d, content, env)
     if not parts.declared:
         parts.destinations["console"] = ConsoleDestination("console")
@@ -86,9 +86,11 @@ def load_config(
                   tuple(warnings))
 
 
-def _read_includes(doc: Document, table: Any) -> list[tuple[Document, dict[str, Any]]]:
+def _read_includes(
+    doc: Document, table: Any, env: Mapping[str, str],
+) -> list[tuple[Document, dict[str, Any]]]:
     out = []
-    for inc in _includes(doc, table if isinstance(table, dict) else {}):
+    for inc in _includes(doc, table if isinstance(table, dict) else {}, env):
         if (more := read_toml(inc, doc.problems)) is not None:
             inc_doc = Document(inc, locate_lines(more[1]), doc.problems, doc.warnings)
             if "logwatch" in more[0]:
@@ -118,7 +120,7 @@ class _Parts:
                 self.destinations[name] = dest
             self.declared.add(name)
         for name, table in _tables(doc, content, "sources"):
-            source = _source(doc, name, table)
+            source = _source(doc, name, table, env)
             # packs that read the same log each define it: the same definition is no conflict
             if name in self.sources and self.sources[name] != source:
                 doc.problem(("sources", name), "", f'source "{name}" is defined twice')
@@ -147,16 +149,20 @@ def _tables(
     return out
 
 
-def _includes(doc: Document, table: Mapping[str, Any]) -> list[Path]:
-    patterns = doc.get(table, ("logwatch",), "", "include", _str_list, ())
+def _includes(doc: Document, table: Mapping[str, Any], env: Mapping[str, str]) -> list[Path]:
+    patterns = doc.get(table, ("logwatch",), "", "include", _env_str_list(env), ())
     found: list[Path] = []
     for pattern in patterns:
         full = os.path.join(doc.path.parent, os.path.expanduser(pattern))
+        if not glob.has_magic(full) and not os.path.exists(full):
+            # a glob matching nothing is an empty rules.d/; a named file that is missing is a typo
+            doc.problem(("logwatch", "include"), "", f"include: {full}: no such file")
+            continue
         found.extend(Path(p) for p in sorted(glob.glob(full)) if Path(p) != doc.path)
     return found
 
 
-def _settings(doc: Document, table: Any) -> Settings:
+def _settings(doc: Document, table: Any, env: Mapping[str, str]) -> Settings:
     loc: Loc = ("logwatch",)
     if not isinstance(table, dict):
         doc.problem(loc, "", "[logwatch] must be a table")
@@ -167,11 +173,13 @@ def _settings(doc: Document, table: Any) -> Settings:
     default_state = os.environ.get("STATE_DIRECTORY", "/var/lib/logwatch").split(":")[0]
     storm_table = doc.get(table, loc, "", "storm", _table, {})
     return Settings(
-        state_dir=doc.get(table, loc, "", "state_dir", _path, Path(default_state)),
+        state_dir=doc.get(table, loc, "", "state_dir", _env_path(env),
+                          Path(default_state)),
         hostname=doc.get(table, loc, "", "hostname", _nonempty_str, socket.gethostname()),
         start_at=doc.get(table, loc, "", "start_at", _start_at, "end"),
         ignore=doc.get(table, loc, "", "ignore", _pattern_list, ()),
-        max_line_length=doc.get(table, loc, "", "max_line_length", _positive_int, 65536),
+        max_line_length=doc.get(table, loc, "", "max_line_length", _line_length,
+                                65536),
         poll_interval=doc.get(table, loc, "", "poll_interval", _positive_duration, 1.0),
         use_inotify=doc.get(table, loc, "", "inotify", _bool, True),
         drain_timeout=doc.get(table, loc, "", "drain_timeout", parse_duration, 10.0),
@@ -235,11 +243,13 @@ def _destination(
     return None
 
 
-def _source(doc: Document, name: str, table: dict[str, Any]) -> SourceConfig:
+def _source(
+    doc: Document, name: str, table: dict[str, Any], env: Mapping[str, str],
+) -> SourceConfig:
     loc: Loc = ("sources", name)
     subject = f'source "{name}": '
     _unknown_keys(doc, loc, subject, table, {"files", "journal", "silent_after"})
-    files = doc.get(table, loc, subject, "files", _str_list, ())
+    files = doc.get(table, loc, subject, "files", _env_str_list(env), ())
     journal = None
     if "journal" in table:
         jt = table["journal"]
@@ -280,7 +290,9 @@ def _rules(
         if isinstance(rid, str) and rid:
             seen[rid] = doc.where(("rules", index))
         rule = _rule(doc, index, table, destinations, sources)
-        if rule is not None and table.get("enabled", True):
+        enabled = doc.get(table, ("rules", index), _rule_subject(index, rid), "enabled", _bool,
+                          True)
+        if rule is not None and enabled:
             out.append(rule)
     return out
 
@@ -291,7 +303,7 @@ def _rule(
 ) -> Rule | None:
     loc: Loc = ("rules", index)
     rid = table.get("id")
-    subject = f'rules[{index}] "{rid}": ' if isinstance(rid, str) and rid else f"rules[{index}]: "
+    subject = _rule_subject(index, rid)
     before = len(doc.problems)
     _unknown_keys(doc, loc, subject, table, _RULE_KEYS)
     if not isinstance(rid, str) or not RULE_ID.fullmatch(rid):
@@ -333,6 +345,10 @@ def _rule(
         tests=_tests(doc, loc, subject, table.get("tests", [])),
         where=doc.where(loc),
     )
+
+
+def _rule_subject(index: int, rid: Any) -> str:
+    return f'rules[{index}] "{rid}": ' if isinstance(rid, str) and rid else f"rules[{index}]: "
 
 
 def _known(names: Iterable[str]) -> str:
@@ -475,8 +491,30 @@ def _positive_duration(value: Any) -> float:
     return seconds
 
 
-def _path(value: Any) -> Path:
-    return Path(os.path.expanduser(_nonempty_str(value)))
+#: the longest max_line_length accepted: a line is held in memory whole
+MAX_LINE_LENGTH = 16 << 20
+
+
+def _line_length(value: Any) -> int:
+    if _positive_int(value) > MAX_LINE_LENGTH:
+        raise ValueError(f"expected at most {MAX_LINE_LENGTH} (16 MiB), got {value!r}")
+    return int(value)
+
+
+def _env_path(env: Mapping[str, str]) -> Callable[[Any], Path]:
+    """A path with ``${VAR}`` expanded (an unset variable is an error) and ``~``."""
+    def convert(value: Any) -> Path:
+        return Path(os.path.expanduser(expand_env_strict(_nonempty_str(value), env)))
+
+    return convert
+
+
+def _env_str_list(env: Mapping[str, str]) -> Callable[[Any], tuple[str, ...]]:
+    """:func:`_str_list` with ``${VAR}`` expanded in each string."""
+    def convert(value: Any) -> tuple[str, ...]:
+        return tuple(expand_env_strict(v, env) for v in _str_list(value))
+
+    return convert
 
 
 def _start_at(value: Any) -> StartAt:
