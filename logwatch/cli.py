@@ -17,6 +17,7 @@ from typing import TextIO
 from logwatch import __version__
 from logwatch.config import DEFAULT_CONFIG, DEFAULT_TELEGRAM_API, Config, load_config
 from logwatch.errors import ConfigError, LogwatchError
+from logwatch.terminal import EscapingFormatter, escape_controls
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("logwatch")
@@ -54,8 +55,9 @@ def setup_logging(*, verbose: bool = False) -> None:
     fmt = "%(levelname)s %(name)s: %(message)s"
     if "JOURNAL_STREAM" not in os.environ:
         fmt = "%(asctime)s " + fmt
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=fmt,
-                        stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(EscapingFormatter(fmt))  # log text comes from attackers
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     # httpx logs every request URL at INFO, and a webhook URL or bot URL carries the secret
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -169,7 +171,7 @@ def _test(args: argparse.Namespace) -> int:
     if not args.json:
         print_summary(result, select_rules(config, args.rule), sys.stdout)
     for error in result.errors:
-        print(f"logwatch: {error}", file=sys.stderr)
+        print(f"logwatch: {escape_controls(error)}", file=sys.stderr)
     return EXIT_INPUT if result.errors else EXIT_OK
 
 

@@ -26,6 +26,7 @@ from logwatch.errors import LogwatchError
 from logwatch.matching import Matcher
 from logwatch.models import Alert, Hit, LogLine
 from logwatch.policy import Policy
+from logwatch.terminal import escape_controls
 
 #: how much of an alert's text one output line shows
 WIDTH = 160
@@ -260,4 +261,5 @@ def print_accounts(result: SimulationResult, out: TextIO) -> None:
 
 
 def _clip(text: str) -> str:
+    text = escape_controls(text)  # titles and messages quote log lines
     return text if len(text) <= WIDTH else text[: WIDTH - 1] + "…"

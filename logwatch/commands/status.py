@@ -6,21 +6,37 @@ nothing secret: destinations store only redacted errors.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from logwatch.config import Config
 from logwatch.delivery.sender import destination_status
+from logwatch.errors import StateError
 from logwatch.sources import checkpoint_rows
 from logwatch.state import DB_NAME, State, get_values
+from logwatch.terminal import escape_controls
 
 
 def collect_status(config: Config) -> dict[str, Any]:
     """Everything ``status`` shows, as plain data (also what ``--json`` prints)."""
     db = config.settings.state_dir / DB_NAME
     report: dict[str, Any] = {"config": str(config.path), "state": str(db), "running_state": True}
-    if not db.exists():
+    try:
+        exists = db.exists()
+    except OSError as exc:  # a state_dir we may not enter
+        raise StateError(f"{db}: cannot read the state database: {exc.strerror}") from exc
+    if not exists:
         report["running_state"] = False
         return report
+    try:
+        _read_state(config, report)
+    except (sqlite3.Error, ValueError, TypeError, AttributeError) as exc:
+        # truncated, damaged, or holding values no logwatch wrote
+        raise StateError(f"{db}: cannot read the state database: {exc}") from exc
+    return report
+
+
+def _read_state(config: Config, report: dict[str, Any]) -> None:
     state = State(config.settings.state_dir, readonly=True)
     try:
         with state.transaction() as conn:
@@ -31,11 +47,25 @@ def collect_status(config: Config) -> dict[str, Any]:
             report["policy"] = get_values(conn, "policy-status")
     finally:
         state.close()
-    return report
 
 
 def format_status(report: dict[str, Any]) -> str:
-    """The human-readable form of :func:`collect_status`."""
+    """The human-readable form of :func:`collect_status` (control characters escaped)."""
+    return _format(_escaped(report))
+
+
+def _escaped(value: Any) -> Any:
+    """``value`` with every string in it (keys too) escaped: paths and errors come from outside."""
+    if isinstance(value, str):
+        return escape_controls(value)
+    if isinstance(value, dict):
+        return {_escaped(k): _escaped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    return value
+
+
+def _format(report: dict[str, Any]) -> str:
     lines = [f"config: {report['config']}", f"state:  {report['state']}"]
     if not report.get("running_state"):
         lines.append("no state yet: logwatch run has not started with this state_dir")
