@@ -62,7 +62,7 @@ def fill(directory: Path) -> Path:
                 pass
     finally:
         os.close(fd)
-    with pytest.raises(OSError) as caught:
+    with pytest.raises(OSError, match="No space left") as caught:
         os.write(os.open(directory / "probe", os.O_WRONLY | os.O_CREAT), b"x" * 4096)
     assert caught.value.errno == errno.ENOSPC
     return filler
