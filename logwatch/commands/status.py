@@ -54,6 +54,18 @@ def format_status(report: dict[str, Any]) -> str:
     return _format(_escaped(report))
 
 
+def _open_counts(rows: list[dict[str, Any]]) -> list[str]:
+    """Per source with parked files: how many are followed and how many are open."""
+    out = []
+    for source in sorted({r["source"] for r in rows if "path" in r}):
+        files = [r for r in rows if r["source"] == source and "path" in r]
+        open_now = sum(1 for r in files if r.get("open", True))
+        if open_now < len(files):
+            out.append(f"  {source:<12} {len(files)} files followed, {open_now} open (the others "
+                       "are opened when they grow: the open-file limit)")
+    return out
+
+
 def _escaped(value: Any) -> Any:
     """``value`` with every string in it (keys too) escaped: paths and errors come from outside."""
     if isinstance(value, str):
@@ -79,6 +91,7 @@ def _format(report: dict[str, Any]) -> str:
             lag_text = f"{lag:,} bytes behind" if isinstance(lag, int) else "file missing"
             lines.append(f"  {row['source']:<12} {row['path']}  offset {row.get('offset', 0):,}"
                          f"  ({lag_text})")
+    lines.extend(_open_counts(report.get("sources", [])))
     lines.append("\ndestinations:")
     for name, info in sorted(report.get("destinations", {}).items()):
         lines.append(f"  {name:<12} pending {info.get('pending', 0):>6}  dead "
