@@ -236,6 +236,7 @@ class Service:
         for chunk in chunks:
             lines += chunk.data.count(b"\n")
             self._match(chunk, alerts)
+            self._keepalive()  # many slow chunks in one read: systemd's watchdog keeps hearing
         self._commit(alerts, source)
         self._last_data[source.name] = time.monotonic()
         self._silent_warned.discard(source.name)
@@ -370,7 +371,7 @@ class Service:
         self.sources = build_sources(self.config, self.waker.wake)
         self.matchers = {
             s.name: Matcher(self.config.rules_for(s.name), ignore=settings.ignore,
-                            timeout=settings.match_timeout)
+                            timeout=settings.match_timeout, on_slow=self._keepalive)
             for s in self.sources
         }
         conn = self.state.conn
