@@ -17,6 +17,7 @@ from typing import TextIO
 from logwatch import __version__
 from logwatch.config import DEFAULT_CONFIG, DEFAULT_TELEGRAM_API, Config, load_config
 from logwatch.errors import ConfigError, LogwatchError
+from logwatch.terminal import EscapingFormatter, escape_controls
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("logwatch")
@@ -57,11 +58,11 @@ def setup_logging(*, verbose: bool = False) -> None:
     journal = stderr_is_journal()
     if not journal:
         fmt = "%(asctime)s " + fmt
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=fmt,
-                        stream=sys.stderr)
-    if journal:  # `<N>` per line: journalctl -p warning shows warnings and errors
-        for handler in logging.getLogger().handlers:
-            handler.setFormatter(JournalFormatter(fmt))
+    handler = logging.StreamHandler(sys.stderr)
+    # log text comes from attackers: escaped; under systemd `<N>` per line, so that
+    # journalctl -p warning shows warnings and errors
+    handler.setFormatter(JournalFormatter(fmt) if journal else EscapingFormatter(fmt))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     # httpx logs every request URL at INFO, and a webhook URL or bot URL carries the secret
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -231,7 +232,7 @@ def _test(args: argparse.Namespace) -> int:
     if not args.json:
         print_summary(result, select_rules(config, args.rule), sys.stdout)
     for error in result.errors:
-        print(f"logwatch: {error}", file=sys.stderr)
+        print(f"logwatch: {escape_controls(error)}", file=sys.stderr)
     return EXIT_INPUT if result.errors or missing else EXIT_OK
 
 
@@ -278,7 +279,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _retry(args: argparse.Namespace) -> int:
     from logwatch.commands.retry import retry_dead
-    from logwatch.runlock import running_pid
+    from logwatch.state_lock import running_pid
 
     config = load_config(args.config, read_secrets=False)
     counts = retry_dead(config, args.destination)

@@ -17,6 +17,8 @@ import logging
 import os
 from collections.abc import Mapping
 
+from logwatch.terminal import EscapingFormatter
+
 #: syslog priorities (RFC 5424) for Python's levels
 EMERG, ALERT, CRIT, ERR, WARNING, NOTICE, INFO, DEBUG = range(8)
 
@@ -47,11 +49,11 @@ def stderr_is_journal(environ: Mapping[str, str] | None = None, fd: int = 2) -> 
         return False
 
 
-class JournalFormatter(logging.Formatter):
+class JournalFormatter(EscapingFormatter):
     """Prefix every line of a record (a traceback too) with its ``<N>`` priority.
 
     journald reads the prefix per line, so a continuation line without one
-    would be stored at info.
+    would be stored at info. The message is escaped as on a terminal.
     """
 
     def format(self, record: logging.LogRecord) -> str:

@@ -7,9 +7,13 @@ changed) is written in one :meth:`State.transaction`.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +21,11 @@ from typing import Any
 
 from logwatch.errors import StateError
 
+log = logging.getLogger(__name__)
+
 DB_NAME = "state.sqlite3"
+#: SQLite's result codes for a damaged file: SQLITE_CORRUPT, SQLITE_NOTADB
+_DAMAGED_CODES = {11, 26}
 #: one encoder for every value: ``json.dumps`` with options builds a new one per call;
 #: stored values are plain trees (no cycles to look for)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
@@ -52,10 +60,25 @@ CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (destination, status, seq);
 """
 
 
-class State:
-    """The state database; safe to share between threads (each gets its own connection)."""
+class DamagedStateError(StateError):
+    """The state database file is damaged (corrupt pages, not a database at all)."""
 
-    def __init__(self, state_dir: Path, *, readonly: bool = False) -> None:
+
+def state_error(path: Path, exc: sqlite3.Error, doing: str = "") -> StateError:
+    """The StateError for ``exc``: :class:`DamagedStateError` when the file is damaged."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    cls = DamagedStateError if code in _DAMAGED_CODES else StateError
+    return cls(f"{path}: {doing}{exc}")
+
+
+class State:
+    """The state database; safe to share between threads (each gets its own connection).
+
+    ``check``: run ``PRAGMA quick_check`` once opened (the daemon, at start); a damaged
+    file raises :class:`DamagedStateError` (see :func:`open_state`).
+    """
+
+    def __init__(self, state_dir: Path, *, readonly: bool = False, check: bool = False) -> None:
         self.path = Path(state_dir) / DB_NAME
         self.readonly = readonly
         self._local = threading.local()
@@ -64,8 +87,22 @@ class State:
                 Path(state_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
             except OSError as exc:
                 raise StateError(f"state_dir {state_dir}: cannot create: {exc.strerror}") from exc
+        try:
+            self._prepare(check)
+        except sqlite3.Error as exc:
+            self.close()
+            raise state_error(self.path, exc) from exc
+        except StateError:
+            self.close()
+            raise
+
+    def _prepare(self, check: bool) -> None:
+        if check:
+            row = self.conn.execute("PRAGMA quick_check(1)").fetchone()
+            if row is None or row[0] != "ok":
+                raise DamagedStateError(f"{self.path}: damaged: {row[0] if row else 'no answer'}")
         with self.transaction() as conn:
-            if not readonly:
+            if not self.readonly:
                 # executescript() would COMMIT the transaction first; run the statements in it
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
@@ -93,7 +130,7 @@ class State:
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         except sqlite3.Error as exc:
-            raise StateError(f"{self.path}: cannot open the state database: {exc}") from exc
+            raise state_error(self.path, exc, "cannot open the state database: ") from exc
         return conn
 
     @contextmanager
@@ -103,17 +140,21 @@ class State:
         try:
             conn.execute("BEGIN" if self.readonly else "BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise StateError(f"{self.path}: {exc}") from exc
+            raise state_error(self.path, exc) from exc
         try:
             yield conn
         except BaseException:
-            conn.execute("ROLLBACK")
+            # SQLITE_FULL may have rolled back already: ROLLBACK then fails, harmlessly
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
             raise
         else:
             try:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                raise StateError(f"{self.path}: cannot commit: {exc}") from exc
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")  # a failed COMMIT (disk full) leaves it open
+                raise state_error(self.path, exc, "cannot commit: ") from exc
 
     def close(self) -> None:
         """Close this thread's connection."""
@@ -121,6 +162,30 @@ class State:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def open_state(state_dir: Path) -> tuple[State, str | None]:
+    """The daemon's state, checked; a damaged file is moved aside and a fresh one started.
+
+    The second value says what happened to a damaged file (None: it was fine), for
+    the log and for an alert: its checkpoints are lost, so sources start per ``start_at``.
+    """
+    try:
+        return State(state_dir, check=True), None
+    except DamagedStateError as exc:
+        path = Path(state_dir) / DB_NAME
+        aside = path.with_name(f"{DB_NAME}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+        try:
+            for suffix in ("", "-wal", "-shm"):
+                src = Path(f"{path}{suffix}")
+                if src.exists():
+                    os.replace(src, f"{aside}{suffix}")
+        except OSError as move:
+            raise StateError(f"{exc}; cannot move it aside: {move.strerror}") from exc
+        what = (f"the state database was damaged ({exc}); moved it to {aside.name} and "
+                "started afresh: offsets and windows are lost, sources start per start_at")
+        log.error("%s", what)
+        return State(state_dir, check=True), what
 
 
 def get_value(conn: sqlite3.Connection, ns: str, key: str) -> Any:

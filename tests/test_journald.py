@@ -50,13 +50,14 @@ class TestFormatter:
         assert syslog_priority(level) == int(prefix[1])
 
     def test_every_line_prefixed(self) -> None:
-        """A traceback and a multi-line message stay at the record's priority, line by line."""
+        """A traceback stays at the record's priority, line by line; a newline in the message
+        (log text from outside) is escaped, so it cannot forge a line of its own."""
         text = JournalFormatter("%(levelname)s %(message)s").format(
-            record(logging.ERROR, "two\nlines", exc=True))
+            record(logging.ERROR, "two\n<2>lines", exc=True))
         lines = text.split("\n")
         assert len(lines) > 4
         assert all(line.startswith("<3>") for line in lines)
-        assert lines[0] == "<3>ERROR two"
+        assert lines[0] == "<3>ERROR two\\x0a<2>lines"
         assert lines[-1] == "<3>ValueError: inner"
 
 

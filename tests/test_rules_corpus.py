@@ -77,6 +77,10 @@ LOGHUB_EVENTS: dict[str, dict[str, set[str]]] = {
     "Linux_2k.log": {
         # sshd(pam_unix)[PID]: authentication failure; ... rhost=HOST (E15 has an empty rhost)
         "pam-auth-failure": {"E16", "E17", "E18", "E19"},
+        # ... the same with an empty rhost: a password typed on the machine itself
+        "pam-local-failure": {"E15"},
+        # logrotate: ALERT exited abnormally with [1]
+        "logrotate-failed": {"E8"},
     },
 }
 

@@ -16,8 +16,8 @@ EXAMPLE = REPO / "rules.example.toml"
 SYSLOG_PREFIX = re.compile(r"[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d [^\s:]+ ")
 #: the fields thresholds and dedup keys are built from, named the same in every rule
 SHARED_FIELDS = {"ip", "user", "unit", "process", "pid", "device", "path"}
-#: what else a key may use: the machine, and a web backend (one per proxied service)
-KEY_EXTRAS = {"host", "upstream"}
+#: what else a key may use: the machine, a web backend (one per proxied service), a PAM service
+KEY_EXTRAS = {"host", "upstream", "service"}
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ from logwatch.errors import LogwatchError
 from logwatch.matching import Matcher
 from logwatch.matching.context import ContextMemory
 from logwatch.rules import Rule
+from logwatch.terminal import escape_controls
 
 CHUNK_SIZE = 4 << 20
 
@@ -176,7 +177,8 @@ class _Report:
         if self.progress is not None and time.monotonic() - self.shown > 0.5:
             self.shown = time.monotonic()
             done = f" {100 * min(self.read / self.total, 1):.0f}%" if self.total else ""
-            self.progress.write(f"\r{self.path}:{done} {result.lines:,} lines")
+            self.progress.write(f"\r{escape_controls(str(self.path))}:{done} "
+                                f"{result.lines:,} lines")
             self.progress.flush()
 
     def done(self) -> None:
@@ -200,7 +202,7 @@ def print_summary(result: ReplayResult, rules: Sequence[Rule], out: TextIO) -> N
         note = f"  ({', '.join(extra)})" if extra else ""
         out.write(f"{rule.id:<{width}}  {hits:>8,} hits{note}\n")
         for sample in result.samples.get(rule.id, []):
-            out.write(f"{'':<{width}}    | {_clip(sample)}\n")
+            out.write(f"{'':<{width}}    | {_clip(escape_controls(sample))}\n")
 
 
 def _clip(text: str, width: int = 160) -> str:

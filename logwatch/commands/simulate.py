@@ -28,6 +28,7 @@ from logwatch.matching import Matcher
 from logwatch.matching.context import ContextMemory, plain
 from logwatch.models import Alert, Hit, LogLine
 from logwatch.policy import Policy
+from logwatch.terminal import escape_controls
 
 #: how much of an alert's text one output line shows
 WIDTH = 160
@@ -298,4 +299,5 @@ def print_accounts(result: SimulationResult, out: TextIO) -> None:
 
 
 def _clip(text: str) -> str:
+    text = escape_controls(text)  # titles and messages quote log lines
     return text if len(text) <= WIDTH else text[: WIDTH - 1] + "…"

@@ -7,15 +7,18 @@ shows nothing secret: destinations store only redacted errors.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from typing import Any
 
 from logwatch.config import Config, DiscordDestination, TelegramDestination
 from logwatch.delivery.outbox import dead
 from logwatch.delivery.sender import destination_status
-from logwatch.runlock import running_pid
+from logwatch.errors import StateError
 from logwatch.sources import checkpoint_rows
 from logwatch.state import DB_NAME, State, get_value, get_values
+from logwatch.state_lock import running_pid
+from logwatch.terminal import escape_controls
 
 #: how many dead rows ``status`` names per destination
 DEAD_SHOWN = 5
@@ -25,10 +28,23 @@ def collect_status(config: Config) -> dict[str, Any]:
     """Everything ``status`` shows, as plain data (also what ``--json`` prints)."""
     db = config.settings.state_dir / DB_NAME
     pid = running_pid(config.settings.state_dir)
+    try:
+        exists = db.exists()
+    except OSError as exc:  # a state_dir we may not enter
+        raise StateError(f"{db}: cannot read the state database: {exc.strerror}") from exc
     report: dict[str, Any] = {"config": str(config.path), "state": str(db),
-                              "running": pid is not None, "pid": pid, "state_exists": db.exists()}
-    if not report["state_exists"]:
+                              "running": pid is not None, "pid": pid, "state_exists": exists}
+    if not exists:
         return report
+    try:
+        _read_state(config, report)
+    except (sqlite3.Error, ValueError, TypeError, AttributeError) as exc:
+        # truncated, damaged, or holding values no logwatch wrote
+        raise StateError(f"{db}: cannot read the state database: {exc}") from exc
+    return report
+
+
+def _read_state(config: Config, report: dict[str, Any]) -> None:
     state = State(config.settings.state_dir, readonly=True)
     try:
         with state.transaction() as conn:
@@ -44,7 +60,6 @@ def collect_status(config: Config) -> dict[str, Any]:
                 report["fleet"] = get_value(conn, "fleet", "link")
     finally:
         state.close()
-    return report
 
 
 def _explain(config: Config, name: str, info: dict[str, Any], conn: Any) -> None:
@@ -76,7 +91,34 @@ def _secret_key(key: str, origin: str) -> str:
 
 
 def format_status(report: dict[str, Any]) -> str:
-    """The human-readable form of :func:`collect_status`."""
+    """The human-readable form of :func:`collect_status` (control characters escaped)."""
+    return _format(_escaped(report))
+
+
+def _open_counts(rows: list[dict[str, Any]]) -> list[str]:
+    """Per source with parked files: how many are followed and how many are open."""
+    out = []
+    for source in sorted({r["source"] for r in rows if "path" in r}):
+        files = [r for r in rows if r["source"] == source and "path" in r]
+        open_now = sum(1 for r in files if r.get("open", True))
+        if open_now < len(files):
+            out.append(f"  {source:<12} {len(files)} files followed, {open_now} open (the others "
+                       "are opened when they grow: the open-file limit)")
+    return out
+
+
+def _escaped(value: Any) -> Any:
+    """``value`` with every string in it (keys too) escaped: paths and errors come from outside."""
+    if isinstance(value, str):
+        return escape_controls(value)
+    if isinstance(value, dict):
+        return {_escaped(k): _escaped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    return value
+
+
+def _format(report: dict[str, Any]) -> str:
     lines = [f"config: {report['config']}", f"state:  {report['state']}"]
     lines.append(f"daemon: running (pid {report['pid']})" if report.get("running")
                  else "daemon: not running")
@@ -134,6 +176,7 @@ def _source_lines(report: dict[str, Any]) -> list[str]:
             lines.append(f"  {row['source']:<12} {row['path']}  offset {row.get('offset', 0):,}"
                          f"  ({lag_text})")
     lines.extend(f"  {name:<12} nothing read yet" for name in report.get("unread_sources", []))
+    lines.extend(_open_counts(report.get("sources", [])))
     return lines
 
 

@@ -6,6 +6,8 @@ Every config error names the file and the line (``logwatch.toml:31: ...``):
 
 from __future__ import annotations
 
+import os
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -105,10 +107,15 @@ class Document:
             return default
 
 
+#: a config file larger than this is refused (no real one comes near; /dev/zero would)
+MAX_CONFIG_BYTES = 4 << 20
+
+
 def read_toml(path: Path, problems: list[str],
               label: str = "") -> tuple[dict[str, Any], str] | None:
+    """The parsed TOML and its text, or None with the reason appended to ``problems``."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_text(path)
     except FileNotFoundError:
         problems.append(f"{path}: no such config file (write one with `logwatch init -c {path}`, "
                         "or give -c PATH)")
@@ -116,11 +123,30 @@ def read_toml(path: Path, problems: list[str],
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}")
         return None
+    except ValueError as exc:  # not a regular file, too large
+        problems.append(f"{path}: cannot read: {exc}")
+        return None
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
         problems.append(f"{label or path.name}:{toml_error(exc)}")
         return None
+    except RecursionError:
+        problems.append(f"{path.name}: invalid TOML: nested too deeply")
+        return None
+
+
+def _read_text(path: Path) -> str:
+    """The file's text: a regular file of at most MAX_CONFIG_BYTES (a FIFO would block)."""
+    # O_NONBLOCK: opening a FIFO must not wait for a writer; a regular file ignores it
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        data = f.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ValueError(f"larger than {MAX_CONFIG_BYTES >> 20} MiB, not a config file")
+    return data.decode("utf-8")
 
 
 #: how TOML writes a value over several lines

@@ -37,7 +37,7 @@ from logwatch.config.model import (
     Storm,
     TelegramDestination,
 )
-from logwatch.config.secrets import read_secret, secret_value_problem
+from logwatch.config.secrets import expand_env_strict, read_secret, secret_value_problem
 from logwatch.durations import parse_duration
 from logwatch.errors import ConfigError, LogwatchError
 from logwatch.fleet.settings import DEFAULT_TIMEOUT, FleetSettings, check_namespace, check_url
@@ -95,10 +95,10 @@ def load_config(
         raise ConfigError(problems)
     data, text = loaded
     doc = Document(main, locate_lines(text), problems, warnings)
-    settings = _settings(doc, data.get("logwatch", {}))
+    settings = _settings(doc, data.get("logwatch", {}), env)
     metrics_listen = _metrics_listen(doc, data.get("metrics", {}))
     parts = _Parts(read_secrets=read_secrets, need_chat_id=need_chat_id)
-    for d, content in [(doc, data), *_read_includes(doc, data.get("logwatch", {})),
+    for d, content in [(doc, data), *_read_includes(doc, data.get("logwatch", {}), env),
                        *_read_packs(doc, settings.packs)]:
         parts.add(d, content, env)
     if not parts.declared:
@@ -151,9 +151,11 @@ def _pack_names(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(chosen))
 
 
-def _read_includes(doc: Document, table: Any) -> list[tuple[Document, dict[str, Any]]]:
+def _read_includes(
+    doc: Document, table: Any, env: Mapping[str, str],
+) -> list[tuple[Document, dict[str, Any]]]:
     out = []
-    for inc in _includes(doc, table if isinstance(table, dict) else {}):
+    for inc in _includes(doc, table if isinstance(table, dict) else {}, env):
         if (more := read_toml(inc, doc.problems, str(inc))) is not None:
             inc_doc = Document(inc, locate_lines(more[1]), doc.problems, doc.warnings,
                                label=str(inc))
@@ -190,7 +192,7 @@ class _Parts:
                 self.destinations[name] = dest
             self.declared.add(name)
         for name, table in _tables(doc, content, "sources"):
-            source = _source(doc, name, table)
+            source = _source(doc, name, table, env)
             if doc.pack and name in self.own_sources:
                 continue  # the config's own [sources.NAME] replaces the pack's
             if not doc.pack:
@@ -274,16 +276,20 @@ def _tables(
     return out
 
 
-def _includes(doc: Document, table: Mapping[str, Any]) -> list[Path]:
-    patterns = doc.get(table, ("logwatch",), "", "include", _str_list, ())
+def _includes(doc: Document, table: Mapping[str, Any], env: Mapping[str, str]) -> list[Path]:
+    patterns = doc.get(table, ("logwatch",), "", "include", _env_str_list(env), ())
     found: list[Path] = []
     for pattern in patterns:
         full = os.path.join(doc.path.parent, os.path.expanduser(pattern))
+        if not glob.has_magic(full) and not os.path.exists(full):
+            # a glob matching nothing is an empty rules.d/; a named file that is missing is a typo
+            doc.problem(("logwatch", "include"), "", f"include: {full}: no such file")
+            continue
         found.extend(Path(p) for p in sorted(glob.glob(full)) if Path(p) != doc.path)
     return found
 
 
-def _settings(doc: Document, table: Any) -> Settings:
+def _settings(doc: Document, table: Any, env: Mapping[str, str]) -> Settings:
     loc: Loc = ("logwatch",)
     if not isinstance(table, dict):
         doc.problem(loc, "", "[logwatch] must be a table")
@@ -295,11 +301,12 @@ def _settings(doc: Document, table: Any) -> Settings:
     default_state = os.environ.get("STATE_DIRECTORY", "/var/lib/logwatch").split(":")[0]
     storm_table = doc.get(table, loc, "", "storm", _table, {})
     return Settings(
-        state_dir=doc.get(table, loc, "", "state_dir", _path, Path(default_state)),
+        state_dir=doc.get(table, loc, "", "state_dir", _env_path(env),
+                          Path(default_state)),
         hostname=doc.get(table, loc, "", "hostname", _nonempty_str, socket.gethostname()),
         start_at=doc.get(table, loc, "", "start_at", _start_at, "end"),
         ignore=doc.get(table, loc, "", "ignore", _pattern_list, ()),
-        max_line_length=doc.get(table, loc, "", "max_line_length", _positive_int, 65536),
+        max_line_length=doc.get(table, loc, "", "max_line_length", _line_length, 65536),
         packs=doc.get(table, loc, "", "packs", _pack_names, ()),
         route=doc.get(table, loc, "", "route", _route_table, {}),
         poll_interval=doc.get(table, loc, "", "poll_interval", _positive_duration, 1.0),
@@ -412,11 +419,13 @@ def _destination(
     return None
 
 
-def _source(doc: Document, name: str, table: dict[str, Any]) -> SourceConfig:
+def _source(
+    doc: Document, name: str, table: dict[str, Any], env: Mapping[str, str],
+) -> SourceConfig:
     loc: Loc = ("sources", name)
     subject = f'source "{name}": '
     _unknown_keys(doc, loc, subject, table, {"files", "journal", "silent_after"})
-    files = doc.get(table, loc, subject, "files", _str_list, ())
+    files = doc.get(table, loc, subject, "files", _env_str_list(env), ())
     journal = None
     if "journal" in table:
         jt = table["journal"]
@@ -590,7 +599,7 @@ def _rule(
 ) -> Rule | None:
     loc: Loc = ("rules", index)
     rid = table.get("id")
-    subject = f'rules[{index}] "{rid}": ' if isinstance(rid, str) and rid else f"rules[{index}]: "
+    subject = _rule_subject(index, rid)
     before = len(doc.problems)
     _unknown_keys(doc, loc, subject, table, _RULE_KEYS)
     if not isinstance(rid, str) or not RULE_ID.fullmatch(rid):
@@ -629,6 +638,10 @@ def _rule(
         source=source, ignore=ignore, threshold=threshold, dedup=dedup, resolve=resolve,
         quiet=quiet, tests=tests, fleet=fleet, where=doc.where(loc), context=context,
     )
+
+
+def _rule_subject(index: int, rid: Any) -> str:
+    return f'rules[{index}] "{rid}": ' if isinstance(rid, str) and rid else f"rules[{index}]: "
 
 
 def _known(names: Iterable[str]) -> str:
@@ -810,8 +823,30 @@ def _positive_duration(value: Any) -> float:
     return seconds
 
 
-def _path(value: Any) -> Path:
-    return Path(os.path.expanduser(_nonempty_str(value)))
+#: the longest max_line_length accepted: a line is held in memory whole
+MAX_LINE_LENGTH = 16 << 20
+
+
+def _line_length(value: Any) -> int:
+    if _positive_int(value) > MAX_LINE_LENGTH:
+        raise ValueError(f"expected at most {MAX_LINE_LENGTH} (16 MiB), got {value!r}")
+    return int(value)
+
+
+def _env_path(env: Mapping[str, str]) -> Callable[[Any], Path]:
+    """A path with ``${VAR}`` expanded (an unset variable is an error) and ``~``."""
+    def convert(value: Any) -> Path:
+        return Path(os.path.expanduser(expand_env_strict(_nonempty_str(value), env)))
+
+    return convert
+
+
+def _env_str_list(env: Mapping[str, str]) -> Callable[[Any], tuple[str, ...]]:
+    """:func:`_str_list` with ``${VAR}`` expanded in each string."""
+    def convert(value: Any) -> tuple[str, ...]:
+        return tuple(expand_env_strict(v, env) for v in _str_list(value))
+
+    return convert
 
 
 def _start_at(value: Any) -> StartAt:

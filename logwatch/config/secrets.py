@@ -39,10 +39,15 @@ def read_secret(
         if not isinstance(raw, str) or not raw:
             doc.problem((*loc, file_key), subject, f"{file_key}: expected a path, got {raw!r}")
             return None
+        if not read:  # a read-only report: where it would come from, no variable required
+            return Secret("", f"file {doc.path.parent / os.path.expanduser(expand_env(raw, env))}")
+        try:
+            raw = expand_env_strict(raw, env)
+        except ValueError as exc:
+            doc.problem((*loc, file_key), subject, f"{file_key}: {exc}")
+            return None
         # a relative path is relative to the config file, not to the working directory
-        path = doc.path.parent / os.path.expanduser(expand_env(raw, env))
-        if not read:
-            return Secret("", f"file {path}")
+        path = doc.path.parent / os.path.expanduser(raw)
         return secret_from_file(doc, (*loc, file_key), subject, file_key, path)
     if key not in table:
         doc.problem(loc, subject, f"{key}: missing (give {key} = \"${{ENV_VAR}}\" or {file_key})")
@@ -106,4 +111,13 @@ def secret_from_file(doc: Document, loc: Loc, subject: str, key: str, path: Path
 
 
 def expand_env(text: str, env: Mapping[str, str]) -> str:
+    """``${VAR}`` replaced by its value (an unset one by nothing: check first)."""
     return ENV_REF.sub(lambda m: env.get(m[1], ""), text)
+
+
+def expand_env_strict(text: str, env: Mapping[str, str]) -> str:
+    """``${VAR}`` replaced by its value; ValueError naming a variable that is unset or empty."""
+    for name in ENV_REF.findall(text):
+        if not env.get(name):
+            raise ValueError(f"environment variable {name} is not set or empty")
+    return expand_env(text, env)

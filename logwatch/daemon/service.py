@@ -13,6 +13,7 @@ import logging
 import os
 import select
 import signal
+import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -26,14 +27,14 @@ from logwatch.config import Config, load_config
 from logwatch.daemon.sd_notify import Notifier
 from logwatch.delivery import outbox
 from logwatch.delivery.sender import Sender, build_senders
-from logwatch.errors import ConfigError
+from logwatch.errors import ConfigError, StateError
 from logwatch.matching import Matcher, engine
 from logwatch.matching.context import ContextMemory, plain
 from logwatch.models import Alert, Chunk, Hit, LogLine, alert_id
 from logwatch.policy import Policy
-from logwatch.runlock import RunLock
 from logwatch.sources import Source, build_sources
-from logwatch.state import State, get_value, put_value
+from logwatch.state import State, get_value, open_state, put_value
+from logwatch.state_lock import StateLock
 
 if TYPE_CHECKING:  # loaded only with [fleet]
     from logwatch.fleet.link import FleetLink
@@ -52,6 +53,8 @@ PRUNE_EVERY = 3600.0
 FLEET_STATUS_EVERY = 2.0
 #: after this long without a line, sources with nothing to read here are named, once
 NOTHING_HERE_AFTER = 2.0
+#: a commit that failed (state disk full) is retried after these delays: first, doubled, last
+COMMIT_RETRY = (0.5, 30.0)
 
 
 class Waker:
@@ -127,8 +130,11 @@ class Service:
         self.reload_requested = False
         self.stats = _Stats()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._lock: StateLock | None = None
+        #: what happened to a damaged state database, to alert about once started
+        self._state_note: str | None = None
+        self._disk_full_alerted = False
         self.state = self._open_state()
-        self._lock = self._take_lock()
         self.fleet = self._fleet_link(config)
         self.policy = self._new_policy(config)
         self.sources: list[Source] = []
@@ -169,18 +175,9 @@ class Service:
             # a dry run must not mark lines as handled for the real daemon
             self._tmp = tempfile.TemporaryDirectory(prefix="logwatch-dry-run-")
             return State(Path(self._tmp.name))
-        return State(self.config.settings.state_dir)
-
-    def _take_lock(self) -> RunLock | None:
-        """Say in ``state_dir`` that we run (for ``logwatch status``); a dry run keeps no state."""
-        if self.dry_run:
-            return None
-        lock = RunLock(self.config.settings.state_dir)
-        if (holder := lock.acquire()) is not None:
-            log.warning("another logwatch (pid %d) runs with state_dir %s", holder,
-                        self.config.settings.state_dir)
-            return None
-        return lock
+        self._lock = StateLock.acquire(self.config.settings.state_dir)
+        state, self._state_note = open_state(self.config.settings.state_dir)
+        return state
 
     # -- life cycle ---------------------------------------------------------
 
@@ -193,6 +190,9 @@ class Service:
         metrics.configure(self.config.metrics_listen).watch(
             self.state.path, list(self.config.destinations), list(self.config.sources),
             [rule.id for rule in self.config.rules])
+        if self._state_note is not None:
+            self._commit([self._logwatch_alert("state database damaged", self._state_note)])
+            self._state_note = None
         self._banner()
         self.notifier.ready(self._status_line())
 
@@ -285,6 +285,7 @@ class Service:
         for chunk in chunks:
             lines += chunk.data.count(b"\n")
             self._match(chunk, alerts)
+            self._keepalive()  # many slow chunks in one read: systemd's watchdog keeps hearing
         self._commit(alerts, source)
         self._last_data[source.name] = time.monotonic()
         self._read.add(source.name)
@@ -310,20 +311,72 @@ class Service:
         alerts = list(alerts)
         now = time.monotonic()
         status = now - self._last_status >= STATUS_EVERY
-        with self.state.transaction() as conn:
-            outbox.enqueue(conn, alerts)
-            self.policy.save(conn, status=status)
-            if source is not None:
-                if (memory := self.contexts.get(source.name)) is not None:
-                    memory.save(conn)  # with the checkpoint: a crash replays onto it
-                put_value(conn, "checkpoint", source.name, source.checkpoint())
+        delay = COMMIT_RETRY[0]
+        while True:
+            unsaved = self.policy.unsaved()
+            try:
+                with self.state.transaction() as conn:
+                    outbox.enqueue(conn, alerts)
+                    self.policy.save(conn, status=status)
+                    if source is not None:
+                        if (memory := self.contexts.get(source.name)) is not None:
+                            memory.save(conn)  # with the checkpoint: a crash replays onto it
+                        put_value(conn, "checkpoint", source.name, source.checkpoint())
+                break
+            except (StateError, sqlite3.Error) as exc:
+                # the checkpoint did not move: the lines stay unread on disk, nothing is lost
+                self.policy.save_failed(unsaved)
+                if self.should_exit:
+                    log.error("state: %s; stopping with these lines unread: they are read "
+                              "again at the next start", exc)
+                    return
+                self._commit_failed(exc, delay)
+                delay = min(delay * 2, COMMIT_RETRY[1])
         metrics.current().queued(alerts)
+        if self._disk_full_alerted:
+            self._disk_full_alerted = False
+            log.info("state: commits succeed again")
         if status:
             self._last_status = now
         if alerts:
             for name in {d for a in alerts for d in a.to}:
                 if (sender := self.senders.get(name)) is not None:
                     sender.wake()
+
+    def _commit_failed(self, exc: StateError | sqlite3.Error, delay: float) -> None:
+        """Log (once), alert directly (the outbox is what cannot be written), wait ``delay``."""
+        if not self._disk_full_alerted:
+            self._disk_full_alerted = True
+            log.error("state: %s; keeping the lines unread and retrying (up to every %gs)", exc,
+                      COMMIT_RETRY[1])
+            what = "state disk full" if "full" in str(exc) else "state cannot be written"
+            self._alert_directly(self._logwatch_alert(
+                what, f"logwatch cannot write its state ({exc}); it keeps the "
+                "lines unread and retries, alerts wait until the state can be written."))
+        self._keepalive()
+        self.waker.wait(delay)
+
+    def _alert_directly(self, alert: Alert) -> None:
+        """Send ``alert`` through each destination now, bypassing the outbox (best effort)."""
+        for name, sender in self.senders.items():
+            dest = sender.destination
+            try:
+                outcome = dest.send(dest.render([alert]))
+            except Exception as exc:  # a last resort must not take the loop down
+                outcome_text = f"failed ({type(exc).__name__})"
+            else:
+                outcome_text = outcome.verdict
+            log.info('state: direct alert to "%s": %s', name, outcome_text)
+
+    def _logwatch_alert(self, what: str, detail: str) -> Alert:
+        """An alert from logwatch itself about itself, to every destination."""
+        host = self.config.settings.hostname
+        now = self.clock()
+        return Alert(
+            id=alert_id("system", "state", what, str(now)), kind="system", rule="logwatch",
+            severity="critical", title=f"logwatch on {host}: {what}", message=detail,
+            source="logwatch", host=host, time=now, to=tuple(self.config.destinations),
+        )
 
     def _save_status(self) -> None:
         """Bring the policy's ``logwatch status`` lines up to date once the sources are idle.
@@ -400,7 +453,7 @@ class Service:
         self.sources = build_sources(self.config, self.waker.wake)
         self.matchers = {
             s.name: Matcher(self.config.rules_for(s.name), ignore=settings.ignore,
-                            timeout=settings.match_timeout)
+                            timeout=settings.match_timeout, on_slow=self._keepalive)
             for s in self.sources
         }
         conn = self.state.conn
@@ -413,6 +466,14 @@ class Service:
         for source in self.sources:
             source.open(get_value(conn, "checkpoint", source.name))
             self._last_data[source.name] = time.monotonic()
+        # saved at once: a line written while stopped after a first run that read
+        # nothing is then read from this position, not skipped by start_at = "end"
+        try:
+            with self.state.transaction() as conn:
+                for source in self.sources:
+                    put_value(conn, "checkpoint", source.name, source.checkpoint())
+        except StateError as exc:  # disk full: the first commit that works saves them
+            log.warning("state: cannot save the starting positions yet: %s", exc)
 
     def _start_senders(self) -> None:
         self.senders = build_senders(self.config, self.state, dry_run=self.dry_run,

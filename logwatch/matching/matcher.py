@@ -3,7 +3,10 @@
 :meth:`Matcher.scan` takes a chunk of whole lines as bytes and yields, for every
 line a rule matches (and no ``ignore`` pattern excludes), where the line is and
 the rule's named groups. Each search is bounded by a timeout, so a pattern that
-backtracks catastrophically is stopped and reported instead of hanging the daemon.
+backtracks catastrophically is stopped and reported instead of hanging the daemon;
+after :data:`TIMEOUTS_PER_CHUNK` such stops in one chunk, the rule skips the rest
+of that chunk's lines (counted), so one chunk costs a bounded time, and
+``on_slow`` is called after each stop (the daemon pings its watchdog there).
 
 The result is exactly that of the naive loop (for each line, for each rule in
 order, ``rule.pattern.search(line)``), only much faster. A pattern runs only on
@@ -38,6 +41,7 @@ from typing import Protocol
 
 import regex
 
+from logwatch.matching.backtracking import NESTED_NOTE, has_nested_repeats
 from logwatch.matching.filter_plan import FilterPlan, Marks
 from logwatch.matching.hyperscan_filter import LineFilter
 from logwatch.matching.line_bound import line_bound
@@ -58,6 +62,8 @@ MatchKind = TypingLiteral["match", "resolve", "context"]
 NO_LITERAL_NOTE = "no literal every match must contain: this rule runs on every line (slower)"
 #: how much log the matcher reads before choosing, per rule, its rarest literal set
 CALIBRATION_BYTES = 1 << 20
+#: searches of one pattern stopped by the timeout in one chunk before it skips the rest
+TIMEOUTS_PER_CHUNK = 3
 
 
 class Match:
@@ -204,8 +210,13 @@ class Matcher:
         timeout: float = DEFAULT_MATCH_TIMEOUT,
         scanner: str | None = None,
         batch: bool = True,
+        on_slow: Callable[[], None] | None = None,
     ) -> None:
         self.rules = tuple(rules)
+        #: called after each search the timeout stopped (long work: keep the watchdog fed)
+        self.on_slow = on_slow
+        #: per rule id: lines not searched because the rule timed out too often in a chunk
+        self.skipped: Counter[str] = Counter()
         #: whether line-bound patterns search many lines in one call (False: one call per line)
         self.batch = batch
         self.ignore = tuple(ignore)
@@ -290,9 +301,12 @@ class Matcher:
         """Remarks about the rules worth showing in ``logwatch check`` (e.g. no prefilter)."""
         notes = []
         for probe in self._probes:
+            what = "resolve: " if probe.kind == "resolve" else ""
             if not probe.choices:
                 what = "" if probe.kind == "match" else f"{probe.kind}: "
                 notes.append(f"{what}{NO_LITERAL_NOTE}")
+            if has_nested_repeats(probe.pattern.pattern):
+                notes.append(f"{what}{NESTED_NOTE}")
         return notes
 
     def scan(self, data: bytes) -> Iterator[Match]:
@@ -391,6 +405,7 @@ class Matcher:
             done = self._joined(probe.twin, rows, texts, found)
         search, timeout = probe.pattern.search, self.timeout
         rest = rows[done:]
+        stops = 0
         while rest:
             try:
                 # done: how many lines are finished if this one times out (read below)
@@ -401,7 +416,20 @@ class Matcher:
             except TimeoutError:
                 self._timed_out(probe.rule, probe.pattern)
                 rest = rest[done:]
+                stops += 1
+                if stops >= TIMEOUTS_PER_CHUNK and rest:
+                    self._skip_rest(probe.rule, len(rest))
+                    return found
         return found
+
+    def _skip_rest(self, rule: Rule, count: int) -> None:
+        """The rule timed out too often in this chunk: its other lines here are not searched."""
+        if not self.skipped[rule.id]:
+            log.warning("%s: stopped by the match timeout %d times in one batch of lines; "
+                        "its remaining %d line(s) there were skipped for this rule (further "
+                        "skips are counted, not logged)", rule.describe(), TIMEOUTS_PER_CHUNK,
+                        count)
+        self.skipped[rule.id] += count
 
     def _joined(self, twin: regex.Pattern[str], rows: list[int], texts: _Lines,
                 found: dict[int, regex.Match[str]]) -> int:
@@ -492,6 +520,8 @@ class Matcher:
                         "the line is skipped for this rule (simplify the pattern)",
                         rule.describe(), pattern.pattern[:80], self.timeout)
         self.timeouts[rule.id] += 1
+        if self.on_slow is not None:
+            self.on_slow()
 
 
 def _probes(rules: Sequence[Rule]) -> Iterator[_Probe]:

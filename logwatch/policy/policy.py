@@ -416,6 +416,15 @@ class Policy:
         value = None if rows is None else rows.get(key)
         return None if value is None else table.dump(value)
 
+    def unsaved(self) -> frozenset[str]:
+        """The keys the next :meth:`save` writes (kept to hand to :meth:`save_failed`)."""
+        return frozenset(self._dirty)
+
+    def save_failed(self, keys: frozenset[str]) -> None:
+        """The transaction of a :meth:`save` rolled back (disk full): write ``keys`` again."""
+        self._dirty.update(keys)
+        self._status_written.clear()
+
     def save_status(self, conn: sqlite3.Connection) -> None:
         """Write the ``logwatch status`` lines that changed, in the caller's transaction."""
         lines = self._status_lines()

@@ -18,6 +18,14 @@ How (docs/sources.md says it for users):
   descriptor, which is drained until it has been quiet for ``quiet`` seconds; a
   size below our offset, or another first line, is a truncation (copytruncate):
   the generation goes up and reading restarts at 0.
+- Descriptors are bounded (:mod:`~logwatch.sources.descriptors`): past the limit the
+  least recently read files are *parked* (closed, still followed) and reopened by
+  path, their inode checked (or found rotated by inode), when their size changes.
+  Only a file that is positively absent (``ENOENT``) is gone: a failure to open or
+  list (``EMFILE``, ``EACCES``) is reported and retried, never taken for a rotation.
+- A path met through a glob is opened with ``O_NOFOLLOW``: a symlink planted in a
+  watched directory (``evil.log -> /etc/logwatch/credentials/...``) is not followed,
+  with one warning naming it; a symlink named literally in the config is trusted.
 - Watchdog (inotify) only wakes the service early; the scan alone delivers
   everything, because inotify queues overflow silently. Watchdog is asked for
   writes, closes and deletions only (:data:`~logwatch.sources.inotify.EVENTS`),
@@ -28,6 +36,7 @@ How (docs/sources.md says it for users):
 from __future__ import annotations
 
 import contextlib
+import errno
 import fnmatch
 import hashlib
 import logging
@@ -36,10 +45,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from logwatch.config import Settings
 from logwatch.models import Chunk
+from logwatch.sources.descriptors import OPEN_FILES
 from logwatch.sources.inotify import Watcher
 from logwatch.sources.lines import cut_line, split_lines
 from logwatch.sources.paths import COMPRESSED, ROTATED, expand, has_magic, literal_dir
@@ -53,6 +63,30 @@ QUIET = 2.0
 #: one ``pread`` at most (or ``max_line_length + 1`` if larger)
 READ_BLOCK = 4 << 20
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+#: errors that say nothing about the file itself: out of descriptors, or of memory
+_NO_ROOM = {errno.EMFILE, errno.ENFILE, errno.ENOMEM}
+Reopened = Literal["open", "gone", "failed"]
+
+
+def open_log(path: str, *, trusted: bool) -> int:
+    """A read descriptor of ``path``; a symlink only if ``trusted`` (named in the config).
+
+    Out of descriptors, the least recently read files are parked and it is tried again.
+    """
+    flags = _OPEN_FLAGS if trusted else _OPEN_FLAGS | os.O_NOFOLLOW
+    try:
+        return os.open(path, flags)
+    except OSError as exc:
+        if exc.errno not in _NO_ROOM or not len(OPEN_FILES):
+            raise
+    OPEN_FILES.trim(room=max(len(OPEN_FILES) // 4, 1))
+    return os.open(path, flags)
+
+
+def _open_error(path: str, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "a symbolic link met through a glob, not followed (name it in files = to trust it)"
+    return f"cannot open it ({exc.strerror})"
 
 
 # ---------------------------------------------------------------------------
@@ -131,11 +165,14 @@ class _Tail:
                  "skip": self.skipping}
         if self.retired:
             entry["retired"] = True
+        if self.fd < 0:
+            entry["parked"] = True  # followed, its descriptor closed (status counts them)
         return entry
 
     def close(self) -> None:
-        """Close the descriptor (idempotent)."""
+        """Close the descriptor (idempotent); a followed file is then parked."""
         if self.fd >= 0:
+            OPEN_FILES.closed(self)
             os.close(self.fd)
             self.fd = -1
 
@@ -233,6 +270,11 @@ class FileSource:
                 if self._settings.use_inotify else
                 f"check every {self._settings.poll_interval:g}s, inotify off")
         lines = [f'source "{self.name}": files ({mode})']
+        parked = sum(t.fd < 0 for t in self._current.values())
+        if parked:
+            lines.append(f"  {len(self._current)} files followed, {len(self._current) - parked} "
+                         f"open (the others are opened when they grow; limit "
+                         f"{OPEN_FILES.size} open files)")
         for tail in self._current.values():
             lines.append(f"  following {tail.path} from offset {tail.offset:,}")
         for tail in self._retired:
@@ -323,14 +365,19 @@ class FileSource:
             self._touched.clear()  # every path is checked now
         found, self._waiting = expand(self.patterns, self._problem)
         for path in [p for p in self._current if p not in found]:
-            self._retire(self._current.pop(path), now, "is gone")
+            # a glob that failed (out of descriptors) also finds nothing: gone needs proof
+            if _absent(path):
+                self._retire(self._current.pop(path), now, "is gone")
+            elif not self._still_there(self._current[path]):
+                self._retire(self._current.pop(path), now, "was replaced")
         for path, pattern in found.items():
             tail = self._current.get(path)
             if tail is not None:
+                OPEN_FILES.used(tail)
                 if not self._still_there(tail):
                     self._retire(self._current.pop(path), now, "was replaced")
                     tail = None
-                elif not tail.same_start():
+                elif tail.fd >= 0 and not tail.same_start():
                     self._truncated(tail, "starts with other bytes")
             if tail is None:
                 from_end = (startup and self._settings.start_at == "end"
@@ -338,19 +385,25 @@ class FileSource:
                 self._attach(path, from_end, now)
 
     def _still_there(self, tail: _Tail) -> bool:
+        """Is ``tail``'s file still at its path? (Only a stat that succeeds can say no.)"""
         try:
-            st = os.stat(tail.path)
-        except OSError:
+            st = os.stat(tail.path) if tail.path in self.patterns else os.lstat(tail.path)
+        except FileNotFoundError:
             return False
+        except OSError:
+            return True  # cannot tell now (EACCES on the directory...): not a rotation
         return (st.st_dev, st.st_ino) == (tail.dev, tail.ino)
+
+    def _open(self, path: str) -> int:
+        return open_log(path, trusted=path in self.patterns)
 
     def _attach(self, path: str, from_end: bool, now: float) -> None:
         try:
-            fd = os.open(path, _OPEN_FLAGS)
+            fd = self._open(path)
         except FileNotFoundError:
             return
         except OSError as exc:
-            self._problem(path, f"cannot open it ({exc.strerror})")
+            self._problem(path, _open_error(path, exc))
             return
         self._problem(path, None)
         st = os.fstat(fd)
@@ -358,6 +411,7 @@ class FileSource:
         self._gens[path] = gen
         offset = _last_line_end(fd, st.st_size, self._cap) if from_end else 0
         tail = _Tail(path, fd, st.st_dev, st.st_ino, gen, offset, still_since=now)
+        OPEN_FILES.opened(tail)
         tail.settle_fingerprint()
         self._current[path] = tail
         log.info('source "%s": following %s (inode %d) from offset %d', self.name, path,
@@ -419,11 +473,12 @@ class FileSource:
 
     def _open_copy(self, path: str, tail: _Tail) -> _Tail | None:
         try:
-            fd = os.open(path, _OPEN_FLAGS)
+            fd = open_log(path, trusted=False)
         except OSError:
             return None
         copy = _Tail(tail.path, fd, tail.dev, tail.ino, tail.gen, tail.offset, tail.fp,
                      tail.fp_len, tail.skipping, still_since=self._clock(), retired=True)
+        OPEN_FILES.opened(copy)
         if copy.same_start():
             return copy
         copy.close()
@@ -431,8 +486,55 @@ class FileSource:
 
     # -- reading ----------------------------------------------------------------
 
+    def _reopen_parked(self, tail: _Tail) -> Reopened:
+        """Open a parked file again: at its path if the inode is the same, else rotated
+        away in its directory (found by inode); "gone" only if it is nowhere."""
+        failed = False
+        for candidate in _candidates(tail.path, tail.ino, first_only=True):
+            try:
+                fd = open_log(candidate, trusted=candidate in self.patterns)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                self._problem(tail.path, _open_error(tail.path, exc))
+                failed = True
+                continue
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) == (tail.dev, tail.ino):
+                tail.fd = fd
+                OPEN_FILES.opened(tail)
+                self._problem(tail.path, None)
+                return "open"
+            os.close(fd)
+        return "failed" if failed else "gone"
+
+    def _has_news(self, tail: _Tail) -> bool:
+        """Might a parked file have something to read (or be rotated)? Without opening it."""
+        try:
+            st = os.stat(tail.path)
+        except OSError:
+            return True
+        return (st.st_dev, st.st_ino) != (tail.dev, tail.ino) or st.st_size != tail.offset
+
+    def _ready(self, tail: _Tail) -> bool:
+        """Is ``tail`` open to be read (a parked one reopened if it may have news)?"""
+        if tail.fd >= 0:
+            OPEN_FILES.used(tail)
+            return True
+        if not tail.retired and not self._has_news(tail):
+            return False
+        reopened = self._reopen_parked(tail)
+        if reopened == "gone" and tail.retired:
+            log.warning('source "%s": %s (inode %d) is gone while parked; what was appended '
+                        "after offset %d was not read", self.name, tail.path, tail.ino,
+                        tail.offset)
+            self._retired.remove(tail)
+        return reopened == "open"
+
     def _read_tail(self, tail: _Tail, budget: int, chunks: list[Chunk], now: float) -> int:
         """Append ``tail``'s new whole lines to ``chunks``; the number of bytes consumed."""
+        if not self._ready(tail):
+            return 0
         size = os.fstat(tail.fd).st_size
         retired = len(self._retired)
         if tail.retired and (size < tail.offset or not tail.same_start()):
@@ -511,18 +613,31 @@ class FileSource:
                 self._current[tail.path] = tail
 
     def _reopen(self, entry: Mapping[str, Any], now: float) -> _Tail | None:
-        """Find the file of a checkpoint entry: at its path, else rotated in its directory."""
+        """Find the file of a checkpoint entry: at its path, else rotated in its directory.
+
+        If it cannot be opened now (out of descriptors, permissions), it is kept parked
+        at its offset and opened later: never forgotten, never read again from 0.
+        """
         path = str(entry["path"])
         for candidate in _candidates(path, int(entry["ino"])):
             try:
-                fd = os.open(candidate, _OPEN_FLAGS)
-            except OSError:
+                fd = open_log(candidate, trusted=candidate in self.patterns)
+            except FileNotFoundError:
                 continue
+            except OSError as exc:
+                if candidate != path:
+                    continue
+                self._problem(path, _open_error(path, exc))
+                return _Tail(path, -1, int(entry["dev"]), int(entry["ino"]), int(entry["gen"]),
+                             int(entry["offset"]), entry.get("fp"), int(entry.get("fp_len", 0)),
+                             bool(entry.get("skip")), still_since=now,
+                             retired=bool(entry.get("retired")))
             st = os.fstat(fd)
             tail = _Tail(path if candidate == path else candidate, fd, st.st_dev, st.st_ino,
                          int(entry["gen"]), int(entry["offset"]), entry.get("fp"),
                          int(entry.get("fp_len", 0)), bool(entry.get("skip")),
                          still_since=now, retired=bool(entry.get("retired")))
+            OPEN_FILES.opened(tail)
             if (st.st_dev, st.st_ino) == (entry["dev"], entry["ino"]):
                 if not tail.same_start():
                     # truncated (copytruncate) or a reused inode: both start a new generation
@@ -541,13 +656,30 @@ def _mtime(entry: os.DirEntry[str]) -> float:
         return 0.0
 
 
-def _candidates(path: str, ino: int) -> list[str]:
-    """``path`` itself, then files in its directory with inode ``ino`` (rotated copies)."""
-    found = [path]
+def _candidates(path: str, ino: int, *, first_only: bool = False) -> Iterable[str]:
+    """``path`` itself, then files in its directory with inode ``ino`` (rotated copies).
+
+    ``first_only``: the directory is listed only if ``path`` is no longer that inode.
+    """
+    yield path
+    if first_only:
+        with contextlib.suppress(OSError):
+            if os.lstat(path).st_ino == ino:
+                return
     with contextlib.suppress(OSError), os.scandir(os.path.dirname(path) or ".") as entries:
-        found += [e.path for e in entries
-                  if e.path != path and e.inode() == ino and not COMPRESSED.search(e.name)]
-    return found
+        yield from [e.path for e in entries
+                    if e.path != path and e.inode() == ino and not COMPRESSED.search(e.name)]
+
+
+def _absent(path: str) -> bool:
+    """Is there positively nothing at ``path``? (An error other than ENOENT says no.)"""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _last_line_end(fd: int, size: int, cap: int) -> int:
@@ -575,7 +707,7 @@ def file_rows(name: str, checkpoint: Mapping[str, Any]) -> list[dict[str, Any]]:
         path, offset = str(entry.get("path")), int(entry.get("offset", 0))
         ident = (entry.get("dev"), entry.get("ino"))
         row: dict[str, Any] = {"source": name, "path": path, "offset": offset, "size": None,
-                               "lag": None}
+                               "lag": None, "open": not entry.get("parked")}
         candidates = _candidates(path, int(entry.get("ino", -1))) if entry.get("retired") else [
             path]
         for candidate in candidates:

@@ -4,8 +4,11 @@ A reader thread runs journalctl, turns each JSON entry into the line
 ``IDENTIFIER[PID]: MESSAGE`` (so rules written for syslog files match it) and
 queues it with the entry's cursor and time; :meth:`JournalFollower.read` takes
 from the queue. The checkpoint is the cursor of the last entry returned, and
-journalctl is restarted with ``--after-cursor`` from it. If journalctl is missing
-or exits, the thread says so and restarts it with a growing delay.
+journalctl is restarted with ``--after-cursor`` from it; before the first entry
+(``start_at = "end"``) it is the time the journal was first followed, and
+journalctl restarts ``--since`` then. If journalctl is missing or exits, or the
+reader fails, the thread says so and restarts it with a growing delay; a reader
+thread found dead is started again and reported.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ STEADY_AFTER = 30.0
 #: how long to wait for our own shutdown when journalctl died of a signal
 SIGNALLED_GRACE = 1.0
 CUT_MARK = b" [logwatch: line longer than %d bytes, cut]"
+#: entry times outside this range (seconds since the epoch) are not trusted: year 9999
+MAX_TIME = 253402300799.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +84,16 @@ def parse_entry(raw: bytes, cap: int) -> Entry | None:
     prefix = ident + (b"[" + pid + b"]: " if pid else b": ")
     message = (_field(entry, "MESSAGE") or b"").rstrip(b"\n")
     lines = tuple(_cap(prefix + part, cap) for part in message.split(b"\n"))
-    stamp = _field(entry, "__REALTIME_TIMESTAMP")
-    when = int(stamp) / 1e6 if stamp is not None and stamp.isdigit() else None
-    return Entry(lines, entry["__CURSOR"], when)
+    return Entry(lines, entry["__CURSOR"], _time(_field(entry, "__REALTIME_TIMESTAMP")))
+
+
+def _time(stamp: bytes | None) -> float | None:
+    """``__REALTIME_TIMESTAMP`` (microseconds) in seconds; None (now) if absent or absurd."""
+    # at most 20 digits: int() of a longer one is slow and its float overflows
+    if stamp is None or not stamp.isdigit() or len(stamp) > 20:
+        return None
+    seconds = int(stamp) / 1e6
+    return seconds if 0 < seconds <= MAX_TIME else None
 
 
 def _cap(line: bytes, cap: int) -> bytes:
@@ -91,11 +103,16 @@ def _cap(line: bytes, cap: int) -> bytes:
     return line + b"\n"
 
 
-def journalctl_args(journal: JournalSource, cursor: str | None, start_at: str) -> list[str]:
-    """The journalctl options (without the program) to follow from ``cursor`` or ``start_at``."""
+def journalctl_args(journal: JournalSource, cursor: str | None, start_at: str,
+                    since: float | None = None) -> list[str]:
+    """The journalctl options (without the program) to follow from ``cursor``, ``since``
+    (seconds since the epoch) or ``start_at``."""
     args = ["--follow", "--output=json", "--all", "--no-pager"]
     if cursor:
         args += [f"--after-cursor={cursor}", "--no-tail"]
+    elif since is not None:
+        # whole seconds, rounded down: an entry of that second twice rather than none
+        args += [f"--since=@{int(since)}", "--no-tail"]
     elif start_at == "end":
         args.append("--lines=0")
     else:
@@ -149,6 +166,10 @@ class JournalFollower:
         self._garbage = 0
         #: journalctl's stderr while it runs (it says "No journal files were found." and stays)
         self._said: IO[bytes] | None = None
+        #: before the first entry with start_at = "end": when following began
+        self._since: float | None = None
+        #: what journalctl is given: --lines=0 is exact on first sight, --since after that
+        self._since_arg: float | None = None
         self.restarts = 0
 
     # -- the Source protocol ------------------------------------------------
@@ -158,12 +179,24 @@ class JournalFollower:
         if checkpoint is not None and checkpoint.get("kind") == "journal":
             cursor = checkpoint.get("cursor")
             self._cursor = self._reader_cursor = cursor if isinstance(cursor, str) else None
+            since = checkpoint.get("since")
+            if isinstance(since, int | float) and 0 < since <= MAX_TIME:
+                self._since = self._since_arg = float(since)
+        elif self._settings.start_at == "end":
+            self._since = time.time()  # saved at once: what comes while stopped is read
+        self._start_thread()
+
+    def _start_thread(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"journal-{self.name}",
                                         daemon=True)
         self._thread.start()
 
     def read(self, max_bytes: int = 4 << 20) -> list[Chunk]:
         """The queued entries, as one chunk whose lines are keyed by cursor."""
+        if self._thread is not None and not self._thread.is_alive() and not self._stop.is_set():
+            log.error('source "%s": the journal reader thread stopped; restarting it', self.name)
+            self.restarts += 1
+            self._start_thread()
         parts: list[bytes] = []
         cursors: dict[int, str] = {}
         times: dict[int, float] = {}
@@ -185,12 +218,14 @@ class JournalFollower:
         return [Chunk(self.name, "journal", b"".join(parts), "journal", 0, cursors, times)]
 
     def checkpoint(self) -> dict[str, Any]:
-        """The cursor of the last entry returned."""
+        """The cursor of the last entry returned (before any: since when we follow)."""
+        if self._cursor is None and self._since is not None:
+            return {"kind": "journal", "cursor": None, "since": self._since}
         return {"kind": "journal", "cursor": self._cursor}
 
     def describe(self) -> list[str]:
         """What journalctl runs with, and whether it can be found."""
-        args = journalctl_args(self._journal, self._cursor, self._settings.start_at)
+        args = journalctl_args(self._journal, self._cursor, self._settings.start_at, self._since)
         where = (f"after cursor {self._cursor[:40]}..." if self._cursor
                  else "from now" if self._settings.start_at == "end" else "from the beginning")
         program = " ".join(self._command)
@@ -220,6 +255,7 @@ class JournalFollower:
         self._kill()
         if self._thread is not None:
             while self._thread.is_alive():
+                self._kill()  # again: a journalctl started just as we stopped
                 with contextlib.suppress(queue.Empty):
                     self._queue.get_nowait()  # unblock a reader waiting on a full queue
                 self._thread.join(timeout=0.05)
@@ -238,7 +274,12 @@ class JournalFollower:
         last_why = ""
         while not self._stop.is_set():
             started = time.monotonic()
-            why, code = self._follow_once()
+            try:
+                why, code = self._follow_once()
+            except Exception as exc:  # a bug must not leave the source silently dead
+                log.debug('source "%s": the journal reader failed', self.name, exc_info=True)
+                why, code = f"the reader failed ({type(exc).__name__}: {exc})", None
+            self._since_arg = self._since
             # a signal to journalctl usually comes with one to us (Ctrl-C, systemctl stop
             # signals the whole cgroup): give our own shutdown a moment before warning
             if self._stop.wait(SIGNALLED_GRACE if code is not None and code < 0 else 0):
@@ -257,7 +298,7 @@ class JournalFollower:
     def _follow_once(self) -> tuple[str, int | None]:
         """Run journalctl until it exits; why it stopped (for the warning) and its status."""
         argv = [*self._command, *journalctl_args(self._journal, self._reader_cursor,
-                                                self._settings.start_at)]
+                                                self._settings.start_at, self._since_arg)]
         with tempfile.TemporaryFile() as errors:
             self._said = errors  # read while it runs: "No journal files were found." stays
             try:

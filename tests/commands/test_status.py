@@ -110,5 +110,5 @@ def test_the_pid_file_of_a_dead_daemon_is_not_running(tmp_path: Path) -> None:
     with Daemon(config, notify=True) as daemon:
         daemon.wait_ready()
         daemon.kill()
-    assert (tmp_path / "state" / "logwatch.pid").exists()
+    assert (tmp_path / "state" / "lock").exists()
     wait_for(lambda: "daemon: not running" in status(config), 5, message="not running")

@@ -2,8 +2,8 @@
 
 Entries come from the JSON-lines file in ``$FAKE_JOURNAL`` (any other line is
 printed as is, to test garbage handling); new lines appended to it are printed as
-they come, until the process is killed. Honours ``--after-cursor=``, ``--lines=0``
-and ``--no-tail``; appends its argv as JSON to ``$FAKE_JOURNAL_ARGS`` once it
+they come, until the process is killed. Honours ``--after-cursor=``, ``--since=@SECONDS``,
+``--lines=0`` and ``--no-tail``; appends its argv as JSON to ``$FAKE_JOURNAL_ARGS`` once it
 has read the journal. With
 ``$FAKE_JOURNAL_EXIT_AFTER=N`` the first run exits with status 1 after N lines.
 """
@@ -24,9 +24,19 @@ def cursor_of(line: str) -> str | None:
     return entry.get("__CURSOR") if isinstance(entry, dict) else None
 
 
+def _after(line: str, since: float) -> bool:
+    """Is the entry on ``line`` from ``since`` (seconds) on? (garbage: printed)"""
+    try:
+        stamp = json.loads(line).get("__REALTIME_TIMESTAMP", "0")
+        return int(stamp) >= since * 1e6
+    except (ValueError, AttributeError):
+        return True
+
+
 def main() -> int:
     args = sys.argv[1:]
     after = next((a.split("=", 1)[1] for a in args if a.startswith("--after-cursor=")), None)
+    since = next((float(a.split("=@", 1)[1]) for a in args if a.startswith("--since=@")), None)
     exit_after = int(os.environ.get("FAKE_JOURNAL_EXIT_AFTER", "0"))
     marker = os.environ["FAKE_JOURNAL_ARGS"] + ".exited"
     if exit_after and os.path.exists(marker):
@@ -39,6 +49,8 @@ def main() -> int:
             f.write(json.dumps(args) + "\n")
         if "--lines=0" in args:
             todo: list[str] = []
+        elif since is not None:
+            todo = [line for line in existing if _after(line, since)]
         elif after is not None:
             cursors = [cursor_of(line) for line in existing]
             todo = existing[cursors.index(after) + 1:] if after in cursors else existing

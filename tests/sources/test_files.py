@@ -358,7 +358,8 @@ def test_checkpoint_rows(tmp_path: Path, follow: Follow) -> None:
     append(log, b"two\n")
     gone.unlink()
     rows = {r["path"]: r for r in checkpoint_rows("src", checkpoint)}
-    assert rows[str(log)] == {"source": "src", "path": str(log), "offset": 4, "size": 8, "lag": 4}
+    assert rows[str(log)] == {"source": "src", "path": str(log), "offset": 4, "size": 8, "lag": 4,
+                              "open": True}
     assert rows[str(gone)]["lag"] is None
     assert checkpoint_rows("j", {"kind": "journal", "cursor": "s=1"}) == [
         {"source": "j", "cursor": "s=1"}]

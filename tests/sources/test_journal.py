@@ -54,6 +54,11 @@ class FakeJournal:
 @pytest.fixture
 def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeJournal:
     """A ``journalctl`` stand-in first on PATH."""
+    return install_fake(tmp_path, monkeypatch)
+
+
+def install_fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeJournal:
+    """Put the ``journalctl`` stand-in first on PATH; the journal it prints."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     program = bin_dir / "journalctl"
