@@ -18,6 +18,11 @@ DEFAULT_TELEGRAM_API = "https://api.telegram.org"
 #: the largest `max_retry_wait` accepted (a day: a reply asking for more is wrong)
 MAX_RETRY_WAIT_LIMIT = 86400.0
 StartAt = Literal["end", "beginning"]
+#: with inotify on, every followed file is checked anyway this often (an overflow: at once)
+DEFAULT_RESCAN_INTERVAL = 30.0
+#: after a wake-up, how long new lines are let gather before one match and one commit
+DEFAULT_BATCH_WAIT = 0.05
+MAX_BATCH_WAIT = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,8 @@ class Settings:
     storm: Storm = field(default_factory=Storm)
     #: the longest a sender waits because a reply said so (a 429's retry_after)
     max_retry_wait: float = 3600.0
+    rescan_interval: float = DEFAULT_RESCAN_INTERVAL
+    batch_wait: float = DEFAULT_BATCH_WAIT
 
 
 @dataclass(frozen=True, slots=True)

@@ -365,17 +365,19 @@ def test_checkpoint_rows(tmp_path: Path, follow: Follow) -> None:
 
 
 def test_close_stops_the_watcher(tmp_path: Path) -> None:
-    """close() joins watchdog's threads and closes every descriptor."""
+    """inotify runs without a thread (one descriptor); close() closes it and every file."""
     import threading
 
     log = tmp_path / "a.log"
     log.write_bytes(b"")
-    before = threading.active_count()
+    before, fds = threading.active_count(), len(os.listdir("/proc/self/fd"))
     source = FileSource("t", [str(log)], make_settings(tmp_path), lambda: None)
     source.open(None)
-    assert threading.active_count() > before
-    source.close()
     assert threading.active_count() == before
+    assert source.fileno() is not None
+    assert len(os.listdir("/proc/self/fd")) == fds + 2  # inotify and a.log
+    source.close()
+    assert len(os.listdir("/proc/self/fd")) == fds
 
 
 def test_checkpoint_rows_find_a_rotated_file(tmp_path: Path, follow: Follow) -> None:
