@@ -43,11 +43,14 @@ log = logging.getLogger(__name__)
 #: how much one source may read before the others get their turn; also one transaction's
 #: worth of lines during a catch-up, so each commit's fixed cost is spread over many lines
 READ_BUDGET = 4 << 20
-#: a transaction's lines are read and matched this much at a time, so that ...
-PIECE = 256 << 10
-#: ... it can end early, at the end of the piece where its alerts reached this many: a
-#: burst of matching lines costs the memory of a few thousand alerts, not of 70,000
+#: a transaction ends at the end of the read where its alerts reached this many (the rest
+#: is read by the next one), so a burst of matching lines costs the memory of a few
+#: thousand alerts, not of 70,000 (see :meth:`Service._process`)
 ALERTS_PER_COMMIT = 2000
+#: a transaction's lines are read and matched a piece at a time: first a small one, then
+#: sized by the alerts per byte of the last one, at most MAX_PIECE
+FIRST_PIECE = 64 << 10
+MAX_PIECE = 1 << 20
 #: the ``logwatch status`` lines of the policy are rewritten at most this often while busy
 STATUS_EVERY = 1.0
 #: delivered rows are kept this long (for `status`), then pruned so the outbox stays small
@@ -274,18 +277,21 @@ class Service:
     def _process(self, source: Source) -> bool:
         """Read, match and feed ``source``'s new lines, commit alerts and checkpoint as one.
 
-        Up to READ_BUDGET bytes, PIECE at a time, or fewer once ALERTS_PER_COMMIT
+        Up to READ_BUDGET bytes, a piece at a time, or fewer once ALERTS_PER_COMMIT
         alerts are waiting: the checkpoint then covers exactly the pieces read, and the
         rest is read by the next call. False if there was nothing new.
         """
         alerts: list[Alert] = []
         lines = size = 0
+        piece = FIRST_PIECE
         while size < READ_BUDGET and len(alerts) < ALERTS_PER_COMMIT:
-            chunks = source.read(PIECE)
+            chunks = source.read(piece)
             if not chunks:
                 break
-            size += sum(len(chunk.data) for chunk in chunks)
+            got, before = sum(len(chunk.data) for chunk in chunks), len(alerts)
+            size += got
             lines += self._match(chunks, alerts)
+            piece = _next_piece(got, len(alerts) - before, ALERTS_PER_COMMIT - len(alerts))
         if not size:
             return False
         self._commit(alerts, source)
@@ -519,6 +525,13 @@ class Service:
 
     def _on_reload(self, signum: int, frame: FrameType | None) -> None:
         self.reload_requested = True
+
+
+def _next_piece(got: int, alerts: int, room: int) -> int:
+    """Bytes to read next: what should give ``room`` more alerts at the last piece's rate."""
+    if alerts == 0:
+        return max(FIRST_PIECE, min(MAX_PIECE, 4 * got))
+    return max(FIRST_PIECE, min(MAX_PIECE, got * room // alerts))
 
 
 def run(config_path: Path, *, dry_run: bool = False) -> int:

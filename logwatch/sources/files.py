@@ -244,8 +244,11 @@ class FileSource:
                      if t.path in touched or t.seen_size < 0 or t.offset < t.seen_size]
         if tails:
             self._turn = (self._turn + 1) % len(tails)
-            for tail in tails[self._turn :] + tails[: self._turn]:
+            order = tails[self._turn :] + tails[: self._turn]
+            for index, tail in enumerate(order):
                 if budget <= 0:
+                    with self._touched_lock:  # not reached: their turn comes at the next read
+                        self._touched.update(t.path for t in order[index:])
                     break
                 budget -= self._read_tail(tail, budget, chunks, now)
         return chunks
