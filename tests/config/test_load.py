@@ -248,3 +248,14 @@ def test_world_readable_secret_via_cli(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "readable by group or others" in result.stderr
     assert "SECRET" not in result.stderr + result.stdout
+
+
+def test_batch_wait_and_rescan_interval(good: Path) -> None:
+    """The steady state's knobs: read as durations, batch_wait bounded to 0-1 s."""
+    good.write_text(GOOD.replace("[logwatch]\n", '[logwatch]\nbatch_wait = "20ms"\n'
+                                 'rescan_interval = "1m"\n', 1))
+    settings = load_config(good, environ=ENV).settings
+    assert (settings.batch_wait, settings.rescan_interval) == (0.02, 60.0)
+    good.write_text(GOOD.replace("[logwatch]\n", '[logwatch]\nbatch_wait = "2s"\n', 1))
+    found = problems(good)
+    assert len(found) == 1 and 'batch_wait: expected a duration from "0s" to "1s"' in found[0]
