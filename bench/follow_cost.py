@@ -2,6 +2,7 @@
 
     python bench/follow_cost.py [--quick] [--seconds 25] [--rates 1000,10000,50000]
                                 [--files 1,200] [--skip-idle] [--skip-burst]
+                                [--batch-wait 50ms]
 
 For each rate and number of files, a writer *process* appends the benchmark's lines
 (bench/generate.py: auth.log/syslog noise, about 4% events) to the followed files at
@@ -146,12 +147,19 @@ def writer(paths: Sequence[str], rate: float, tick: float, pool_path: str,
 # one daemon
 
 
+#: ``[logwatch] batch_wait`` for the daemons (None: the default)
+BATCH_WAIT: str | None = None
+
+
 def write_config(tmp: Path, patterns: list[str], tables: list[dict[str, object]]) -> Path:
     """A config following ``patterns`` with the benchmark's rules plus the mark rule."""
     rules = [{**t, "to": ["bulk"]} for t in tables] + [MARK_RULE]
+    settings: dict[str, object] = {"state_dir": str(tmp / "state"), "hostname": "bench",
+                                   "storm": {"rate": 10_000_000}}
+    if BATCH_WAIT is not None:
+        settings["batch_wait"] = BATCH_WAIT
     doc = {
-        "logwatch": {"state_dir": str(tmp / "state"), "hostname": "bench",
-                     "storm": {"rate": 10_000_000}},
+        "logwatch": settings,
         "destinations": {"bulk": {"type": "discord", "url": "${BENCH_BULK}"},
                          "marks": {"type": "discord", "url": "${BENCH_MARKS}"}},
         "sources": {"bench": {"files": patterns}},
@@ -359,11 +367,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--burst", type=int, default=200_000, help="alerts in the burst")
     ap.add_argument("--skip-idle", action="store_true")
     ap.add_argument("--skip-burst", action="store_true")
+    ap.add_argument("--batch-wait", metavar="DURATION",
+                    help="the daemon's batch_wait (default: logwatch's default)")
     ap.add_argument("--profile", type=Path, metavar="DIR",
                     help="py-spy record the daemon during each rate's window into DIR")
     args = ap.parse_args(argv)
     if args.quick:
         args.seconds, args.warmup, args.burst = 8.0, 2.0, 10_000
+    global BATCH_WAIT  # noqa: PLW0603  (one setting for every daemon of the run)
+    BATCH_WAIT = args.batch_wait
 
     pool = DATA / f"cost-pool-{POOL_LINES}.log"
     if not pool.exists():

@@ -24,7 +24,10 @@ import regex
 from logwatch import packs
 from logwatch.config.document import Document, Loc, locate_lines, read_toml, toml_error
 from logwatch.config.model import (
+    DEFAULT_BATCH_WAIT,
+    DEFAULT_RESCAN_INTERVAL,
     DEFAULT_TELEGRAM_API,
+    MAX_BATCH_WAIT,
     MAX_RETRY_WAIT_LIMIT,
     Config,
     ConsoleDestination,
@@ -296,7 +299,7 @@ def _settings(doc: Document, table: Any, env: Mapping[str, str]) -> Settings:
         table = {}
     known = {"state_dir", "hostname", "start_at", "include", "ignore", "max_line_length",
              "poll_interval", "inotify", "drain_timeout", "failing_after", "match_timeout", "storm",
-             "max_retry_wait", "packs", "route"}
+             "max_retry_wait", "packs", "route", "rescan_interval", "batch_wait"}
     _unknown_keys(doc, loc, "", table, known)
     default_state = os.environ.get("STATE_DIRECTORY", "/var/lib/logwatch").split(":")[0]
     storm_table = doc.get(table, loc, "", "storm", _table, {})
@@ -317,6 +320,9 @@ def _settings(doc: Document, table: Any, env: Mapping[str, str]) -> Settings:
                               DEFAULT_MATCH_TIMEOUT),
         storm=_storm(doc, storm_table),
         max_retry_wait=doc.get(table, loc, "", "max_retry_wait", _retry_wait, 3600.0),
+        rescan_interval=doc.get(table, loc, "", "rescan_interval", _positive_duration,
+                                DEFAULT_RESCAN_INTERVAL),
+        batch_wait=doc.get(table, loc, "", "batch_wait", _batch_wait, DEFAULT_BATCH_WAIT),
     )
 
 
@@ -892,6 +898,13 @@ def _retry_wait(value: Any) -> float:
     seconds = _positive_duration(value)
     if not math.isfinite(seconds) or not 1.0 <= seconds <= MAX_RETRY_WAIT_LIMIT:
         raise ValueError(f'expected a duration from "1s" to "1d", got {value!r}')
+    return seconds
+
+
+def _batch_wait(value: Any) -> float:
+    seconds = parse_duration(value)
+    if not 0.0 <= seconds <= MAX_BATCH_WAIT:
+        raise ValueError(f'expected a duration from "0s" to "{MAX_BATCH_WAIT:g}s", got {value!r}')
     return seconds
 
 

@@ -18,6 +18,11 @@ DEFAULT_TELEGRAM_API = "https://api.telegram.org"
 #: the largest `max_retry_wait` accepted (a day: a reply asking for more is wrong)
 MAX_RETRY_WAIT_LIMIT = 86400.0
 StartAt = Literal["end", "beginning"]
+#: with inotify on, every followed file is checked anyway this often (an overflow: at once)
+DEFAULT_RESCAN_INTERVAL = 30.0
+#: after a wake-up, how long new lines are let gather before one match and one commit
+DEFAULT_BATCH_WAIT = 0.05
+MAX_BATCH_WAIT = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,8 @@ class Settings:
     packs: tuple[str, ...] = ()
     #: names a rule's ``to`` may use besides destinations: name -> destinations
     route: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    rescan_interval: float = DEFAULT_RESCAN_INTERVAL
+    batch_wait: float = DEFAULT_BATCH_WAIT
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,10 @@ import signal
 import sqlite3
 import tempfile
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -44,6 +46,14 @@ log = logging.getLogger(__name__)
 #: how much one source may read before the others get their turn; also one transaction's
 #: worth of lines during a catch-up, so each commit's fixed cost is spread over many lines
 READ_BUDGET = 4 << 20
+#: a transaction ends at the end of the read where its alerts reached this many (the rest
+#: is read by the next one), so a burst of matching lines costs the memory of a few
+#: thousand alerts, not of 70,000 (see :meth:`Service._process`)
+ALERTS_PER_COMMIT = 2000
+#: a transaction's lines are read and matched a piece at a time: first a small one, then
+#: sized by the alerts per byte of the last one, at most MAX_PIECE
+FIRST_PIECE = 64 << 10
+MAX_PIECE = 1 << 20
 #: the ``logwatch status`` lines of the policy are rewritten at most this often while busy
 STATUS_EVERY = 1.0
 #: delivered rows are kept this long (for `status`), then pruned so the outbox stays small
@@ -76,15 +86,19 @@ class Waker:
         with contextlib.suppress(BlockingIOError):
             os.write(self._write, b"\0")
 
-    def wait(self, timeout: float) -> None:
-        """Sleep until woken or ``timeout`` seconds pass; swallow pending wake-ups."""
-        ready, _, _ = select.select([self._read], [], [], max(timeout, 0.0))
-        if ready:
+    def wait(self, timeout: float, fds: Iterable[int] = ()) -> bool:
+        """Sleep until woken, one of ``fds`` is readable or ``timeout`` passes; True if woken.
+
+        Pending wake-ups are swallowed; ``fds`` (inotify) are left for their owners to read.
+        """
+        ready, _, _ = select.select([self._read, *fds], [], [], max(timeout, 0.0))
+        if self._read in ready:
             try:
                 while os.read(self._read, 4096):
                     pass
             except BlockingIOError:
                 pass
+        return bool(ready)
 
     def close(self) -> None:
         """Close both ends."""
@@ -223,8 +237,23 @@ class Service:
             self.pump()
             self.tick()
             self._keepalive()
-            if not self.should_exit:
-                self.waker.wait(self._sleep_time())
+            if not self.should_exit and self.waker.wait(self._sleep_time(), self._fds()):
+                self._gather()
+
+    def _fds(self) -> list[int]:
+        """The sources' descriptors to wait on besides the self-pipe (inotify)."""
+        return [fd for source in self.sources if (fd := source.fileno()) is not None]
+
+    def _gather(self) -> None:
+        """After a wake-up, let ``batch_wait`` pass before reading (see docs/architecture.md).
+
+        A writer logs in bursts of small writes, each an inotify event: reading at the
+        first would pay a match and a commit per write. Waiting a bounded time lets the
+        rest arrive, so they cost one of each; a line is late by at most ``batch_wait``.
+        """
+        wait = self.config.settings.batch_wait
+        if wait > 0 and not self.should_exit and not self.reload_requested:
+            time.sleep(wait)
 
     def shutdown(self) -> None:
         """Stop reading, let senders drain for ``drain_timeout``, commit, close."""
@@ -272,40 +301,65 @@ class Service:
         while busy and not self.should_exit:
             busy = False
             for source in self.sources:
-                chunks = source.read(READ_BUDGET)
-                if chunks:
+                if self._process(source):
                     busy = True
-                    self._process(source, chunks)
             self._keepalive()
 
-    def _process(self, source: Source, chunks: list[Chunk]) -> None:
-        """Match ``chunks``, feed the hits to the policy, commit alerts and checkpoint as one."""
+    def _process(self, source: Source) -> bool:
+        """Read, match and feed ``source``'s new lines, commit alerts and checkpoint as one.
+
+        Up to READ_BUDGET bytes, a piece at a time, or fewer once ALERTS_PER_COMMIT
+        alerts are waiting: the checkpoint then covers exactly the pieces read, and the
+        rest is read by the next call. False if there was nothing new.
+        """
         alerts: list[Alert] = []
-        lines = 0
-        for chunk in chunks:
-            lines += chunk.data.count(b"\n")
-            self._match(chunk, alerts)
-            self._keepalive()  # many slow chunks in one read: systemd's watchdog keeps hearing
+        lines = size = 0
+        piece = FIRST_PIECE
+        while size < READ_BUDGET and len(alerts) < ALERTS_PER_COMMIT:
+            chunks = source.read(piece)
+            if not chunks:
+                break
+            got, before = sum(len(chunk.data) for chunk in chunks), len(alerts)
+            size += got
+            lines += self._match(chunks, alerts)
+            self._keepalive()  # many slow pieces in one read: systemd's watchdog keeps hearing
+            piece = _next_piece(got, len(alerts) - before, ALERTS_PER_COMMIT - len(alerts))
+        if not size:
+            return False
         self._commit(alerts, source)
         self._last_data[source.name] = time.monotonic()
         self._read.add(source.name)
         self._silent_warned.discard(source.name)
         self.stats.count(lines, len(alerts))
         metrics.current().lines_read(source.name, lines)
+        return True
 
-    def _match(self, chunk: Chunk, alerts: list[Alert]) -> None:
-        """Append the alerts the lines of ``chunk`` cause to ``alerts``."""
-        feed, key, when = self.policy.feed, chunk.line_key, chunk.line_time
-        source, origin = chunk.source, chunk.origin
-        count_hit = metrics.current().hit
-        matches = self.matchers[source].scan(chunk.data)
-        memory = self.contexts.get(source)
-        hits = plain(matches) if memory is None else memory.hits(matches, chunk.data)
-        for m, fields in hits:
+    def _match(self, chunks: list[Chunk], alerts: list[Alert]) -> int:
+        """Append the alerts the lines of ``chunks`` cause to ``alerts``; how many lines.
+
+        One scan for all the chunks of a read (200 files written to: one scan, not 200):
+        they are whole lines, so joined they are the same lines, and each match is
+        mapped back to its chunk for the line's key. A rule's context looks back over
+        them in that order, the source's line order.
+        """
+        data = chunks[0].data if len(chunks) == 1 else b"".join(c.data for c in chunks)
+        starts = list(accumulate((len(c.data) for c in chunks[:-1]), initial=0))
+        chunk, base, end = chunks[0], 0, len(chunks[0].data)
+        feed, count_hit = self.policy.feed, metrics.current().hit
+        matches = self.matchers[chunk.source].scan(data)
+        memory = self.contexts.get(chunk.source)
+        for m, fields in plain(matches) if memory is None else memory.hits(matches, data):
+            if not base <= m.start < end:
+                index = bisect_right(starts, m.start) - 1
+                chunk, base = chunks[index], starts[index]
+                end = base + len(chunk.data)
             count_hit(m.rule.id)
-            line = LogLine(m.text, source, origin, key(m.start), when(m.start))
+            at = m.start - base
+            line = LogLine(m.text, chunk.source, chunk.origin, chunk.line_key(at),
+                           chunk.line_time(at))
             alerts += feed(Hit(m.rule.id, fields, line,
                                "resolve" if m.kind == "resolve" else "match"))
+        return data.count(b"\n")
 
     def _commit(self, alerts: Iterable[Alert], source: Source | None = None) -> None:
         alerts = list(alerts)
@@ -612,6 +666,13 @@ class EarlyStop:
 
     def _on_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_requested = True
+
+
+def _next_piece(got: int, alerts: int, room: int) -> int:
+    """Bytes to read next: what should give ``room`` more alerts at the last piece's rate."""
+    if alerts == 0:
+        return max(FIRST_PIECE, min(MAX_PIECE, 4 * got))
+    return max(FIRST_PIECE, min(MAX_PIECE, got * room // alerts))
 
 
 def run(config_path: Path, *, dry_run: bool = False) -> int:

@@ -45,6 +45,9 @@ class Source(Protocol):
     def describe(self) -> list[str]:
         """Startup banner lines: what is followed, what is missing and waited for."""
 
+    def fileno(self) -> int | None:
+        """A descriptor the service waits on, readable when data may be new (None: none)."""
+
     def close(self) -> None:
         """Stop threads and subprocesses, close files."""
 

@@ -12,8 +12,9 @@ How (docs/sources.md says it for users):
   unchanged for ``quiet`` seconds, or that is left in a rotated file, is returned
   with a newline added. Lines longer than ``max_line_length`` bytes are cut there,
   marked, and the rest of them skipped.
-- A periodic scan (every ``poll_interval / 2``, or at once after a watchdog
-  event) re-expands the globs and compares each path with its open descriptor:
+- A periodic scan (every ``poll_interval / 2``; with inotify, every
+  ``rescan_interval``; at once after an inotify event that names a new or replaced
+  file, or an overflow) re-expands the globs and compares each path with its open descriptor:
   another inode (rename + create, rename over, delete + recreate) retires the old
   descriptor, which is drained until it has been quiet for ``quiet`` seconds; a
   size below our offset, or another first line, is a truncation (copytruncate):
@@ -26,11 +27,12 @@ How (docs/sources.md says it for users):
 - A path met through a glob is opened with ``O_NOFOLLOW``: a symlink planted in a
   watched directory (``evil.log -> /etc/logwatch/credentials/...``) is not followed,
   with one warning naming it; a symlink named literally in the config is trusted.
-- Watchdog (inotify) only wakes the service early; the scan alone delivers
-  everything, because inotify queues overflow silently. Watchdog is asked for
-  writes, closes and deletions only (:data:`~logwatch.sources.inotify.EVENTS`),
-  and each path it names has its identity checked at the next read: another
-  inode there (renamed over, recreated, new) starts a scan at once.
+- inotify (:class:`~logwatch.sources.inotify.Watcher`, read at each :meth:`FileSource.read`,
+  waited on by the service through :meth:`FileSource.fileno`) says which paths changed:
+  between two periodic scans only those are read (plus files with data or a partial
+  line still pending), and each has its identity checked: another inode there
+  (renamed over, recreated, new) starts a scan at once. Without inotify every read
+  looks at every file. The scan stays the truth: an overflowed queue starts one.
 """
 
 from __future__ import annotations
@@ -202,7 +204,8 @@ class FileSource:
         self._clock = clock
         self._cap = settings.max_line_length
         self._block = max(READ_BLOCK, self._cap + 1)
-        self._scan_every = settings.poll_interval / 2
+        self._scan_every = (settings.rescan_interval if settings.use_inotify
+                            else settings.poll_interval / 2)
         self._current: dict[str, _Tail] = {}
         self._retired: list[_Tail] = []
         self._gens: dict[str, int] = {}
@@ -226,14 +229,37 @@ class FileSource:
             self._restore(checkpoint)
         self._scan(self._clock(), startup=True, first_run=first_run)
         if self._settings.use_inotify:
-            self._watcher = Watcher(self._notify, self._is_followed)
-            self._watcher.update(self._watch_dirs())
+            self._watcher = self._start_watcher()
+
+    def _start_watcher(self) -> Watcher | None:
+        """inotify on the followed directories, or None (then every file every poll_interval)."""
+        try:
+            watcher = Watcher(self._notify, self._is_followed)
+        except OSError as exc:
+            log.warning('source "%s": no inotify (%s): checking every file every %gs', self.name,
+                        exc.strerror, self._settings.poll_interval)
+            self._scan_every = self._settings.poll_interval / 2
+            return None
+        watcher.update(self._watch_dirs())
+        return watcher
+
+    def fileno(self) -> int | None:
+        """The inotify descriptor, for the service's ``select`` (None: no inotify)."""
+        return self._watcher.fileno() if self._watcher is not None else None
 
     def read(self, max_bytes: int = 4 << 20) -> list[Chunk]:
         """Whole lines appended since the last read, old (rotated) files first."""
         now = self._clock()
-        if (self._rescan.is_set() or now - self._last_scan >= self._scan_every
-                or self._replaced()):
+        if self._watcher is not None:
+            self._watcher.drain()
+        with self._touched_lock:
+            touched, self._touched = self._touched, set()
+        # a file or directory we cannot read sends no event when that changes: it is
+        # retried every poll_interval, as without inotify
+        every = self._settings.poll_interval / 2 if self._problems else self._scan_every
+        full = (self._rescan.is_set() or now - self._last_scan >= every
+                or self._replaced(touched))
+        if full:
             self._rescan.clear()
             self._scan(now)
             if self._watcher is not None:
@@ -247,10 +273,19 @@ class FileSource:
             if tail.offset >= tail.seen_size and now - tail.still_since >= self._quiet:
                 self._drop_retired(tail, chunks)
         tails = list(self._current.values())
+        if self._watcher is not None and not full:
+            # between scans inotify names what changed; a file never read yet, and data
+            # or a partial line left by the last read (the budget, a line being written),
+            # are looked at again
+            tails = [t for t in tails
+                     if t.path in touched or t.seen_size < 0 or t.offset < t.seen_size]
         if tails:
             self._turn = (self._turn + 1) % len(tails)
-            for tail in tails[self._turn :] + tails[: self._turn]:
+            order = tails[self._turn :] + tails[: self._turn]
+            for index, tail in enumerate(order):
                 if budget <= 0:
+                    with self._touched_lock:  # not reached: their turn comes at the next read
+                        self._touched.update(t.path for t in order[index:])
                     break
                 budget -= self._read_tail(tail, budget, chunks, now)
         return chunks
@@ -293,7 +328,7 @@ class FileSource:
         return "no " + ", ".join(self.patterns)
 
     def close(self) -> None:
-        """Stop the watcher and close every descriptor (nothing unreturned is lost)."""
+        """Close the watcher and every descriptor (nothing unreturned is lost)."""
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None
@@ -302,16 +337,15 @@ class FileSource:
         self._current.clear()
         self._retired.clear()
 
-    # -- called by the watcher thread -----------------------------------------
+    # -- called by the watcher (from read) ---------------------------------------
 
     def _notify(self, path: str | None) -> None:
-        """``path`` was written, closed or deleted: check it at the next read (None: rescan)."""
+        """``path`` changed or names another file: read it now (None: scan everything)."""
         if path is None:
             self._rescan.set()
         else:
             with self._touched_lock:
                 self._touched.add(path)
-        self._wake()
 
     def _is_followed(self, path: str) -> bool:
         """Is ``path`` followed, or would the next scan follow it?"""
@@ -341,15 +375,8 @@ class FileSource:
             log.warning('source "%s": %s: %s; retrying every %gs', self.name, key, message,
                         self._settings.poll_interval)
 
-    def _replaced(self) -> bool:
-        """Does a path the watcher named since the last read hold another file than ours?
-
-        Renames and creations are not reported (see :data:`~logwatch.sources.inotify.EVENTS`):
-        a file renamed over the followed one, or created anew, shows up as a write or close
-        at its path.
-        """
-        with self._touched_lock:
-            touched, self._touched = self._touched, set()
+    def _replaced(self, touched: set[str]) -> bool:
+        """Does a path the watcher named since the last read hold another file than ours?"""
         for path in touched:
             tail = self._current.get(path)
             if tail is None and path not in self._problems:

@@ -1,104 +1,192 @@
-"""inotify (through watchdog) as a wake-up for the file tailer, never as the truth.
+"""inotify, read on the main loop's ``select``: a wake-up for the file tailer, never the truth.
 
-The tailer's periodic scan alone delivers everything, because inotify queues
-overflow silently; a :class:`Watcher` only makes it look sooner.
+One inotify descriptor per file source, watching the followed directories, and
+no thread: the service waits on :meth:`Watcher.fileno` next to its self-pipe,
+and the tailer calls :meth:`Watcher.drain` at each read, which names the
+followed paths that were written, created, moved or deleted. An overflowed
+queue (``IN_Q_OVERFLOW``) or a watched directory that went away asks for a full
+check at once, so the tailer can trust inotify between its (rare) periodic
+checks. Where inotify is not available (not Linux, no watches left) the
+periodic check alone delivers everything, later.
+
+libc is called through ctypes: ``inotify_init1``, ``inotify_add_watch`` and
+``inotify_rm_watch`` are three calls, not worth a dependency.
 """
 
 from __future__ import annotations
 
-import contextlib
+import ctypes
+import ctypes.util
+import errno
 import logging
 import os
 import stat
+import struct
 from collections.abc import Callable, Iterable
-from typing import Any
-
-from watchdog.events import (
-    DirDeletedEvent,
-    FileClosedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileSystemEvent,
-    FileSystemEventHandler,
-)
-from watchdog.observers import Observer
 
 log = logging.getLogger(__name__)
 
-#: what watchdog reports to us: no renames, hence no creations (it asks inotify for
-#: both together). Watchdog holds every event queued behind an IN_MOVED_FROM for up
-#: to half a second while it looks for the IN_MOVED_TO (always for a move out of the
-#: directory, and for a rename inside it when its reading thread comes in between):
-#: no wake-up at all meanwhile, time enough for a file renamed over ours to be
-#: replaced again, unread. The first write or close at the path shows a new file
-#: as well; one moved in and never written to waits for the periodic check.
-EVENTS: list[type[FileSystemEvent]] = [FileModifiedEvent, FileClosedEvent, FileDeletedEvent,
-                                        DirDeletedEvent]
-#: what watchdog's inotify emitter logs at ERROR when an event arrives while it stops
-_STOPPING_NOISE = "called when the thread is inactive"
+IN_MODIFY = 0x002
+IN_CLOSE_WRITE = 0x008
+IN_MOVED_FROM = 0x040
+IN_MOVED_TO = 0x080
+IN_CREATE = 0x100
+IN_DELETE = 0x200
+IN_DELETE_SELF = 0x400
+IN_MOVE_SELF = 0x800
+IN_Q_OVERFLOW = 0x4000
+IN_IGNORED = 0x8000
+IN_ONLYDIR = 0x01000000
+IN_ISDIR = 0x40000000
+IN_NONBLOCK = os.O_NONBLOCK
+IN_CLOEXEC = os.O_CLOEXEC
+
+#: what each watched directory reports: data (modify, close), a name that now holds
+#: another file or none (create, moved to / from, delete) and the directory itself
+#: going away. Without watchdog's pairing of moves there is no delay to fear, so
+#: renames are asked for: a file renamed over ours is switched to at once.
+MASK = (IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
+        | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+#: events that end a watch or lose some: check everything
+_RESCAN = IN_Q_OVERFLOW | IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF
+_EVENT = struct.Struct("iIII")  # wd, mask, cookie, len (struct inotify_event)
+#: one read() of events: room for about 500 events with short names
+_READ_SIZE = 64 << 10
 
 
-class _StopNoise(logging.Filter):
-    """Drop watchdog's "thread is inactive" error: an event that raced our own stop.
+class _Libc:
+    """The three libc calls, or :class:`OSError` where they do not exist."""
 
-    Stopping an emitter clears its inotify handle before removing the watches, so an
-    event already read (a file written during the stop) finds no handle and watchdog
-    logs an ERROR, though nothing is wrong: we are stopping and drop events anyway.
-    No stop order avoids it (each emitter stops that way), so it is filtered here.
-    """
+    def __init__(self) -> None:
+        name = ctypes.util.find_library("c")
+        try:
+            libc = ctypes.CDLL(name, use_errno=True)
+            self.init1 = libc.inotify_init1
+            self.add_watch = libc.inotify_add_watch
+            self.rm_watch = libc.inotify_rm_watch
+        except (OSError, AttributeError) as exc:
+            raise OSError(errno.ENOSYS, f"inotify is not available here ({exc})") from exc
+        self.init1.argtypes = [ctypes.c_int]
+        self.add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+        self.rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        return _STOPPING_NOISE not in record.getMessage()
+
+def _check(result: int, what: str) -> int:
+    if result < 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"{what}: {os.strerror(code)}")
+    return result
 
 
-logging.getLogger("watchdog.observers.inotify").addFilter(_StopNoise())
+def parse_events(data: bytes) -> list[tuple[int, int, bytes]]:
+    """``(wd, mask, name)`` of each ``struct inotify_event`` in ``data``."""
+    events = []
+    at, size = 0, len(data)
+    while at + _EVENT.size <= size:
+        wd, mask, _cookie, length = _EVENT.unpack_from(data, at)
+        at += _EVENT.size
+        name = data[at : at + length].rstrip(b"\0")
+        at += length
+        events.append((wd, mask, name))
+    return events
 
 
 class Watcher:
-    """Watchdog observer on the followed directories: only a wake-up, never the truth."""
+    """An inotify descriptor on the followed directories: only a wake-up, never the truth.
+
+    ``notify(path)`` is called from :meth:`drain` for each followed path named by an
+    event, ``notify(None)`` when everything must be checked (overflow, a directory
+    gone or replaced). Raises :class:`OSError` where inotify cannot be had.
+    """
 
     def __init__(self, notify: Callable[[str | None], None],
                  followed: Callable[[str], bool]) -> None:
-        self._observer = Observer()
-        self._observer.daemon = True
-        self._watches: dict[str, tuple[tuple[int, int], Any]] = {}
-        self._handler = _Handler(notify, followed)
+        self._libc = _Libc()
+        self._fd = _check(self._libc.init1(IN_NONBLOCK | IN_CLOEXEC), "inotify_init1")
+        self._notify = notify
+        self._followed = followed
+        self._watches: dict[str, tuple[tuple[int, int], int]] = {}
+        self._dirs: dict[int, str] = {}
         self._failed: set[str] = set()
-        self._observer.start()
+        self.overflows = 0
+
+    def fileno(self) -> int:
+        """The descriptor to wait on: readable when events are queued."""
+        return self._fd
 
     def update(self, dirs: Iterable[str]) -> None:
         """Watch ``dirs``; re-watch a directory that was replaced, drop one that is gone."""
         wanted = set(dirs)
         for directory in list(self._watches):
-            ident, watch = self._watches[directory]
+            ident, wd = self._watches[directory]
             if directory not in wanted or _dir_ident(directory) != ident:
-                # watchdog raises if inotify already dropped the watch (directory deleted)
-                with contextlib.suppress(Exception):
-                    self._observer.unschedule(watch)
+                self._libc.rm_watch(self._fd, wd)  # EINVAL if the kernel dropped it: fine
                 del self._watches[directory]
+                self._dirs.pop(wd, None)
         for directory in wanted - set(self._watches):
-            new_ident = _dir_ident(directory)
-            if new_ident is None:
-                continue
+            self._watch(directory)
+
+    def _watch(self, directory: str) -> None:
+        ident = _dir_ident(directory)
+        if ident is None:
+            return
+        try:
+            wd = _check(self._libc.add_watch(self._fd, os.fsencode(directory), MASK),
+                        "inotify_add_watch")
+        except OSError as exc:
+            if directory not in self._failed:  # e.g. fs.inotify.max_user_watches reached
+                log.warning("cannot watch %s with inotify (%s); the periodic check covers it",
+                            directory, exc.strerror)
+                self._failed.add(directory)
+            return
+        self._failed.discard(directory)
+        self._watches[directory] = (ident, wd)
+        self._dirs[wd] = directory
+
+    def drain(self) -> None:
+        """Read every queued event and report the followed paths they name."""
+        while True:
             try:
-                watch = self._observer.schedule(self._handler, directory, recursive=False,
-                                                event_filter=EVENTS)
-            except OSError as exc:
-                if directory not in self._failed:  # e.g. fs.inotify.max_user_watches reached
-                    log.warning("cannot watch %s with inotify (%s); the periodic check covers it",
-                                directory, exc)
-                    self._failed.add(directory)
+                data = os.read(self._fd, _READ_SIZE)
+            except BlockingIOError:
+                return
+            except OSError as exc:  # should not happen; the periodic check is the truth
+                log.warning("reading inotify events failed (%s); checking every file",
+                            exc.strerror)
+                self._notify(None)
+                return
+            if not data:
+                return
+            self._dispatch(parse_events(data))
+
+    def _dispatch(self, events: list[tuple[int, int, bytes]]) -> None:
+        named: set[str] = set()
+        rescan = False
+        for wd, mask, name in events:
+            if mask & _RESCAN:
+                if mask & IN_Q_OVERFLOW:
+                    self.overflows += 1
+                    log.info("inotify queue overflowed; checking every followed file")
+                rescan = True
                 continue
-            self._failed.discard(directory)
-            self._watches[directory] = (new_ident, watch)
+            directory = self._dirs.get(wd)
+            if directory is None or not name or mask & IN_ISDIR:
+                continue
+            path = os.path.join(directory, os.fsdecode(name))
+            if path not in named and self._followed(path):
+                named.add(path)
+        for path in named:
+            self._notify(path)
+        if rescan:
+            self._notify(None)
 
     def stop(self) -> None:
-        """Drop every watch (emitters stopped and joined), then stop and join the observer."""
-        with contextlib.suppress(Exception):  # a watch inotify dropped already (dir deleted)
-            self._observer.unschedule_all()
-        self._watches.clear()
-        self._observer.stop()
-        self._observer.join(timeout=5)
+        """Close the descriptor (idempotent)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+            self._watches.clear()
+            self._dirs.clear()
 
 
 def _dir_ident(directory: str) -> tuple[int, int] | None:
@@ -107,22 +195,3 @@ def _dir_ident(directory: str) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
-
-
-class _Handler(FileSystemEventHandler):
-    """Wake the service for events on followed paths (a deleted directory: rescan)."""
-
-    def __init__(self, notify: Callable[[str | None], None],
-                 followed: Callable[[str], bool]) -> None:
-        super().__init__()
-        self._notify = notify
-        self._followed = followed
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        """Called by watchdog's thread for every event in a watched directory."""
-        if event.is_directory:
-            self._notify(None)
-            return
-        path = os.fsdecode(event.src_path)
-        if self._followed(path):
-            self._notify(path)

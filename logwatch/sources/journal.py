@@ -223,6 +223,10 @@ class JournalFollower:
             return {"kind": "journal", "cursor": None, "since": self._since}
         return {"kind": "journal", "cursor": self._cursor}
 
+    def fileno(self) -> int | None:
+        """None: the reader thread wakes the service through its callback."""
+        return None
+
     def describe(self) -> list[str]:
         """What journalctl runs with, and whether it can be found."""
         args = journalctl_args(self._journal, self._cursor, self._settings.start_at, self._since)

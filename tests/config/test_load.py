@@ -309,3 +309,14 @@ def test_a_config_that_watches_nothing_is_warned_about(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert "no rules and no sources: this config watches nothing" in result.stdout
     assert "0 rules, 0 tests passed, 0 sources, 1 destination (console)" in result.stdout
+
+
+def test_batch_wait_and_rescan_interval(good: Path) -> None:
+    """The steady state's knobs: read as durations, batch_wait bounded to 0-1 s."""
+    good.write_text(GOOD.replace("[logwatch]\n", '[logwatch]\nbatch_wait = "20ms"\n'
+                                 'rescan_interval = "1m"\n', 1))
+    settings = load_config(good, environ=ENV).settings
+    assert (settings.batch_wait, settings.rescan_interval) == (0.02, 60.0)
+    good.write_text(GOOD.replace("[logwatch]\n", '[logwatch]\nbatch_wait = "2s"\n', 1))
+    found = problems(good)
+    assert len(found) == 1 and 'batch_wait: expected a duration from "0s" to "1s"' in found[0]

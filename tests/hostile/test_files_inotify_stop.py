@@ -1,4 +1,4 @@
-"""Stopping or reloading while files are written logs no watchdog error."""
+"""Stopping or reloading while files are written logs no error (the watchdog era's "thread is inactive")."""
 
 from __future__ import annotations
 

@@ -366,17 +366,19 @@ def test_checkpoint_rows(tmp_path: Path, follow: Follow) -> None:
 
 
 def test_close_stops_the_watcher(tmp_path: Path) -> None:
-    """close() joins watchdog's threads and closes every descriptor."""
+    """inotify runs without a thread (one descriptor); close() closes it and every file."""
     import threading
 
     log = tmp_path / "a.log"
     log.write_bytes(b"")
-    before = threading.active_count()
+    before, fds = threading.active_count(), len(os.listdir("/proc/self/fd"))
     source = FileSource("t", [str(log)], make_settings(tmp_path), lambda: None)
     source.open(None)
-    assert threading.active_count() > before
-    source.close()
     assert threading.active_count() == before
+    assert source.fileno() is not None
+    assert len(os.listdir("/proc/self/fd")) == fds + 2  # inotify and a.log
+    source.close()
+    assert len(os.listdir("/proc/self/fd")) == fds
 
 
 def test_checkpoint_rows_find_a_rotated_file(tmp_path: Path, follow: Follow) -> None:
@@ -414,3 +416,57 @@ def test_inotify_sees_a_new_file_at_its_first_write(tmp_path: Path, follow: Foll
     append(log, b"new\n")
     reader.until(lambda: reader.lines == [b"old\n", b"new\n"])
     reader.assert_unique_keys()
+
+
+def test_between_checks_only_the_files_inotify_names_are_read(
+        tmp_path: Path, follow: Follow, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With inotify, a write to one of 50 files costs a look at that file, not at all 50
+    (and no glob): the full check waits for ``rescan_interval`` or an overflow."""
+    logs = [tmp_path / f"app{n:02d}.log" for n in range(50)]
+    for log in logs:
+        log.write_bytes(b"")
+    reader = follow([tmp_path / "*.log"], poll_interval=3600, rescan_interval=3600)
+    reader.read_once()  # every file is looked at once after the start
+    looked: list[int] = []
+    real_fstat = os.fstat
+
+    def counting_fstat(fd: int) -> os.stat_result:
+        looked.append(fd)
+        return real_fstat(fd)
+
+    monkeypatch.setattr(os, "fstat", counting_fstat)
+    append(logs[17], b"one line\n")
+    reader.until(lambda: reader.lines == [b"one line\n"])
+    assert 0 < len(looked) <= 3, len(looked)
+
+
+def test_a_file_moved_into_a_followed_directory_is_read_at_once(tmp_path: Path,
+                                                                follow: Follow) -> None:
+    """A file renamed into place and never written to (IN_MOVED_TO) is followed without
+    waiting for the periodic check."""
+    (tmp_path / "logs").mkdir()
+    reader = follow([tmp_path / "logs" / "*.log"], poll_interval=3600, rescan_interval=3600)
+    staged = tmp_path / "staged"
+    staged.write_bytes(b"moved in\n")
+    staged.rename(tmp_path / "logs" / "b.log")
+    reader.until(lambda: reader.lines == [b"moved in\n"])
+
+
+def test_files_named_but_not_read_for_the_budget_are_read_next(tmp_path: Path,
+                                                               follow: Follow) -> None:
+    """A read that stops at its budget leaves the other named files for the next read,
+    without another inotify event (or the periodic check) to name them again."""
+    import select
+
+    logs = [tmp_path / f"app{n}.log" for n in range(3)]
+    for log in logs:
+        log.write_bytes(b"")
+    reader = follow([tmp_path / "*.log"], poll_interval=3600, rescan_interval=3600)
+    reader.read_once()
+    for n, log in enumerate(logs):
+        append(log, b"line %d\n" % n)
+    fd = reader.source.fileno()
+    assert fd is not None and select.select([fd], [], [], 5.0)[0]
+    for _ in range(5):
+        reader.read_once(max_bytes=1)  # one file per read
+    assert sorted(reader.lines) == [b"line 0\n", b"line 1\n", b"line 2\n"]

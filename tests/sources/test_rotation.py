@@ -1,6 +1,6 @@
 """The rotation matrix: a writer appends numbered lines at speed while the file is rotated.
 
-Every scenario runs with watchdog (inotify) on and with the periodic check only.
+Every scenario runs with inotify on and with the periodic check only.
 Every numbered line must be read exactly once, under keys never used twice;
 copytruncate alone may lose lines, and only those written between the copy and
 the truncation (the documented window: they are in neither file).

@@ -1,0 +1,102 @@
+"""inotify on the main loop: what the Watcher reports, and that an overflow asks for a full check."""
+
+from __future__ import annotations
+
+import os
+import select
+import struct
+from pathlib import Path
+
+import pytest
+
+from logwatch.sources.inotify import IN_MODIFY, IN_Q_OVERFLOW, Watcher, parse_events
+
+
+class Seen:
+    """The notify callback: paths named, and how many full checks were asked for."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self.rescans = 0
+
+    def __call__(self, path: str | None) -> None:
+        if path is None:
+            self.rescans += 1
+        else:
+            self.paths.append(path)
+
+
+def watcher_on(directory: Path, seen: Seen) -> Watcher:
+    watcher = Watcher(seen, lambda path: path.endswith(".log"))
+    watcher.update([str(directory)])
+    return watcher
+
+
+def readable(watcher: Watcher) -> bool:
+    return bool(select.select([watcher.fileno()], [], [], 5.0)[0])
+
+
+def test_parse_events_reads_the_kernel_struct() -> None:
+    """``struct inotify_event``: wd, mask, cookie, len, then a NUL-padded name."""
+    data = (struct.pack("iIII", 3, IN_MODIFY, 0, 16) + b"a.log".ljust(16, b"\0")
+            + struct.pack("iIII", -1, IN_Q_OVERFLOW, 0, 0))
+    assert parse_events(data) == [(3, IN_MODIFY, b"a.log"), (-1, IN_Q_OVERFLOW, b"")]
+
+
+def test_followed_paths_are_named_once_per_drain(tmp_path: Path) -> None:
+    """Writes, a creation and a rename into the directory name the followed paths, once each."""
+    seen = Seen()
+    watcher = watcher_on(tmp_path, seen)
+    try:
+        log = tmp_path / "a.log"
+        for _ in range(3):
+            with log.open("ab") as out:
+                out.write(b"x\n")
+        (tmp_path / "other.txt").write_bytes(b"not followed\n")
+        (tmp_path / "new.tmp").write_bytes(b"")
+        (tmp_path / "new.tmp").rename(tmp_path / "b.log")  # moved in, never written
+        assert readable(watcher)
+        watcher.drain()
+        assert sorted(seen.paths) == [str(log), str(tmp_path / "b.log")]
+        assert seen.rescans == 0
+        watcher.drain()  # nothing new: nothing named, no blocking
+        assert len(seen.paths) == 2
+    finally:
+        watcher.stop()
+
+
+def test_an_overflowed_queue_asks_for_a_full_check(tmp_path: Path) -> None:
+    """More events than the kernel queues (fs.inotify.max_queued_events): IN_Q_OVERFLOW is seen
+    (watchdog dropped it), so the tailer checks every file instead of trusting the events."""
+    limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+    if limit > 100_000:
+        pytest.skip(f"fs.inotify.max_queued_events is {limit}: too many writes to overflow it")
+    seen = Seen()
+    watcher = watcher_on(tmp_path, seen)
+    fds = [os.open(tmp_path / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+           for name in "ab"]
+    try:
+        for n in range(limit + 10):  # alternate: identical consecutive events are merged
+            os.write(fds[n % 2], b"x")
+        watcher.drain()
+        assert seen.rescans == 1
+        assert watcher.overflows == 1
+    finally:
+        for fd in fds:
+            os.close(fd)
+        watcher.stop()
+
+
+def test_a_deleted_directory_asks_for_a_full_check(tmp_path: Path) -> None:
+    """The watched directory itself going away is not a path event: check everything."""
+    directory = tmp_path / "logs"
+    directory.mkdir()
+    seen = Seen()
+    watcher = watcher_on(directory, seen)
+    try:
+        directory.rmdir()
+        assert readable(watcher)
+        watcher.drain()
+        assert seen.rescans == 1
+    finally:
+        watcher.stop()
