@@ -3,8 +3,8 @@
 * fail2ban's annotated test logs: every ``"match": true`` line of a kind the
   rules cover is caught with the annotated host as ``ip``; no ``"match": false``
   line raises a warning-or-worse hit.
-* loghub's OpenSSH and Linux samples: the lines each rule hits are exactly the
-  lines of the event templates it is meant to catch (loghub's ground truth).
+* loghub's samples against their event templates are checked by
+  ``tests/packs/test_packs.py`` through ``bench/coverage.py``, which holds the map.
 
 The numbers printed by ``python -m tests.test_rules_corpus`` are the ones in
 docs/rules.md.
@@ -12,7 +12,6 @@ docs/rules.md.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import re
@@ -32,7 +31,6 @@ from tests.helpers import CORPUS, REPO
 
 pytestmark = pytest.mark.corpus
 FAIL2BAN = CORPUS / "fail2ban"
-LOGHUB = CORPUS / "loghub"
 FAIL2BAN_FILES = ["sshd", "sshd-journal", "pam-generic", "nginx-http-auth", "dovecot"]
 
 #: failure kinds no rule catches *with the address on their own line*: the address is
@@ -58,32 +56,6 @@ EXPECTED_WARNINGS = {
     # sample is such a system, so pam-auth-failure keeps catching it
     r"pop\(pam_unix\)\[\d+\]: authentication failure": "pam-auth-failure: old Linux-PAM format",
 }
-
-#: loghub: which event templates each rule is meant to catch (the rest: none)
-LOGHUB_EVENTS: dict[str, dict[str, set[str]]] = {
-    "OpenSSH_2k.log": {
-        # Failed password/none, Invalid user, "message repeated", disconnect 3 (Auth fail)
-        # and 14 (no more authentication methods)
-        "ssh-auth-failure": {"E6", "E7", "E8", "E9", "E10", "E13", "E14"},
-        # Connection closed [preauth], no identification string, Bye Bye / Closed due to user
-        # request [preauth]
-        "ssh-aggressive": {"E2", "E3", "E24", "E25"},
-        "ssh-login": {"E1"},
-        # pam_unix(sshd:auth): authentication failure ... rhost=HOST [user=USER]
-        "ssh-pam-failure": {"E19", "E20"},
-        # Disconnecting: Too many authentication failures (address on an earlier line)
-        "ssh-auth-failure-noaddr": {"E4", "E5"},
-    },
-    "Linux_2k.log": {
-        # sshd(pam_unix)[PID]: authentication failure; ... rhost=HOST (E15 has an empty rhost)
-        "pam-auth-failure": {"E16", "E17", "E18", "E19"},
-        # ... the same with an empty rhost: a password typed on the machine itself
-        "pam-local-failure": {"E15"},
-        # logrotate: ALERT exited abnormally with [1]
-        "logrotate-failed": {"E8"},
-    },
-}
-
 
 @dataclass(frozen=True, slots=True)
 class Annotated:
@@ -251,50 +223,6 @@ def test_uncovered_kinds_really_are_missed(config: Config) -> None:
     assert set(seen) == set(UNCOVERED)
 
 
-def _replayed_hits(config: Config, path: Path) -> dict[str, set[int]]:
-    by_rule: dict[str, set[int]] = {}
-    for line_no, hits in replay_hits(config, path).items():
-        for rule, _ in hits:
-            by_rule.setdefault(rule, set()).add(line_no)
-    return by_rule
-
-
-def _events(path: Path) -> dict[int, str]:
-    with (path.parent / f"{path.name}_structured.csv").open(encoding="utf-8", newline="") as f:
-        return {int(row["LineId"]): row["EventId"] for row in csv.DictReader(f)}
-
-
-def loghub_table(config: Config, name: str) -> list[tuple[str, int, int]]:
-    """(rule, lines hit, lines of its templates) for every rule that hits or should."""
-    path = LOGHUB / name
-    hits = _replayed_hits(config, path)
-    events = _events(path)
-    wanted = LOGHUB_EVENTS[name]
-    rows = []
-    for rule in sorted(set(hits) | set(wanted)):
-        templates = {n for n, e in events.items() if e in wanted.get(rule, set())}
-        rows.append((rule, len(hits.get(rule, ())), len(templates)))
-    return rows
-
-
-@pytest.mark.parametrize("name", sorted(LOGHUB_EVENTS))
-def test_loghub_hits_are_the_template_lines(config: Config, name: str) -> None:
-    """Replayed with ``logwatch test --json``: each rule hits exactly its templates' lines."""
-    path = LOGHUB / name
-    hits = _replayed_hits(config, path)
-    events = _events(path)
-    assert len(events) == 2000
-    wanted = LOGHUB_EVENTS[name]
-    for rule in set(hits) | set(wanted):
-        templates = {n for n, e in events.items() if e in wanted.get(rule, set())}
-        got = hits.get(rule, set())
-        extra = Counter(events[n] for n in got - templates)
-        missing = Counter(events[n] for n in templates - got)
-        assert not extra, f"{name}: {rule}: hits lines of other templates: {extra}"
-        assert not missing, f"{name}: {rule}: misses lines of its templates: {missing}"
-        assert got, f"{name}: {rule} hits nothing"
-
-
 def main() -> None:
     """Print the figures for docs/rules.md."""
     config = load_config(REPO / "rules.example.toml", environ={})
@@ -307,12 +235,6 @@ def main() -> None:
               f"| {s.negatives} | {s.expected_warnings} | {s.false_positives} |")
         for problem in problems:
             print("   ", problem)
-    print()
-    print("| sample | rule | hits | template lines |")
-    print("| --- | --- | ---: | ---: |")
-    for name in sorted(LOGHUB_EVENTS):
-        for rule, hits, templates in loghub_table(config, name):
-            print(f"| {name} | {rule} | {hits} | {templates} |")
 
 
 if __name__ == "__main__":
