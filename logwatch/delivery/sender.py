@@ -41,6 +41,7 @@ from logwatch.delivery.destinations.types import Destination, Outcome, Window
 from logwatch.models import SEVERITIES, Alert, alert_id
 from logwatch.state import State, get_value, get_values, put_value
 from logwatch.supervisor import RESTART_CAP, describe_crash, supervise
+from logwatch.terminal import escape_controls
 
 if TYPE_CHECKING:  # the fleet modules load only with [fleet]
     from logwatch.fleet.link import FleetLink
@@ -274,7 +275,7 @@ class Sender:
         batch = rows[:message.count]
         if self.dry_run and self.destination.posts:
             print(f"--- {self.name} ({self.destination.kind}) would send {len(batch)} "
-                  f"alert(s):\n{message.preview}", file=self._out or sys.stdout, flush=True)
+                  f"alert(s):\n{_shown(message.preview)}", file=self._out or sys.stdout, flush=True)
             outcome = Outcome("ok")
         else:
             started = time.monotonic()
@@ -361,6 +362,11 @@ class Sender:
             self._saved = saved
             with self.state.transaction() as conn:
                 put_value(conn, NS, self.name, saved or None)
+
+
+def _shown(text: str) -> str:
+    """``text`` for a terminal: its lines kept, control characters (log text) escaped."""
+    return "\n".join(escape_controls(line) for line in text.split("\n"))
 
 
 def build_senders(config: Config, state: State, *, dry_run: bool = False,

@@ -77,3 +77,29 @@ def test_daemon_log_status_and_test_samples_are_escaped(tmp_path: Path) -> None:
     assert _raw_controls(replay.stdout) == [] and "BOOM \\x1b]0;pwned" in replay.stdout
     alerts = logwatch("test", "--alerts", "-c", str(config), str(evil_file))
     assert _raw_controls(alerts.stdout) == []
+
+
+def test_a_dry_run_preview_escapes_log_text(tmp_path: Path) -> None:
+    """`run --dry-run` prints what Telegram would get: the line's ESC and BEL escaped."""
+    import io
+
+    from logwatch.config import TelegramDestination
+    from logwatch.delivery import outbox
+    from logwatch.delivery.destinations.telegram import Telegram
+    from logwatch.delivery.sender import Sender
+    from logwatch.secret import Secret
+    from logwatch.state import State
+    from tests.fakeapi import make_alert
+
+    state = State(tmp_path / "state")
+    out = io.StringIO()
+    dest = Telegram(TelegramDestination("ops", Secret("1:x"), 1, api_url="http://127.0.0.1:9"))
+    sender = Sender(dest, state, dry_run=True, out=out)
+    with state.transaction() as conn:
+        outbox.enqueue(conn, [make_alert(1, to=("ops",), line=f"sshd[1]: user {EVIL}")])
+    sender.step()
+    state.close()
+    shown = out.getvalue()
+    assert "would send 1 alert(s)" in shown
+    assert "\\x1b]0;pwned\\x07" in shown
+    assert not any((ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F for c in shown)
