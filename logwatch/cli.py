@@ -120,6 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p = command("init", _init, "write a starter config (asks for what is not given)")
     p.add_argument("--discord-url", metavar="URL")
+    p.add_argument("--no-check", action="store_true",
+                   help="do not ask Discord whether the webhook exists (offline installs)")
     p.add_argument("--telegram-token-file", metavar="FILE", type=Path,
                    help="read the bot token from FILE (- for standard input), never from the "
                         "command line, where other users see it")
@@ -320,6 +322,7 @@ def _init(args: argparse.Namespace) -> int:
         ask_secret=getpass.getpass if interactive else None,
         telegram_api=args.telegram_api,
         out=sys.stdout,
+        check_discord=not args.no_check,
     )
     for path in written:
         print(f"wrote {path}")

@@ -320,6 +320,19 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the tests look at what was received, not at an access log."""
 
+    def do_GET(self) -> None:
+        """A webhook's own URL answers GET with the webhook (what ``logwatch init`` asks)."""
+        if not (m := _WEBHOOK_PATH.match(urlsplit(self.path).path)):
+            self._reply(404, {"message": "404: Not Found", "code": 0})
+            return
+        hook, token = m.group(1), m.group(2)
+        if (hook, token) in self.fake.webhooks:
+            self._reply(200, {"id": hook, "type": 1, "name": "fake hook", "token": token})
+        elif any(h == hook for h, _ in self.fake.webhooks):
+            self._reply(401, {"message": "Invalid Webhook Token", "code": 50027})
+        else:
+            self._reply(404, {"message": "Unknown Webhook", "code": 10015})
+
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)

@@ -39,6 +39,9 @@ from logwatch.secret import Secret
 
 log = logging.getLogger(__name__)
 
+#: how long init waits for Discord to say whether the webhook exists
+WEBHOOK_CHECK_TIMEOUT = 10.0
+
 Ask = Callable[[str], str]
 T = TypeVar("T")
 
@@ -91,6 +94,7 @@ def write_starter(
     telegram_api: str = DEFAULT_TELEGRAM_API,
     ask_secret: Ask | None = None,
     packs: Sequence[str] | None = None,
+    check_discord: bool = False,
 ) -> list[Path]:
     """Write a starter config at ``path`` (plus rules and secret files); return the files written.
 
@@ -99,7 +103,8 @@ def write_starter(
     (``getpass.getpass`` on a terminal) asks for the URL and token without echo;
     it defaults to ``ask``. ``telegram_api`` is for a local Bot API server. Refuses
     to overwrite an existing file unless ``force``. Never prints a secret. ``packs``:
-    the rule packs to enable (default: :func:`detect_packs`).
+    the rule packs to enable (default: :func:`detect_packs`). ``check_discord`` asks
+    Discord about the webhook, as the Telegram token is always asked about.
     """
     config = Path(path)
     if not force:  # before asking anything: don't make the user type a token for nothing
@@ -107,6 +112,8 @@ def write_starter(
     answers = gather(discord_url=discord_url, telegram_token=telegram_token,
                      telegram_chat=telegram_chat, state_dir=state_dir, ask=ask, out=out,
                      telegram_api=telegram_api, ask_secret=ask_secret)
+    if check_discord and answers.discord_url is not None:
+        check_webhook(answers.discord_url, out)
     chosen = tuple(packs) if packs is not None else detect_packs(out)
     answers = Answers(answers.discord_url, answers.telegram_token, answers.telegram_chat,
                       answers.telegram_api, answers.state_dir, chosen)
@@ -177,6 +184,35 @@ def _discord_url(given: str | None, ask: Ask | None, out: TextIO) -> Secret | No
     if given is not None or ask is None:
         return check((given or "").strip())
     return _ask_until(ask, out, "Discord webhook URL (empty: no Discord): ", check)
+
+
+def check_webhook(url: Secret, out: TextIO) -> None:
+    """Ask Discord about the webhook (a GET of its URL posts nothing).
+
+    Refused (401, 403, 404): a ``LogwatchError`` before anything is written. Not
+    reachable or another answer: a word, and the config is written anyway.
+    """
+    import httpx  # lazy: init without a webhook never needs it
+
+    try:
+        resp = httpx.get(url.reveal(), timeout=WEBHOOK_CHECK_TIMEOUT)
+    except httpx.HTTPError as exc:
+        out.write(f"Could not ask Discord about the webhook ({type(exc).__name__}:"
+                  f" {url.redact(str(exc))}); writing it anyway: try `logwatch send-test`.\n")
+        return
+    if resp.status_code in (401, 403, 404):
+        raise LogwatchError(f"Discord refused the webhook URL (HTTP {resp.status_code}): it was "
+                            "deleted or mistyped; copy it again from Server Settings > "
+                            "Integrations > Webhooks (nothing was written)")
+    try:
+        found = resp.json() if resp.status_code == 200 else None
+    except ValueError:
+        found = None
+    if not isinstance(found, dict) or "id" not in found:
+        out.write(f"The webhook URL answered HTTP {resp.status_code}, not as a Discord webhook "
+                  "does; writing it anyway: try `logwatch send-test`.\n")
+        return
+    out.write("Discord: the webhook exists.\n")
 
 
 def _telegram_token(given: str | None, ask: Ask | None, out: TextIO) -> Secret | None:

@@ -327,18 +327,45 @@ class TestTelegramWithoutChat:
 class TestCommandLine:
     """``logwatch init`` as a real subprocess."""
 
-    def test_init_then_check(self, tmp_path: Path) -> None:
-        """init writes, check accepts it; neither prints the webhook."""
+    def test_init_then_check(self, tmp_path: Path, fake: FakeAPI) -> None:
+        """init asks Discord about the webhook, writes, check accepts it; none prints it."""
         config = tmp_path / "logwatch.toml"
-        result = logwatch("init", "-c", str(config), "--discord-url", DISCORD_URL,
+        result = logwatch("init", "-c", str(config), "--discord-url", fake.discord_url(),
                           "--non-interactive")
         assert result.returncode == 0, result.stderr
+        assert "Discord: the webhook exists." in result.stdout
         assert f"wrote {config}" in result.stdout
         checked = logwatch("check", "-c", str(config))
         assert checked.returncode == 0, checked.stderr
         assert ": OK: " in checked.stdout and " tests passed" in checked.stdout
         for output in (result.stdout, result.stderr, checked.stdout, checked.stderr):
             assert "SECRET" not in output
+
+    def test_a_webhook_discord_refuses_stops_init(self, tmp_path: Path, fake: FakeAPI) -> None:
+        """A deleted or mistyped webhook (Discord says 404): one line, nothing written."""
+        config = tmp_path / "logwatch.toml"
+        gone = fake.discord_url().replace("/api/webhooks/", "/api/webhooks/9")
+        result = logwatch("init", "-c", str(config), "--discord-url", gone,
+                          "--non-interactive")
+        assert result.returncode == 1
+        assert "Discord refused the webhook URL (HTTP 404)" in result.stderr
+        assert "nothing was written" in result.stderr
+        assert not config.exists()
+        assert gone not in result.stdout + result.stderr
+
+    def test_an_unreachable_webhook_is_written_with_a_word(self, tmp_path: Path) -> None:
+        """No answer (offline install): said, and the config is written; --no-check skips it."""
+        config = tmp_path / "logwatch.toml"
+        closed = "http://127.0.0.1:9/api/webhooks/1/SECRET-x"
+        result = logwatch("init", "-c", str(config), "--discord-url", closed,
+                          "--non-interactive")
+        assert result.returncode == 0, result.stderr
+        assert "Could not ask Discord about the webhook" in result.stdout
+        assert "SECRET" not in result.stdout + result.stderr
+        quiet = logwatch("init", "-c", str(tmp_path / "b" / "b.toml"), "--discord-url", closed,
+                         "--non-interactive", "--no-check")
+        assert quiet.returncode == 0, quiet.stderr
+        assert "Discord" not in quiet.stdout
 
     def test_init_refuses_overwrite(self, tmp_path: Path) -> None:
         """A second init fails with one line and exit 1."""
