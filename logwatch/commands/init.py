@@ -20,6 +20,7 @@ config last, so an interrupted ``init`` never leaves a config pointing at nothin
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import stat
@@ -55,6 +56,11 @@ ATTEMPTS = 3
 #: service is asked whether it is valid (getUpdates), not the shape
 _TELEGRAM_TOKEN = regex.compile(r"[^\s/:]+:[^\s/]+")
 _CHAT_ID = regex.compile(r"-?\d+|@[A-Za-z][A-Za-z0-9_]{3,}")
+
+#: the first line of a console-only starter: ``init`` replaces such a file, unedited,
+#: without --force (the package installs one; ``logwatch init`` then adds a webhook)
+UNEDITED = "# unedited starter {digest}: `logwatch init` replaces this file until it is edited\n"
+_UNEDITED = regex.compile(r"# unedited starter ([0-9a-f]{16}): .*")
 
 HEADER = """\
 # logwatch configuration, written by `logwatch init`.
@@ -323,7 +329,7 @@ def _secret_files(config: Path, answers: Answers) -> dict[Path, Secret]:
 
 
 def _refuse_existing(paths: Sequence[Path]) -> None:
-    existing = [str(p) for p in paths if p.exists()]
+    existing = [str(p) for p in paths if p.exists() and not _unedited(p)]
     if existing:
         raise LogwatchError(f"{', '.join(existing)} already exist(s); "
                             "use --force to overwrite, or -c PATH for another location")
@@ -336,10 +342,13 @@ def _write_all(config: Path, answers: Answers, secrets: dict[Path, Secret],
         _mkdir(config.parent / CREDENTIALS, 0o700)
         for path, secret in secrets.items():
             written.append(_write(path, secret.reveal() + "\n", 0o600))
+        # a console-only starter (the package ships one) may be replaced while unedited
+        stamp = _stamped if not secrets else str
         rules = _mkdir(config.parent / RULES_DIR, 0o755) / RULES_FILE
-        written.append(_write(rules, LOCAL_RULES, 0o644))
+        written.append(_write(rules, stamp(LOCAL_RULES), 0o644))
         header = HEADER.format(path=config, rules=RULES_DIR, credentials=CREDENTIALS)
-        written.append(_write(config, header + tomli_w.dumps(starter_document(answers)), 0o644))
+        text = header + tomli_w.dumps(starter_document(answers))
+        written.append(_write(config, stamp(text), 0o644))
     except OSError as exc:
         where = exc.filename or config
         raise LogwatchError(f"cannot write {where}: {exc.strerror or exc} (run as root, "
@@ -361,6 +370,25 @@ def _mkdir(path: Path, mode: int) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(mode)  # also when it existed with a looser mode
     return path
+
+
+def _stamped(text: str) -> str:
+    """``text`` under a first line that lets a later ``init`` see it was never edited."""
+    return UNEDITED.format(digest=_digest(text)) + text
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _unedited(path: Path) -> bool:
+    """Whether ``path`` is a console-only starter exactly as ``init`` wrote it."""
+    try:
+        first, _, rest = path.read_text(encoding="utf-8").partition("\n")
+    except (OSError, UnicodeDecodeError):
+        return False
+    found = _UNEDITED.fullmatch(first)
+    return found is not None and found[1] == _digest(rest)
 
 
 def _write(path: Path, text: str, mode: int) -> Path:

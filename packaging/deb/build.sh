@@ -53,7 +53,11 @@ done
 python3 -m venv "$WORK/venv"
 "$WORK/venv/bin/pip" install --quiet --disable-pip-version-check --no-index \
     --find-links "$WHEELS" "$NAME[metrics]==$VERSION"
-"$WORK/venv/bin/logwatch" init --non-interactive -c "$ROOT/etc/logwatch/logwatch.toml" >/dev/null
+# written from inside etc/logwatch, so that no build path is written into it; it is an
+# unedited console-only starter, which a later `logwatch init` replaces without --force
+install -d -m 0755 "$ROOT/etc/logwatch"
+(cd "$ROOT/etc/logwatch" && "$WORK/venv/bin/logwatch" init --non-interactive -c logwatch.toml \
+    >/dev/null)
 
 # --- the rest of the tree -------------------------------------------------------
 install -D -m 0644 "$REPO/systemd/logwatch.service" "$ROOT/lib/systemd/system/logwatch.service"

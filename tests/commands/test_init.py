@@ -367,10 +367,29 @@ class TestCommandLine:
         assert quiet.returncode == 0, quiet.stderr
         assert "Discord" not in quiet.stdout
 
-    def test_init_refuses_overwrite(self, tmp_path: Path) -> None:
-        """A second init fails with one line and exit 1."""
+    def test_an_unedited_console_starter_is_replaced(self, tmp_path: Path,
+                                                      fake: FakeAPI) -> None:
+        """The package's console-only starter: `init` adds a webhook without --force; once
+        the starter is edited, it is the user's and init refuses as always."""
         config = tmp_path / "logwatch.toml"
         assert logwatch("init", "-c", str(config), "--non-interactive").returncode == 0
+        again = logwatch("init", "-c", str(config), "--non-interactive",
+                         "--discord-url", fake.discord_url())
+        assert again.returncode == 0, again.stderr
+        assert 'url_file = "credentials/discord"' in config.read_text()
+        mine = tmp_path / "mine"
+        mine_config = mine / "logwatch.toml"
+        assert logwatch("init", "-c", str(mine_config), "--non-interactive").returncode == 0
+        mine_config.write_text(mine_config.read_text() + "# my note\n")
+        refused = logwatch("init", "-c", str(mine_config), "--non-interactive")
+        assert refused.returncode == 1
+        assert "already exist(s)" in refused.stderr
+
+    def test_init_refuses_overwrite(self, tmp_path: Path) -> None:
+        """A second init over a config the user has edited fails with one line and exit 1."""
+        config = tmp_path / "logwatch.toml"
+        assert logwatch("init", "-c", str(config), "--non-interactive").returncode == 0
+        (tmp_path / "rules.d" / "local.toml").write_text("# mine\n", encoding="utf-8")
         again = logwatch("init", "-c", str(config), "--non-interactive")
         assert again.returncode == 1
         assert "--force" in again.stderr

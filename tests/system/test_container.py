@@ -96,7 +96,7 @@ def prepare(root: Path, deb: Path, discord_url: str, metrics_port: int) -> None:
     """Install the package, ``logwatch init``, an adm log, and the unit that runs the checks."""
     shutil.copy(deb, root / "root" / deb.name)
     in_container(root, "dpkg", "-i", f"/root/{deb.name}")
-    in_container(root, "logwatch", "init", "--force", "--non-interactive",
+    in_container(root, "logwatch", "init", "--non-interactive",
                  "--discord-url", discord_url)
     config = root / "etc/logwatch/logwatch.toml"
     config.write_text(config.read_text() + f'\n[metrics]\nlisten = "127.0.0.1:{metrics_port}"\n')
