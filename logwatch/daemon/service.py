@@ -587,14 +587,17 @@ class Service:
         if self._nothing_here_checked or time.monotonic() - self._started < NOTHING_HERE_AFTER:
             return
         self._nothing_here_checked = True
-        empty = []
+        by_reason: dict[str, list[str]] = {}
         for source in self.sources:
             check: Callable[[], str | None] | None = getattr(source, "nothing_here", None)
             if check is not None and (why := check()) is not None and source.name not in self._read:
-                empty.append(f'"{source.name}" ({why})')
+                by_reason.setdefault(why, []).append(f'source "{source.name}"')
+        # one reason once: "auth", "kernel" (no journal files in ...), "nginx" (no ...)
+        empty = [f"{', '.join(names)} ({why})" for why, names in by_reason.items()]
         if empty:
-            what = "this machine" if len(empty) == len(self.sources) else "some sources"
-            log.warning("nothing to read here for source %s: their rules stay silent on %s; "
+            quiet = sum(len(names) for names in by_reason.values())
+            what = "this machine" if quiet == len(self.sources) else "some sources"
+            log.warning("nothing to read here for %s: their rules stay silent on %s; "
                         "try `logwatch test -c %s SAMPLE.log` on a log from elsewhere, or "
                         "`logwatch send-test -c %s DEST` to try a destination",
                         ", ".join(empty), what, self.config.path, self.config.path)
@@ -603,8 +606,9 @@ class Service:
         now = time.monotonic()
         for name, source_config in self.config.sources.items():
             limit = source_config.silent_after
-            last = self._last_data.get(name)
-            silent = limit is not None and last is not None and now - last > limit
+            # a source that has produced nothing since the start is silent since the start
+            last = self._last_data.get(name, self._started)
+            silent = limit is not None and now - last > limit
             if silent and name not in self._silent_warned:
                 self._silent_warned.add(name)
                 log.warning('source "%s" has been silent for over %.0fs (silent_after)', name,

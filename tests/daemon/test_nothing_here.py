@@ -37,3 +37,25 @@ def test_an_empty_journal_is_recognised(tmp_path: Path) -> None:
     (tmp_path / "run" / "abc").mkdir(parents=True)
     (tmp_path / "run" / "abc" / "system.journal").write_bytes(b"")
     assert journal_files_exist([tmp_path / "var", tmp_path / "run"])
+
+
+def test_sources_with_the_same_reason_share_it(tmp_path: Path) -> None:
+    """Thirteen packs' sources on an empty machine: each reason is said once, not per source."""
+    config = write(tmp_path / "c.toml", f"""
+[logwatch]
+state_dir = "{tmp_path / 'state'}"
+[sources.auth]
+files = ["{tmp_path / 'gone' / 'x.log'}"]
+journal = {{ match = ["SYSLOG_FACILITY=4"] }}
+[sources.kernel]
+files = ["{tmp_path / 'gone' / 'y.log'}"]
+journal = {{ match = ["SYSLOG_FACILITY=0"] }}
+""")
+    fake = write(tmp_path / "journalctl", "#!/bin/sh\nexec sleep 60\n")  # an empty journal
+    fake.chmod(0o755)
+    with Daemon(config, env={"PATH": f"{tmp_path}:/usr/bin:/bin"}) as daemon:
+        err = daemon.wait_stderr("nothing to read here")
+        line = next(x for x in err.splitlines() if "nothing to read here" in x)
+        assert 'source "auth", source "kernel" (' in line
+        assert line.count("no journal files") == 1
+        assert daemon.stop() == 0
