@@ -35,6 +35,7 @@ import tomli_w
 
 from logwatch import packs as shipped
 from logwatch.config import DEFAULT_TELEGRAM_API, TelegramDestination
+from logwatch.config.document import MAX_CONFIG_BYTES
 from logwatch.errors import LogwatchError
 from logwatch.secret import Secret
 
@@ -212,7 +213,7 @@ def check_webhook(url: Secret, out: TextIO) -> None:
                             "Integrations > Webhooks (nothing was written)")
     try:
         found = resp.json() if resp.status_code == 200 else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or JSON nested to exhaust the parser
         found = None
     if not isinstance(found, dict) or "id" not in found:
         out.write(f"The webhook URL answered HTTP {resp.status_code}, not as a Discord webhook "
@@ -384,8 +385,12 @@ def _digest(text: str) -> str:
 def _unedited(path: Path) -> bool:
     """Whether ``path`` is a console-only starter exactly as ``init`` wrote it."""
     try:
-        first, _, rest = path.read_text(encoding="utf-8").partition("\n")
+        with path.open("rb") as f:  # a starter is small: never read a huge file whole
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        first, _, rest = data.decode("utf-8").partition("\n")
     except (OSError, UnicodeDecodeError):
+        return False
+    if len(data) > MAX_CONFIG_BYTES:
         return False
     found = _UNEDITED.fullmatch(first)
     return found is not None and found[1] == _digest(rest)

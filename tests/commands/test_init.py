@@ -459,3 +459,35 @@ def test_init_enables_the_packs_whose_logs_are_here(tmp_path: Path,
     write_starter(config, discord_url=None, telegram_token=None, telegram_chat=None,
                   out=io.StringIO(), packs=["ssh"])
     assert load_config(config, environ={}).settings.packs == ("ssh",)
+
+
+def test_a_hostile_webhook_reply_is_a_word_not_a_crash(tmp_path: Path) -> None:
+    """A URL that answers JSON nested 100,000 deep: said once, the config written anyway."""
+    import http.server
+    import threading
+
+    from logwatch.commands.init import check_webhook
+    from logwatch.secret import Secret
+
+    class Deep(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"[" * 100_000 + b"]" * 100_000
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet."""
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Deep)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        out = io.StringIO()
+        check_webhook(Secret(f"http://127.0.0.1:{server.server_address[1]}/api/webhooks/1/x"),
+                      out)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "not as a Discord webhook does" in out.getvalue()
