@@ -380,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pool = DATA / f"cost-pool-{POOL_LINES}.log"
     if not pool.exists():
         generate(pool, POOL_LINES)
-    tables, origin = rule_tables(REPO / "rules.example.toml", BENCH / "extra_rules.toml")
+    tables, origin = rule_tables(BENCH / "extra_rules.toml")
     print(f"{len(tables)} rules ({origin}) + the mark rule; {os.cpu_count()} CPUs; "
           f"load average {os.getloadavg()[0]:.2f}; {args.seconds:g} s windows", flush=True)
     rows: list[Row] = []
