@@ -9,6 +9,7 @@ events and journal output all write to, so it wakes at once for any of them.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import select
@@ -54,6 +55,8 @@ ALERTS_PER_COMMIT = 2000
 #: sized by the alerts per byte of the last one, at most MAX_PIECE
 FIRST_PIECE = 64 << 10
 MAX_PIECE = 1 << 20
+#: the timers (summaries, digests, silent sources...) are looked at at most this often
+TICK_EVERY = 0.25
 #: the ``logwatch status`` lines of the policy are rewritten at most this often while busy
 STATUS_EVERY = 1.0
 #: delivered rows are kept this long (for `status`), then pruned so the outbox stays small
@@ -164,6 +167,7 @@ class Service:
         self._read: set[str] = set()
         self._nothing_here_checked = False
         self._last_ping = 0.0
+        self._last_tick = float("-inf")
         self._last_prune = 0.0
         self._last_status = float("-inf")
         self._last_fleet_status = float("-inf")
@@ -195,8 +199,12 @@ class Service:
 
     # -- life cycle ---------------------------------------------------------
 
-    def startup(self) -> None:
-        """Open state, sources and senders; tell the user and systemd what runs."""
+    def startup(self, *, freeze: bool = False) -> None:
+        """Open state, sources and senders; tell the user and systemd what runs.
+
+        ``freeze``: the daemon's own process (:meth:`serve`), where what start-up built
+        can be kept out of the garbage collector's passes (:func:`_freeze_startup_objects`).
+        """
         with self.state.transaction() as conn:
             self.policy.load(conn)
         self._start_sources()
@@ -207,6 +215,8 @@ class Service:
         if self._state_note is not None:
             self._commit([self._logwatch_alert("state database damaged", self._state_note)])
             self._state_note = None
+        if freeze:
+            _freeze_startup_objects()
         self._banner()
         self.notifier.ready(self._status_line())
 
@@ -221,7 +231,7 @@ class Service:
             self.fleet.close()
         self.fleet = self._fleet_link(config)
         self.policy = self._new_policy(config)
-        self.startup()
+        self.startup(freeze=True)
 
     def main_loop(self) -> None:
         """Read, match, decide and commit until asked to stop.
@@ -235,10 +245,18 @@ class Service:
                 self.reload_requested = False
                 self.reload()
             self.pump()
-            self.tick()
+            self._tick_when_due()
             self._keepalive()
             if not self.should_exit and self.waker.wait(self._sleep_time(), self._fds()):
                 self._gather()
+
+    def _tick_when_due(self) -> None:
+        """:meth:`tick`, at most every TICK_EVERY: under a trickle the loop wakes 20 times a
+        second, and its timers (windows of seconds or more) need not be looked at that often."""
+        now = time.monotonic()
+        if now - self._last_tick >= TICK_EVERY:
+            self._last_tick = now
+            self.tick()
 
     def _fds(self) -> list[int]:
         """The sources' descriptors to wait on besides the self-pipe (inotify)."""
@@ -286,7 +304,7 @@ class Service:
         self._install_signals()
         if early is not None and early.stop_requested:
             self.should_exit = True
-        self.startup()
+        self.startup(freeze=True)
         try:
             self.main_loop()
         finally:
@@ -670,6 +688,18 @@ class EarlyStop:
 
     def _on_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_requested = True
+
+
+def _freeze_startup_objects() -> None:
+    """Keep what start-up built (compiled rules, tables, modules) out of the collector's passes.
+
+    Those objects live as long as the configuration; left in the collected generations, each
+    full collection walks all of them again while the daemon follows a busy log. A reload
+    unfreezes first, so that the old configuration's cycles are collected.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def _next_piece(got: int, alerts: int, room: int) -> int:
