@@ -102,7 +102,7 @@ class Alert:
         # not dataclasses.asdict: it deep-copies every value, and costs more than the encoding
         data = {name: getattr(self, name) for name in _ALERT_FIELDS}
         data["fields"] = dict(self.fields)
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        return _ENCODER.encode(data)
 
     @classmethod
     def from_json(cls, text: str) -> Alert:
@@ -113,6 +113,8 @@ class Alert:
 
 
 _ALERT_FIELDS = tuple(f.name for f in fields(Alert))
+#: ``json.dumps`` with options builds an encoder per call; an alert is a plain tree
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
 
 def alert_id(*parts: str) -> str:
