@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from logwatch import metrics
 from logwatch.config import Config, load_config
@@ -44,6 +44,9 @@ if TYPE_CHECKING:  # loaded only with [fleet]
 
 log = logging.getLogger(__name__)
 
+#: what one :meth:`Service._process` did: nothing new, all there was, or stopped at a limit
+Progress = Literal["idle", "done", "more"]
+
 #: how much one source may read before the others get their turn; also one transaction's
 #: worth of lines during a catch-up, so each commit's fixed cost is spread over many lines
 READ_BUDGET = 4 << 20
@@ -51,6 +54,10 @@ READ_BUDGET = 4 << 20
 #: is read by the next one), so a burst of matching lines costs the memory of a few
 #: thousand alerts, not of 70,000 (see :meth:`Service._process`)
 ALERTS_PER_COMMIT = 2000
+#: a transaction is committed once it has been open this long, so that a line waits at
+#: most about ``batch_wait`` plus this before its alert can be sent, even while a busy
+#: writer keeps the source from running dry (a backlog is then read in slices this long)
+TRANSACTION_TIME = 0.025
 #: a transaction's lines are read and matched a piece at a time: first a small one, then
 #: sized by the alerts per byte of the last one, at most MAX_PIECE
 FIRST_PIECE = 64 << 10
@@ -314,26 +321,37 @@ class Service:
     # -- the pipeline ---------------------------------------------------------
 
     def pump(self) -> None:
-        """Read every source until none has anything new (or we must stop)."""
-        busy = True
-        while busy and not self.should_exit:
-            busy = False
-            for source in self.sources:
-                if self._process(source):
-                    busy = True
+        """Read every source until none has a backlog left (or we must stop).
+
+        A source whose read stopped at a limit (READ_BUDGET, ALERTS_PER_COMMIT,
+        TRANSACTION_TIME) has more waiting: it is read again at once. One that read all
+        there was is not, even if its writer has added lines meanwhile: those wake the
+        loop, which gathers them for ``batch_wait``, rather than being chased a few
+        lines at a time (a commit each) while a busy writer keeps going.
+        """
+        behind = list(self.sources)
+        while behind and not self.should_exit:
+            behind = [source for source in behind if self._process(source) == "more"]
             self._keepalive()
 
-    def _process(self, source: Source) -> bool:
+    def _process(self, source: Source) -> Progress:
         """Read, match and feed ``source``'s new lines, commit alerts and checkpoint as one.
 
         Up to READ_BUDGET bytes, a piece at a time, or fewer once ALERTS_PER_COMMIT
-        alerts are waiting: the checkpoint then covers exactly the pieces read, and the
-        rest is read by the next call. False if there was nothing new.
+        alerts are waiting or TRANSACTION_TIME has passed: the checkpoint then covers
+        exactly the pieces read, and the rest is read by the next call ("more").
+        "idle": there was nothing new; "done": all there was is committed.
         """
         alerts: list[Alert] = []
         lines = size = 0
         piece = FIRST_PIECE
-        while size < READ_BUDGET and len(alerts) < ALERTS_PER_COMMIT:
+        ends = time.monotonic() + TRANSACTION_TIME
+        progress: Progress = "done"
+        while True:
+            if size >= READ_BUDGET or len(alerts) >= ALERTS_PER_COMMIT or (
+                    size and time.monotonic() >= ends):
+                progress = "more"
+                break
             chunks = source.read(piece)
             if not chunks:
                 break
@@ -343,14 +361,14 @@ class Service:
             self._keepalive()  # many slow pieces in one read: systemd's watchdog keeps hearing
             piece = _next_piece(got, len(alerts) - before, ALERTS_PER_COMMIT - len(alerts))
         if not size:
-            return False
+            return "idle"
         self._commit(alerts, source)
         self._last_data[source.name] = time.monotonic()
         self._read.add(source.name)
         self._silent_warned.discard(source.name)
         self.stats.count(lines, len(alerts))
         metrics.current().lines_read(source.name, lines)
-        return True
+        return progress
 
     def _match(self, chunks: list[Chunk], alerts: list[Alert]) -> int:
         """Append the alerts the lines of ``chunks`` cause to ``alerts``; how many lines.
