@@ -55,7 +55,7 @@ sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 
 from generate import generate  # noqa: E402
-from run import DATA, REPO, rule_tables  # noqa: E402
+from run import DATA, rule_tables  # noqa: E402
 
 from logwatch.state import DB_NAME  # noqa: E402
 from tests.fakeapi import FakeAPI  # noqa: E402
@@ -77,11 +77,21 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # the daemon's figures, from /proc
 
 
+def _stat_seconds(stat_path: str) -> float:
+    """utime + stime from a ``/proc`` stat file, in seconds (fields 14 and 15 of proc(5))."""
+    stat = Path(stat_path).read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of process ``pid`` (all its threads), in seconds."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of proc(5)
+    return _stat_seconds(f"/proc/{pid}/stat")
+
+
+def main_thread_seconds(pid: int) -> float:
+    """utime + stime of the daemon's main thread (reading, matching, the policy, commits)."""
+    return _stat_seconds(f"/proc/{pid}/task/{pid}/stat")
 
 
 def memory_kib(pid: int) -> dict[str, int]:
@@ -275,8 +285,10 @@ def follow(tmp: Path, rate: int, n_files: int, seconds: float, warmup: float, ti
         time.sleep(warmup)
         spy = profiler(run.pid, seconds, profile)
         cpu0, t0, lines0 = cpu_seconds(run.pid), time.monotonic(), written.value
+        main0 = main_thread_seconds(run.pid)
         time.sleep(seconds)
         cpu1, t1, lines1 = cpu_seconds(run.pid), time.monotonic(), written.value
+        main1 = main_thread_seconds(run.pid)
         mem = memory_kib(run.pid)
         if spy is not None:
             spy.wait(30)
@@ -295,7 +307,9 @@ def follow(tmp: Path, rate: int, n_files: int, seconds: float, warmup: float, ti
     load = os.getloadavg()[0]
     latencies = sorted((arrivals[t] - w) * 1000 for t, w in marks.items() if t in arrivals)
     missing = len(marks) - len(latencies)
-    note = (f"{lines / (t1 - t0):,.0f} lines/s written, {len(marks)} marks; caught up "
+    main_share = 100 * (main1 - main0) / max(cpu1 - cpu0, 1e-9)
+    note = (f"{lines / (t1 - t0):,.0f} lines/s written, {len(marks)} marks; main thread "
+            f"{main_share:.0f}% of the CPU (senders the rest); caught up "
             f"{lag:.2f} s after the writer; load {load:.1f}")
     if missing:
         note += f"; {missing} of {len(marks)} marks NOT DELIVERED"
