@@ -29,9 +29,13 @@ _DAMAGED_CODES = {11, 26}
 #: one encoder for every value: ``json.dumps`` with options builds a new one per call;
 #: stored values are plain trees (no cycles to look for)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
-#: SQLite's page cache per connection (KiB): a catch-up rewrites thousands of policy rows
-#: per transaction, spread over the whole kv table; the default 2 MiB makes it re-read pages
-CACHE_KIB = 16 << 10
+#: SQLite's page cache of the thread that opened the state (KiB): a catch-up rewrites
+#: thousands of policy rows per transaction, spread over the whole kv table; the default
+#: 2 MiB makes it re-read pages
+CACHE_KIB = 8 << 10
+#: the other threads' (senders: the head of their queue, a row's status): each cache fills
+#: up to its size during a burst, and the daemon's memory with it
+THREAD_CACHE_KIB = 1 << 10
 _UPSERT = ("INSERT INTO kv (ns, key, value) VALUES (?, ?, ?) "
            "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value")
 _DELETE = "DELETE FROM kv WHERE ns = ? AND key = ?"
@@ -82,6 +86,7 @@ class State:
         self.path = Path(state_dir) / DB_NAME
         self.readonly = readonly
         self._local = threading.local()
+        self._owner = threading.get_ident()
         if not readonly:
             try:
                 Path(state_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -128,7 +133,8 @@ class State:
                                        check_same_thread=False)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+                cache = CACHE_KIB if threading.get_ident() == self._owner else THREAD_CACHE_KIB
+                conn.execute(f"PRAGMA cache_size=-{cache}")
         except sqlite3.Error as exc:
             raise state_error(self.path, exc, "cannot open the state database: ") from exc
         return conn
