@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -66,6 +66,14 @@ NS = "policy"
 STATUS_NS = "policy-status"
 #: live keys kept per rule and kind (threshold windows, dedup windows, incidents)
 MAX_KEYS = 10_000
+
+
+def _rule_of(kind: str, rest: str) -> str:
+    """The rule id in a saved row's kv key after its kind: ``BIRTH/rule/key`` or, in the old
+    form (lower-case kind), ``rule/key``."""
+    if kind.islower():
+        return rest.partition("/")[0]
+    return rest.split("/", 2)[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,29 +359,32 @@ class Policy:
     def load(self, conn: sqlite3.Connection) -> None:
         """Restore windows and counters from the state database."""
         self._reset()
-        tables: dict[str, Table[Any]] = {t.kind: t for t in self._tables()}
         for kv_key, value in get_values(conn, NS).items():
-            kind, _, rest = kv_key.partition("/")
             try:
-                if kind == "c":
-                    self.counters = Counters.load(value)
-                elif kind == "s" and rest in self.config.destinations:
-                    self.storms.by_dest[rest] = Storm.load(value)
-                elif kind in tables and self._still_used(kind, rest.partition("/")[0]):
-                    rule_id = rest.partition("/")[0]
-                    table = tables[kind]
-                    key = rest.partition("/")[2]
-                    table.rows.setdefault(rule_id, OrderedDict())[key] = table.load(value)
-                else:
-                    log.info("policy: dropping saved state %r (its rule or destination is gone)",
-                             kv_key)
-                    self._dirty.add(kv_key)
-            except (TypeError, ValueError, KeyError):
+                self._restore(kv_key, value)
+            except (TypeError, ValueError, KeyError, IndexError):
                 log.warning("policy: unreadable saved state %r dropped", kv_key)
                 self._dirty.add(kv_key)
         self.windows.sort(lambda w: w[-1] if w else 0.0)
         self.suppressions.sort(lambda s: s.until)
         self.incidents.sort(lambda i: i.last)
+
+    def _restore(self, kv_key: str, value: Any) -> None:
+        """Load one saved row; one of a rule or destination that is gone is deleted."""
+        kind, _, rest = kv_key.partition("/")
+        table = self._table_of.get(kind.lower())
+        if kind == "c":
+            self.counters = Counters.load(value)
+        elif kind == "s" and rest in self.config.destinations:
+            self.storms.by_dest[rest] = Storm.load(value)
+        elif table is not None and self._still_used(table.kind, _rule_of(kind, rest)):
+            table.restore(kv_key, value)
+            if kind == table.kind:  # the old form: rewritten under a birth, this one deleted
+                self._dirty.add(kv_key)
+        else:
+            log.info("policy: dropping saved state %r (its rule or destination is gone)",
+                     kv_key)
+            self._dirty.add(kv_key)
 
     def _still_used(self, kind: str, rule_id: str) -> bool:
         """Whether saved state of ``kind`` still means something for the configured rule."""
@@ -408,13 +419,10 @@ class Policy:
         if kind == "s":
             storm = self.storms.by_dest.get(rest)
             return storm.dump() if storm is not None else None
-        table = self._table_of.get(kind)
-        if table is None:
-            return None
-        rule_id, _, key = rest.partition("/")
-        rows = table.rows.get(rule_id)
-        value = None if rows is None else rows.get(key)
-        return None if value is None else table.dump(value)
+        table = self._table_of.get(kind.lower())
+        if table is None or kind != table.kv_kind:
+            return None  # an old-form row, rewritten under its birth
+        return table.saved_form(kv_key)
 
     def unsaved(self) -> frozenset[str]:
         """The keys the next :meth:`save` writes (kept to hand to :meth:`save_failed`)."""

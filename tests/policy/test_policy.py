@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from logwatch.config import Config, load_config
 from logwatch.models import Alert, Hit, LogLine
 from logwatch.policy import NS, STATUS_NS, Policy, clock_span, clock_time
-from logwatch.state import State, get_values
+from logwatch.state import State, get_values, put_value
 from tests.helpers import write
 
 T0 = 1_750_000_000.0  # a fixed start: tests never read the real clock
@@ -85,6 +85,20 @@ class Feeder:
         while (due := self.policy.next_due()) is not None:
             self.alerts += self.policy.tick(due)
         self.tick(t)
+
+
+def saved_keys(rows: dict[str, object], kind: str) -> list[tuple[str, str]]:
+    """``(rule, key)`` of the saved rows of one table (``KIND/BIRTH/rule/key``), in kv order."""
+    return [tuple(kv_key.split("/", 3)[2:]) for kv_key in sorted(rows)  # type: ignore[misc]
+            if kv_key.startswith(f"{kind}/")]
+
+
+def saved(rows: dict[str, object], kind: str, rule_id: str, key: str) -> object:
+    """The saved value of one table row, whatever its birth."""
+    found = [value for kv_key, value in rows.items()
+             if kv_key.startswith(f"{kind}/") and kv_key.split("/", 3)[2:] == [rule_id, key]]
+    assert len(found) == 1, f"{len(found)} saved rows for {kind} {rule_id} {key}"
+    return found[0]
 
 
 def kinds(alerts: Iterable[Alert]) -> list[str]:
@@ -468,9 +482,63 @@ class TestState:
         assert len(written) == 2  # the window of 2.2.2.2 and the counters
         with state.transaction() as conn:
             rows = get_values(conn, NS)
-            assert rows["t/ssh/2.2.2.2"] == [T0, T0 + 1]
+            assert saved(rows, "T", "ssh", "2.2.2.2") == [T0, T0 + 1]
             assert "live keys" in get_values(conn, STATUS_NS)
         state.close()
+
+    def test_rows_are_stored_in_the_order_they_were_born(self, config: Config) -> None:
+        """The kv table's order is the rows' creation order, not their addresses: what a
+        commit changes sits together at the end of the tree (few pages to write)."""
+        feeder = Feeder(Policy(config))
+        for t, ip in enumerate(["9.9.9.9", "1.1.1.1", "5.5.5.5"]):
+            feeder.hit(t, ip)
+        state = State(config.settings.state_dir)
+        with state.transaction() as conn:
+            feeder.policy.save(conn)
+            rows = get_values(conn, NS)
+        state.close()
+        assert saved_keys(rows, "T") == [("ssh", "9.9.9.9"), ("ssh", "1.1.1.1"),
+                                         ("ssh", "5.5.5.5")]
+
+    def test_a_row_born_again_gets_a_new_place_and_the_old_one_goes(
+            self, config: Config) -> None:
+        """A window that fired (its row deleted) and opens again is a new row."""
+        feeder = Feeder(Policy(config))
+        state = State(config.settings.state_dir)
+        feeder.hit(0, "1.1.1.1")
+        with state.transaction() as conn:
+            feeder.policy.save(conn)
+            before = set(get_values(conn, NS))
+        for t in range(1, 5):  # the 5th hit fires: the window's row is deleted
+            feeder.hit(t, "1.1.1.1")
+        feeder.finish(7200)  # the dedup window ends too
+        feeder.hit(7300, "1.1.1.1")  # a new window
+        with state.transaction() as conn:
+            feeder.policy.save(conn)
+            rows = get_values(conn, NS)
+        state.close()
+        assert saved(rows, "T", "ssh", "1.1.1.1") == [T0 + 7300]
+        assert not {k for k in before if k.startswith("T/")} & set(rows)
+
+    def test_rows_saved_by_earlier_versions_are_loaded_and_rewritten(
+            self, config: Config) -> None:
+        """``t/rule/key`` rows (before births) still count, and are moved to the new form."""
+        state = State(config.settings.state_dir)
+        with state.transaction() as conn:
+            put_value(conn, NS, "t/ssh/1.1.1.1", [T0, T0 + 1, T0 + 2, T0 + 3])
+        policy = Policy(config)
+        with state.transaction() as conn:
+            policy.load(conn)
+        feeder = Feeder(policy)
+        assert [a.count for a in feeder.hit(4, "1.1.1.1")] == [5]  # with the 4 saved hits
+        feeder.hit(5, "2.2.2.2")
+        with state.transaction() as conn:
+            policy.save(conn)
+            rows = get_values(conn, NS)
+        state.close()
+        assert not [k for k in rows if k.startswith("t/")]
+        assert saved(rows, "T", "ssh", "2.2.2.2") == [T0 + 5]
+        assert saved(rows, "D", "ssh", "1.1.1.1") is not None  # the dedup window it opened
 
     def test_status_lines_can_wait_for_a_later_save(self, config: Config) -> None:
         """``save(status=False)`` keeps the windows exact and leaves the status lines for later."""
@@ -479,7 +547,7 @@ class TestState:
         state = State(config.settings.state_dir)
         with state.transaction() as conn:
             feeder.policy.save(conn, status=False)
-            assert get_values(conn, NS)["t/ssh/1.1.1.1"] == [T0]
+            assert saved(get_values(conn, NS), "T", "ssh", "1.1.1.1") == [T0]
             assert get_values(conn, STATUS_NS) == {}
             assert feeder.policy.status_stale
             feeder.policy.save_status(conn)
