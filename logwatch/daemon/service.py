@@ -60,7 +60,7 @@ ALERTS_PER_COMMIT = 2000
 TRANSACTION_TIME = 0.025
 #: a transaction's lines are read and matched a piece at a time: first a small one, then
 #: sized by the alerts per byte of the last one, at most MAX_PIECE
-FIRST_PIECE = 64 << 10
+FIRST_PIECE = 128 << 10
 MAX_PIECE = 1 << 20
 #: the timers (summaries, digests, silent sources...) are looked at at most this often
 TICK_EVERY = 0.25
