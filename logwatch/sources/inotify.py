@@ -3,7 +3,10 @@
 One inotify descriptor per file source, watching the followed directories, and
 no thread: the service waits on :meth:`Watcher.fileno` next to its self-pipe,
 and the tailer calls :meth:`Watcher.drain` at each read, which names the
-followed paths that were written, created, moved or deleted. An overflowed
+followed paths that were written, created, moved or deleted: a path only
+written to (``IN_MODIFY``, ``IN_CLOSE_WRITE``) apart from one whose name now
+holds another file or none (create, moved to or from, delete), since only the
+latter needs its identity checked. An overflowed
 queue (``IN_Q_OVERFLOW``) or a watched directory that went away asks for a full
 check at once, so the tailer can trust inotify between its (rare) periodic
 checks. Where inotify is not available (not Linux, no watches left) the
@@ -22,7 +25,7 @@ import logging
 import os
 import stat
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +52,13 @@ MASK = (IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | I
         | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 #: events that end a watch or lose some: check everything
 _RESCAN = IN_Q_OVERFLOW | IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF
+#: events that only say data changed: the name still holds the same file
+_WRITTEN = IN_MODIFY | IN_CLOSE_WRITE
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len (struct inotify_event)
 #: one read() of events: room for about 500 events with short names
 _READ_SIZE = 64 << 10
+#: a read() that returned less than this emptied the queue (room for one more event was left)
+_DRAINED = _READ_SIZE - _EVENT.size - 256
 
 
 class _Libc:
@@ -80,15 +87,17 @@ def _check(result: int, what: str) -> int:
 
 def parse_events(data: bytes) -> list[tuple[int, int, bytes]]:
     """``(wd, mask, name)`` of each ``struct inotify_event`` in ``data``."""
-    events = []
-    at, size = 0, len(data)
+    return list(iter_events(data))
+
+
+def iter_events(data: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """:func:`parse_events`, one event at a time."""
+    at, size, unpack = 0, len(data), _EVENT.unpack_from
     while at + _EVENT.size <= size:
-        wd, mask, _cookie, length = _EVENT.unpack_from(data, at)
+        wd, mask, _cookie, length = unpack(data, at)
         at += _EVENT.size
-        name = data[at : at + length].rstrip(b"\0")
+        yield wd, mask, data[at : at + length].rstrip(b"\0") if length else b""
         at += length
-        events.append((wd, mask, name))
-    return events
 
 
 class Watcher:
@@ -96,14 +105,18 @@ class Watcher:
 
     ``notify(path)`` is called from :meth:`drain` for each followed path named by an
     event, ``notify(None)`` when everything must be checked (overflow, a directory
-    gone or replaced). Raises :class:`OSError` where inotify cannot be had.
+    gone or replaced). With ``written``, a path named only by writes (the same file,
+    more data) goes to ``written(path)`` instead, and ``notify`` hears only of names
+    that may now hold another file. Raises :class:`OSError` where inotify cannot be had.
     """
 
     def __init__(self, notify: Callable[[str | None], None],
-                 followed: Callable[[str], bool]) -> None:
+                 followed: Callable[[str], bool], *,
+                 written: Callable[[str], None] | None = None) -> None:
         self._libc = _Libc()
         self._fd = _check(self._libc.init1(IN_NONBLOCK | IN_CLOEXEC), "inotify_init1")
         self._notify = notify
+        self._written = written or notify
         self._followed = followed
         self._watches: dict[str, tuple[tuple[int, int], int]] = {}
         self._dirs: dict[int, str] = {}
@@ -157,26 +170,34 @@ class Watcher:
                 return
             if not data:
                 return
-            self._dispatch(parse_events(data))
+            self._dispatch(data)
+            if len(data) < _DRAINED:
+                return  # the queue was empty: a second read() would only say so
 
-    def _dispatch(self, events: list[tuple[int, int, bytes]]) -> None:
-        named: set[str] = set()
+    def _dispatch(self, data: bytes) -> None:
+        """Report the events of one read(): each followed path once, names before writes.
+
+        Events are merged by (watch, raw name) before any path is built: a busy file
+        sends one event per write, and only its first costs a join and a lookup.
+        """
+        masks: dict[tuple[int, bytes], int] = {}
         rescan = False
-        for wd, mask, name in events:
+        for wd, mask, name in iter_events(data):
             if mask & _RESCAN:
                 if mask & IN_Q_OVERFLOW:
                     self.overflows += 1
                     log.info("inotify queue overflowed; checking every followed file")
                 rescan = True
-                continue
+            elif name and not mask & IN_ISDIR:
+                key = (wd, name)
+                masks[key] = masks.get(key, 0) | mask
+        for (wd, name), mask in masks.items():
             directory = self._dirs.get(wd)
-            if directory is None or not name or mask & IN_ISDIR:
+            if directory is None:
                 continue
             path = os.path.join(directory, os.fsdecode(name))
-            if path not in named and self._followed(path):
-                named.add(path)
-        for path in named:
-            self._notify(path)
+            if self._followed(path):
+                (self._notify if mask & ~_WRITTEN else self._written)(path)
         if rescan:
             self._notify(None)
 
