@@ -147,6 +147,7 @@ class _Tail:
     _stream: str | None = None
     #: the checkpoint entry, encoded, and the fields it was encoded from
     _entry: tuple[tuple[Any, ...], str] | None = None
+    _path_json: str | None = None
 
     @property
     def stream(self) -> str:
@@ -233,12 +234,25 @@ class _Tail:
         return entry
 
     def encoded(self) -> str:
-        """:meth:`state` as compact JSON, encoded again only when it changed."""
+        """:meth:`state` as ``logwatch.state.encode`` writes it, formatted again only when it
+        changed (a checkpoint of 1,000 files after a read of a few costs a few)."""
         # every field of state() that ever changes after construction
         key = (self.offset, self.gen, self.fp, self.skipping, self.retired, self.fd < 0)
         if self._entry is None or self._entry[0] != key:
-            self._entry = key, encode(self.state())
+            self._entry = key, self._format()
         return self._entry[1]
+
+    def _format(self) -> str:
+        # the JSON of state() without the encoder's per-value dispatch: ints, a bool, a
+        # hex digest or null; the path (any text) goes through the encoder once
+        if self._path_json is None:
+            self._path_json = encode(self.path)
+        fp = "null" if self.fp is None else f'"{self.fp}"'
+        flags = (',"retired":true' if self.retired else "") + (',"parked":true' if self.fd < 0
+                                                                 else "")
+        return (f'{{"path":{self._path_json},"dev":{self.dev},"ino":{self.ino},"gen":{self.gen},'
+                f'"offset":{self.offset},"fp":{fp},"fp_len":{self.fp_len},'
+                f'"skip":{"true" if self.skipping else "false"}{flags}}}')
 
     def close(self) -> None:
         """Close the descriptor (idempotent); a followed file is then parked."""
@@ -785,7 +799,8 @@ class FileSource:
 
     def _add(self, tail: _Tail, pieces: Iterable[tuple[int, bytes]], chunks: list[Chunk]) -> None:
         for at, data in pieces:
-            tail.settle_fingerprint(force=True)
+            if tail.fp is None:
+                tail.settle_fingerprint(force=True)
             chunks.append(Chunk(self.name, tail.path, data, tail.stream, tail.offset + at))
 
     def _emit_partial(self, tail: _Tail, chunks: list[Chunk]) -> int:

@@ -59,6 +59,8 @@ _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len (struct inotify_event)
 _READ_SIZE = 64 << 10
 #: a read() that returned less than this emptied the queue (room for one more event was left)
 _DRAINED = _READ_SIZE - _EVENT.size - 256
+#: paths remembered per (watch, name) at most
+_PATHS_KEPT = 4096
 
 
 class _Libc:
@@ -120,6 +122,8 @@ class Watcher:
         self._followed = followed
         self._watches: dict[str, tuple[tuple[int, int], int]] = {}
         self._dirs: dict[int, str] = {}
+        #: (watch, name) -> path, so a busy file's events do not build its path each time
+        self._paths: dict[tuple[int, bytes], str] = {}
         self._failed: set[str] = set()
         self.overflows = 0
 
@@ -136,6 +140,7 @@ class Watcher:
                 self._libc.rm_watch(self._fd, wd)  # EINVAL if the kernel dropped it: fine
                 del self._watches[directory]
                 self._dirs.pop(wd, None)
+                self._paths.clear()  # the kernel may give wd to another directory
         for directory in wanted - set(self._watches):
             self._watch(directory)
 
@@ -191,15 +196,22 @@ class Watcher:
             elif name and not mask & IN_ISDIR:
                 key = (wd, name)
                 masks[key] = masks.get(key, 0) | mask
-        for (wd, name), mask in masks.items():
-            directory = self._dirs.get(wd)
-            if directory is None:
-                continue
-            path = os.path.join(directory, os.fsdecode(name))
-            if self._followed(path):
+        if len(self._paths) > _PATHS_KEPT:
+            self._paths.clear()  # names come and go (temporary files): keep it bounded
+        for key, mask in masks.items():
+            path = self._paths.get(key) or self._path(*key)
+            if path and self._followed(path):
                 (self._notify if mask & ~_WRITTEN else self._written)(path)
         if rescan:
             self._notify(None)
+
+    def _path(self, wd: int, name: bytes) -> str:
+        """The path an event names ("" if its watch is gone), remembered."""
+        directory = self._dirs.get(wd)
+        if directory is None:
+            return ""
+        path = self._paths[wd, name] = os.path.join(directory, os.fsdecode(name))
+        return path
 
     def stop(self) -> None:
         """Close the descriptor (idempotent)."""
@@ -208,6 +220,7 @@ class Watcher:
             self._fd = -1
             self._watches.clear()
             self._dirs.clear()
+            self._paths.clear()
 
 
 def _dir_ident(directory: str) -> tuple[int, int] | None:
