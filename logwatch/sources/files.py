@@ -610,9 +610,8 @@ class FileSource:
         st = os.fstat(fd)
         gen = self._gens.get(path, -1) + 1
         self._set_gen(path, gen)
-        offset = _last_line_end(fd, st.st_size, self._cap) if from_end else 0
-        tail = _Tail(path, fd, st.st_dev, st.st_ino, gen, offset, still_since=now,
-                     last=None if offset else b"")
+        offset, last = _last_line_end(fd, st.st_size, self._cap) if from_end else (0, b"")
+        tail = _Tail(path, fd, st.st_dev, st.st_ino, gen, offset, still_since=now, last=last)
         OPEN_FILES.opened(tail)
         tail.settle_fingerprint()
         self._current[path] = tail
@@ -908,14 +907,15 @@ def _absent(path: str) -> bool:
     return False
 
 
-def _last_line_end(fd: int, size: int, cap: int) -> int:
-    """Where ``start_at = "end"`` starts: after the last newline (a line being written is read)."""
+def _last_line_end(fd: int, size: int, cap: int) -> tuple[int, bytes]:
+    """Where ``start_at = "end"`` starts: after the last newline (a line being written is
+    read); and the bytes before it (at most BEHIND) that the next read checks."""
     if size == 0:
-        return 0
+        return 0, b""
     length = min(size, cap + 1)
     tail = os.pread(fd, length, size - length)
-    newline = tail.rfind(b"\n")
-    return size if newline < 0 else size - length + newline + 1
+    end = tail.rfind(b"\n") + 1 or length
+    return size - length + end, tail[max(end - BEHIND, 0) : end]
 
 
 # ---------------------------------------------------------------------------

@@ -100,3 +100,55 @@ def test_a_deleted_directory_asks_for_a_full_check(tmp_path: Path) -> None:
         assert seen.rescans == 1
     finally:
         watcher.stop()
+
+
+def test_writes_are_told_apart_from_names(tmp_path: Path) -> None:
+    """With ``written``, a path only written to goes there; a creation, a rename or a
+    deletion (the name may hold another file now) goes to ``notify``, even when the same
+    drain also saw writes to it."""
+    named, written = Seen(), Seen()
+    watcher = Watcher(named, lambda path: path.endswith(".log"), written=written)
+    watcher.update([str(tmp_path)])
+    busy, fresh = tmp_path / "busy.log", tmp_path / "fresh.log"
+    busy.write_bytes(b"")
+    try:
+        watcher.drain()
+        named.paths.clear()
+        for _ in range(3):
+            with busy.open("ab") as out:
+                out.write(b"x\n")
+        fresh.write_bytes(b"created, then written\n")
+        assert readable(watcher)
+        watcher.drain()
+        assert written.paths == [str(busy)]
+        assert named.paths == [str(fresh)]
+        busy.unlink()
+        assert readable(watcher)
+        watcher.drain()
+        assert named.paths == [str(fresh), str(busy)]
+        assert written.paths == [str(busy)]
+    finally:
+        watcher.stop()
+
+
+def test_many_events_are_read_in_one_go(tmp_path: Path) -> None:
+    """Thousands of writes to a few files, drained at once: every event is read (the
+    queue is left empty) and each path is named once per read() of events, not per write."""
+    seen = Seen()
+    watcher = watcher_on(tmp_path, seen)
+    fds = [os.open(tmp_path / f"{n}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+           for n in range(4)]
+    try:
+        watcher.drain()
+        seen.paths.clear()
+        for n in range(4000):  # more than one read() of events (64 KiB: ~2,000 of these)
+            os.write(fds[n % 4], b"x")
+        watcher.drain()
+        assert not select.select([watcher.fileno()], [], [], 0)[0], "events left unread"
+        assert len(seen.paths) <= 4 * 4
+        assert set(seen.paths) == {str(tmp_path / f"{n}.log") for n in range(4)}
+        assert seen.rescans == 0
+    finally:
+        for fd in fds:
+            os.close(fd)
+        watcher.stop()
