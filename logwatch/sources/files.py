@@ -18,7 +18,10 @@ How (docs/sources.md says it for users):
   another inode (rename + create, rename over, delete + recreate) retires the old
   descriptor, which is drained until it has been quiet for ``quiet`` seconds; a
   size below our offset, or another first line, is a truncation (copytruncate):
-  the generation goes up and reading restarts at 0.
+  the generation goes up and reading restarts at 0. Between scans, each read of new
+  data checks the :data:`BEHIND` bytes before our offset, read with the data
+  (:meth:`_Tail.read_on`): a file truncated and written past our offset in between
+  has other bytes there, even if its first line is the same.
 - Descriptors are bounded (:mod:`~logwatch.sources.descriptors`): past the limit the
   least recently read files are *parked* (closed, still followed) and reopened by
   path, their inode checked (or found rotated by inode), when their size changes.
@@ -29,10 +32,14 @@ How (docs/sources.md says it for users):
   with one warning naming it; a symlink named literally in the config is trusted.
 - inotify (:class:`~logwatch.sources.inotify.Watcher`, read at each :meth:`FileSource.read`,
   waited on by the service through :meth:`FileSource.fileno`) says which paths changed:
-  between two periodic scans only those are read (plus files with data or a partial
-  line still pending), and each has its identity checked: another inode there
-  (renamed over, recreated, new) starts a scan at once. Without inotify every read
-  looks at every file. The scan stays the truth: an overflowed queue starts one.
+  between two periodic scans only those are read (plus files with data left, or a
+  partial line once quiet), and each named by a creation, rename or deletion has its
+  identity checked: another inode there (renamed over, recreated, new) starts a scan
+  at once; a write costs no ``stat``. Without inotify every read looks at every file.
+  The scan stays the truth: an overflowed queue starts one.
+- Cheap when nothing moves: :meth:`FileSource.pending` says whether a read would find
+  anything without touching a file, a read that finds nothing touches no file, and
+  :meth:`FileSource.checkpoint_text` re-encodes only the entries of files that moved.
 """
 
 from __future__ import annotations
