@@ -89,16 +89,16 @@ def _check(result: int, what: str) -> int:
 
 def parse_events(data: bytes) -> list[tuple[int, int, bytes]]:
     """``(wd, mask, name)`` of each ``struct inotify_event`` in ``data``."""
-    return list(iter_events(data))
+    return [(wd, mask, name.rstrip(b"\0")) for wd, mask, name in iter_events(data)]
 
 
 def iter_events(data: bytes) -> Iterator[tuple[int, int, bytes]]:
-    """:func:`parse_events`, one event at a time."""
+    """:func:`parse_events`, one event at a time, each name with its NUL padding."""
     at, size, unpack = 0, len(data), _EVENT.unpack_from
     while at + _EVENT.size <= size:
         wd, mask, _cookie, length = unpack(data, at)
         at += _EVENT.size
-        yield wd, mask, data[at : at + length].rstrip(b"\0") if length else b""
+        yield wd, mask, data[at : at + length]
         at += length
 
 
@@ -206,11 +206,13 @@ class Watcher:
             self._notify(None)
 
     def _path(self, wd: int, name: bytes) -> str:
-        """The path an event names ("" if its watch is gone), remembered."""
+        """The path an event names (``name`` as padded in the event; "" if its watch is
+        gone), remembered."""
         directory = self._dirs.get(wd)
         if directory is None:
             return ""
-        path = self._paths[wd, name] = os.path.join(directory, os.fsdecode(name))
+        path = os.path.join(directory, os.fsdecode(name.rstrip(b"\0")))
+        self._paths[wd, name] = path
         return path
 
     def stop(self) -> None:
