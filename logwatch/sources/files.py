@@ -74,6 +74,9 @@ FP_LEN = 256
 QUIET = 2.0
 #: the bytes before our offset that each read checks are still there (see ``_Tail.read_on``)
 BEHIND = 256
+#: the first ``pread`` of a read asks for this much, without knowing the size (a larger
+#: buffer costs an mmap per call; more data costs an ``fstat`` and more preads)
+FIRST_READ = 64 << 10
 #: one ``pread`` at most (or ``max_line_length + 1`` if larger)
 READ_BLOCK = 4 << 20
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
@@ -294,6 +297,7 @@ class FileSource:
         self._clock = clock
         self._cap = settings.max_line_length
         self._block = max(READ_BLOCK, self._cap + 1)
+        self._first = min(self._block, max(FIRST_READ, self._cap + 1))
         self._scan_every = (settings.rescan_interval if settings.use_inotify
                             else settings.poll_interval / 2)
         self._current: dict[str, _Tail] = {}
@@ -742,15 +746,20 @@ class FileSource:
     def _read_tail(self, tail: _Tail, budget: int, chunks: list[Chunk], now: float) -> int:
         """Append ``tail``'s new whole lines to ``chunks``; the number of bytes consumed.
 
-        A file truncated and written again past our offset between two reads cannot be
-        told by its size: the bytes before our offset, read with the first block
-        (:meth:`_Tail.read_on`), can. So each read of new data costs one ``fstat`` and
-        one ``pread`` per block, with nothing hashed.
+        The first ``pread`` asks for up to :data:`FIRST_READ` bytes: a shorter answer
+        says where the file ends, so the usual read (a few lines) costs that one system
+        call, with no ``fstat``. A file truncated and written again past our offset
+        between two reads cannot be told by its size: the bytes before our offset, read
+        with that first block (:meth:`_Tail.read_on`), can, with nothing hashed.
         """
         if not self._ready(tail):
             return 0
-        size = os.fstat(tail.fd).st_size
-        block = tail.read_on(self._want(tail, size, budget)) if size > tail.offset else b""
+        want = min(self._first, max(budget, self._cap + 1))
+        block = tail.read_on(want)
+        if block is not None and len(block) < want:
+            size = tail.offset + len(block)  # the end of the file, as the pread met it
+        else:
+            size = os.fstat(tail.fd).st_size  # more than one block, or not our bytes
         if tail.retired and (size < tail.offset or block is None):
             # a rotated-away file rewritten (the next copytruncate reuses app.log.1): not ours
             log.info('source "%s": %s was rewritten after rotation; done with it', self.name,

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from logwatch.sources.descriptors import OpenFiles
-from logwatch.sources.files import BEHIND, FileSource, _Tail
+from logwatch.sources.files import BEHIND, FIRST_READ, FileSource, _Tail
 from logwatch.state import encode
 from tests.sources.conftest import Reader, make_settings
 
@@ -63,12 +63,13 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
 
 class TestReadCost:
-    """Between two periodic checks, a write costs one fstat and one pread of that file."""
+    """Between two periodic checks, a write of a few lines costs one pread of that file."""
 
-    def test_a_write_costs_no_stat_and_no_second_pread(self, tmp_path: Path, follow: Follow,
+    def test_a_write_costs_one_pread(self, tmp_path: Path, follow: Follow,
                                                        calls: Counter[str]) -> None:
         """IN_MODIFY says the same file has more data: its path is not stat'ed, its first
-        line not read again; the bytes before our offset come with the data."""
+        line not read again (the bytes before our offset come with the data), and the
+        short answer of the pread says where the file ends (no fstat)."""
         logs = [tmp_path / f"app{n:02d}.log" for n in range(20)]
         for log in logs:
             log.write_bytes(b"first line\n")
@@ -81,9 +82,32 @@ class TestReadCost:
             calls.clear()
             reader.read_once()
             assert calls["stat"] + calls["lstat"] == 0, calls
-            assert calls["fstat"] == 5, calls
+            assert calls["fstat"] == 0, calls
             assert calls["pread"] == 5, calls
         assert len(reader.lines) == 15
+
+    def test_more_than_a_first_read_is_read_whole(self, tmp_path: Path, follow: Follow,
+                                                  calls: Counter[str]) -> None:
+        """A backlog longer than FIRST_READ: the full answer costs an fstat for the size,
+        then the rest comes in blocks; or in budget-sized reads: every line once, in order."""
+        log = tmp_path / "a.log"
+        log.write_bytes(b"")
+        reader = follow([log], poll_interval=3600, rescan_interval=3600)
+        reader.read_once()
+        data = b"".join(b"backlog line %06d\n" % n for n in range(20_000))
+        assert len(data) > 3 * FIRST_READ
+        append(log, data)
+        wait_readable(source_of(reader))
+        calls.clear()
+        reader.read_once(max_bytes=len(data) + 1)
+        assert b"".join(reader.lines) == data
+        assert calls["fstat"] == 1, calls
+        append(log, data)
+        for _ in range(100):  # budget-sized reads: what is left is read next, no event needed
+            if not reader.read_once(max_bytes=FIRST_READ // 3):
+                break
+        assert b"".join(reader.lines) == data + data
+        reader.assert_unique_keys()
 
     def test_a_read_with_nothing_new_touches_no_file(self, tmp_path: Path, follow: Follow,
                                                      calls: Counter[str]) -> None:
