@@ -207,6 +207,8 @@ class _Tail:
                 return None
             back = min(self.offset, BEHIND)
             data = os.pread(self.fd, want + back, self.offset - back)
+            if len(data) < back:
+                return None  # shorter than our offset now
             self.last = data[:back]
         else:
             back = len(self.last)
