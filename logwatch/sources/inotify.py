@@ -55,6 +55,8 @@ _RESCAN = IN_Q_OVERFLOW | IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF
 #: events that only say data changed: the name still holds the same file
 _WRITTEN = IN_MODIFY | IN_CLOSE_WRITE
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len (struct inotify_event)
+_LENGTH = struct.Struct("I")  # len alone, at _LENGTH_AT
+_LENGTH_AT = 12
 #: one read() of events: room for about 500 events with short names
 _READ_SIZE = 64 << 10
 #: a read() that returned less than this emptied the queue (room for one more event was left)
@@ -100,6 +102,18 @@ def iter_events(data: bytes) -> Iterator[tuple[int, int, bytes]]:
         at += _EVENT.size
         yield wd, mask, data[at : at + length]
         at += length
+
+
+def distinct_events(data: bytes) -> bytes:
+    """The events of ``data`` each once (the first of identical ones; order is not kept
+    otherwise): a write is one ``IN_MODIFY``, so a busy file repeats the same bytes."""
+    records: dict[bytes, None] = {}
+    at, size, length_at = 0, len(data), _LENGTH.unpack_from
+    while at + _EVENT.size <= size:
+        end = at + _EVENT.size + length_at(data, at + _LENGTH_AT)[0]
+        records[data[at:end]] = None
+        at = end
+    return b"".join(records)
 
 
 class Watcher:
@@ -182,12 +196,13 @@ class Watcher:
     def _dispatch(self, data: bytes) -> None:
         """Report the events of one read(): each followed path once, names before writes.
 
-        Events are merged by (watch, raw name) before any path is built: a busy file
-        sends one event per write, and only its first costs a join and a lookup.
+        A busy file sends one identical event per write: repeats are dropped as raw
+        bytes first (:func:`distinct_events`), then events are merged by (watch, name),
+        so only the first of a path's events costs a parse, a join and a lookup.
         """
         masks: dict[tuple[int, bytes], int] = {}
         rescan = False
-        for wd, mask, name in iter_events(data):
+        for wd, mask, name in iter_events(distinct_events(data)):
             if mask & _RESCAN:
                 if mask & IN_Q_OVERFLOW:
                     self.overflows += 1

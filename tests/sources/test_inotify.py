@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from logwatch.sources.inotify import IN_MODIFY, IN_Q_OVERFLOW, Watcher, parse_events
+from logwatch.sources.inotify import (
+    IN_CREATE,
+    IN_MODIFY,
+    IN_Q_OVERFLOW,
+    Watcher,
+    distinct_events,
+    parse_events,
+)
 
 
 class Seen:
@@ -41,6 +48,20 @@ def test_parse_events_reads_the_kernel_struct() -> None:
     data = (struct.pack("iIII", 3, IN_MODIFY, 0, 16) + b"a.log".ljust(16, b"\0")
             + struct.pack("iIII", -1, IN_Q_OVERFLOW, 0, 0))
     assert parse_events(data) == [(3, IN_MODIFY, b"a.log"), (-1, IN_Q_OVERFLOW, b"")]
+
+
+def test_distinct_events_drops_repeats_only() -> None:
+    """Identical events (a busy file's writes) are kept once; any other difference (the
+    mask, the name, the watch) keeps an event."""
+    def event(wd: int, mask: int, name: bytes) -> bytes:
+        return struct.pack("iIII", wd, mask, 0, 16) + name.ljust(16, b"\0")
+
+    data = (event(3, IN_MODIFY, b"a.log") * 3 + event(3, IN_MODIFY, b"b.log")
+            + event(4, IN_MODIFY, b"a.log") + event(3, IN_CREATE, b"a.log")
+            + struct.pack("iIII", -1, IN_Q_OVERFLOW, 0, 0) + event(3, IN_MODIFY, b"b.log"))
+    assert parse_events(distinct_events(data)) == [
+        (3, IN_MODIFY, b"a.log"), (3, IN_MODIFY, b"b.log"), (4, IN_MODIFY, b"a.log"),
+        (3, IN_CREATE, b"a.log"), (-1, IN_Q_OVERFLOW, b"")]
 
 
 def test_followed_paths_are_named_once_per_drain(tmp_path: Path) -> None:
