@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from logwatch.sources.descriptors import OpenFiles
-from logwatch.sources.files import BEHIND, FIRST_READ, FileSource, _Tail
+from logwatch.sources.files import FIRST_READ, FileSource, _Tail
 from logwatch.state import encode
 from tests.sources.conftest import Reader, make_settings
 
@@ -134,37 +134,8 @@ class TestReadCost:
         reader.assert_unique_keys()
 
 
-class TestTruncationSeenByTheBytesBeforeOurOffset:
-    """The 256 bytes before our offset, read with the data, tell a truncation the size hides."""
-
-    def test_same_first_line_rewritten_past_our_offset(self, tmp_path: Path,
-                                                       follow: Follow) -> None:
-        """A banner as first line, truncated and rewritten longer before we look: the first
-        line alone could not tell (this was the documented blind spot), the bytes can."""
-        log = tmp_path / "a.log"
-        log.write_bytes(b"")
-        reader = follow([log], use_inotify=False, poll_interval=3600)
-        append(log, b"myapp starting\nold one\n")
-        reader.until(lambda: len(reader.lines) == 2)
-        log.write_bytes(b"myapp starting\nnew one, longer than before\nnew two\n")
-        reader.until(lambda: len(reader.lines) == 5)
-        assert reader.lines[2:] == [b"myapp starting\n", b"new one, longer than before\n",
-                                    b"new two\n"]
-        reader.assert_unique_keys()
-
-    def test_far_past_the_first_block(self, tmp_path: Path, follow: Follow) -> None:
-        """Our offset deep in the file (more than BEHIND bytes read): the same holds."""
-        log = tmp_path / "a.log"
-        log.write_bytes(b"")
-        reader = follow([log], use_inotify=False, poll_interval=3600)
-        old = b"".join(b"old line %04d\n" % n for n in range(100))
-        append(log, old)
-        reader.until(lambda: len(reader.lines) == 100)
-        new = b"".join(b"new line %04d\n" % n for n in range(120))
-        log.write_bytes(new)
-        reader.until(lambda: len(reader.lines) == 220)
-        assert b"".join(reader.lines[100:]) == new
-        assert len(old) > BEHIND
+class TestRestart:
+    """The bytes before the offset are not in the checkpoint."""
 
     def test_after_a_restart_the_first_line_is_checked_once(self, tmp_path: Path,
                                                             follow: Follow) -> None:
@@ -197,27 +168,7 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def clocked(tmp_path: Path, follow: Follow) -> Iterator[Callable[..., tuple[Reader, Clock]]]:
-    """A FileSource on a clock the test moves (quiet: 2 s, no periodic check unless told)."""
-    opened: list[FileSource] = []
-
-    def start(patterns: list[Path], **settings: object) -> tuple[Reader, Clock]:
-        values: dict[str, object] = {"poll_interval": 3600, "rescan_interval": 3600}
-        values.update(settings)
-        clock = Clock()
-        reader = Reader(None)
-        source = FileSource("test", [str(p) for p in patterns],
-                            make_settings(tmp_path, **values), reader.wake, quiet=2.0,
-                            clock=clock)
-        reader.source = source
-        source.open(None)
-        opened.append(source)
-        return reader, clock
-
-    yield start
-    for source in opened:
-        source.close()
+Clocked = Callable[..., tuple[Reader, Clock, Path]]
 
 
 def settle(reader: Reader) -> None:
@@ -226,18 +177,42 @@ def settle(reader: Reader) -> None:
         pass
 
 
+@pytest.fixture
+def clocked(tmp_path: Path) -> Iterator[Clocked]:
+    """Follow ``a.log`` (empty; or ``patterns``), read to its end, on a clock the test
+    moves: quiet 2 s, no periodic check unless told."""
+    opened: list[FileSource] = []
+
+    def start(patterns: list[Path] | None = None, **settings: object
+              ) -> tuple[Reader, Clock, Path]:
+        log = tmp_path / "a.log"
+        log.write_bytes(b"")
+        values: dict[str, object] = {"poll_interval": 3600, "rescan_interval": 3600}
+        values.update(settings)
+        clock = Clock()
+        reader = Reader(None)
+        source = FileSource("test", [str(p) for p in patterns or [log]],
+                            make_settings(tmp_path, **values), reader.wake, quiet=2.0,
+                            clock=clock)
+        reader.source = source
+        source.open(None)
+        opened.append(source)
+        assert source.pending(), "each file is read once after the start"
+        settle(reader)
+        assert not source.pending()
+        return reader, clock, log
+
+    yield start
+    for source in opened:
+        source.close()
+
+
 class TestPending:
     """``pending()``: False only when a read now would find nothing new."""
 
-    def test_idle_after_reading_busy_after_a_write(self, tmp_path: Path,
-                                                   clocked: Callable[..., tuple[Reader, Clock]]
-                                                   ) -> None:
-        log = tmp_path / "a.log"
-        log.write_bytes(b"old\n")
-        reader, _ = clocked([log])
-        assert reader.source.pending(), "each file is read once after the start"
-        settle(reader)
-        assert not reader.source.pending()
+    def test_busy_after_a_write(self, clocked: Clocked) -> None:
+        """The write's inotify event makes it true; the read makes it false again."""
+        reader, _, log = clocked()
         append(log, b"new\n")
         deadline = time.monotonic() + 5
         while not reader.source.pending():  # the inotify event is on its way
@@ -245,14 +220,9 @@ class TestPending:
         assert reader.read_once() == 1
         assert not reader.source.pending()
 
-    def test_a_partial_line_is_due_once_quiet(self, tmp_path: Path,
-                                              clocked: Callable[..., tuple[Reader, Clock]]
-                                              ) -> None:
+    def test_a_partial_line_is_due_once_quiet(self, clocked: Clocked) -> None:
         """A line being written waits for its newline (an event) or for quiet, not a poll."""
-        log = tmp_path / "a.log"
-        log.write_bytes(b"")
-        reader, clock = clocked([log])
-        settle(reader)
+        reader, clock, log = clocked()
         append(log, b"half a line")
         wait_readable(source_of(reader))
         assert reader.read_once() == 0
@@ -264,13 +234,12 @@ class TestPending:
         assert not reader.source.pending()
 
     def test_what_the_budget_left_is_due_at_once(self, tmp_path: Path,
-                                                 clocked: Callable[..., tuple[Reader, Clock]]
-                                                 ) -> None:
+                                                 clocked: Clocked) -> None:
+        """Files named but not read for the budget are pending without another event."""
         logs = [tmp_path / f"app{n}.log" for n in range(3)]
         for log in logs:
             log.write_bytes(b"")
-        reader, _ = clocked([tmp_path / "*.log"])
-        settle(reader)
+        reader, _, _ = clocked([tmp_path / "app*.log"])
         for log in logs:
             append(log, b"a line\n")
         wait_readable(source_of(reader))
@@ -280,29 +249,19 @@ class TestPending:
         assert len(reader.lines) == 3
         assert not reader.source.pending()
 
-    def test_the_periodic_check_makes_it_due(self, tmp_path: Path,
-                                             clocked: Callable[..., tuple[Reader, Clock]]
-                                             ) -> None:
+    def test_the_periodic_check_makes_it_due(self, clocked: Clocked) -> None:
         """Without inotify, files are looked at when the check is due (poll_interval / 2)."""
-        log = tmp_path / "a.log"
-        log.write_bytes(b"")
-        reader, clock = clocked([log], use_inotify=False, poll_interval=1.0)
-        settle(reader)
+        reader, clock, log = clocked(use_inotify=False, poll_interval=1.0)
         append(log, b"line\n")
         assert not reader.source.pending()
         clock.now += 0.5
         assert reader.source.pending()
         assert reader.read_once() == 1
 
-    def test_a_rotated_file_being_finished_is_pending(self, tmp_path: Path,
-                                                      clocked: Callable[..., tuple[Reader, Clock]]
-                                                      ) -> None:
+    def test_a_rotated_file_being_finished_is_pending(self, clocked: Clocked) -> None:
         """A file rotated away sends no event we follow: it is read until quiet."""
-        log = tmp_path / "a.log"
-        log.write_bytes(b"")
-        reader, clock = clocked([log])
-        settle(reader)
-        log.rename(tmp_path / "a.log.1")
+        reader, clock, log = clocked()
+        log.rename(log.with_name("a.log.1"))
         log.write_bytes(b"")
         wait_readable(source_of(reader))
         settle(reader)
