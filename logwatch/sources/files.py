@@ -355,7 +355,7 @@ class FileSource:
         """The inotify descriptor, for the service's ``select`` (None: no inotify)."""
         return self._watcher.fileno() if self._watcher is not None else None
 
-    def pending(self) -> bool:
+    def pending(self, *, queued: bool = True) -> bool:
         """Might :meth:`read` return lines now? A few microseconds, no file looked at.
 
         False means a read now would find nothing that the next wake-up (the inotify
@@ -363,13 +363,19 @@ class FileSource:
         no event queued or taken, no data or partial line due, no rotated file being
         finished, no periodic check due. Without inotify, files are looked at only at
         the periodic check (every ``poll_interval / 2``), as the docs promise.
+
+        ``queued=False`` leaves out the events still in the kernel's queue, which
+        :meth:`fileno` announces anyway: after a read, it says whether to read again
+        at once (what the last read left) or to let the next wake-up, after
+        ``batch_wait``, gather what is being written. (Before the first read after a
+        wake-up it would say False with the very events that woke us still queued.)
         """
         now = self._clock()
         if self._touched or self._retired or self._scan_due(now):
             return True
         if any(at <= now for at in self._behind.values()):
             return True
-        return self._poll is not None and bool(self._poll.poll(0))
+        return queued and self._poll is not None and bool(self._poll.poll(0))
 
     def read(self, max_bytes: int = 4 << 20) -> list[Chunk]:
         """Whole lines appended since the last read, old (rotated) files first."""

@@ -218,8 +218,12 @@ class JournalFollower:
             return []
         return [Chunk(self.name, "journal", b"".join(parts), "journal", 0, cursors, times)]
 
-    def pending(self) -> bool:
-        """Might :meth:`read` return entries now (or restart a reader thread that stopped)?"""
+    def pending(self, *, queued: bool = True) -> bool:
+        """Might :meth:`read` return entries now (or restart a reader thread that stopped)?
+
+        ``queued`` is the files' (see :meth:`FileSource.pending`): the reader thread
+        wakes the service for each entry, so the queue counts either way.
+        """
         return not self._queue.empty() or (self._thread is not None
                                             and not self._thread.is_alive()
                                             and not self._stop.is_set())

@@ -211,12 +211,14 @@ class TestPending:
     """``pending()``: False only when a read now would find nothing new."""
 
     def test_busy_after_a_write(self, clocked: Clocked) -> None:
-        """The write's inotify event makes it true; the read makes it false again."""
+        """The write's inotify event makes it true; the read makes it false again.
+        ``queued=False`` leaves the event to the descriptor that announces it."""
         reader, _, log = clocked()
         append(log, b"new\n")
         deadline = time.monotonic() + 5
         while not reader.source.pending():  # the inotify event is on its way
             assert time.monotonic() < deadline, "a write never made pending() true"
+        assert not reader.source.pending(queued=False)
         assert reader.read_once() == 1
         assert not reader.source.pending()
 
