@@ -152,7 +152,7 @@ class _Tail:
     partial: bool = False
     #: the bytes the fingerprint was taken from (compared as they are, not hashed again)
     first: bytes | None = None
-    #: the last (at most BEHIND) bytes before ``offset``; None: not known (see :meth:`follows`)
+    #: the last (at most BEHIND) bytes before ``offset``; None: not known (see :meth:`read_on`)
     last: bytes | None = None
     _stream: str | None = None
     #: the checkpoint entry, encoded, and the fields it was encoded from
@@ -521,7 +521,7 @@ class FileSource:
 
     def _note(self, tail: _Tail) -> None:
         """After a read of ``tail``: must it be read again without an event, and when?"""
-        if tail.fd >= 0 and (tail.seen_size < 0 or tail.offset < tail.seen_size):
+        if tail.seen_size < 0 or tail.offset < tail.seen_size:  # parked since, too
             # a partial line waits for its newline (an event) or for quiet; the rest: at once
             self._behind[tail.path] = (tail.still_since + self._quiet if tail.partial
                                        else 0.0)
@@ -741,7 +741,7 @@ class FileSource:
             OPEN_FILES.used(tail)
             return True
         if not tail.retired and not self._has_news(tail):
-            tail.seen_size = max(tail.seen_size, tail.offset)  # nothing past our offset
+            tail.seen_size = tail.offset  # nothing past it (same inode, same size)
             return False
         reopened = self._reopen_parked(tail)
         if reopened == "gone" and tail.retired:

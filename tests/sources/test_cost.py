@@ -109,6 +109,27 @@ class TestReadCost:
         assert b"".join(reader.lines) == data + data
         reader.assert_unique_keys()
 
+    def test_what_the_budget_left_is_read_even_once_parked(self, tmp_path: Path,
+                                                          follow: Follow,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+        """A file left half read by the budget, then parked (another file took its
+        descriptor), is read on without another event or the periodic check."""
+        monkeypatch.setattr("logwatch.sources.files.OPEN_FILES", OpenFiles(size=1))
+        log = tmp_path / "a.log"
+        log.write_bytes(b"")
+        reader = follow([tmp_path / "*.log"], poll_interval=3600, rescan_interval=3600)
+        data = b"".join(b"line %05d\n" % n for n in range(5000))
+        append(log, data)
+        wait_readable(source_of(reader))
+        reader.read_once(max_bytes=1000)
+        (tmp_path / "b.log").write_bytes(b"b\n")  # followed at once: a.log is parked
+        wait_readable(source_of(reader))
+        for _ in range(100):
+            if not reader.read_once(max_bytes=FIRST_READ // 2):
+                break
+        assert b"".join(line for line in reader.lines if line != b"b\n") == data
+
     def test_a_read_with_nothing_new_touches_no_file(self, tmp_path: Path, follow: Follow,
                                                      calls: Counter[str]) -> None:
         """The service reads until nothing comes: that last read costs no system call on a file."""
