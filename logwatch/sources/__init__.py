@@ -39,8 +39,20 @@ class Source(Protocol):
     def read(self, max_bytes: int = DEFAULT_READ_BYTES) -> list[Chunk]:
         """Whole lines that are new since the last read, at most about ``max_bytes``."""
 
+    def pending(self, *, queued: bool = True) -> bool:
+        """Might :meth:`read` return something now? False: skip the read until a wake-up.
+
+        Cheap (no file or pipe is read): the service asks it before each read, so that
+        the read that would find nothing is not made. ``queued=False``: leave out what
+        :meth:`fileno` will announce anyway (to stop reading and let ``batch_wait``
+        gather more); never before the first read after a wake-up.
+        """
+
     def checkpoint(self) -> dict[str, Any]:
         """JSON-able position covering exactly what :meth:`read` has returned."""
+
+    def checkpoint_text(self) -> str:
+        """:meth:`checkpoint` encoded as ``logwatch.state.encode`` stores it (may be cached)."""
 
     def describe(self) -> list[str]:
         """Startup banner lines: what is followed, what is missing and waited for."""

@@ -18,7 +18,10 @@ How (docs/sources.md says it for users):
   another inode (rename + create, rename over, delete + recreate) retires the old
   descriptor, which is drained until it has been quiet for ``quiet`` seconds; a
   size below our offset, or another first line, is a truncation (copytruncate):
-  the generation goes up and reading restarts at 0.
+  the generation goes up and reading restarts at 0. Between scans, each read of new
+  data checks the :data:`BEHIND` bytes before our offset, read with the data
+  (:meth:`_Tail.read_on`): a file truncated and written past our offset in between
+  has other bytes there, even if its first line is the same.
 - Descriptors are bounded (:mod:`~logwatch.sources.descriptors`): past the limit the
   least recently read files are *parked* (closed, still followed) and reopened by
   path, their inode checked (or found rotated by inode), when their size changes.
@@ -29,10 +32,14 @@ How (docs/sources.md says it for users):
   with one warning naming it; a symlink named literally in the config is trusted.
 - inotify (:class:`~logwatch.sources.inotify.Watcher`, read at each :meth:`FileSource.read`,
   waited on by the service through :meth:`FileSource.fileno`) says which paths changed:
-  between two periodic scans only those are read (plus files with data or a partial
-  line still pending), and each has its identity checked: another inode there
-  (renamed over, recreated, new) starts a scan at once. Without inotify every read
-  looks at every file. The scan stays the truth: an overflowed queue starts one.
+  between two periodic scans only those are read (plus files with data left, or a
+  partial line once quiet), and each named by a creation, rename or deletion has its
+  identity checked: another inode there (renamed over, recreated, new) starts a scan
+  at once; a write costs no ``stat``. Without inotify every read looks at every file.
+  The scan stays the truth: an overflowed queue starts one.
+- Cheap when nothing moves: :meth:`FileSource.pending` says whether a read would find
+  anything without touching a file, a read that finds nothing touches no file, and
+  :meth:`FileSource.checkpoint_text` re-encodes only the entries of files that moved.
 """
 
 from __future__ import annotations
@@ -43,9 +50,11 @@ import fnmatch
 import hashlib
 import logging
 import os
+import select
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -55,6 +64,7 @@ from logwatch.sources.descriptors import OPEN_FILES
 from logwatch.sources.inotify import Watcher
 from logwatch.sources.lines import cut_line, split_lines
 from logwatch.sources.paths import COMPRESSED, ROTATED, expand, has_magic, literal_dir
+from logwatch.state import encode
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +72,18 @@ log = logging.getLogger(__name__)
 FP_LEN = 256
 #: a partial line unchanged this long is returned as a line; a retired file is closed
 QUIET = 2.0
+#: the bytes before our offset that each read checks are still there (see ``_Tail.read_on``)
+BEHIND = 256
+#: the first ``pread`` of a read asks for this much, without knowing the size (a larger
+#: buffer costs an mmap per call; more data costs an ``fstat`` and more preads)
+FIRST_READ = 64 << 10
 #: one ``pread`` at most (or ``max_line_length + 1`` if larger)
 READ_BLOCK = 4 << 20
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
 #: errors that say nothing about the file itself: out of descriptors, or of memory
 _NO_ROOM = {errno.EMFILE, errno.ENFILE, errno.ENOMEM}
 Reopened = Literal["open", "gone", "failed"]
+_NONE: AbstractSet[str] = frozenset()
 
 
 def open_log(path: str, *, trusted: bool) -> int:
@@ -132,11 +148,23 @@ class _Tail:
     seen_size: int = -1
     still_since: float = 0.0
     retired: bool = False
+    #: the last read stopped at a partial line (it waits for its newline, or for quiet)
+    partial: bool = False
+    #: the bytes the fingerprint was taken from (compared as they are, not hashed again)
+    first: bytes | None = None
+    #: the last (at most BEHIND) bytes before ``offset``; None: not known (see :meth:`read_on`)
+    last: bytes | None = None
+    _stream: str | None = None
+    #: the checkpoint entry, encoded, and the fields it was encoded from
+    _entry: tuple[tuple[Any, ...], str] | None = None
+    _path_json: str | None = None
 
     @property
     def stream(self) -> str:
         """The replay-stable name of what this descriptor reads."""
-        return f"{self.dev:x}:{self.ino}:{self.fp or '-'}:{self.gen}"
+        if self._stream is None:
+            self._stream = f"{self.dev:x}:{self.ino}:{self.fp or '-'}:{self.gen}"
+        return self._stream
 
     def head(self) -> bytes:
         """The first FP_LEN bytes of the file as it is now."""
@@ -152,13 +180,59 @@ class _Tail:
             fp = _hash(head), len(head)
         if fp is not None:
             self.fp, self.fp_len = fp
+            self.first, self._stream = head[: self.fp_len], None
 
     def same_start(self) -> bool:
         """Does the file still start with the bytes the fingerprint was taken from?"""
         if self.fp is None:
             return True
         head = self.head()
-        return len(head) >= self.fp_len and _hash(head[: self.fp_len]) == self.fp
+        if self.first is not None:
+            return head.startswith(self.first)
+        if len(head) < self.fp_len or _hash(head[: self.fp_len]) != self.fp:
+            return False
+        self.first = head[: self.fp_len]  # from a checkpoint: hashed once
+        return True
+
+    def read_on(self, want: int) -> bytes | None:
+        """Up to ``want`` bytes from ``offset``; None if the bytes before it are not ours.
+
+        The :data:`BEHIND` bytes before ``offset`` come with the same ``pread`` and must
+        be the ones read last: a file truncated and rewritten past our offset between
+        two reads has other bytes there (see :meth:`FileSource._read_tail`). Without
+        them (after a restart) the first line is checked instead, once.
+        """
+        if self.last is None:
+            if self.offset and not self.same_start():
+                return None
+            back = min(self.offset, BEHIND)
+            data = os.pread(self.fd, want + back, self.offset - back)
+            if len(data) < back:
+                return None  # shorter than our offset now
+            self.last = data[:back]
+        else:
+            back = len(self.last)
+            data = os.pread(self.fd, want + back, self.offset - back)
+            if back and not data.startswith(self.last):
+                return None
+        return data[back:] if back else data
+
+    def advance(self, data: bytes, consumed: int) -> None:
+        """``data[:consumed]`` (read at ``offset``) is done with: move past it."""
+        if not consumed:
+            return
+        self.offset += consumed
+        if consumed >= BEHIND:
+            self.last = data[consumed - BEHIND : consumed]
+        elif self.last is not None:
+            self.last = (self.last + data[:consumed])[-BEHIND:]
+
+    def restart(self, gen: int) -> None:
+        """Read again from 0, as generation ``gen`` (a truncation)."""
+        self.gen, self.offset, self.skipping = gen, 0, False
+        self.fp, self.fp_len, self.first, self._stream = None, 0, None, None
+        self.last = b""
+        self.seen_size = -1
 
     def state(self) -> dict[str, Any]:
         """The checkpoint entry."""
@@ -170,6 +244,27 @@ class _Tail:
         if self.fd < 0:
             entry["parked"] = True  # followed, its descriptor closed (status counts them)
         return entry
+
+    def encoded(self) -> str:
+        """:meth:`state` as ``logwatch.state.encode`` writes it, formatted again only when it
+        changed (a checkpoint of 1,000 files after a read of a few costs a few)."""
+        # every field of state() that ever changes after construction
+        key = (self.offset, self.gen, self.fp, self.skipping, self.retired, self.fd < 0)
+        if self._entry is None or self._entry[0] != key:
+            self._entry = key, self._format()
+        return self._entry[1]
+
+    def _format(self) -> str:
+        # the JSON of state() without the encoder's per-value dispatch: ints, a bool, a
+        # hex digest or null; the path (any text) goes through the encoder once
+        if self._path_json is None:
+            self._path_json = encode(self.path)
+        fp = "null" if self.fp is None else f'"{self.fp}"'
+        flags = (',"retired":true' if self.retired else "") + (',"parked":true' if self.fd < 0
+                                                                 else "")
+        return (f'{{"path":{self._path_json},"dev":{self.dev},"ino":{self.ino},"gen":{self.gen},'
+                f'"offset":{self.offset},"fp":{fp},"fp_len":{self.fp_len},'
+                f'"skip":{"true" if self.skipping else "false"}{flags}}}')
 
     def close(self) -> None:
         """Close the descriptor (idempotent); a followed file is then parked."""
@@ -204,6 +299,7 @@ class FileSource:
         self._clock = clock
         self._cap = settings.max_line_length
         self._block = max(READ_BLOCK, self._cap + 1)
+        self._first = min(self._block, max(FIRST_READ, self._cap + 1))
         self._scan_every = (settings.rescan_interval if settings.use_inotify
                             else settings.poll_interval / 2)
         self._current: dict[str, _Tail] = {}
@@ -213,12 +309,21 @@ class FileSource:
         self._waiting: list[str] = []
         self._problems: dict[str, str] = {}
         self._rescan = threading.Event()
-        #: paths the watcher named since the last read (see :meth:`_replaced`)
+        #: paths the watcher named since the last read: written to, and (``_named``) whose
+        #: name may now hold another file (see :meth:`_replaced`)
         self._touched: set[str] = set()
+        self._named: set[str] = set()
         self._touched_lock = threading.Lock()
+        #: followed paths to read again without an event -> from when: data left by the
+        #: budget or never read (at once), a partial line (once it has been quiet)
+        self._behind: dict[str, float] = {}
         self._last_scan = float("-inf")
         self._turn = 0
         self._watcher: Watcher | None = None
+        self._poll: select.poll | None = None
+        #: the checkpoint's parts that change seldom, encoded (None: encode again)
+        self._head_json = encode({"kind": "files", "patterns": list(self.patterns)})[:-1]
+        self._gens_json: str | None = None
 
     # -- the Source protocol ------------------------------------------------
 
@@ -228,37 +333,55 @@ class FileSource:
         if not first_run and checkpoint is not None:
             self._restore(checkpoint)
         self._scan(self._clock(), startup=True, first_run=first_run)
+        self._behind = dict.fromkeys(self._current, 0.0)  # each is read once at the start
         if self._settings.use_inotify:
             self._watcher = self._start_watcher()
 
     def _start_watcher(self) -> Watcher | None:
         """inotify on the followed directories, or None (then every file every poll_interval)."""
         try:
-            watcher = Watcher(self._notify, self._is_followed)
+            watcher = Watcher(self._notify, self._is_followed, written=self._written)
         except OSError as exc:
             log.warning('source "%s": no inotify (%s): checking every file every %gs', self.name,
                         exc.strerror, self._settings.poll_interval)
             self._scan_every = self._settings.poll_interval / 2
             return None
         watcher.update(self._watch_dirs())
+        self._poll = select.poll()
+        self._poll.register(watcher.fileno(), select.POLLIN)
         return watcher
 
     def fileno(self) -> int | None:
         """The inotify descriptor, for the service's ``select`` (None: no inotify)."""
         return self._watcher.fileno() if self._watcher is not None else None
 
+    def pending(self, *, queued: bool = True) -> bool:
+        """Might :meth:`read` return lines now? A few microseconds, no file looked at.
+
+        False means a read now would find nothing that the next wake-up (the inotify
+        descriptor becoming readable, or the service's periodic one) would not find:
+        no event queued or taken, no data or partial line due, no rotated file being
+        finished, no periodic check due. Without inotify, files are looked at only at
+        the periodic check (every ``poll_interval / 2``), as the docs promise.
+
+        ``queued=False`` leaves out the events still in the kernel's queue, which
+        :meth:`fileno` announces anyway: after a read, it says whether to read again
+        at once (what the last read left) or to let the next wake-up, after
+        ``batch_wait``, gather what is being written. (Before the first read after a
+        wake-up it would say False with the very events that woke us still queued.)
+        """
+        now = self._clock()
+        if self._touched or self._retired or self._scan_due(now):
+            return True
+        if any(at <= now for at in self._behind.values()):
+            return True
+        return queued and self._poll is not None and bool(self._poll.poll(0))
+
     def read(self, max_bytes: int = 4 << 20) -> list[Chunk]:
         """Whole lines appended since the last read, old (rotated) files first."""
         now = self._clock()
-        if self._watcher is not None:
-            self._watcher.drain()
-        with self._touched_lock:
-            touched, self._touched = self._touched, set()
-        # a file or directory we cannot read sends no event when that changes: it is
-        # retried every poll_interval, as without inotify
-        every = self._settings.poll_interval / 2 if self._problems else self._scan_every
-        full = (self._rescan.is_set() or now - self._last_scan >= every
-                or self._replaced(touched))
+        touched, named = self._take_events()
+        full = self._scan_due(now) or self._replaced(touched, named)
         if full:
             self._rescan.clear()
             self._scan(now)
@@ -272,13 +395,11 @@ class FileSource:
                 continue  # dropped while reading
             if tail.offset >= tail.seen_size and now - tail.still_since >= self._quiet:
                 self._drop_retired(tail, chunks)
-        tails = list(self._current.values())
-        if self._watcher is not None and not full:
-            # between scans inotify names what changed; a file never read yet, and data
-            # or a partial line left by the last read (the budget, a line being written),
-            # are looked at again
-            tails = [t for t in tails
-                     if t.path in touched or t.seen_size < 0 or t.offset < t.seen_size]
+        # between scans inotify names what changed; a file never read yet, and data or a
+        # partial line left by the last read (the budget, a line being written), are
+        # looked at again
+        tails = (list(self._current.values()) if full or self._watcher is None
+                 else self._due(touched, now))
         if tails:
             self._turn = (self._turn + 1) % len(tails)
             order = tails[self._turn :] + tails[: self._turn]
@@ -288,6 +409,7 @@ class FileSource:
                         self._touched.update(t.path for t in order[index:])
                     break
                 budget -= self._read_tail(tail, budget, chunks, now)
+                self._note(tail)
         return chunks
 
     def checkpoint(self) -> dict[str, Any]:
@@ -298,6 +420,17 @@ class FileSource:
             "gens": dict(self._gens),
             "files": [t.state() for t in (*self._current.values(), *self._retired)],
         }
+
+    def checkpoint_text(self) -> str:
+        """:meth:`checkpoint` as the state stores it (``logwatch.state.encode``), cheaply.
+
+        Each file's entry is encoded again only when it changed, so a commit after a
+        read of a few of 1,000 files does not encode the other 997 again.
+        """
+        if self._gens_json is None:
+            self._gens_json = encode(self._gens)
+        files = ",".join([t.encoded() for t in (*self._current.values(), *self._retired)])
+        return f'{self._head_json},"gens":{self._gens_json},"files":[{files}]}}'
 
     def describe(self) -> list[str]:
         """What is followed, what is waited for, what cannot be read."""
@@ -332,20 +465,68 @@ class FileSource:
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None
+        self._poll = None
         for tail in (*self._current.values(), *self._retired):
             tail.close()
         self._current.clear()
         self._retired.clear()
+        self._behind.clear()
 
     # -- called by the watcher (from read) ---------------------------------------
 
     def _notify(self, path: str | None) -> None:
-        """``path`` changed or names another file: read it now (None: scan everything)."""
+        """``path`` may name another file now: check it, read it (None: scan everything)."""
         if path is None:
             self._rescan.set()
         else:
             with self._touched_lock:
                 self._touched.add(path)
+                self._named.add(path)
+
+    def _written(self, path: str) -> None:
+        """``path`` was written to: read it (its name still holds the same file)."""
+        with self._touched_lock:
+            self._touched.add(path)
+
+    def _take_events(self) -> tuple[AbstractSet[str], AbstractSet[str]]:
+        """The paths written to or named since the last read, and those named only."""
+        if self._watcher is not None:
+            self._watcher.drain()
+        if not self._touched:
+            return _NONE, _NONE
+        with self._touched_lock:
+            touched, self._touched = self._touched, set()
+            named, self._named = self._named, set()
+        return touched, named
+
+    def _scan_due(self, now: float) -> bool:
+        """Is a full check due (asked for, or its interval has passed)?"""
+        # a file or directory we cannot read sends no event when that changes: it is
+        # retried every poll_interval, as without inotify
+        every = self._settings.poll_interval / 2 if self._problems else self._scan_every
+        return self._rescan.is_set() or now - self._last_scan >= every
+
+    def _due(self, touched: AbstractSet[str], now: float) -> list[_Tail]:
+        """The followed files to read between two scans: named by inotify, or due again."""
+        due = [path for path, at in self._behind.items() if at <= now]
+        current = self._current
+        tails = []
+        for path in (touched | set(due)) if due else touched:
+            tail = current.get(path)
+            if tail is not None:
+                tails.append(tail)
+            else:
+                self._behind.pop(path, None)
+        return tails
+
+    def _note(self, tail: _Tail) -> None:
+        """After a read of ``tail``: must it be read again without an event, and when?"""
+        if tail.seen_size < 0 or tail.offset < tail.seen_size:  # parked since, too
+            # a partial line waits for its newline (an event) or for quiet; the rest: at once
+            self._behind[tail.path] = (tail.still_since + self._quiet if tail.partial
+                                       else 0.0)
+        else:
+            self._behind.pop(tail.path, None)
 
     def _is_followed(self, path: str) -> bool:
         """Is ``path`` followed, or would the next scan follow it?"""
@@ -375,13 +556,22 @@ class FileSource:
             log.warning('source "%s": %s: %s; retrying every %gs', self.name, key, message,
                         self._settings.poll_interval)
 
-    def _replaced(self, touched: set[str]) -> bool:
-        """Does a path the watcher named since the last read hold another file than ours?"""
+    def _set_gen(self, path: str, gen: int) -> None:
+        self._gens[path] = gen
+        self._gens_json = None
+
+    def _replaced(self, touched: AbstractSet[str], named: AbstractSet[str]) -> bool:
+        """Does a path the watcher named since the last read hold another file than ours?
+
+        Only a path named by a creation, a rename or a deletion (``named``) can: a
+        write leaves the name on the same file, so it costs no ``stat``.
+        """
         for path in touched:
             tail = self._current.get(path)
-            if tail is None and path not in self._problems:
-                return True  # new (a file that cannot be opened waits for the periodic check)
-            if tail is not None and not self._still_there(tail):
+            if tail is None:
+                if path not in self._problems:
+                    return True  # new (one that cannot be opened waits for the periodic check)
+            elif path in named and not self._still_there(tail):
                 return True
         return False
 
@@ -390,6 +580,7 @@ class FileSource:
         self._last_scan = now
         with self._touched_lock:
             self._touched.clear()  # every path is checked now
+            self._named.clear()
         found, self._waiting = expand(self.patterns, self._problem)
         for path in [p for p in self._current if p not in found]:
             # a glob that failed (out of descriptors) also finds nothing: gone needs proof
@@ -410,6 +601,8 @@ class FileSource:
                 from_end = (startup and self._settings.start_at == "end"
                             and (first_run or pattern not in self._known_patterns))
                 self._attach(path, from_end, now)
+        for path in [p for p in self._behind if p not in self._current]:
+            del self._behind[path]
 
     def _still_there(self, tail: _Tail) -> bool:
         """Is ``tail``'s file still at its path? (Only a stat that succeeds can say no.)"""
@@ -435,9 +628,9 @@ class FileSource:
         self._problem(path, None)
         st = os.fstat(fd)
         gen = self._gens.get(path, -1) + 1
-        self._gens[path] = gen
-        offset = _last_line_end(fd, st.st_size, self._cap) if from_end else 0
-        tail = _Tail(path, fd, st.st_dev, st.st_ino, gen, offset, still_since=now)
+        self._set_gen(path, gen)
+        offset, last = _last_line_end(fd, st.st_size, self._cap) if from_end else (0, b"")
+        tail = _Tail(path, fd, st.st_dev, st.st_ino, gen, offset, still_since=now, last=last)
         OPEN_FILES.opened(tail)
         tail.settle_fingerprint()
         self._current[path] = tail
@@ -469,10 +662,8 @@ class FileSource:
             self._retired.insert(0, copy)
         gen = max(self._gens.get(tail.path, -1), tail.gen) + 1
         if not tail.retired:
-            self._gens[tail.path] = gen
-        tail.gen, tail.offset, tail.skipping = gen, 0, False
-        tail.fp, tail.fp_len = None, 0
-        tail.seen_size = -1
+            self._set_gen(tail.path, gen)
+        tail.restart(gen)
         tail.settle_fingerprint()
 
     def _find_copy(self, tail: _Tail) -> _Tail | None:
@@ -504,7 +695,8 @@ class FileSource:
         except OSError:
             return None
         copy = _Tail(tail.path, fd, tail.dev, tail.ino, tail.gen, tail.offset, tail.fp,
-                     tail.fp_len, tail.skipping, still_since=self._clock(), retired=True)
+                     tail.fp_len, tail.skipping, still_since=self._clock(), retired=True,
+                     first=tail.first, last=tail.last)
         OPEN_FILES.opened(copy)
         if copy.same_start():
             return copy
@@ -549,6 +741,7 @@ class FileSource:
             OPEN_FILES.used(tail)
             return True
         if not tail.retired and not self._has_news(tail):
+            tail.seen_size = tail.offset  # nothing past it (same inode, same size)
             return False
         reopened = self._reopen_parked(tail)
         if reopened == "gone" and tail.retired:
@@ -559,50 +752,78 @@ class FileSource:
         return reopened == "open"
 
     def _read_tail(self, tail: _Tail, budget: int, chunks: list[Chunk], now: float) -> int:
-        """Append ``tail``'s new whole lines to ``chunks``; the number of bytes consumed."""
+        """Append ``tail``'s new whole lines to ``chunks``; the number of bytes consumed.
+
+        The first ``pread`` asks for up to :data:`FIRST_READ` bytes: a shorter answer
+        says where the file ends, so the usual read (a few lines) costs that one system
+        call, with no ``fstat``. A file truncated and written again past our offset
+        between two reads cannot be told by its size: the bytes before our offset, read
+        with that first block (:meth:`_Tail.read_on`), can, with nothing hashed.
+        """
         if not self._ready(tail):
             return 0
-        size = os.fstat(tail.fd).st_size
-        retired = len(self._retired)
-        if tail.retired and (size < tail.offset or not tail.same_start()):
+        want = min(self._first, max(budget, self._cap + 1))
+        block = tail.read_on(want)
+        if block is not None and len(block) < want:
+            size = tail.offset + len(block)  # the end of the file, as the pread met it
+        else:
+            size = os.fstat(tail.fd).st_size  # more than one block, or not our bytes
+        if tail.retired and (size < tail.offset or block is None):
             # a rotated-away file rewritten (the next copytruncate reuses app.log.1): not ours
             log.info('source "%s": %s was rewritten after rotation; done with it', self.name,
                      tail.path)
             tail.close()
             self._retired.remove(tail)
             return 0
+        retired = len(self._retired)
         if size < tail.offset:
             self._truncated(tail, f"shrank to {size} bytes")
-        elif size > tail.offset and tail.offset and not tail.same_start():
+        elif block is None:
             # truncated and grown past our offset between two reads: the size cannot tell
-            self._truncated(tail, "starts with other bytes")
+            self._truncated(tail, "has other bytes before our offset")
+        consumed = 0
         if len(self._retired) > retired:  # its copytruncate copy: read that first
-            budget -= self._read_tail(self._retired[0], budget, chunks, now)
+            consumed = self._read_tail(self._retired[0], budget, chunks, now)
+            budget -= consumed
+            block = None
         if size != tail.seen_size:
             tail.seen_size, tail.still_since = size, now
-        consumed = 0
-        # after the first block, only while the budget left can hold a line of any length:
-        # a sliver of budget would cost a whole extra chunk (and match call) for a few lines
-        while tail.offset < size and budget - consumed > (self._cap if consumed else 0):
-            # at least cap + 1 bytes, so that a whole line or a cut always fits
-            want = min(self._block, size - tail.offset, max(budget - consumed, self._cap + 1))
-            data = os.pread(tail.fd, want, tail.offset)
-            if not data:
-                break
-            split = split_lines(data, self._cap, tail.skipping)
-            self._add(tail, split.pieces, chunks)
-            tail.offset += split.consumed
-            tail.skipping = split.skipping
-            consumed += split.consumed
-            if split.consumed == 0:
-                break  # a partial last line
+        consumed += self._read_blocks(tail, size, budget, block, chunks)
         if tail.offset < size and now - tail.still_since >= self._quiet:
             consumed += self._emit_partial(tail, chunks)
         return consumed
 
+    def _want(self, tail: _Tail, size: int, budget: int) -> int:
+        """How much to ``pread`` next: at least cap + 1 bytes, so a whole line or a cut fits."""
+        return min(self._block, size - tail.offset, max(budget, self._cap + 1))
+
+    def _read_blocks(self, tail: _Tail, size: int, budget: int, block: bytes | None,
+                     chunks: list[Chunk]) -> int:
+        """Whole lines from ``tail.offset`` up to ``size`` (``block``: the first, read already)."""
+        consumed = 0
+        tail.partial = False
+        # after the first block, only while the budget left can hold a line of any length:
+        # a sliver of budget would cost a whole extra chunk (and match call) for a few lines
+        while tail.offset < size and budget - consumed > (self._cap if consumed else 0):
+            data = block if block is not None else os.pread(
+                tail.fd, self._want(tail, size, budget - consumed), tail.offset)
+            block = None
+            if not data:
+                break
+            split = split_lines(data, self._cap, tail.skipping)
+            self._add(tail, split.pieces, chunks)
+            tail.advance(data, split.consumed)
+            tail.skipping = split.skipping
+            consumed += split.consumed
+            if split.consumed == 0:
+                tail.partial = True
+                break  # a partial last line
+        return consumed
+
     def _add(self, tail: _Tail, pieces: Iterable[tuple[int, bytes]], chunks: list[Chunk]) -> None:
         for at, data in pieces:
-            tail.settle_fingerprint(force=True)
+            if tail.fp is None:
+                tail.settle_fingerprint(force=True)
             chunks.append(Chunk(self.name, tail.path, data, tail.stream, tail.offset + at))
 
     def _emit_partial(self, tail: _Tail, chunks: list[Chunk]) -> int:
@@ -618,7 +839,7 @@ class FileSource:
         else:
             piece = cut_line(data, self._cap) if len(data) > self._cap else data + b"\n"
             self._add(tail, [(0, piece)], chunks)
-        tail.offset += len(data)
+        tail.advance(data, len(data))
         return len(data)
 
     # -- restart ----------------------------------------------------------------
@@ -626,6 +847,7 @@ class FileSource:
     def _restore(self, checkpoint: Mapping[str, Any]) -> None:
         self._known_patterns = set(checkpoint.get("patterns", ()))
         self._gens = {str(k): int(v) for k, v in dict(checkpoint.get("gens", {})).items()}
+        self._gens_json = None
         now = self._clock()
         for entry in checkpoint.get("files", ()):
             tail = self._reopen(entry, now)
@@ -709,14 +931,15 @@ def _absent(path: str) -> bool:
     return False
 
 
-def _last_line_end(fd: int, size: int, cap: int) -> int:
-    """Where ``start_at = "end"`` starts: after the last newline (a line being written is read)."""
+def _last_line_end(fd: int, size: int, cap: int) -> tuple[int, bytes]:
+    """Where ``start_at = "end"`` starts: after the last newline (a line being written is
+    read); and the bytes before it (at most BEHIND) that the next read checks."""
     if size == 0:
-        return 0
+        return 0, b""
     length = min(size, cap + 1)
     tail = os.pread(fd, length, size - length)
-    newline = tail.rfind(b"\n")
-    return size if newline < 0 else size - length + newline + 1
+    end = tail.rfind(b"\n") + 1 or length
+    return size - length + end, tail[max(end - BEHIND, 0) : end]
 
 
 # ---------------------------------------------------------------------------

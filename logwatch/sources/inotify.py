@@ -3,7 +3,10 @@
 One inotify descriptor per file source, watching the followed directories, and
 no thread: the service waits on :meth:`Watcher.fileno` next to its self-pipe,
 and the tailer calls :meth:`Watcher.drain` at each read, which names the
-followed paths that were written, created, moved or deleted. An overflowed
+followed paths that were written, created, moved or deleted: a path only
+written to (``IN_MODIFY``, ``IN_CLOSE_WRITE``) apart from one whose name now
+holds another file or none (create, moved to or from, delete), since only the
+latter needs its identity checked. An overflowed
 queue (``IN_Q_OVERFLOW``) or a watched directory that went away asks for a full
 check at once, so the tailer can trust inotify between its (rare) periodic
 checks. Where inotify is not available (not Linux, no watches left) the
@@ -22,7 +25,7 @@ import logging
 import os
 import stat
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +52,17 @@ MASK = (IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | I
         | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 #: events that end a watch or lose some: check everything
 _RESCAN = IN_Q_OVERFLOW | IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF
+#: events that only say data changed: the name still holds the same file
+_WRITTEN = IN_MODIFY | IN_CLOSE_WRITE
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len (struct inotify_event)
+_LENGTH = struct.Struct("I")  # len alone, at _LENGTH_AT
+_LENGTH_AT = 12
 #: one read() of events: room for about 500 events with short names
 _READ_SIZE = 64 << 10
+#: a read() that returned less than this emptied the queue (room for one more event was left)
+_DRAINED = _READ_SIZE - _EVENT.size - 256
+#: paths remembered per (watch, name) at most
+_PATHS_KEPT = 4096
 
 
 class _Libc:
@@ -80,15 +91,29 @@ def _check(result: int, what: str) -> int:
 
 def parse_events(data: bytes) -> list[tuple[int, int, bytes]]:
     """``(wd, mask, name)`` of each ``struct inotify_event`` in ``data``."""
-    events = []
-    at, size = 0, len(data)
+    return [(wd, mask, name.rstrip(b"\0")) for wd, mask, name in iter_events(data)]
+
+
+def iter_events(data: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """:func:`parse_events`, one event at a time, each name with its NUL padding."""
+    at, size, unpack = 0, len(data), _EVENT.unpack_from
     while at + _EVENT.size <= size:
-        wd, mask, _cookie, length = _EVENT.unpack_from(data, at)
+        wd, mask, _cookie, length = unpack(data, at)
         at += _EVENT.size
-        name = data[at : at + length].rstrip(b"\0")
+        yield wd, mask, data[at : at + length]
         at += length
-        events.append((wd, mask, name))
-    return events
+
+
+def distinct_events(data: bytes) -> bytes:
+    """The events of ``data`` each once (the first of identical ones; order is not kept
+    otherwise): a write is one ``IN_MODIFY``, so a busy file repeats the same bytes."""
+    records: dict[bytes, None] = {}
+    at, size, length_at = 0, len(data), _LENGTH.unpack_from
+    while at + _EVENT.size <= size:
+        end = at + _EVENT.size + length_at(data, at + _LENGTH_AT)[0]
+        records[data[at:end]] = None
+        at = end
+    return b"".join(records)
 
 
 class Watcher:
@@ -96,17 +121,23 @@ class Watcher:
 
     ``notify(path)`` is called from :meth:`drain` for each followed path named by an
     event, ``notify(None)`` when everything must be checked (overflow, a directory
-    gone or replaced). Raises :class:`OSError` where inotify cannot be had.
+    gone or replaced). With ``written``, a path named only by writes (the same file,
+    more data) goes to ``written(path)`` instead, and ``notify`` hears only of names
+    that may now hold another file. Raises :class:`OSError` where inotify cannot be had.
     """
 
     def __init__(self, notify: Callable[[str | None], None],
-                 followed: Callable[[str], bool]) -> None:
+                 followed: Callable[[str], bool], *,
+                 written: Callable[[str], None] | None = None) -> None:
         self._libc = _Libc()
         self._fd = _check(self._libc.init1(IN_NONBLOCK | IN_CLOEXEC), "inotify_init1")
         self._notify = notify
+        self._written = written or notify
         self._followed = followed
         self._watches: dict[str, tuple[tuple[int, int], int]] = {}
         self._dirs: dict[int, str] = {}
+        #: (watch, name) -> path, so a busy file's events do not build its path each time
+        self._paths: dict[tuple[int, bytes], str] = {}
         self._failed: set[str] = set()
         self.overflows = 0
 
@@ -123,6 +154,7 @@ class Watcher:
                 self._libc.rm_watch(self._fd, wd)  # EINVAL if the kernel dropped it: fine
                 del self._watches[directory]
                 self._dirs.pop(wd, None)
+                self._paths.clear()  # the kernel may give wd to another directory
         for directory in wanted - set(self._watches):
             self._watch(directory)
 
@@ -157,28 +189,46 @@ class Watcher:
                 return
             if not data:
                 return
-            self._dispatch(parse_events(data))
+            self._dispatch(data)
+            if len(data) < _DRAINED:
+                return  # the queue was empty: a second read() would only say so
 
-    def _dispatch(self, events: list[tuple[int, int, bytes]]) -> None:
-        named: set[str] = set()
+    def _dispatch(self, data: bytes) -> None:
+        """Report the events of one read(): each followed path once, names before writes.
+
+        A busy file sends one identical event per write: repeats are dropped as raw
+        bytes first (:func:`distinct_events`), then events are merged by (watch, name),
+        so only the first of a path's events costs a parse, a join and a lookup.
+        """
+        masks: dict[tuple[int, bytes], int] = {}
         rescan = False
-        for wd, mask, name in events:
+        for wd, mask, name in iter_events(distinct_events(data)):
             if mask & _RESCAN:
                 if mask & IN_Q_OVERFLOW:
                     self.overflows += 1
                     log.info("inotify queue overflowed; checking every followed file")
                 rescan = True
-                continue
-            directory = self._dirs.get(wd)
-            if directory is None or not name or mask & IN_ISDIR:
-                continue
-            path = os.path.join(directory, os.fsdecode(name))
-            if path not in named and self._followed(path):
-                named.add(path)
-        for path in named:
-            self._notify(path)
+            elif name and not mask & IN_ISDIR:
+                key = (wd, name)
+                masks[key] = masks.get(key, 0) | mask
+        if len(self._paths) > _PATHS_KEPT:
+            self._paths.clear()  # names come and go (temporary files): keep it bounded
+        for key, mask in masks.items():
+            path = self._paths.get(key) or self._path(*key)
+            if path and self._followed(path):
+                (self._notify if mask & ~_WRITTEN else self._written)(path)
         if rescan:
             self._notify(None)
+
+    def _path(self, wd: int, name: bytes) -> str:
+        """The path an event names (``name`` as padded in the event; "" if its watch is
+        gone), remembered."""
+        directory = self._dirs.get(wd)
+        if directory is None:
+            return ""
+        path = os.path.join(directory, os.fsdecode(name.rstrip(b"\0")))
+        self._paths[wd, name] = path
+        return path
 
     def stop(self) -> None:
         """Close the descriptor (idempotent)."""
@@ -187,6 +237,7 @@ class Watcher:
             self._fd = -1
             self._watches.clear()
             self._dirs.clear()
+            self._paths.clear()
 
 
 def _dir_ident(directory: str) -> tuple[int, int] | None:

@@ -30,6 +30,7 @@ from typing import IO, Any
 
 from logwatch.config import JournalSource, Settings
 from logwatch.models import Chunk
+from logwatch.state import encode
 
 log = logging.getLogger(__name__)
 
@@ -217,11 +218,25 @@ class JournalFollower:
             return []
         return [Chunk(self.name, "journal", b"".join(parts), "journal", 0, cursors, times)]
 
+    def pending(self, *, queued: bool = True) -> bool:
+        """Might :meth:`read` return entries now (or restart a reader thread that stopped)?
+
+        ``queued`` is the files' (see :meth:`FileSource.pending`): the reader thread
+        wakes the service for each entry, so the queue counts either way.
+        """
+        return not self._queue.empty() or (self._thread is not None
+                                            and not self._thread.is_alive()
+                                            and not self._stop.is_set())
+
     def checkpoint(self) -> dict[str, Any]:
         """The cursor of the last entry returned (before any: since when we follow)."""
         if self._cursor is None and self._since is not None:
             return {"kind": "journal", "cursor": None, "since": self._since}
         return {"kind": "journal", "cursor": self._cursor}
+
+    def checkpoint_text(self) -> str:
+        """:meth:`checkpoint` as the state stores it."""
+        return encode(self.checkpoint())
 
     def fileno(self) -> int | None:
         """None: the reader thread wakes the service through its callback."""

@@ -31,6 +31,8 @@ def split_lines(data: bytes, cap: int, skipping: bool) -> Split:
     newline. Bytes after the last newline are not consumed (a partial line), unless
     they already exceed ``cap``: then the line is cut now and the rest skipped.
     """
+    if not skipping and len(data) <= cap + 1 and data.endswith(b"\n"):
+        return Split(((0, data),), len(data), False)  # the usual read: a few whole lines
     pos = 0
     if skipping:
         newline = data.find(b"\n")

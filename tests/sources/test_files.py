@@ -163,16 +163,28 @@ class TestRestart:
         assert reader.keys[0] != f"{st.st_dev:x}:{st.st_ino}:0123456789abcdef:0@0"
         assert reader.chunks[0].stream.endswith(":1"), "the path's next generation"
 
-    def test_truncated_and_regrown_between_reads(self, tmp_path: Path, follow: Follow) -> None:
-        """Truncated and grown past our offset before we look: the first line tells."""
+    @pytest.mark.parametrize(("old", "new"), [
+        (b"old line one\nold line two\n", b"brand new first line\nand more than before\n"),
+        # a banner as first line: the first line alone cannot tell, the bytes before our
+        # offset (read with the data) can
+        (b"myapp starting\nold one\n", b"myapp starting\nnew one, longer than before\nnew\n"),
+        # our offset deep in the file, past the BEHIND bytes checked
+        (b"".join(b"old line %04d\n" % n for n in range(100)),
+         b"".join(b"new line %04d\n" % n for n in range(120))),
+    ], ids=["other-first-line", "same-first-line", "far"])
+    def test_truncated_and_regrown_between_reads(self, tmp_path: Path, follow: Follow,
+                                                 old: bytes, new: bytes) -> None:
+        """Truncated and grown past our offset before we look: the bytes tell, every new
+        line is read from 0 under new keys."""
         log = tmp_path / "a.log"
         log.write_bytes(b"")
         reader = follow([log], use_inotify=False, poll_interval=3600)
-        append(log, b"old line one\nold line two\n")
-        reader.until(lambda: len(reader.lines) == 2)
-        log.write_bytes(b"brand new first line\nand more than before\n")
-        reader.until(lambda: len(reader.lines) == 4)
-        assert reader.lines[2:] == [b"brand new first line\n", b"and more than before\n"]
+        append(log, old)
+        count = old.count(b"\n")
+        reader.until(lambda: len(reader.lines) == count)
+        log.write_bytes(new)
+        reader.until(lambda: len(reader.lines) == count + new.count(b"\n"))
+        assert b"".join(reader.lines[count:]) == new
         reader.assert_unique_keys()
 
 
@@ -428,13 +440,13 @@ def test_between_checks_only_the_files_inotify_names_are_read(
     reader = follow([tmp_path / "*.log"], poll_interval=3600, rescan_interval=3600)
     reader.read_once()  # every file is looked at once after the start
     looked: list[int] = []
-    real_fstat = os.fstat
+    real_pread = os.pread
 
-    def counting_fstat(fd: int) -> os.stat_result:
+    def counting_pread(fd: int, length: int, offset: int) -> bytes:
         looked.append(fd)
-        return real_fstat(fd)
+        return real_pread(fd, length, offset)
 
-    monkeypatch.setattr(os, "fstat", counting_fstat)
+    monkeypatch.setattr(os, "pread", counting_pread)
     append(logs[17], b"one line\n")
     reader.until(lambda: reader.lines == [b"one line\n"])
     assert 0 < len(looked) <= 3, len(looked)

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from logwatch.sources.inotify import IN_MODIFY, IN_Q_OVERFLOW, Watcher, parse_events
+from logwatch.sources.inotify import (
+    IN_CREATE,
+    IN_MODIFY,
+    IN_Q_OVERFLOW,
+    Watcher,
+    distinct_events,
+    parse_events,
+)
 
 
 class Seen:
@@ -41,6 +48,20 @@ def test_parse_events_reads_the_kernel_struct() -> None:
     data = (struct.pack("iIII", 3, IN_MODIFY, 0, 16) + b"a.log".ljust(16, b"\0")
             + struct.pack("iIII", -1, IN_Q_OVERFLOW, 0, 0))
     assert parse_events(data) == [(3, IN_MODIFY, b"a.log"), (-1, IN_Q_OVERFLOW, b"")]
+
+
+def test_distinct_events_drops_repeats_only() -> None:
+    """Identical events (a busy file's writes) are kept once; any other difference (the
+    mask, the name, the watch) keeps an event."""
+    def event(wd: int, mask: int, name: bytes) -> bytes:
+        return struct.pack("iIII", wd, mask, 0, 16) + name.ljust(16, b"\0")
+
+    data = (event(3, IN_MODIFY, b"a.log") * 3 + event(3, IN_MODIFY, b"b.log")
+            + event(4, IN_MODIFY, b"a.log") + event(3, IN_CREATE, b"a.log")
+            + struct.pack("iIII", -1, IN_Q_OVERFLOW, 0, 0) + event(3, IN_MODIFY, b"b.log"))
+    assert parse_events(distinct_events(data)) == [
+        (3, IN_MODIFY, b"a.log"), (3, IN_MODIFY, b"b.log"), (4, IN_MODIFY, b"a.log"),
+        (3, IN_CREATE, b"a.log"), (-1, IN_Q_OVERFLOW, b"")]
 
 
 def test_followed_paths_are_named_once_per_drain(tmp_path: Path) -> None:
@@ -99,4 +120,56 @@ def test_a_deleted_directory_asks_for_a_full_check(tmp_path: Path) -> None:
         watcher.drain()
         assert seen.rescans == 1
     finally:
+        watcher.stop()
+
+
+def test_writes_are_told_apart_from_names(tmp_path: Path) -> None:
+    """With ``written``, a path only written to goes there; a creation, a rename or a
+    deletion (the name may hold another file now) goes to ``notify``, even when the same
+    drain also saw writes to it."""
+    named, written = Seen(), Seen()
+    watcher = Watcher(named, lambda path: path.endswith(".log"), written=written)
+    watcher.update([str(tmp_path)])
+    busy, fresh = tmp_path / "busy.log", tmp_path / "fresh.log"
+    busy.write_bytes(b"")
+    try:
+        watcher.drain()
+        named.paths.clear()
+        for _ in range(3):
+            with busy.open("ab") as out:
+                out.write(b"x\n")
+        fresh.write_bytes(b"created, then written\n")
+        assert readable(watcher)
+        watcher.drain()
+        assert written.paths == [str(busy)]
+        assert named.paths == [str(fresh)]
+        busy.unlink()
+        assert readable(watcher)
+        watcher.drain()
+        assert named.paths == [str(fresh), str(busy)]
+        assert written.paths == [str(busy)]
+    finally:
+        watcher.stop()
+
+
+def test_many_events_are_read_in_one_go(tmp_path: Path) -> None:
+    """Thousands of writes to a few files, drained at once: every event is read (the
+    queue is left empty) and each path is named once per read() of events, not per write."""
+    seen = Seen()
+    watcher = watcher_on(tmp_path, seen)
+    fds = [os.open(tmp_path / f"{n}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+           for n in range(4)]
+    try:
+        watcher.drain()
+        seen.paths.clear()
+        for n in range(4000):  # more than one read() of events (64 KiB: ~2,000 of these)
+            os.write(fds[n % 4], b"x")
+        watcher.drain()
+        assert not select.select([watcher.fileno()], [], [], 0)[0], "events left unread"
+        assert len(seen.paths) <= 4 * 4
+        assert set(seen.paths) == {str(tmp_path / f"{n}.log") for n in range(4)}
+        assert seen.rescans == 0
+    finally:
+        for fd in fds:
+            os.close(fd)
         watcher.stop()

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 
 from logwatch.config import JournalSource
 from logwatch.sources.journal import JournalFollower, journalctl_args, parse_entry
+from logwatch.state import encode
 from tests.sources.conftest import Reader, make_settings
 
 FAKE = Path(__file__).with_name("fake_journalctl.py")
@@ -152,6 +154,20 @@ class TestFollow:
         fake.add(entry(3))
         reader.until(lambda: len(reader.lines) == 4)
         assert reader.source.checkpoint() == {"kind": "journal", "cursor": "s=abc;i=3"}
+
+    def test_pending_and_checkpoint_text(self, fake: FakeJournal,
+                                         follow_journal: Callable[..., Reader]) -> None:
+        """pending() is true while entries are queued, false once read; checkpoint_text()
+        is the stored form of checkpoint()."""
+        fake.add(entry(1))
+        reader = follow_journal(start_at="beginning")
+        deadline = time.monotonic() + 15
+        while not reader.source.pending():
+            assert time.monotonic() < deadline, "the entry never came"
+            reader.woken.wait(0.05)
+        reader.until(lambda: len(reader.lines) == 1)
+        assert not reader.source.pending()
+        assert reader.source.checkpoint_text() == encode(reader.source.checkpoint())
 
     def test_start_at_end_and_matches(self, fake: FakeJournal,
                                       follow_journal: Callable[..., Reader]) -> None:
