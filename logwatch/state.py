@@ -211,7 +211,12 @@ def put_value(conn: sqlite3.Connection, ns: str, key: str, value: Any) -> None:
     if value is None:
         conn.execute(_DELETE, (ns, key))
     else:
-        conn.execute(_UPSERT, (ns, key, encode(value)))
+        put_text(conn, ns, key, encode(value))
+
+
+def put_text(conn: sqlite3.Connection, ns: str, key: str, text: str) -> None:
+    """Store a value already encoded as :func:`encode` does under ``(ns, key)``."""
+    conn.execute(_UPSERT, (ns, key, text))
 
 
 def put_values(conn: sqlite3.Connection, ns: str, items: Iterable[tuple[str, Any]]) -> None:

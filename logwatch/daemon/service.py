@@ -36,7 +36,7 @@ from logwatch.matching.context import ContextMemory, plain
 from logwatch.models import Alert, Chunk, Hit, LogLine, alert_id
 from logwatch.policy import Policy
 from logwatch.sources import Source, build_sources
-from logwatch.state import State, get_value, open_state, put_value
+from logwatch.state import State, get_value, open_state, put_text, put_value
 from logwatch.state_lock import StateLock
 
 if TYPE_CHECKING:  # loaded only with [fleet]
@@ -329,7 +329,7 @@ class Service:
         loop, which gathers them for ``batch_wait``, rather than being chased a few
         lines at a time (a commit each) while a busy writer keeps going.
         """
-        behind = list(self.sources)
+        behind = [source for source in self.sources if source.pending()]
         while behind and not self.should_exit:
             behind = [source for source in behind if self._process(source) == "more"]
             self._keepalive()
@@ -360,6 +360,8 @@ class Service:
             lines += self._match(chunks, alerts)
             self._keepalive()  # many slow pieces in one read: systemd's watchdog keeps hearing
             piece = _next_piece(got, len(alerts) - before, ALERTS_PER_COMMIT - len(alerts))
+            if not source.pending(queued=False):
+                break  # what was written meanwhile woke the loop: batch_wait gathers it
         if not size:
             return "idle"
         self._commit(alerts, source)
@@ -411,7 +413,7 @@ class Service:
                     if source is not None:
                         if (memory := self.contexts.get(source.name)) is not None:
                             memory.save(conn)  # with the checkpoint: a crash replays onto it
-                        put_value(conn, "checkpoint", source.name, source.checkpoint())
+                        put_text(conn, "checkpoint", source.name, source.checkpoint_text())
                 break
             except (StateError, sqlite3.Error) as exc:
                 # the checkpoint did not move: the lines stay unread on disk, nothing is lost

@@ -16,7 +16,7 @@ import pytest
 from logwatch.config import load_config
 from logwatch.daemon.service import TRANSACTION_TIME, Service
 from logwatch.models import Chunk
-from logwatch.state import get_value
+from logwatch.state import encode, get_value
 from tests.helpers import write
 
 CONFIG = """
@@ -43,10 +43,15 @@ class Scripted:
 
     name = "app"
 
-    def __init__(self, script: Iterator[bool]) -> None:
+    def __init__(self, script: Iterator[bool], *, news: bool = True) -> None:
         self.script = script
         self.reads = 0
         self.offset = 0
+        #: what pending() says (it cannot know what the script holds)
+        self.news = news
+
+    def pending(self, *, queued: bool = True) -> bool:
+        return self.news
 
     def read(self, max_bytes: int = 0) -> list[Chunk]:
         self.reads += 1
@@ -59,6 +64,9 @@ class Scripted:
 
     def checkpoint(self) -> dict[str, Any]:
         return {"kind": "scripted", "offset": self.offset}
+
+    def checkpoint_text(self) -> str:
+        return encode(self.checkpoint())
 
     def close(self) -> None:
         pass
@@ -104,6 +112,13 @@ def test_lines_written_after_the_source_ran_dry_wait_for_the_next_wake_up(
     service.pump()  # the next wake-up reads them
     assert source.reads == 4
     assert saved_offset(service) == source.offset
+
+
+def test_a_source_with_nothing_pending_is_not_read(service: Service) -> None:
+    """A wake-up for another source (or the periodic one) reads no file of this one."""
+    source = use(service, Scripted(iter([True]), news=False))
+    service.pump()
+    assert source.reads == 0
 
 
 def test_a_source_that_never_runs_dry_is_committed_every_transaction_time(
