@@ -133,6 +133,9 @@ class Sender:
         self._pacer = Pacer(destination.pace)
         self._wake = threading.Event()
         self._stop_at: float | None = None
+        #: monotonic time before which nothing can be sent (pacing closed, first row not due):
+        #: a wake before then need not read the outbox
+        self._not_before = 0.0
         self._thread = threading.Thread(target=self._run, name=f"sender-{self.name}",
                                         daemon=True)
         saved = _sane_saved(get_value(state.conn, NS, self.name))
@@ -193,6 +196,10 @@ class Sender:
     def _loop(self) -> None:
         while True:
             self._wake.clear()
+            if self._stop_at is None and (left := self._not_before - time.monotonic()) > 0:
+                # woken by a commit while nothing may go yet: what it added waits its turn
+                self._wake.wait(self._bounded(left))
+                continue
             try:
                 delay = self.step()
             except (sqlite3.Error, OSError) as exc:
@@ -242,6 +249,8 @@ class Sender:
         stopping = self._stop_at is not None
         if self._stop_at is not None and time.monotonic() >= self._stop_at:
             return None
+        if not stopping and (paced := self._pacer.delay(time.monotonic())) > 0:
+            return self._hold(paced)  # whatever the outbox holds, none of it may go yet
         rows = outbox.pending(self.state.conn, self.name, self.destination.max_batch)
         if not rows:
             return None if stopping else IDLE
@@ -249,7 +258,7 @@ class Sender:
         if wait > 0:
             if self._stop_at is not None and time.monotonic() + wait > self._stop_at:
                 return None
-            return wait
+            return self._hold(wait)
         if self._skip_below_min(rows):
             return 0.0
         if self._saved.get("permanent"):
@@ -262,6 +271,11 @@ class Sender:
             rows = prepared.rows
         self._send(rows, prepared)
         return 0.0
+
+    def _hold(self, wait: float) -> float:
+        """Nothing may be sent for ``wait`` s (rows keep their order, so neither may new ones)."""
+        self._not_before = time.monotonic() + wait
+        return wait
 
     def _skip_below_min(self, rows: list[outbox.Row]) -> bool:
         low = [r.seq for r in rows if SEVERITIES.index(r.alert.severity) < self.min_rank]

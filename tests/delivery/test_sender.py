@@ -167,6 +167,30 @@ def test_alerts_queued_while_running_keep_their_order(
     assert numbers(fake) == list(range(60))
 
 
+def test_a_wake_while_paced_reads_nothing_until_the_pace_opens(
+        fake: FakeAPI, state: State, senders: list[Sender], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commits while the pace is closed wake the sender, which reads no outbox row before the
+    pace opens (the daemon wakes it after every commit); then they all go, in order."""
+    reads: list[str] = []
+    real = outbox.pending
+
+    def pending(conn: Any, destination: str, limit: int) -> list[outbox.Row]:
+        reads.append(destination)
+        return real(conn, destination, limit)
+
+    monkeypatch.setattr(outbox, "pending", pending)
+    sender = discord_sender(fake.discord_url(), state, senders, pace=(Window(1, 3.0),))
+    enqueue(state, [make_alert(0, to=("hook",))], [sender])
+    wait_for(lambda: count(state, "hook", "delivered") == 1, 10, message="the first delivered")
+    before = len(reads)
+    for n in range(1, 21):
+        enqueue(state, [make_alert(n, to=("hook",))], [sender])
+        wait_for(lambda: not sender._wake.is_set(), 5, message="the wake taken")
+    assert len(reads) == before
+    wait_for(lambda: count(state, "hook", "delivered") == 21, 10, message="all delivered")
+    assert numbers(fake) == list(range(21))
+
+
 # -- failures --------------------------------------------------------------------------
 
 
