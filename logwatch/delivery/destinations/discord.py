@@ -10,7 +10,6 @@ escaped, the line goes in a code block that it cannot close, and every message s
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -157,8 +156,7 @@ class Discord:
         payload: dict[str, Any] = {"embeds": embeds, "allowed_mentions": {"parse": []}}
         if self.config.username:
             payload["username"] = self.config.username[:80]
-        return Message(len(embeds), payload,
-                       json.dumps(payload, ensure_ascii=False, indent=2))
+        return Message(len(embeds), payload)  # the preview (dry run) is the payload
 
     def send(self, message: Message) -> Outcome:
         """POST with ``?wait=true`` so a 200 means Discord stored the message."""

@@ -7,6 +7,7 @@ A destination turns a batch of alerts into one :class:`Message` (``render``), se
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -62,8 +63,15 @@ class Message:
 
     count: int
     payload: Any
-    #: what a dry run prints: the payload, never the URL or token
-    preview: str
+    #: what a dry run prints, never the URL or token; None: the payload as indented JSON
+    shown: str | None = None
+
+    @property
+    def preview(self) -> str:
+        """What a dry run prints; made when asked, as only a dry run shows it."""
+        if self.shown is not None:
+            return self.shown
+        return json.dumps(self.payload, ensure_ascii=False, indent=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +125,10 @@ def shown_line(alert: Alert) -> str:
 
 def utf16_len(text: str) -> int:
     """Length as Discord and Telegram count it (UTF-16 code units)."""
-    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+    if text.isascii():
+        return len(text)
+    # a lone surrogate (undecodable log bytes) is one unit, as an astral character is two
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def cut(text: str, budget: int, escape: Callable[[str], str] = lambda s: s,
