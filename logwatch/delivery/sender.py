@@ -28,7 +28,8 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
 import logwatch.delivery.outbox as outbox
@@ -136,6 +137,8 @@ class Sender:
         #: monotonic time before which nothing can be sent (pacing closed, first row not due):
         #: a wake before then need not read the outbox
         self._not_before = 0.0
+        #: the transaction a send's writes join (see :meth:`_transaction`)
+        self._joined: sqlite3.Connection | None = None
         self._thread = threading.Thread(target=self._run, name=f"sender-{self.name}",
                                         daemon=True)
         saved = _sane_saved(get_value(state.conn, NS, self.name))
@@ -228,7 +231,7 @@ class Sender:
     def _heal_next_try(self) -> None:
         """Rows scheduled absurdly far ahead (an older bug, a larger cap) are due within the cap."""
         latest = time.time() + max(self.max_retry_wait, self.backoff_cap, self.probe_interval)
-        with self.state.transaction() as conn:
+        with self._transaction() as conn:
             healed = outbox.clamp_next_try(conn, self.name, latest)
         if healed:
             log.warning('destination "%s": %d alert(s) were scheduled too far ahead; retrying '
@@ -280,7 +283,7 @@ class Sender:
     def _skip_below_min(self, rows: list[outbox.Row]) -> bool:
         low = [r.seq for r in rows if SEVERITIES.index(r.alert.severity) < self.min_rank]
         if low:
-            with self.state.transaction() as conn:
+            with self._transaction() as conn:
                 outbox.finish(conn, low, "skipped", "below min_severity")
         return bool(low)
 
@@ -298,20 +301,24 @@ class Sender:
             metrics.current().request(self.name, time.monotonic() - started)
         if outcome.pause:
             self._pacer.block(time.monotonic() + outcome.pause)
-        if outcome.remember:
-            self._remember(**outcome.remember)
         if self.fleet is not None and prepared is not None:
             self.fleet.settle(prepared, batch, outcome)
-        self._settle[outcome.verdict](batch, outcome)
-        if self.destination.posts and not self.dry_run:
-            self._remember(pace=self._pacer.save())
+        # the rows, what the destination taught us and the pace: one commit, so none is
+        # kept without the others
+        with self._transaction():
+            if outcome.remember:
+                self._remember(**outcome.remember)
+            self._settle[outcome.verdict](batch, outcome)
+            if self.destination.posts and not self.dry_run:
+                self._remember(pace=self._pacer.save())
+        if outcome.verdict == "ok":
+            metrics.current().delivered(self.name, [r.alert for r in batch])
 
     # -- settling ------------------------------------------------------------
 
     def _delivered(self, batch: list[outbox.Row], outcome: Outcome) -> None:
-        with self.state.transaction() as conn:
+        with self._transaction() as conn:
             outbox.finish(conn, [r.seq for r in batch], "delivered")
-        metrics.current().delivered(self.name, [r.alert for r in batch])
         if self.failing_since is not None or self._saved.get("permanent"):
             log.info('destination "%s": delivering again', self.name)
             self._set_failing(None, None, permanent=False)
@@ -322,7 +329,7 @@ class Sender:
         if wait > 0:
             log.info('destination "%s": rate limited, waiting %.2fs', self.name, wait)
             self._pacer.block(time.monotonic() + wait)
-        with self.state.transaction() as conn:
+        with self._transaction() as conn:
             outbox.reschedule(conn, batch[0].seq, time.time() + wait, outcome.reason,
                               attempt=False)
 
@@ -331,7 +338,7 @@ class Sender:
         delay = backoff_delay(attempts, self.backoff_base, self.backoff_cap)
         log.warning('destination "%s": %s (attempt %d); retrying in %.1fs', self.name,
                     outcome.reason, attempts, delay)
-        with self.state.transaction() as conn:
+        with self._transaction() as conn:
             outbox.reschedule(conn, batch[0].seq, time.time() + delay, outcome.reason)
         self._set_failing(self.failing_since or time.time(), outcome.reason,
                           permanent=bool(self._saved.get("permanent")))
@@ -339,7 +346,7 @@ class Sender:
     def _rejected(self, batch: list[outbox.Row], outcome: Outcome) -> None:
         log.error('destination "%s": %s; %d alert(s) marked dead', self.name, outcome.reason,
                   len(batch))
-        with self.state.transaction() as conn:
+        with self._transaction() as conn:
             outbox.finish(conn, [r.seq for r in batch], "dead", outcome.reason)
 
     def _permanent(self, batch: list[outbox.Row], outcome: Outcome) -> None:
@@ -347,7 +354,7 @@ class Sender:
             # already reported: keep the row, probe again later, say nothing new
             if outcome.reason != self.last_error:
                 log.error('destination "%s": still failing: %s', self.name, outcome.reason)
-            with self.state.transaction() as conn:
+            with self._transaction() as conn:
                 outbox.reschedule(conn, batch[0].seq, time.time() + self.probe_interval,
                                   outcome.reason)
             self._set_failing(self.failing_since or time.time(), outcome.reason, permanent=True)
@@ -355,12 +362,29 @@ class Sender:
         log.error('destination "%s": %s; %d alert(s) marked dead, the rest held and retried '
                   "every %.0fs until this is fixed", self.name, outcome.reason, len(batch),
                   self.probe_interval)
-        with self.state.transaction() as conn:
+        with self._transaction() as conn:
             outbox.finish(conn, [r.seq for r in batch], "dead", outcome.reason)
         self._set_failing(self.failing_since or time.time(), outcome.reason, permanent=True)
         self._pacer.block(time.monotonic() + self.probe_interval)
 
     # -- destination state -----------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A state transaction; one already open is joined, so a send commits once."""
+        if self._joined is not None:
+            yield self._joined
+            return
+        saved = self._saved
+        try:
+            with self.state.transaction() as conn:
+                self._joined = conn
+                yield conn
+        except BaseException:
+            self._saved = saved  # not committed, so not remembered: written again next time
+            raise
+        finally:
+            self._joined = None
 
     def _set_failing(self, since: float | None, error: str | None, *, permanent: bool) -> None:
         self.failing_since = since
@@ -374,7 +398,7 @@ class Sender:
         saved = {k: v for k, v in saved.items() if v is not None}
         if saved != self._saved:
             self._saved = saved
-            with self.state.transaction() as conn:
+            with self._transaction() as conn:
                 put_value(conn, NS, self.name, saved or None)
 
 

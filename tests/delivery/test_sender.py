@@ -8,10 +8,13 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,7 @@ from logwatch.delivery.sender import Sender, build_senders, destination_status, 
 from logwatch.errors import DeliveryError
 from logwatch.models import Alert
 from logwatch.secret import Secret
-from logwatch.state import State
+from logwatch.state import State, get_value
 from tests.fakeapi import (
     BOT_TOKEN,
     CHAT_ID,
@@ -189,6 +192,27 @@ def test_a_wake_while_paced_reads_nothing_until_the_pace_opens(
     assert len(reads) == before
     wait_for(lambda: count(state, "hook", "delivered") == 21, 10, message="all delivered")
     assert numbers(fake) == list(range(21))
+
+
+def test_a_send_commits_once(
+        fake: FakeAPI, state: State, senders: list[Sender], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request's rows and the pace it used are settled in one transaction, both kept."""
+    commits: list[str] = []
+    real = state.transaction
+
+    @contextmanager
+    def counted() -> Iterator[sqlite3.Connection]:
+        with real() as conn:
+            yield conn
+        commits.append(threading.current_thread().name)
+
+    monkeypatch.setattr(state, "transaction", counted)
+    enqueue(state, [make_alert(n, to=("hook",)) for n in range(35)])
+    discord_sender(fake.discord_url(), state, senders)
+    wait_for(lambda: count(state, "hook", "delivered") == 35, 20, message="35 delivered")
+    assert len(fake.received) >= 4
+    assert commits.count("sender-hook") == len(fake.received) + fake.rate_limited  # 429s too
+    assert len(get_value(state.conn, "destination", "hook")["pace"]["sent"]) >= 4
 
 
 # -- failures --------------------------------------------------------------------------
@@ -370,7 +394,7 @@ from logwatch.delivery.sender import Sender
 from logwatch.delivery.destinations.discord import Discord
 from logwatch.delivery.destinations.types import Window
 from logwatch.secret import Secret
-from logwatch.state import State
+from logwatch.state import State, get_value
 
 state = State(Path(sys.argv[1]))
 dest = Discord(DiscordDestination("hook", Secret(sys.argv[2])), pace=(Window(5, 0.2),))
