@@ -24,6 +24,7 @@ from logwatch.delivery.destinations.types import (
     Outcome,
     Window,
     cut,
+    endpoint,
     message_text,
     new_client,
     post_json,
@@ -138,6 +139,7 @@ class Discord:
         self.pace = pace or (Window(5, 2.0),)
         self._timeout = timeout
         self._client: httpx.Client | None = None
+        self._url: httpx.URL | None = None
 
     def __repr__(self) -> str:
         return f"Discord(name={self.name!r})"
@@ -160,12 +162,9 @@ class Discord:
 
     def send(self, message: Message) -> Outcome:
         """POST with ``?wait=true`` so a 200 means Discord stored the message."""
-        params = {"wait": "true"}
-        if self.config.thread_id is not None:
-            params["thread_id"] = str(self.config.thread_id)
         try:
-            resp = post_json(self._http(), self.config.url, message.payload,
-                             secret=self.config.url, params=params)
+            resp = post_json(self._http(), self._endpoint(), message.payload,
+                             secret=self.config.url)
         except DeliveryError as exc:
             return Outcome("backoff", str(exc))
         return classify(resp, self.config)
@@ -182,6 +181,15 @@ class Discord:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+    def _endpoint(self) -> httpx.URL:
+        """The webhook URL with its query, parsed at the first send only."""
+        if self._url is None:
+            params = {"wait": "true"}
+            if self.config.thread_id is not None:
+                params["thread_id"] = str(self.config.thread_id)
+            self._url = endpoint(self.config.url, params)
+        return self._url
 
     def _http(self) -> httpx.Client:
         if self._client is None:

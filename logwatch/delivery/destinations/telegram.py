@@ -23,6 +23,7 @@ from logwatch.delivery.destinations.types import (
     Verdict,
     Window,
     cut,
+    endpoint,
     message_text,
     new_client,
     post_json,
@@ -101,6 +102,7 @@ class Telegram:
         self.pace = pace or _default_pace(config.chat_id)
         self._timeout = timeout
         self._client: httpx.Client | None = None
+        self._url: httpx.URL | None = None
 
     def __repr__(self) -> str:
         return f"Telegram(name={self.name!r}, chat_id={self.chat_id!r})"
@@ -156,8 +158,7 @@ class Telegram:
         if self.config.thread_id is not None:
             body["message_thread_id"] = self.config.thread_id
         try:
-            resp = post_json(self._http(), api_url(self.config, "sendMessage"), body,
-                             secret=self.config.token)
+            resp = post_json(self._http(), self._endpoint(), body, secret=self.config.token)
         except DeliveryError as exc:
             return Outcome("backoff", str(exc))
         return self._classify(resp)
@@ -191,6 +192,12 @@ class Telegram:
         return Outcome("retry", "group upgraded to a supergroup", retry_after=0.0,
                        remember={"migrated_from": self.config.chat_id,
                                  "migrated_chat_id": self.chat_id})
+
+    def _endpoint(self) -> httpx.URL:
+        """sendMessage's URL, parsed at the first send only."""
+        if self._url is None:
+            self._url = endpoint(api_url(self.config, "sendMessage"))
+        return self._url
 
     def _http(self) -> httpx.Client:
         if self._client is None:

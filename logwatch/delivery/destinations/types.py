@@ -34,6 +34,9 @@ Verdict = Literal["ok", "retry", "backoff", "reject", "permanent"]
 
 CUT_MARKER = "… [cut]"
 HTTP_TIMEOUT = 10.0
+#: the body as httpx's ``json=`` encodes it (compact UTF-8, no NaN), with an encoder made once
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_JSON_HEADERS: Mapping[str, str] = {"Content-Type": "application/json"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,14 +165,27 @@ def cut(text: str, budget: int, escape: Callable[[str], str] = lambda s: s,
     return f"{kept}\n{marker}" if kept else marker
 
 
-def post_json(client: httpx.Client, url: Secret | str, body: Any, *, secret: Secret,
-              params: Mapping[str, str] | None = None) -> httpx.Response:
-    """POST ``body``; network trouble becomes a :class:`DeliveryError` without the URL."""
+def endpoint(url: Secret | str, params: Mapping[str, str] | None = None) -> httpx.URL:
+    """``url`` parsed once, ``params`` replacing its query as ``client.post(params=)`` does.
+
+    It holds the secret (webhook token, bot token): keep it private, never show it.
+    """
     target = url.reveal() if isinstance(url, Secret) else url
+    return httpx.URL(target) if params is None else httpx.URL(target, params=params)
+
+
+def post_json(client: httpx.Client, url: httpx.URL | Secret | str, body: Any, *,
+              secret: Secret) -> httpx.Response:
+    """POST ``body``; network trouble becomes a :class:`DeliveryError` without the URL.
+
+    A sender passes an :func:`endpoint` made once, so that a send parses no URL.
+    """
+    target = url if isinstance(url, httpx.URL) else endpoint(url)
+    content = _JSON.encode(body).encode()
     # ``from None``: the httpx exception holds the request, URL and token included, and
     # a traceback printed anywhere would show it
     try:
-        return client.post(target, json=body, params=params)
+        return client.post(target, content=content, headers=_JSON_HEADERS)
     except httpx.TimeoutException:
         raise DeliveryError(f"network: timed out talking to {_host(target)}") from None
     except httpx.HTTPError as exc:
@@ -177,11 +193,7 @@ def post_json(client: httpx.Client, url: Secret | str, body: Any, *, secret: Sec
     raise DeliveryError(f"network: {_host(target)}: {reason}") from None
 
 
-def _host(url: str) -> str:
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL:
-        return "the service"
+def _host(parsed: httpx.URL) -> str:
     return f"{parsed.host}:{parsed.port}" if parsed.port else parsed.host
 
 

@@ -136,6 +136,32 @@ def test_thread_id_username_and_wait_reach_the_server(fakeapi: FakeAPI) -> None:
     assert HOSTILE_LINE[:30] in received.body["embeds"][0]["description"]
 
 
+def test_the_request_is_what_httpx_json_and_params_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The body we encode is byte for byte httpx's ``json=`` (compact UTF-8, a JSON type), and
+    wait/thread_id replace the URL's own query as ``params=`` did; sends reuse the parsed URL."""
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={})
+
+    monkeypatch.setattr("logwatch.delivery.destinations.discord.new_client",
+                        lambda *a: httpx.Client(transport=httpx.MockTransport(answer)))
+    dest = discord("https://discord.example/api/webhooks/1/tok?x=1", thread_id=5)
+    message = dest.render([hostile_alert(), make_alert(2, title="caf\u00e9 \U0001f600")])
+    try:
+        assert [dest.send(message).verdict for _ in range(2)] == ["ok", "ok"]
+    finally:
+        dest.close()
+    expected = httpx.Request("POST", "https://discord.example/api/webhooks/1/tok?x=1",
+                             params={"wait": "true", "thread_id": "5"}, json=message.payload)
+    for request in seen:
+        assert request.url == expected.url
+        assert request.content == expected.content
+        assert request.headers["Content-Type"] == "application/json"
+        assert request.headers["Content-Length"] == str(len(expected.content))
+
+
 def test_network_errors_never_carry_the_url(fakeapi: FakeAPI) -> None:
     """A dropped connection is a backoff whose reason names the host, not the URL."""
     fakeapi.fail("drop")
