@@ -264,6 +264,7 @@ class Sender:
             return self._hold(wait)
         if self._skip_below_min(rows):
             return 0.0
+        fetched = len(rows)
         if self._saved.get("permanent"):
             rows = rows[:1]  # probing a destination that refused us: one row at a time
         prepared = None
@@ -272,7 +273,9 @@ class Sender:
             if not prepared.rows:
                 return prepared.wait
             rows = prepared.rows
-        self._send(rows, prepared)
+        sent = self._send(rows, prepared)
+        if not stopping and self.fleet is None and sent == fetched < self.destination.max_batch:
+            return IDLE  # that was all of the outbox: what comes next comes with a wake
         return 0.0
 
     def _hold(self, wait: float) -> float:
@@ -287,7 +290,8 @@ class Sender:
                 outbox.finish(conn, low, "skipped", "below min_severity")
         return bool(low)
 
-    def _send(self, rows: list[outbox.Row], prepared: Prepared | None = None) -> None:
+    def _send(self, rows: list[outbox.Row], prepared: Prepared | None = None) -> int:
+        """Send what of ``rows`` fits in one message and settle it; how many were delivered."""
         message = self.destination.render([r.alert for r in rows])
         batch = rows[:message.count]
         if self.dry_run and self.destination.posts:
@@ -311,8 +315,10 @@ class Sender:
             self._settle[outcome.verdict](batch, outcome)
             if self.destination.posts and not self.dry_run:
                 self._remember(pace=self._pacer.save())
-        if outcome.verdict == "ok":
-            metrics.current().delivered(self.name, [r.alert for r in batch])
+        if outcome.verdict != "ok":
+            return 0
+        metrics.current().delivered(self.name, [r.alert for r in batch])
+        return len(batch)
 
     # -- settling ------------------------------------------------------------
 

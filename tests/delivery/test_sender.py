@@ -170,10 +170,8 @@ def test_alerts_queued_while_running_keep_their_order(
     assert numbers(fake) == list(range(60))
 
 
-def test_a_wake_while_paced_reads_nothing_until_the_pace_opens(
-        fake: FakeAPI, state: State, senders: list[Sender], monkeypatch: pytest.MonkeyPatch) -> None:
-    """Commits while the pace is closed wake the sender, which reads no outbox row before the
-    pace opens (the daemon wakes it after every commit); then they all go, in order."""
+def counted_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The destinations of every outbox.pending call from now on."""
     reads: list[str] = []
     real = outbox.pending
 
@@ -182,6 +180,14 @@ def test_a_wake_while_paced_reads_nothing_until_the_pace_opens(
         return real(conn, destination, limit)
 
     monkeypatch.setattr(outbox, "pending", pending)
+    return reads
+
+
+def test_a_wake_while_paced_reads_nothing_until_the_pace_opens(
+        fake: FakeAPI, state: State, senders: list[Sender], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commits while the pace is closed wake the sender, which reads no outbox row before the
+    pace opens (the daemon wakes it after every commit); then they all go, in order."""
+    reads = counted_reads(monkeypatch)
     sender = discord_sender(fake.discord_url(), state, senders, pace=(Window(1, 3.0),))
     enqueue(state, [make_alert(0, to=("hook",))], [sender])
     wait_for(lambda: count(state, "hook", "delivered") == 1, 10, message="the first delivered")
@@ -192,6 +198,20 @@ def test_a_wake_while_paced_reads_nothing_until_the_pace_opens(
     assert len(reads) == before
     wait_for(lambda: count(state, "hook", "delivered") == 21, 10, message="all delivered")
     assert numbers(fake) == list(range(21))
+
+
+def test_a_sender_that_sent_everything_waits_for_a_wake(
+        fake: FakeAPI, state: State, senders: list[Sender], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fewer rows than a message holds all went out: the outbox is not read again to find it
+    empty; the next commit's wake sends at once."""
+    reads = counted_reads(monkeypatch)
+    enqueue(state, [make_alert(n, to=("hook",)) for n in range(3)])
+    sender = discord_sender(fake.discord_url(), state, senders)
+    wait_for(lambda: count(state, "hook", "delivered") == 3, 10, message="3 delivered")
+    enqueue(state, [make_alert(3, to=("hook",))], [sender])
+    wait_for(lambda: count(state, "hook", "delivered") == 4, 10, message="the 4th delivered")
+    assert len(reads) == 2
+    assert numbers(fake) == list(range(4))
 
 
 def test_a_send_commits_once(
