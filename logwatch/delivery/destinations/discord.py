@@ -20,6 +20,7 @@ import regex
 import logwatch.delivery.destinations.replies as replies
 from logwatch.config import DiscordDestination
 from logwatch.delivery.destinations.types import (
+    Http,
     Message,
     Outcome,
     Window,
@@ -138,7 +139,7 @@ class Discord:
         #: Discord allows about 5 requests per 2 s per webhook
         self.pace = pace or (Window(5, 2.0),)
         self._timeout = timeout
-        self._client: httpx.Client | None = None
+        self._client: Http | None = None
         self._url: httpx.URL | None = None
 
     def __repr__(self) -> str:
@@ -191,7 +192,7 @@ class Discord:
             self._url = endpoint(self.config.url, params)
         return self._url
 
-    def _http(self) -> httpx.Client:
+    def _http(self) -> Http:
         if self._client is None:
             self._client = new_client() if self._timeout is None else new_client(self._timeout)
         return self._client

@@ -18,6 +18,7 @@ import httpx
 import logwatch.delivery.destinations.replies as replies
 from logwatch.config import TelegramDestination
 from logwatch.delivery.destinations.types import (
+    Http,
     Message,
     Outcome,
     Verdict,
@@ -101,7 +102,7 @@ class Telegram:
         self.chat_id: int | str = config.chat_id
         self.pace = pace or _default_pace(config.chat_id)
         self._timeout = timeout
-        self._client: httpx.Client | None = None
+        self._client: Http | None = None
         self._url: httpx.URL | None = None
 
     def __repr__(self) -> str:
@@ -199,7 +200,7 @@ class Telegram:
             self._url = endpoint(api_url(self.config, "sendMessage"))
         return self._url
 
-    def _http(self) -> httpx.Client:
+    def _http(self) -> Http:
         if self._client is None:
             self._client = new_client() if self._timeout is None else new_client(self._timeout)
         return self._client

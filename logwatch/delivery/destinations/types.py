@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from types import TracebackType
 from typing import Any, Literal, Protocol
 
 import httpx
@@ -174,7 +176,7 @@ def endpoint(url: Secret | str, params: Mapping[str, str] | None = None) -> http
     return httpx.URL(target) if params is None else httpx.URL(target, params=params)
 
 
-def post_json(client: httpx.Client, url: httpx.URL | Secret | str, body: Any, *,
+def post_json(http: Http, url: httpx.URL | Secret | str, body: Any, *,
               secret: Secret) -> httpx.Response:
     """POST ``body``; network trouble becomes a :class:`DeliveryError` without the URL.
 
@@ -185,7 +187,7 @@ def post_json(client: httpx.Client, url: httpx.URL | Secret | str, body: Any, *,
     # ``from None``: the httpx exception holds the request, URL and token included, and
     # a traceback printed anywhere would show it
     try:
-        return client.post(target, content=content, headers=_JSON_HEADERS)
+        return http.post(target, content)
     except httpx.TimeoutException:
         raise DeliveryError(f"network: timed out talking to {_host(target)}") from None
     except httpx.HTTPError as exc:
@@ -224,7 +226,49 @@ def response_reason(resp: httpx.Response, secret: Secret, service: str) -> str:
     return f"{service} answered {resp.status_code}" + (f": {text}" if text else "")
 
 
-def new_client(timeout: float = HTTP_TIMEOUT) -> httpx.Client:
+class Http:
+    """One sender's httpx client, lean for the one request it makes: a JSON POST, read whole.
+
+    With no proxy in the environment a POST goes straight to the client's transport
+    (``BaseTransport.handle_request``), past what the client adds per request and logwatch
+    does not use (cookie jar, auth and redirect flows, event hooks); with one, the client
+    routes it through the proxy as always. ``transport``: another one (tests).
+    """
+
+    def __init__(self, timeout: float = HTTP_TIMEOUT, *,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        # what httpx reads for its proxy mounts; a client given a transport ignores them
+        proxied = transport is None and bool(urllib.request.getproxies())
+        #: where a POST goes straight to; None: through the client (and its proxy)
+        self._transport = None if proxied else transport or httpx.HTTPTransport()
+        self.client = httpx.Client(timeout=timeout, follow_redirects=False,
+                                   headers={"User-Agent": f"logwatch/{__version__}"},
+                                   transport=self._transport)
+
+    def post(self, url: httpx.URL, content: bytes) -> httpx.Response:
+        """POST ``content`` (JSON) to ``url``; the answer is read whole."""
+        request = self.client.build_request("POST", url, content=content, headers=_JSON_HEADERS)
+        if self._transport is None:
+            return self.client.send(request)
+        response = self._transport.handle_request(request)
+        try:
+            response.read()
+        finally:
+            response.close()  # the connection goes back to the pool, whatever happened
+        return response
+
+    def close(self) -> None:
+        """Close the connections."""
+        self.client.close()
+
+    def __enter__(self) -> Http:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def new_client(timeout: float = HTTP_TIMEOUT) -> Http:
     """An HTTP client for one sender thread."""
-    return httpx.Client(timeout=timeout, follow_redirects=False,
-                        headers={"User-Agent": f"logwatch/{__version__}"})
+    return Http(timeout)
