@@ -284,6 +284,8 @@ class Sender:
         return wait
 
     def _skip_below_min(self, rows: list[outbox.Row]) -> bool:
+        if not self.min_rank:
+            return False  # min_severity "info": every alert goes
         low = [r.seq for r in rows if SEVERITIES.index(r.alert.severity) < self.min_rank]
         if low:
             with self._transaction() as conn:

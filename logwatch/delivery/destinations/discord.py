@@ -54,7 +54,8 @@ BUCKET_PAUSE = 2.0
 COLOURS: Mapping[str, int] = {"critical": 0xE74C3C, "warning": 0xF39C12, "info": 0x3498DB}
 RESOLVED_COLOUR = 0x2ECC71
 
-_MARKDOWN = regex.compile(r"([\\*_~`|<>#\-\[\]():@])")
+#: every character Discord markdown gives a meaning, backslashed (one C pass, no regex)
+_MARKDOWN = str.maketrans({ch: "\\" + ch for ch in "\\*_~`|<>#-[]():@"})
 _FENCE = regex.compile(r"`(?=``)")
 
 #: Discord's JSON error codes that mean "this webhook is gone or wrong"
@@ -66,12 +67,12 @@ _CODES: Mapping[int, str] = {
 
 def escape_markdown(text: str) -> str:
     """Backslash every character Discord markdown gives a meaning (mentions included)."""
-    return _MARKDOWN.sub(r"\\\1", text)
+    return text.translate(_MARKDOWN)
 
 
 def code_safe(text: str) -> str:
     """Text that cannot close a ``` code block (a zero-width space breaks every run of 3)."""
-    return _FENCE.sub("`\u200b", text)
+    return _FENCE.sub("`\u200b", text) if "```" in text else text
 
 
 def render_embed(alert: Alert) -> dict[str, Any]:
