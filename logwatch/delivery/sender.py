@@ -137,6 +137,8 @@ class Sender:
         #: monotonic time before which nothing can be sent (pacing closed, first row not due):
         #: a wake before then need not read the outbox
         self._not_before = 0.0
+        #: the alerts of the rows last read, by seq: a row read again is not decoded again
+        self._decoded: dict[int, Alert] = {}
         #: the transaction a send's writes join (see :meth:`_transaction`)
         self._joined: sqlite3.Connection | None = None
         self._thread = threading.Thread(target=self._run, name=f"sender-{self.name}",
@@ -254,7 +256,7 @@ class Sender:
             return None
         if not stopping and (paced := self._pacer.delay(time.monotonic())) > 0:
             return self._hold(paced)  # whatever the outbox holds, none of it may go yet
-        rows = outbox.pending(self.state.conn, self.name, self.destination.max_batch)
+        rows, everything = self._read()
         if not rows:
             return None if stopping else IDLE
         wait = max(rows[0].next_try - time.time(), self._pacer.delay(time.monotonic()))
@@ -264,18 +266,27 @@ class Sender:
             return self._hold(wait)
         if self._skip_below_min(rows):
             return 0.0
-        fetched = len(rows)
-        if self._saved.get("permanent"):
-            rows = rows[:1]  # probing a destination that refused us: one row at a time
-        prepared = None
         if self.fleet is not None:
-            prepared = self.fleet.prepare(rows, self.state)
-            if not prepared.rows:
-                return prepared.wait
-            rows = prepared.rows
-        sent = self._send(rows, prepared)
-        if not stopping and self.fleet is None and sent == fetched < self.destination.max_batch:
+            return self._fleet_step(self.fleet, rows)
+        sent = self._send(rows)
+        if everything and sent == len(rows) and not stopping:
             return IDLE  # that was all of the outbox: what comes next comes with a wake
+        return 0.0
+
+    def _read(self) -> tuple[list[outbox.Row], bool]:
+        """The rows the next message may carry, and whether they are all the pending ones."""
+        # probing a destination that refused us goes one row at a time: read no more
+        limit = 1 if self._saved.get("permanent") else self.destination.max_batch
+        rows = outbox.pending(self.state.conn, self.name, limit, known=self._decoded)
+        self._decoded = {r.seq: r.alert for r in rows}
+        return rows, len(rows) < limit
+
+    def _fleet_step(self, fleet: FleetSending, rows: list[outbox.Row]) -> float:
+        """Send what the other hosts leave to this one (claims, shared pacing)."""
+        prepared = fleet.prepare(rows, self.state)
+        if not prepared.rows:
+            return prepared.wait
+        self._send(prepared.rows, prepared)
         return 0.0
 
     def _hold(self, wait: float) -> float:

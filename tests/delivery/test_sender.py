@@ -175,9 +175,9 @@ def counted_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     reads: list[str] = []
     real = outbox.pending
 
-    def pending(conn: Any, destination: str, limit: int) -> list[outbox.Row]:
+    def pending(conn: Any, destination: str, limit: int, **options: Any) -> list[outbox.Row]:
         reads.append(destination)
-        return real(conn, destination, limit)
+        return real(conn, destination, limit, **options)
 
     monkeypatch.setattr(outbox, "pending", pending)
     return reads
