@@ -77,6 +77,11 @@ def code_safe(text: str) -> str:
 
 def render_embed(alert: Alert) -> dict[str, Any]:
     """The embed for one alert, within Discord's limits whatever the text."""
+    return _sized_embed(alert)[0]
+
+
+def _sized_embed(alert: Alert) -> tuple[dict[str, Any], int]:
+    """:func:`render_embed` and its :func:`embed_size`, counted once."""
     embed: dict[str, Any] = {
         "title": cut(alert.title, TITLE_MAX, escape_markdown),
         "color": RESOLVED_COLOUR if alert.kind == "resolved" else COLOURS.get(alert.severity,
@@ -88,11 +93,11 @@ def render_embed(alert: Alert) -> dict[str, Any]:
     fields = _fields(alert)
     if fields:
         embed["fields"] = fields
-    room = min(DESCRIPTION_MAX, EMBEDS_TOTAL_MAX - embed_size(embed))
-    description = _description(alert, room)
+    size = embed_size(embed)
+    description = _description(alert, min(DESCRIPTION_MAX, EMBEDS_TOTAL_MAX - size))
     if description:  # Discord refuses an empty description
         embed["description"] = description
-    return embed
+    return embed, size + utf16_len(description)
 
 
 def _fields(alert: Alert) -> list[dict[str, Any]]:
@@ -151,8 +156,7 @@ class Discord:
         embeds: list[dict[str, Any]] = []
         total = 0
         for alert in alerts[:MAX_EMBEDS]:
-            embed = render_embed(alert)
-            size = embed_size(embed)
+            embed, size = _sized_embed(alert)
             if embeds and total + size > EMBEDS_TOTAL_MAX:
                 break
             embeds.append(embed)
