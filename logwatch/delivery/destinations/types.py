@@ -251,6 +251,7 @@ class Http:
         if self._transport is None:
             return self.client.send(request)
         response = self._transport.handle_request(request)
+        response.request = request  # as the client sets it (resp.url, raise_for_status)
         try:
             response.read()
         finally:
