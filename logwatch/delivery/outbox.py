@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -56,14 +56,21 @@ class Row:
     next_try: float
 
 
-def pending(conn: sqlite3.Connection, destination: str, limit: int) -> list[Row]:
-    """The first ``limit`` pending rows of ``destination``, in delivery order."""
+def pending(conn: sqlite3.Connection, destination: str, limit: int, *,
+            known: Mapping[int, Alert] | None = None) -> list[Row]:
+    """The first ``limit`` pending rows of ``destination``, in delivery order.
+
+    ``known``: alerts already decoded, by ``seq`` (a row's alert never changes), so that a
+    row read again (it did not fit in the last message, or is retried) is not decoded again.
+    The query walks the ``outbox_pending`` index (destination, status, seq): no sort.
+    """
     rows = conn.execute(
         "SELECT seq, alert, attempts, next_try FROM outbox "
         "WHERE destination = ? AND status = 'pending' ORDER BY seq LIMIT ?",
         (destination, limit),
     )
-    return [Row(seq, Alert.from_json(alert), attempts, next_try)
+    known = known or {}
+    return [Row(seq, known.get(seq) or Alert.from_json(alert), attempts, next_try)
             for seq, alert, attempts, next_try in rows]
 
 

@@ -28,7 +28,8 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
 import logwatch.delivery.outbox as outbox
@@ -133,6 +134,13 @@ class Sender:
         self._pacer = Pacer(destination.pace)
         self._wake = threading.Event()
         self._stop_at: float | None = None
+        #: monotonic time before which nothing can be sent (pacing closed, first row not due):
+        #: a wake before then need not read the outbox
+        self._not_before = 0.0
+        #: the alerts of the rows last read, by seq: a row read again is not decoded again
+        self._decoded: dict[int, Alert] = {}
+        #: the transaction a send's writes join (see :meth:`_transaction`)
+        self._joined: sqlite3.Connection | None = None
         self._thread = threading.Thread(target=self._run, name=f"sender-{self.name}",
                                         daemon=True)
         saved = _sane_saved(get_value(state.conn, NS, self.name))
@@ -193,6 +201,10 @@ class Sender:
     def _loop(self) -> None:
         while True:
             self._wake.clear()
+            if self._stop_at is None and (left := self._not_before - time.monotonic()) > 0:
+                # woken by a commit while nothing may go yet: what it added waits its turn
+                self._wake.wait(self._bounded(left))
+                continue
             try:
                 delay = self.step()
             except (sqlite3.Error, OSError) as exc:
@@ -221,7 +233,7 @@ class Sender:
     def _heal_next_try(self) -> None:
         """Rows scheduled absurdly far ahead (an older bug, a larger cap) are due within the cap."""
         latest = time.time() + max(self.max_retry_wait, self.backoff_cap, self.probe_interval)
-        with self.state.transaction() as conn:
+        with self._transaction() as conn:
             healed = outbox.clamp_next_try(conn, self.name, latest)
         if healed:
             log.warning('destination "%s": %d alert(s) were scheduled too far ahead; retrying '
@@ -242,35 +254,57 @@ class Sender:
         stopping = self._stop_at is not None
         if self._stop_at is not None and time.monotonic() >= self._stop_at:
             return None
-        rows = outbox.pending(self.state.conn, self.name, self.destination.max_batch)
+        if not stopping and (paced := self._pacer.delay(time.monotonic())) > 0:
+            return self._hold(paced)  # whatever the outbox holds, none of it may go yet
+        rows, everything = self._read()
         if not rows:
             return None if stopping else IDLE
         wait = max(rows[0].next_try - time.time(), self._pacer.delay(time.monotonic()))
         if wait > 0:
             if self._stop_at is not None and time.monotonic() + wait > self._stop_at:
                 return None
-            return wait
+            return self._hold(wait)
         if self._skip_below_min(rows):
             return 0.0
-        if self._saved.get("permanent"):
-            rows = rows[:1]  # probing a destination that refused us: one row at a time
-        prepared = None
         if self.fleet is not None:
-            prepared = self.fleet.prepare(rows, self.state)
-            if not prepared.rows:
-                return prepared.wait
-            rows = prepared.rows
-        self._send(rows, prepared)
+            return self._fleet_step(self.fleet, rows)
+        sent = self._send(rows)
+        if everything and sent == len(rows) and not stopping:
+            return IDLE  # that was all of the outbox: what comes next comes with a wake
         return 0.0
 
+    def _read(self) -> tuple[list[outbox.Row], bool]:
+        """The rows the next message may carry, and whether they are all the pending ones."""
+        # probing a destination that refused us goes one row at a time: read no more
+        limit = 1 if self._saved.get("permanent") else self.destination.max_batch
+        rows = outbox.pending(self.state.conn, self.name, limit, known=self._decoded)
+        self._decoded = {r.seq: r.alert for r in rows}
+        return rows, len(rows) < limit
+
+    def _fleet_step(self, fleet: FleetSending, rows: list[outbox.Row]) -> float:
+        """Send what the other hosts leave to this one (claims, shared pacing)."""
+        prepared = fleet.prepare(rows, self.state)
+        if not prepared.rows:
+            return prepared.wait
+        self._send(prepared.rows, prepared)
+        return 0.0
+
+    def _hold(self, wait: float) -> float:
+        """Nothing may be sent for ``wait`` s (rows keep their order, so neither may new ones)."""
+        self._not_before = time.monotonic() + wait
+        return wait
+
     def _skip_below_min(self, rows: list[outbox.Row]) -> bool:
+        if not self.min_rank:
+            return False  # min_severity "info": every alert goes
         low = [r.seq for r in rows if SEVERITIES.index(r.alert.severity) < self.min_rank]
         if low:
-            with self.state.transaction() as conn:
+            with self._transaction() as conn:
                 outbox.finish(conn, low, "skipped", "below min_severity")
         return bool(low)
 
-    def _send(self, rows: list[outbox.Row], prepared: Prepared | None = None) -> None:
+    def _send(self, rows: list[outbox.Row], prepared: Prepared | None = None) -> int:
+        """Send what of ``rows`` fits in one message and settle it; how many were delivered."""
         message = self.destination.render([r.alert for r in rows])
         batch = rows[:message.count]
         if self.dry_run and self.destination.posts:
@@ -284,20 +318,26 @@ class Sender:
             metrics.current().request(self.name, time.monotonic() - started)
         if outcome.pause:
             self._pacer.block(time.monotonic() + outcome.pause)
-        if outcome.remember:
-            self._remember(**outcome.remember)
         if self.fleet is not None and prepared is not None:
             self.fleet.settle(prepared, batch, outcome)
-        self._settle[outcome.verdict](batch, outcome)
-        if self.destination.posts and not self.dry_run:
-            self._remember(pace=self._pacer.save())
+        # the rows, what the destination taught us and the pace: one commit, so none is
+        # kept without the others
+        with self._transaction():
+            if outcome.remember:
+                self._remember(**outcome.remember)
+            self._settle[outcome.verdict](batch, outcome)
+            if self.destination.posts and not self.dry_run:
+                self._remember(pace=self._pacer.save())
+        if outcome.verdict != "ok":
+            return 0
+        metrics.current().delivered(self.name, [r.alert for r in batch])
+        return len(batch)
 
     # -- settling ------------------------------------------------------------
 
     def _delivered(self, batch: list[outbox.Row], outcome: Outcome) -> None:
-        with self.state.transaction() as conn:
+        with self._transaction() as conn:
             outbox.finish(conn, [r.seq for r in batch], "delivered")
-        metrics.current().delivered(self.name, [r.alert for r in batch])
         if self.failing_since is not None or self._saved.get("permanent"):
             log.info('destination "%s": delivering again', self.name)
             self._set_failing(None, None, permanent=False)
@@ -308,7 +348,7 @@ class Sender:
         if wait > 0:
             log.info('destination "%s": rate limited, waiting %.2fs', self.name, wait)
             self._pacer.block(time.monotonic() + wait)
-        with self.state.transaction() as conn:
+        with self._transaction() as conn:
             outbox.reschedule(conn, batch[0].seq, time.time() + wait, outcome.reason,
                               attempt=False)
 
@@ -317,7 +357,7 @@ class Sender:
         delay = backoff_delay(attempts, self.backoff_base, self.backoff_cap)
         log.warning('destination "%s": %s (attempt %d); retrying in %.1fs', self.name,
                     outcome.reason, attempts, delay)
-        with self.state.transaction() as conn:
+        with self._transaction() as conn:
             outbox.reschedule(conn, batch[0].seq, time.time() + delay, outcome.reason)
         self._set_failing(self.failing_since or time.time(), outcome.reason,
                           permanent=bool(self._saved.get("permanent")))
@@ -325,7 +365,7 @@ class Sender:
     def _rejected(self, batch: list[outbox.Row], outcome: Outcome) -> None:
         log.error('destination "%s": %s; %d alert(s) marked dead', self.name, outcome.reason,
                   len(batch))
-        with self.state.transaction() as conn:
+        with self._transaction() as conn:
             outbox.finish(conn, [r.seq for r in batch], "dead", outcome.reason)
 
     def _permanent(self, batch: list[outbox.Row], outcome: Outcome) -> None:
@@ -333,7 +373,7 @@ class Sender:
             # already reported: keep the row, probe again later, say nothing new
             if outcome.reason != self.last_error:
                 log.error('destination "%s": still failing: %s', self.name, outcome.reason)
-            with self.state.transaction() as conn:
+            with self._transaction() as conn:
                 outbox.reschedule(conn, batch[0].seq, time.time() + self.probe_interval,
                                   outcome.reason)
             self._set_failing(self.failing_since or time.time(), outcome.reason, permanent=True)
@@ -341,12 +381,29 @@ class Sender:
         log.error('destination "%s": %s; %d alert(s) marked dead, the rest held and retried '
                   "every %.0fs until this is fixed", self.name, outcome.reason, len(batch),
                   self.probe_interval)
-        with self.state.transaction() as conn:
+        with self._transaction() as conn:
             outbox.finish(conn, [r.seq for r in batch], "dead", outcome.reason)
         self._set_failing(self.failing_since or time.time(), outcome.reason, permanent=True)
         self._pacer.block(time.monotonic() + self.probe_interval)
 
     # -- destination state -----------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A state transaction; one already open is joined, so a send commits once."""
+        if self._joined is not None:
+            yield self._joined
+            return
+        saved = self._saved
+        try:
+            with self.state.transaction() as conn:
+                self._joined = conn
+                yield conn
+        except BaseException:
+            self._saved = saved  # not committed, so not remembered: written again next time
+            raise
+        finally:
+            self._joined = None
 
     def _set_failing(self, since: float | None, error: str | None, *, permanent: bool) -> None:
         self.failing_since = since
@@ -360,7 +417,7 @@ class Sender:
         saved = {k: v for k, v in saved.items() if v is not None}
         if saved != self._saved:
             self._saved = saved
-            with self.state.transaction() as conn:
+            with self._transaction() as conn:
                 put_value(conn, NS, self.name, saved or None)
 
 

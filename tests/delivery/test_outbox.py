@@ -21,6 +21,34 @@ def test_pending_in_order_and_enqueue_is_idempotent(tmp_path: Path) -> None:
     state.close()
 
 
+def test_pending_reuses_the_alerts_it_is_given(tmp_path: Path) -> None:
+    """A row read again takes its alert from ``known`` (not decoded twice); the rest are read."""
+    state = State(tmp_path)
+    with state.transaction() as conn:
+        outbox.enqueue(conn, [make_alert(n, to=("a",)) for n in range(3)])
+    first, second, third = outbox.pending(state.conn, "a", 3)
+    known = {first.seq: make_alert(9, title="already decoded")}
+    again = outbox.pending(state.conn, "a", 3, known=known)
+    assert again[0].alert is known[first.seq]
+    assert [r.alert for r in again[1:]] == [second.alert, third.alert]
+    state.close()
+
+
+def test_pending_walks_the_index(tmp_path: Path) -> None:
+    """The sender's read is an index search in seq order: no table scan, no sort."""
+    state = State(tmp_path)
+    statements: list[str] = []
+    state.conn.set_trace_callback(statements.append)
+    outbox.pending(state.conn, "a", 10)
+    state.conn.set_trace_callback(None)
+    (select,) = [s for s in statements if s.startswith("SELECT")]  # parameters filled in
+    details = " ".join(str(row[-1]) for row in
+                       state.conn.execute(f"EXPLAIN QUERY PLAN {select}").fetchall())
+    assert "USING INDEX outbox_pending (destination=? AND status=?)" in details
+    assert "TEMP B-TREE" not in details
+    state.close()
+
+
 def test_finish_and_counts(tmp_path: Path) -> None:
     """Delivered, dead (with its reason) and skipped rows leave the pending list."""
     state = State(tmp_path)

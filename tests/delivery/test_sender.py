@@ -8,10 +8,13 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,7 @@ from logwatch.delivery.sender import Sender, build_senders, destination_status, 
 from logwatch.errors import DeliveryError
 from logwatch.models import Alert
 from logwatch.secret import Secret
-from logwatch.state import State
+from logwatch.state import State, get_value
 from tests.fakeapi import (
     BOT_TOKEN,
     CHAT_ID,
@@ -165,6 +168,71 @@ def test_alerts_queued_while_running_keep_their_order(
                 [sender])
     wait_for(lambda: count(state, "hook", "delivered") == 60, 20, message="60 delivered")
     assert numbers(fake) == list(range(60))
+
+
+def counted_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The destinations of every outbox.pending call from now on."""
+    reads: list[str] = []
+    real = outbox.pending
+
+    def pending(conn: Any, destination: str, limit: int, **options: Any) -> list[outbox.Row]:
+        reads.append(destination)
+        return real(conn, destination, limit, **options)
+
+    monkeypatch.setattr(outbox, "pending", pending)
+    return reads
+
+
+def test_a_wake_while_paced_reads_nothing_until_the_pace_opens(
+        fake: FakeAPI, state: State, senders: list[Sender], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commits while the pace is closed wake the sender, which reads no outbox row before the
+    pace opens (the daemon wakes it after every commit); then they all go, in order."""
+    reads = counted_reads(monkeypatch)
+    sender = discord_sender(fake.discord_url(), state, senders, pace=(Window(1, 3.0),))
+    enqueue(state, [make_alert(0, to=("hook",))], [sender])
+    wait_for(lambda: count(state, "hook", "delivered") == 1, 10, message="the first delivered")
+    before = len(reads)
+    for n in range(1, 21):
+        enqueue(state, [make_alert(n, to=("hook",))], [sender])
+        wait_for(lambda: not sender._wake.is_set(), 5, message="the wake taken")
+    assert len(reads) == before
+    wait_for(lambda: count(state, "hook", "delivered") == 21, 10, message="all delivered")
+    assert numbers(fake) == list(range(21))
+
+
+def test_a_sender_that_sent_everything_waits_for_a_wake(
+        fake: FakeAPI, state: State, senders: list[Sender], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fewer rows than a message holds all went out: the outbox is not read again to find it
+    empty; the next commit's wake sends at once."""
+    reads = counted_reads(monkeypatch)
+    enqueue(state, [make_alert(n, to=("hook",)) for n in range(3)])
+    sender = discord_sender(fake.discord_url(), state, senders)
+    wait_for(lambda: count(state, "hook", "delivered") == 3, 10, message="3 delivered")
+    enqueue(state, [make_alert(3, to=("hook",))], [sender])
+    wait_for(lambda: count(state, "hook", "delivered") == 4, 10, message="the 4th delivered")
+    assert len(reads) == 2
+    assert numbers(fake) == list(range(4))
+
+
+def test_a_send_commits_once(
+        fake: FakeAPI, state: State, senders: list[Sender], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request's rows and the pace it used are settled in one transaction, both kept."""
+    commits: list[str] = []
+    real = state.transaction
+
+    @contextmanager
+    def counted() -> Iterator[sqlite3.Connection]:
+        with real() as conn:
+            yield conn
+        commits.append(threading.current_thread().name)
+
+    monkeypatch.setattr(state, "transaction", counted)
+    enqueue(state, [make_alert(n, to=("hook",)) for n in range(35)])
+    discord_sender(fake.discord_url(), state, senders)
+    wait_for(lambda: count(state, "hook", "delivered") == 35, 20, message="35 delivered")
+    assert len(fake.received) >= 4
+    assert commits.count("sender-hook") == len(fake.received) + fake.rate_limited  # 429s too
+    assert len(get_value(state.conn, "destination", "hook")["pace"]["sent"]) >= 4
 
 
 # -- failures --------------------------------------------------------------------------
@@ -346,7 +414,7 @@ from logwatch.delivery.sender import Sender
 from logwatch.delivery.destinations.discord import Discord
 from logwatch.delivery.destinations.types import Window
 from logwatch.secret import Secret
-from logwatch.state import State
+from logwatch.state import State, get_value
 
 state = State(Path(sys.argv[1]))
 dest = Discord(DiscordDestination("hook", Secret(sys.argv[2])), pace=(Window(5, 0.2),))

@@ -18,11 +18,13 @@ import httpx
 import logwatch.delivery.destinations.replies as replies
 from logwatch.config import TelegramDestination
 from logwatch.delivery.destinations.types import (
+    Http,
     Message,
     Outcome,
     Verdict,
     Window,
     cut,
+    endpoint,
     message_text,
     new_client,
     post_json,
@@ -100,7 +102,8 @@ class Telegram:
         self.chat_id: int | str = config.chat_id
         self.pace = pace or _default_pace(config.chat_id)
         self._timeout = timeout
-        self._client: httpx.Client | None = None
+        self._client: Http | None = None
+        self._url: httpx.URL | None = None
 
     def __repr__(self) -> str:
         return f"Telegram(name={self.name!r}, chat_id={self.chat_id!r})"
@@ -156,8 +159,7 @@ class Telegram:
         if self.config.thread_id is not None:
             body["message_thread_id"] = self.config.thread_id
         try:
-            resp = post_json(self._http(), api_url(self.config, "sendMessage"), body,
-                             secret=self.config.token)
+            resp = post_json(self._http(), self._endpoint(), body, secret=self.config.token)
         except DeliveryError as exc:
             return Outcome("backoff", str(exc))
         return self._classify(resp)
@@ -192,7 +194,13 @@ class Telegram:
                        remember={"migrated_from": self.config.chat_id,
                                  "migrated_chat_id": self.chat_id})
 
-    def _http(self) -> httpx.Client:
+    def _endpoint(self) -> httpx.URL:
+        """sendMessage's URL, parsed at the first send only."""
+        if self._url is None:
+            self._url = endpoint(api_url(self.config, "sendMessage"))
+        return self._url
+
+    def _http(self) -> Http:
         if self._client is None:
             self._client = new_client() if self._timeout is None else new_client(self._timeout)
         return self._client

@@ -7,9 +7,12 @@ A destination turns a batch of alerts into one :class:`Message` (``render``), se
 
 from __future__ import annotations
 
+import json
 import logging
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from types import TracebackType
 from typing import Any, Literal, Protocol
 
 import httpx
@@ -33,6 +36,9 @@ Verdict = Literal["ok", "retry", "backoff", "reject", "permanent"]
 
 CUT_MARKER = "… [cut]"
 HTTP_TIMEOUT = 10.0
+#: the body as httpx's ``json=`` encodes it (compact UTF-8, no NaN), with an encoder made once
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_JSON_HEADERS: Mapping[str, str] = {"Content-Type": "application/json"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +68,15 @@ class Message:
 
     count: int
     payload: Any
-    #: what a dry run prints: the payload, never the URL or token
-    preview: str
+    #: what a dry run prints, never the URL or token; None: the payload as indented JSON
+    shown: str | None = None
+
+    @property
+    def preview(self) -> str:
+        """What a dry run prints; made when asked, as only a dry run shows it."""
+        if self.shown is not None:
+            return self.shown
+        return json.dumps(self.payload, ensure_ascii=False, indent=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +130,10 @@ def shown_line(alert: Alert) -> str:
 
 def utf16_len(text: str) -> int:
     """Length as Discord and Telegram count it (UTF-16 code units)."""
-    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+    if text.isascii():
+        return len(text)
+    # a lone surrogate (undecodable log bytes) is one unit, as an astral character is two
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def cut(text: str, budget: int, escape: Callable[[str], str] = lambda s: s,
@@ -151,14 +167,27 @@ def cut(text: str, budget: int, escape: Callable[[str], str] = lambda s: s,
     return f"{kept}\n{marker}" if kept else marker
 
 
-def post_json(client: httpx.Client, url: Secret | str, body: Any, *, secret: Secret,
-              params: Mapping[str, str] | None = None) -> httpx.Response:
-    """POST ``body``; network trouble becomes a :class:`DeliveryError` without the URL."""
+def endpoint(url: Secret | str, params: Mapping[str, str] | None = None) -> httpx.URL:
+    """``url`` parsed once, ``params`` replacing its query as ``client.post(params=)`` does.
+
+    It holds the secret (webhook token, bot token): keep it private, never show it.
+    """
     target = url.reveal() if isinstance(url, Secret) else url
+    return httpx.URL(target) if params is None else httpx.URL(target, params=params)
+
+
+def post_json(http: Http, url: httpx.URL | Secret | str, body: Any, *,
+              secret: Secret) -> httpx.Response:
+    """POST ``body``; network trouble becomes a :class:`DeliveryError` without the URL.
+
+    A sender passes an :func:`endpoint` made once, so that a send parses no URL.
+    """
+    target = url if isinstance(url, httpx.URL) else endpoint(url)
+    content = _JSON.encode(body).encode()
     # ``from None``: the httpx exception holds the request, URL and token included, and
     # a traceback printed anywhere would show it
     try:
-        return client.post(target, json=body, params=params)
+        return http.post(target, content)
     except httpx.TimeoutException:
         raise DeliveryError(f"network: timed out talking to {_host(target)}") from None
     except httpx.HTTPError as exc:
@@ -166,11 +195,7 @@ def post_json(client: httpx.Client, url: Secret | str, body: Any, *, secret: Sec
     raise DeliveryError(f"network: {_host(target)}: {reason}") from None
 
 
-def _host(url: str) -> str:
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL:
-        return "the service"
+def _host(parsed: httpx.URL) -> str:
     return f"{parsed.host}:{parsed.port}" if parsed.port else parsed.host
 
 
@@ -201,7 +226,50 @@ def response_reason(resp: httpx.Response, secret: Secret, service: str) -> str:
     return f"{service} answered {resp.status_code}" + (f": {text}" if text else "")
 
 
-def new_client(timeout: float = HTTP_TIMEOUT) -> httpx.Client:
+class Http:
+    """One sender's httpx client, lean for the one request it makes: a JSON POST, read whole.
+
+    With no proxy in the environment a POST goes straight to the client's transport
+    (``BaseTransport.handle_request``), past what the client adds per request and logwatch
+    does not use (cookie jar, auth and redirect flows, event hooks); with one, the client
+    routes it through the proxy as always. ``transport``: another one (tests).
+    """
+
+    def __init__(self, timeout: float = HTTP_TIMEOUT, *,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        # what httpx reads for its proxy mounts; a client given a transport ignores them
+        proxied = transport is None and bool(urllib.request.getproxies())
+        #: where a POST goes straight to; None: through the client (and its proxy)
+        self._transport = None if proxied else transport or httpx.HTTPTransport()
+        self.client = httpx.Client(timeout=timeout, follow_redirects=False,
+                                   headers={"User-Agent": f"logwatch/{__version__}"},
+                                   transport=self._transport)
+
+    def post(self, url: httpx.URL, content: bytes) -> httpx.Response:
+        """POST ``content`` (JSON) to ``url``; the answer is read whole."""
+        request = self.client.build_request("POST", url, content=content, headers=_JSON_HEADERS)
+        if self._transport is None:
+            return self.client.send(request)
+        response = self._transport.handle_request(request)
+        response.request = request  # as the client sets it (resp.url, raise_for_status)
+        try:
+            response.read()
+        finally:
+            response.close()  # the connection goes back to the pool, whatever happened
+        return response
+
+    def close(self) -> None:
+        """Close the connections."""
+        self.client.close()
+
+    def __enter__(self) -> Http:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def new_client(timeout: float = HTTP_TIMEOUT) -> Http:
     """An HTTP client for one sender thread."""
-    return httpx.Client(timeout=timeout, follow_redirects=False,
-                        headers={"User-Agent": f"logwatch/{__version__}"})
+    return Http(timeout)

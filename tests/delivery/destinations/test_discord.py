@@ -10,7 +10,7 @@ import pytest
 
 from logwatch.config import DiscordDestination
 from logwatch.delivery.destinations.discord import Discord, classify, escape_markdown, render_embed
-from logwatch.delivery.destinations.types import CUT_MARKER, Window
+from logwatch.delivery.destinations.types import CUT_MARKER, Http, Window
 from logwatch.secret import Secret
 from tests.fakeapi import (
     HOSTILE_LINE,
@@ -134,6 +134,53 @@ def test_thread_id_username_and_wait_reach_the_server(fakeapi: FakeAPI) -> None:
     assert received.body["username"] == "logwatch"
     assert fakeapi.violations == []
     assert HOSTILE_LINE[:30] in received.body["embeds"][0]["description"]
+
+
+def test_the_request_is_what_httpx_json_and_params_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The body we encode is byte for byte httpx's ``json=`` (compact UTF-8, a JSON type), and
+    wait/thread_id replace the URL's own query as ``params=`` did; sends reuse the parsed URL."""
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={})
+
+    monkeypatch.setattr("logwatch.delivery.destinations.discord.new_client",
+                        lambda *a: Http(transport=httpx.MockTransport(answer)))
+    dest = discord("https://discord.example/api/webhooks/1/tok?x=1", thread_id=5)
+    message = dest.render([hostile_alert(), make_alert(2, title="caf\u00e9 \U0001f600")])
+    try:
+        assert [dest.send(message).verdict for _ in range(2)] == ["ok", "ok"]
+    finally:
+        dest.close()
+    expected = httpx.Request("POST", "https://discord.example/api/webhooks/1/tok?x=1",
+                             params={"wait": "true", "thread_id": "5"}, json=message.payload)
+    for request in seen:
+        assert request.url == expected.url
+        assert request.content == expected.content
+        assert request.headers["Content-Type"] == "application/json"
+        assert request.headers["Content-Length"] == str(len(expected.content))
+
+
+@pytest.mark.parametrize("proxy", [False, True], ids=["direct", "proxy"])
+def test_the_environments_proxy_still_carries_the_requests(
+        fakeapi: FakeAPI, monkeypatch: pytest.MonkeyPatch, *, proxy: bool) -> None:
+    """Sends go straight to the transport only when no proxy is set: HTTP_PROXY (here the fake
+    itself, which reads the absolute URL) still carries them to a host we could not reach."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    url = fakeapi.discord_url()
+    if proxy:
+        monkeypatch.setenv("HTTP_PROXY", fakeapi.base)
+        url = url.replace(fakeapi.base, "http://discord.invalid")
+    dest = discord(url)
+    try:
+        outcomes = [dest.send(dest.render([make_alert(n)])) for n in range(3)]
+    finally:
+        dest.close()
+    assert [o.verdict for o in outcomes] == ["ok"] * 3, outcomes
+    assert [r.query for r in fakeapi.received] == [{"wait": "true"}] * 3
 
 
 def test_network_errors_never_carry_the_url(fakeapi: FakeAPI) -> None:

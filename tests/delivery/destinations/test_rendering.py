@@ -1,13 +1,16 @@
-"""What every destination shows of an alert: the log line once, no CRLF, whole lines."""
+"""What every destination shows of an alert: the log line once, no CRLF, whole lines; sizes."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from logwatch.config import ConsoleDestination
+from logwatch.config import ConsoleDestination, DiscordDestination
 from logwatch.delivery.destinations.console import render_text
-from logwatch.delivery.destinations.discord import _description
+from logwatch.delivery.destinations.discord import Discord, _description
 from logwatch.delivery.destinations.telegram import Telegram, render_alert
+from logwatch.delivery.destinations.types import utf16_len
 from logwatch.secret import Secret
 from tests.fakeapi import make_alert
 
@@ -53,3 +56,21 @@ def test_console_still_shows_a_message_that_is_only_the_line() -> None:
     text = render_text(make_alert(1, message=LINE, line=LINE))
     assert text.count("Failed password") == 1
     assert ConsoleDestination("c").format == "text"
+
+
+@pytest.mark.parametrize(("text", "units"), [
+    ("", 0), ("plain ascii", 11), ("é and ü", 7), ("\U0001f600", 2), ("a\U0001f600b", 4),
+    ("bad \udc80 byte", 10), ("\U0001f600\udcff", 3),
+])
+def test_utf16_len_counts_as_the_services_do(text: str, units: int) -> None:
+    """An astral character is two UTF-16 units; a lone surrogate (undecodable log bytes) one."""
+    assert utf16_len(text) == units
+
+
+def test_discord_preview_is_the_payload_made_only_when_shown() -> None:
+    """A send does not pay for the indented JSON a dry run prints; the dry run gets it."""
+    dest = Discord(DiscordDestination("hook", Secret("https://discord.test/api/webhooks/1/t")))
+    message = dest.render([make_alert(1), make_alert(2)])
+    assert message.shown is None
+    assert json.loads(message.preview) == message.payload
+    assert message.preview.startswith('{\n  "embeds"')
