@@ -36,7 +36,7 @@ from logwatch.matching.context import ContextMemory, plain
 from logwatch.models import Alert, Chunk, Hit, LogLine, alert_id
 from logwatch.policy import Policy
 from logwatch.sources import Source, build_sources
-from logwatch.state import State, get_value, open_state, put_text, put_value
+from logwatch.state import Checkpointer, State, get_value, open_state, put_text, put_value
 from logwatch.state_lock import StateLock
 
 if TYPE_CHECKING:  # loaded only with [fleet]
@@ -159,6 +159,7 @@ class Service:
         self._state_note: str | None = None
         self._disk_full_alerted = False
         self.state = self._open_state()
+        self._checkpointer = Checkpointer(self.state)
         self.fleet = self._fleet_link(config)
         self.policy = self._new_policy(config)
         self.sources: list[Source] = []
@@ -292,6 +293,7 @@ class Service:
         if pending:
             log.info("stopped with %d alert(s) pending in the outbox; they go out at next start",
                      pending)
+        self._checkpointer.stop()
         self.state.close()
         if self._lock is not None:
             self._lock.release()
