@@ -62,6 +62,8 @@ TRANSACTION_TIME = 0.025
 #: sized by the alerts per byte of the last one, at most MAX_PIECE
 FIRST_PIECE = 128 << 10
 MAX_PIECE = 1 << 20
+#: a wake-up this soon after the loop went to sleep was for news already there
+SAME_MOMENT = 0.002
 #: the timers (summaries, digests, silent sources...) are looked at at most this often
 TICK_EVERY = 0.25
 #: the ``logwatch status`` lines of the policy are rewritten at most this often while busy
@@ -252,11 +254,15 @@ class Service:
             if self.reload_requested:
                 self.reload_requested = False
                 self.reload()
+            pumped = time.monotonic()
             self.pump()
             self._tick_when_due()
             self._keepalive()
+            slept = time.monotonic()
             if not self.should_exit and self.waker.wait(self._sleep_time(), self._fds()):
-                self._gather()
+                # news that was there when the loop went to sleep came during that pump
+                now = time.monotonic()
+                self._gather(pumped if now - slept < SAME_MOMENT else now)
 
     def _tick_when_due(self) -> None:
         """:meth:`tick`, at most every TICK_EVERY: under a trickle the loop wakes 20 times a
@@ -270,14 +276,16 @@ class Service:
         """The sources' descriptors to wait on besides the self-pipe (inotify)."""
         return [fd for source in self.sources if (fd := source.fileno()) is not None]
 
-    def _gather(self) -> None:
+    def _gather(self, since: float) -> None:
         """After a wake-up, let ``batch_wait`` pass before reading (see docs/architecture.md).
 
         A writer logs in bursts of small writes, each an inotify event: reading at the
         first would pay a match and a commit per write. Waiting a bounded time lets the
-        rest arrive, so they cost one of each; a line is late by at most ``batch_wait``.
+        rest arrive, so they cost one of each. ``since``: when the first of them may have
+        come (the start of the last pump, if they were waiting when the loop slept), so a
+        line is late by about ``batch_wait`` plus its batch's work, not twice that.
         """
-        wait = self.config.settings.batch_wait
+        wait = since + self.config.settings.batch_wait - time.monotonic()
         if wait > 0 and not self.should_exit and not self.reload_requested:
             time.sleep(wait)
 
