@@ -42,6 +42,14 @@ inside the pattern; so are nested repeats (the ``regex`` engine must run them,
 for its timeout) and text of any length before the first rare literal (slow in
 Hyperscan). :class:`LineFilter` keeps a second database for all-ASCII chunks,
 exact where it can be.
+
+Where it cannot, that database runs the *tight* translation (:func:`tight`) if
+there is one: the exact one with what it refuses loosened as above (lookarounds
+and inner anchors dropped...), still a superset, so the ``regex`` engine
+confirms its lines. On logs where the pattern's literals are common (``sshd[``,
+``pam_unix(``, ``postfix/``), Hyperscan runs it for much less than the loosened
+one, whose gaps of "any text" it must follow to each line's end: with the
+default packs' 50 rules on the benchmark's log, about 30% less scanning time.
 """
 
 from __future__ import annotations
@@ -113,6 +121,20 @@ def superset(pattern: regex.Pattern[str]) -> bytes | None:
 
 
 @lru_cache(maxsize=4096)
+def tight(pattern: regex.Pattern[str]) -> bytes | None:
+    """A superset of ``pattern`` on ASCII lines, closer than :func:`superset`: the exact
+    translation with what it refuses loosened (lookarounds and inner anchors dropped,
+    atomic groups and possessive repeats made plain, a backreference any text).
+
+    ``None`` where the exact translation would be slow (text of any length before the
+    first rare literal) or fails otherwise. Hyperscan runs such an expression for far less
+    than the loosened one when the pattern's literals are common in the logs (``sshd[``,
+    ``pam_unix(``): it checks the whole pattern, not just its literals.
+    """
+    return _translated(pattern, exact=True, tight=True)
+
+
+@lru_cache(maxsize=4096)
 def exact(pattern: regex.Pattern[str]) -> bytes | None:
     """A Hyperscan expression matching an ASCII line exactly when ``pattern`` matches it.
 
@@ -154,12 +176,12 @@ def exact_alternatives(pattern: regex.Pattern[str]) -> tuple[bytes, ...]:
     return tuple(e for e in found if e is not None)
 
 
-def _translated(pattern: regex.Pattern[str], exact: bool) -> bytes | None:
+def _translated(pattern: regex.Pattern[str], exact: bool, tight: bool = False) -> bytes | None:
     tree = _tree(pattern)
     if tree is None:
         return None
     # None: nothing on a line can match; the literal path says so, it is rare
-    translate = _Translate(tree.state.flags, exact)
+    translate = _Translate(tree.state.flags, exact, tight)
     if exact:
         return _attempt(translate.to_line_end, list(tree))
     return _attempt(lambda items: _to_line_end(translate.core(items)), list(tree))
@@ -193,11 +215,13 @@ def _to_line_end(body: bytes | None) -> bytes | None:
 class _Translate:
     """The byte-level superset of parsed nodes, under the flags in force."""
 
-    def __init__(self, flags: int, exact: bool = False) -> None:
+    def __init__(self, flags: int, exact: bool = False, tight: bool = False) -> None:
         self.caseless = bool(flags & sre_c.SRE_FLAG_IGNORECASE)
         self.ascii = bool(flags & sre_c.SRE_FLAG_ASCII)
         #: translate exactly, for ASCII lines, or refuse (raise Unsupported)
         self.exact = exact
+        #: with ``exact``: loosen what cannot be exact instead of refusing it (see tight())
+        self.tight = tight
 
     def core(self, items: list[tuple[Any, Any]]) -> bytes | None:
         """A superset of a whole match: its middle, from the first rare literal to the last literal.
@@ -273,9 +297,15 @@ class _Translate:
     def exact_node(self, op: Any, av: Any) -> bytes | None:
         """A node translated exactly; what Hyperscan cannot do as ``regex`` does, refused."""
         if op is sre_c.AT:
-            if _anchor((op, av)) not in (rb"\b", rb"\B"):
-                raise Unsupported(f"{av} inside the pattern")  # see to_line_end
-            return _anchor((op, av))
+            if _anchor((op, av)) in (rb"\b", rb"\B"):
+                return _anchor((op, av))
+            if self.tight:
+                return b""  # no constraint is a weaker constraint
+            raise Unsupported(f"{av} inside the pattern")  # see to_line_end
+        if self.tight:
+            # as in the loosened translation; nested repeats are fine: the regex engine
+            # confirms every line (with its timeout), Hyperscan does not backtrack
+            return b"" if op in (sre_c.ASSERT, sre_c.ASSERT_NOT) else self.structure(op, av)
         if op in _INEXACT:
             raise Unsupported(str(op))
         if op in _REPEATS and av[1] == _UNBOUNDED and _nested(av[2]):
@@ -505,14 +535,15 @@ class LineFilter:
 
     Two databases: the loosened expressions (:func:`superset`), for any chunk,
     and for an all-ASCII chunk (nearly every chunk of a system log) the exact
-    expressions (:func:`exact`) where a pattern has one, the loosened one where
-    not. Patterns given as ``exact_only`` (a rule's ``ignore``) are only in the
-    second, and only when exact.
+    expressions (:func:`exact`) where a pattern has one, else the tight one
+    (:func:`tight`, ``tight``), else the loosened one. Patterns given as
+    ``exact_only`` (a rule's ``ignore``) are only in the second, and only when exact.
     """
 
     name = "hyperscan"
 
-    def __init__(self, loose: dict[int, bytes], exact: dict[int, bytes], count: int) -> None:
+    def __init__(self, loose: dict[int, bytes], exact: dict[int, bytes], count: int,
+                 tight: dict[int, bytes] | None = None) -> None:
         import hyperscan  # optional: imported only where installed
 
         self._hs = hyperscan
@@ -526,11 +557,14 @@ class LineFilter:
         # an index not loosened either is an exact_only one
         options: dict[int, list[Expression]] = {
             i: [(e, precise)] for i, e in exact.items() if i in chosen or i not in loose}
+        for i, e in (tight or {}).items():
+            if i in chosen and i not in options:
+                options[i] = [(e, precise)]  # a superset, as the loosened one: not exact
         for i in self.covered:
             options.setdefault(i, []).append((loose[i], prefilter))
         self._ascii, chosen = self._database(options)
         #: the indexes whose reports, on an all-ASCII chunk, are exactly the pattern's matches
-        self.exact = frozenset(i for i, c in chosen.items() if options[i][c][1] == precise)
+        self.exact = frozenset(i for i, c in chosen.items() if c == 0 and i in exact)
         if not set(self.covered) <= set(chosen):  # refused together: the loosened ones for all
             self._ascii, self.exact = self._loose, frozenset()
 
@@ -612,8 +646,10 @@ def make_line_filter(patterns: Sequence[regex.Pattern[str]], prefer: str | None 
     if not loose:
         return None
     exacts = {i: e for i, p in enumerate(patterns) if (e := exact(p)) is not None}
+    tights = {i: e for i, p in enumerate(patterns)
+              if i not in exacts and i in loose and (e := tight(p)) is not None}
     exacts.update(enumerate(exact_only, len(patterns)))
-    return LineFilter(loose, exacts, len(patterns) + len(exact_only))
+    return LineFilter(loose, exacts, len(patterns) + len(exact_only), tights)
 
 
 def available(prefer: str | None = None) -> bool:

@@ -17,6 +17,7 @@ from logwatch.matching.hyperscan_filter import (
     make_line_filter,
     plain_literal,
     superset,
+    tight,
 )
 from logwatch.matching.literals import CASELESS_UNSAFE
 from logwatch.rules import compile_pattern
@@ -26,15 +27,17 @@ from tests.reference import naive
 pytest.importorskip("hyperscan")
 
 
-def reported(pattern: str, lines: list[bytes], precise: bool = False) -> list[int]:
+def reported(pattern: str, lines: list[bytes], precise: bool | None = False) -> list[int]:
     """Indexes of the lines the filter reports for ``pattern`` alone (``precise``: the exact
-    expression, which must then be the one run)."""
+    expression, which must then be the one run; ``None``: the ASCII database, whatever it
+    runs)."""
     compiled = regex.compile(pattern, regex.VERSION0)
     line_filter = make_line_filter([compiled])
     assert line_filter is not None, f"{pattern!r} is not covered"
     data = b"\n".join(lines) + b"\n"
-    keys, exact_ids = line_filter.lines(data, exact=precise)
-    assert (0 in exact_ids) == precise, f"{pattern!r}: the exact expression was not run"
+    keys, exact_ids = line_filter.lines(data, exact=precise is not False)
+    if precise is not None:
+        assert (0 in exact_ids) == precise, f"{pattern!r}: the exact expression was not run"
     ends = sorted({key // line_filter.count for key in keys})
     starts = [0]
     for line in lines:
@@ -118,6 +121,29 @@ def test_exact_on_ascii_lines(pattern: str, lines: list[bytes]) -> None:
 def test_not_exact(pattern: str) -> None:
     assert exact(regex.compile(pattern, regex.VERSION0)) is None
     assert superset(regex.compile(pattern, regex.VERSION0)) is not None
+
+
+@pytest.mark.parametrize(("pattern", "lines"), [
+    (r"Failed (?!publickey)\S+ for", [b"Failed password for", b"Failed publickey for", b"x"]),
+    (r"(\w+) again \1", [b"a again a", b"a again b", b"again"]),
+    (r"(?>ab|a)c", [b"ac", b"abc", b"bc"]),
+    (r"a++b", [b"aab", b"b"]),
+    (r"(?:a|aa)+$", [b"aaa", b"aab"]),
+    (r"(?:a$|b)c", [b"a", b"bc", b"ac", b"c"]),
+    (r"(?<=\bsu)\(pam_unix\)", [b"su(pam_unix)", b"sudo(pam_unix)", b"(pam_unix"]),
+])
+def test_tight_where_not_exact(pattern: str, lines: list[bytes]) -> None:
+    """What the exact translation refuses, the tight one loosens: the ASCII database runs it,
+    as a filter (the regex engine confirms), and it never misses a line."""
+    compiled = regex.compile(pattern, regex.VERSION0)
+    assert exact(compiled) is None
+    assert tight(compiled) is not None
+    assert set(matching(pattern, lines)) <= set(reported(pattern, lines, precise=None))
+
+
+def test_no_tight_expression_where_it_would_be_slow() -> None:
+    """Text of any length before the first rare literal: the loosened expression, cut there."""
+    assert tight(regex.compile(r"^(?P<p>[\w.-]+): .*?No space", regex.VERSION0)) is None
 
 def test_leading_common_parts_are_cut() -> None:
     """The expression starts at the first rare literal: ``: .*?`` before it is not run."""
@@ -210,6 +236,18 @@ def test_never_misses_a_line(case: tuple[str, list[bytes]]) -> None:
     if superset(compiled) is None:
         return
     assert set(matching(pattern, sample)) <= set(reported(pattern, sample))
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=pattern_and_lines())
+def test_ascii_database_never_misses_a_line(case: tuple[str, list[bytes]]) -> None:
+    """On random patterns and random ASCII lines, what the ASCII database runs (exact, tight
+    or loosened) reports every matching line."""
+    pattern, sample = case
+    sample = [line for line in sample if line.isascii()]
+    if not sample or superset(regex.compile(pattern, regex.VERSION0)) is None:
+        return
+    assert set(matching(pattern, sample)) <= set(reported(pattern, sample, precise=None))
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
