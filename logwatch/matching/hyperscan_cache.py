@@ -6,6 +6,12 @@ microseconds. Each database is saved under the cache directory, named by a hash
 of everything it was built from (the expressions, flags, the Hyperscan version),
 so an edited rule simply gets a new file and a stale one is never used.
 
+The translations of the rule patterns into those expressions are kept too
+(:func:`load_translations`, :func:`save_translations`): worked out again on every
+start, they took longer than loading the databases, for as many rules. Their file
+is named by a hash of the code that translates (its source, the Python and
+``regex`` versions), so a new version of logwatch never reads an older one's.
+
 Where: ``$CACHE_DIRECTORY`` (systemd's ``CacheDirectory=``), else
 ``$XDG_CACHE_HOME/logwatch``, else ``~/.cache/logwatch``. A file is trusted only
 if this user owns it and nobody else can write it or its directory; anything
@@ -29,6 +35,7 @@ log = logging.getLogger(__name__)
 
 #: changes whenever the file format or what goes into the key does
 FORMAT = b"logwatch-hsdb-2\n"
+TRANSLATIONS_FORMAT = b"logwatch-translations-1\n"
 
 
 def cache_dir() -> Path:
@@ -93,6 +100,49 @@ def save(hyperscan: Any, name: str, db: Any, chosen: Mapping[int, int]) -> None:
             raise
     except Exception as exc:
         log.debug("compiled line filter not saved in %s: %s", directory, exc)
+
+
+def load_translations(name: str) -> dict[str, Any]:
+    """The translations saved as ``name`` (text keys, JSON values), or ``{}``."""
+    path = cache_dir() / name
+    try:
+        if not _private(path.parent):
+            return {}
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as stream:
+            if not _private_stat(os.fstat(stream.fileno())):
+                return {}
+            data = stream.read()
+        header, _, body = data.partition(b"\n")
+        value = json.loads(body)
+        if header + b"\n" != TRANSLATIONS_FORMAT or not isinstance(value, dict):
+            return {}
+        return value
+    except FileNotFoundError:
+        return {}
+    except Exception as exc:  # corrupt, foreign: translate again
+        log.debug("saved translations %s not used: %s", path, exc)
+        return {}
+
+
+def save_translations(name: str, translations: Mapping[str, Any]) -> None:
+    """Keep ``translations`` for the next run (best effort, as :func:`save`)."""
+    directory = cache_dir()
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not _private(directory):
+            return
+        blob = TRANSLATIONS_FORMAT + json.dumps(translations, sort_keys=True).encode()
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(blob)
+            os.replace(tmp, directory / name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except Exception as exc:
+        log.debug("translations not saved in %s: %s", directory, exc)
 
 
 def _private(directory: Path) -> bool:

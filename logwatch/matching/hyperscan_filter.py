@@ -54,17 +54,21 @@ default packs' 50 rules on the benchmark's log, about 30% less scanning time.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re._constants as sre_c  # type: ignore[import-not-found]  # no stubs for the stdlib parser
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from functools import cache, lru_cache
+from functools import cache, cached_property, lru_cache
+from pathlib import Path
 from typing import Any
 
 import regex
 
 import logwatch.matching.engine as engine
 import logwatch.matching.hyperscan_cache
+import logwatch.matching.literals
 from logwatch.matching.literals import CASELESS_UNSAFE, MIN_SELECTIVITY, parse, strength
 
 log = logging.getLogger(__name__)
@@ -117,7 +121,7 @@ def superset(pattern: regex.Pattern[str]) -> bytes | None:
 
     ``None`` if the pattern is not covered (see the module docstring).
     """
-    return _translated(pattern, exact=False)
+    return _REMEMBERED.get("superset", pattern, lambda: _translated(pattern, exact=False))
 
 
 @lru_cache(maxsize=4096)
@@ -131,7 +135,8 @@ def tight(pattern: regex.Pattern[str]) -> bytes | None:
     than the loosened one when the pattern's literals are common in the logs (``sshd[``,
     ``pam_unix(``): it checks the whole pattern, not just its literals.
     """
-    return _translated(pattern, exact=True, tight=True)
+    return _REMEMBERED.get("tight", pattern,
+                           lambda: _translated(pattern, exact=True, tight=True))
 
 
 @lru_cache(maxsize=4096)
@@ -141,7 +146,7 @@ def exact(pattern: regex.Pattern[str]) -> bytes | None:
     ``None`` if the pattern has something Hyperscan cannot run as the ``regex``
     engine does (see the module docstring).
     """
-    return _translated(pattern, exact=True)
+    return _REMEMBERED.get("exact", pattern, lambda: _translated(pattern, exact=True))
 
 
 def plain_literal(pattern: regex.Pattern[str]) -> bytes | None:
@@ -167,6 +172,10 @@ def exact_alternatives(pattern: regex.Pattern[str]) -> tuple[bytes, ...]:
     exact expression as a whole (a lookaround in one alternative), these still
     spare the ``regex`` engine most lines.
     """
+    return _REMEMBERED.get("alternatives", pattern, lambda: _exact_alternatives(pattern))
+
+
+def _exact_alternatives(pattern: regex.Pattern[str]) -> tuple[bytes, ...]:
     tree = _tree(pattern)
     items = list(tree) if tree is not None else []
     if len(items) != 1 or items[0][0] is not sre_c.BRANCH:
@@ -174,6 +183,83 @@ def exact_alternatives(pattern: regex.Pattern[str]) -> tuple[bytes, ...]:
     found = (_attempt(_Translate(tree.state.flags, exact=True).to_line_end, list(alt))
              for alt in items[0][1][1])
     return tuple(e for e in found if e is not None)
+
+
+class _Remembered:
+    """The translations kept on disk between runs
+    (:func:`logwatch.matching.hyperscan_cache.load_translations`): a start with rules seen
+    before translates nothing."""
+
+    #: at most this many kept; beyond, only those this process asked for are saved
+    LIMIT = 4096
+
+    def __init__(self) -> None:
+        self._dir: Path | None = None
+        self._entries: dict[str, Any] = {}
+        self._used: set[str] = set()
+        self._dirty = False
+
+    @cached_property
+    def name(self) -> str:
+        """The file name: a hash of the code that translates, so no other version reads it."""
+        digest = hashlib.sha256(b"%s\n%s\n" % (sys.version.encode(),
+                                                 str(regex.__version__).encode()))
+        for module in (sys.modules[__name__], logwatch.matching.literals):
+            digest.update(Path(module.__file__ or "").read_bytes())
+        return f"translations-{digest.hexdigest()[:32]}.json"
+
+    def get(self, kind: str, pattern: regex.Pattern[str], compute: Callable[[], Any]) -> Any:
+        """``kind`` of ``pattern``: as saved, or computed (and saved at :meth:`save`)."""
+        key = f"{kind} {int(pattern.flags)} {pattern.pattern}"
+        try:
+            entries = self._load()
+        except OSError:  # no source to hash (a frozen build?): translate every time
+            return compute()
+        self._used.add(key)
+        if key in entries:
+            try:
+                return _decode(entries[key])
+            except (TypeError, ValueError):
+                pass  # damaged: translate again
+        value = compute()
+        entries[key] = _encode(value)
+        self._dirty = True
+        return value
+
+    def save(self) -> None:
+        """Write what was translated since the last save (best effort)."""
+        if not self._dirty:
+            return
+        if len(self._entries) > self.LIMIT:
+            self._entries = {k: v for k, v in self._entries.items() if k in self._used}
+        logwatch.matching.hyperscan_cache.save_translations(self.name, self._entries)
+        self._dirty = False
+
+    def _load(self) -> dict[str, Any]:
+        directory = logwatch.matching.hyperscan_cache.cache_dir()
+        if directory != self._dir:
+            self._entries = logwatch.matching.hyperscan_cache.load_translations(self.name)
+            self._dir, self._used, self._dirty = directory, set(), False
+        return self._entries
+
+
+def _encode(value: bytes | tuple[bytes, ...] | None) -> str | list[str] | None:
+    if isinstance(value, tuple):
+        return [v.decode("latin-1") for v in value]
+    return None if value is None else value.decode("latin-1")
+
+
+def _decode(value: Any) -> bytes | tuple[bytes, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.encode("latin-1")
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(v.encode("latin-1") for v in value)
+    raise TypeError(type(value).__name__)
+
+
+_REMEMBERED = _Remembered()
 
 
 def _translated(pattern: regex.Pattern[str], exact: bool, tight: bool = False) -> bytes | None:
@@ -649,6 +735,7 @@ def make_line_filter(patterns: Sequence[regex.Pattern[str]], prefer: str | None 
     tights = {i: e for i, p in enumerate(patterns)
               if i not in exacts and i in loose and (e := tight(p)) is not None}
     exacts.update(enumerate(exact_only, len(patterns)))
+    _REMEMBERED.save()
     return LineFilter(loose, exacts, len(patterns) + len(exact_only), tights)
 
 
