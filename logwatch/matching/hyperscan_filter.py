@@ -60,6 +60,7 @@ import os
 import re._constants as sre_c  # type: ignore[import-not-found]  # no stubs for the stdlib parser
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache, cached_property, lru_cache
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,29 @@ def tight(pattern: regex.Pattern[str]) -> bytes | None:
     """
     return _REMEMBERED.get("tight", pattern,
                            lambda: _translated(pattern, exact=True, tight=True))
+
+
+@lru_cache(maxsize=4096)
+def vetoes(pattern: regex.Pattern[str]) -> tuple[bytes, ...] | None:
+    """Expressions that make :func:`tight` exact where none of them matches, or ``None``.
+
+    When all the tight translation dropped were negative lookarounds (``(?!X)``,
+    ``(?<!X)``), on an ASCII line where no ``X`` occurs at all each of them holds
+    wherever it is tried: there the pattern matches exactly when the tight
+    expression does. These are the bodies ``X``, translated as :func:`tight` translates
+    (a superset of where they occur), each reported at its line's end.
+    """
+    return _REMEMBERED.get("vetoes", pattern, lambda: _vetoes(pattern))
+
+
+def _vetoes(pattern: regex.Pattern[str]) -> tuple[bytes, ...] | None:
+    tree = _tree(pattern)
+    if tree is None:
+        return None
+    translate = _Translate(tree.state.flags, exact=True, tight=True)
+    if _attempt(translate.to_line_end, list(tree)) is None or translate.loosened:
+        return None
+    return tuple(translate.vetoes)
 
 
 @lru_cache(maxsize=4096)
@@ -308,6 +332,11 @@ class _Translate:
         self.exact = exact
         #: with ``exact``: loosen what cannot be exact instead of refusing it (see tight())
         self.tight = tight
+        #: tight: the negative lookarounds' bodies (each to its line's end), and whether
+        #: anything else was loosened (see vetoes())
+        self.vetoes: list[bytes] = []
+        self.loosened = False
+        self._in_body = False
 
     def core(self, items: list[tuple[Any, Any]]) -> bytes | None:
         """A superset of a whole match: its middle, from the first rare literal to the last literal.
@@ -386,12 +415,11 @@ class _Translate:
             if _anchor((op, av)) in (rb"\b", rb"\B"):
                 return _anchor((op, av))
             if self.tight:
+                self.loosened |= not self._in_body
                 return b""  # no constraint is a weaker constraint
             raise Unsupported(f"{av} inside the pattern")  # see to_line_end
         if self.tight:
-            # as in the loosened translation; nested repeats are fine: the regex engine
-            # confirms every line (with its timeout), Hyperscan does not backtrack
-            return b"" if op in (sre_c.ASSERT, sre_c.ASSERT_NOT) else self.structure(op, av)
+            return self.tight_node(op, av)
         if op in _INEXACT:
             raise Unsupported(str(op))
         if op in _REPEATS and av[1] == _UNBOUNDED and _nested(av[2]):
@@ -399,6 +427,34 @@ class _Translate:
             # so that its timeout stops it and says so
             raise Unsupported("nested repeat")
         return self.structure(op, av)
+
+    def tight_node(self, op: Any, av: Any) -> bytes | None:
+        """What :meth:`exact_node` refuses, loosened as in the loosened translation; a
+        negative lookaround's body is noted (:attr:`vetoes`), anything else loosened says so
+        (:attr:`loosened`). Nested repeats are kept: Hyperscan does not backtrack, and the
+        regex engine confirms each line (with its timeout)."""
+        if self._in_body:  # a superset of where the body occurs is all a veto needs
+            return b"" if op in (sre_c.ASSERT, sre_c.ASSERT_NOT) else self.structure(op, av)
+        if op is sre_c.ASSERT_NOT:
+            # on a line where its body occurs nowhere, (?!X) and (?<!X) always hold
+            with self.scoped():
+                self._in_body = True
+                body = self.sequence(av[1])
+            if body is not None:
+                self.vetoes.append(_to_line_end(body) or b"")
+            return b""
+        if op in _INEXACT or (op in _REPEATS and av[1] == _UNBOUNDED and _nested(av[2])):
+            self.loosened = True
+        return b"" if op is sre_c.ASSERT else self.structure(op, av)
+
+    @contextmanager
+    def scoped(self) -> Iterator[None]:
+        """A part translated apart (a lookaround's body): the flags in force, restored after."""
+        caseless, in_body = self.caseless, self._in_body
+        try:
+            yield
+        finally:
+            self.caseless, self._in_body = caseless, in_body
 
     def structure(self, op: Any, av: Any) -> bytes | None:
         """Groups, alternations, repeats and references: their parts translated."""
@@ -651,8 +707,11 @@ class LineFilter:
         self._ascii, chosen = self._database(options)
         #: the indexes whose reports, on an all-ASCII chunk, are exactly the pattern's matches
         self.exact = frozenset(i for i, c in chosen.items() if c == 0 and i in exact)
+        #: the indexes for which that database runs the tight expression
+        self.tight = frozenset(i for i, c in chosen.items()
+                               if c == 0 and i in (tight or {}) and i not in exact)
         if not set(self.covered) <= set(chosen):  # refused together: the loosened ones for all
-            self._ascii, self.exact = self._loose, frozenset()
+            self._ascii, self.exact, self.tight = self._loose, frozenset(), frozenset()
 
     def _database(self, options: dict[int, list[Expression]]) -> tuple[Any, dict[int, int]]:
         """A database of one expression per index (the first of its options that Hyperscan

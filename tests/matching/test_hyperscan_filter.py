@@ -18,6 +18,7 @@ from logwatch.matching.hyperscan_filter import (
     plain_literal,
     superset,
     tight,
+    vetoes,
 )
 from logwatch.matching.literals import CASELESS_UNSAFE
 from logwatch.rules import compile_pattern
@@ -139,6 +140,39 @@ def test_tight_where_not_exact(pattern: str, lines: list[bytes]) -> None:
     assert exact(compiled) is None
     assert tight(compiled) is not None
     assert set(matching(pattern, lines)) <= set(reported(pattern, lines, precise=None))
+
+
+@pytest.mark.parametrize(("pattern", "expected"), [
+    (r"Failed (?!publickey )\S+ for", 1),                 # the body, looked for anywhere
+    (r"(?<!10\.)0\.\d+ x(?!y|z)", 2),                     # lookbehinds too
+    (r"Failed (?!publickey for (?!invalid user ))\S+", 1),  # a nested one: within the body
+    (r"a(?=b)c", None),                                    # a positive one: no
+    (r"a(?!b)$c", None),                                   # an anchor dropped: no
+    (r"(?:a|aa)+(?!b)", None),                             # a nested repeat: no
+])
+def test_vetoes(pattern: str, expected: int | None) -> None:
+    """Only a tight expression that dropped nothing but negative lookarounds has vetoes."""
+    found = vetoes(regex.compile(pattern, regex.VERSION0))
+    assert (found if found is None else len(found)) == expected
+
+
+def test_vetoed_lines_are_searched_the_others_not() -> None:
+    """``b(?!c)``: a line with no ``c`` at all needs no search; a line with one does."""
+    r = rule(r"Failed (?!publickey for (?!invalid user ))\S+ for (?P<u>\S+)")
+    matcher = Matcher([r])
+    lines = [b"Failed password for root", b"Failed publickey for root",
+             b"Failed publickey for invalid user x", b"noise",
+             b"Failed password for publickey for root"]
+    data = b"\n".join(lines) + b"\n"
+    spans, rows, marks = matcher._plan.rows(data, exact=True)
+    assert marks is not None
+    assert matcher._plan.conditional == 1
+    assert [data[s:e] for s, e in spans] == [lines[0], lines[1], lines[2], lines[4]]
+    assert matcher._plan.sure(0, rows[0], marks) == ([0], [1, 2, 3])
+    found = matcher.find(data)
+    assert found.counts() == {"r": 3}
+    assert [m.fields for m in found] == [{"u": "root"}, {"u": "invalid"}, {"u": "publickey"}]
+    assert [m.fields for m in found] == [f for _, _, _, f in naive((r,), (), data)]
 
 
 def test_no_tight_expression_where_it_would_be_slow() -> None:
@@ -265,7 +299,8 @@ def test_exact_reports_just_the_matching_lines(case: tuple[str, list[bytes]]) ->
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=pattern_and_lines(), ascii_only=st.booleans(),
        ignore=st.sampled_from(["", "b", "k", "a:", r"\d", "^a", "a$", "(?=a)b", r"(\w)\1"]),
-       alternative=st.sampled_from(["", "|b(?=a)", r"|a\b", "|k$"]))
+       alternative=st.sampled_from(["", "|b(?=a)", r"|a\b", "|k$", "|k(?!a:)", "|(?<!b)a1",
+                                    "(?!a)", "|s(?!(?!a)b)"]))
 def test_matcher_with_filter_equals_naive_loop(case: tuple[str, list[bytes]], ascii_only: bool,
                                                ignore: str, alternative: str) -> None:
     """Through the whole matcher, hits, fields and counts are the naive loop's, with an
@@ -306,8 +341,8 @@ def test_covered_and_uncovered_rules_together() -> None:
 
 
 def test_exact_alternatives_spare_the_search() -> None:
-    """``a|b(?!c)``: a line the exact alternative matches needs no search; the others do."""
-    r = rule(r"Failed (?!publickey)\S+ for (?P<u>\S+)|Invalid user (?P<u>\S+) from",
+    """``a|b(?=c)``: a line the exact alternative matches needs no search; the others do."""
+    r = rule(r"Failed (?=pass)\S+ for (?P<u>\S+)|Invalid user (?P<u>\S+) from",
              ignore=(compile_pattern(r"user backup\d"),))
     matcher = Matcher([r])
     lines = [b"Failed password for root", b"Failed publickey for root", b"noise",
