@@ -27,7 +27,7 @@ import logging
 import os
 import stat
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,89 +60,81 @@ def key(hyperscan: Any, options: Mapping[int, Sequence[tuple[bytes, int]]]) -> s
 
 def load(hyperscan: Any, name: str) -> tuple[Any, dict[int, int]] | None:
     """The database saved as ``name`` and the option it took per index, or ``None``."""
-    path = cache_dir() / name
     try:
-        if not _private(path.parent):
+        data = _read(name)
+        if data is None:
             return None
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as stream:
-            if not _private_stat(os.fstat(stream.fileno())):
-                return None
-            data = stream.read()
         header, chosen, blob = data.split(b"\n", 2)
         if header + b"\n" != FORMAT:
             return None
         db = hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK)
         db.scratch = hyperscan.Scratch(db)
         return db, {int(i): int(choice) for i, choice in json.loads(chosen)}
-    except FileNotFoundError:
-        return None
     except Exception as exc:  # corrupt, foreign, another CPU: compile instead
-        log.debug("compiled line filter %s not used: %s", path, exc)
+        log.debug("compiled line filter %s not used: %s", name, exc)
         return None
 
 
 def save(hyperscan: Any, name: str, db: Any, chosen: Mapping[int, int]) -> None:
     """Keep ``db`` for the next run (best effort: a failure costs only a compile)."""
-    directory = cache_dir()
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not _private(directory):
-            return
-        blob = FORMAT + json.dumps(list(chosen.items())).encode() + b"\n" + hyperscan.dumpb(db)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(blob)
-            os.replace(tmp, directory / name)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except Exception as exc:
-        log.debug("compiled line filter not saved in %s: %s", directory, exc)
+    _write(name, lambda: FORMAT + json.dumps(list(chosen.items())).encode() + b"\n"
+           + hyperscan.dumpb(db))
 
 
 def load_translations(name: str) -> dict[str, Any]:
     """The translations saved as ``name`` (text keys, JSON values), or ``{}``."""
-    path = cache_dir() / name
     try:
-        if not _private(path.parent):
+        data = _read(name)
+        if data is None:
             return {}
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as stream:
-            if not _private_stat(os.fstat(stream.fileno())):
-                return {}
-            data = stream.read()
         header, _, body = data.partition(b"\n")
         value = json.loads(body)
         if header + b"\n" != TRANSLATIONS_FORMAT or not isinstance(value, dict):
             return {}
         return value
-    except FileNotFoundError:
-        return {}
     except Exception as exc:  # corrupt, foreign: translate again
-        log.debug("saved translations %s not used: %s", path, exc)
+        log.debug("saved translations %s not used: %s", name, exc)
         return {}
 
 
 def save_translations(name: str, translations: Mapping[str, Any]) -> None:
     """Keep ``translations`` for the next run (best effort, as :func:`save`)."""
+    _write(name, lambda: TRANSLATIONS_FORMAT + json.dumps(translations, sort_keys=True).encode())
+
+
+def _read(name: str) -> bytes | None:
+    """The file ``name`` of the cache, if it is there and trusted (see the module docstring)."""
+    path = cache_dir() / name
+    try:
+        if not _private(path.parent):
+            return None
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as stream:
+        if not _private_stat(os.fstat(stream.fileno())):
+            return None
+        return stream.read()
+
+
+def _write(name: str, blob: Callable[[], bytes]) -> None:
+    """Replace the file ``name`` of the cache with ``blob()``, best effort."""
     directory = cache_dir()
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not _private(directory):
             return
-        blob = TRANSLATIONS_FORMAT + json.dumps(translations, sort_keys=True).encode()
+        data = blob()
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as out:
-                out.write(blob)
+                out.write(data)
             os.replace(tmp, directory / name)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
     except Exception as exc:
-        log.debug("translations not saved in %s: %s", directory, exc)
+        log.debug("%s not saved in %s: %s", name, directory, exc)
 
 
 def _private(directory: Path) -> bool:
