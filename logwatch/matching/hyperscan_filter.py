@@ -148,7 +148,9 @@ def vetoes(pattern: regex.Pattern[str]) -> tuple[bytes, ...] | None:
     ``(?<!X)``), on an ASCII line where no ``X`` occurs at all each of them holds
     wherever it is tried: there the pattern matches exactly when the tight
     expression does. These are the bodies ``X``, translated as :func:`tight` translates
-    (a superset of where they occur), each reported at its line's end.
+    (a superset of where they occur), each reported at its line's end. ``None`` too when
+    a body has no rare literal: it would be reported on most lines, and cost more than
+    the searches it spares.
     """
     return _REMEMBERED.get("vetoes", pattern, lambda: _vetoes(pattern))
 
@@ -158,7 +160,8 @@ def _vetoes(pattern: regex.Pattern[str]) -> tuple[bytes, ...] | None:
     if tree is None:
         return None
     translate = _Translate(tree.state.flags, exact=True, tight=True)
-    if _attempt(translate.to_line_end, list(tree)) is None or translate.loosened:
+    if (_attempt(translate.to_line_end, list(tree)) is None or translate.loosened
+            or translate.common_veto):
         return None
     return tuple(translate.vetoes)
 
@@ -336,6 +339,8 @@ class _Translate:
         #: anything else was loosened (see vetoes())
         self.vetoes: list[bytes] = []
         self.loosened = False
+        #: a body without a rare literal (see vetoes())
+        self.common_veto = False
         self._in_body = False
 
     def core(self, items: list[tuple[Any, Any]]) -> bytes | None:
@@ -442,6 +447,9 @@ class _Translate:
                 body = self.sequence(av[1])
             if body is not None:
                 self.vetoes.append(_to_line_end(body) or b"")
+                # (?!3:|14:) occurs on nearly every line (a time of day): Hyperscan would
+                # report it on each, for nothing
+                self.common_veto |= strength(list(av[1]), self.caseless) < MIN_SELECTIVITY
             return b""
         if op in _INEXACT or (op in _REPEATS and av[1] == _UNBOUNDED and _nested(av[2])):
             self.loosened = True
