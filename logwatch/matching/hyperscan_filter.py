@@ -63,7 +63,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache, cached_property, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import regex
 
@@ -235,7 +235,7 @@ class _Remembered:
             digest.update(Path(module.__file__ or "").read_bytes())
         return f"translations-{digest.hexdigest()[:32]}.json"
 
-    def get(self, kind: str, pattern: regex.Pattern[str], compute: Callable[[], Any]) -> Any:
+    def get(self, kind: str, pattern: regex.Pattern[str], compute: Callable[[], _T]) -> _T:
         """``kind`` of ``pattern``: as saved, or computed (and saved at :meth:`save`)."""
         key = f"{kind} {int(pattern.flags)} {pattern.pattern}"
         try:
@@ -245,7 +245,7 @@ class _Remembered:
         self._used.add(key)
         if key in entries:
             try:
-                return _decode(entries[key])
+                return cast("_T", _decode(entries[key], many=kind in _MANY))
             except (TypeError, ValueError):
                 pass  # damaged: translate again
         value = compute()
@@ -276,14 +276,21 @@ def _encode(value: bytes | tuple[bytes, ...] | None) -> str | list[str] | None:
     return None if value is None else value.decode("latin-1")
 
 
-def _decode(value: Any) -> bytes | tuple[bytes, ...] | None:
+def _decode(value: Any, many: bool) -> bytes | tuple[bytes, ...] | None:
+    """A saved translation: an expression (``many``: a tuple of them) or None; TypeError if
+    the saved value is not of that shape."""
     if value is None:
         return None
-    if isinstance(value, str):
+    if isinstance(value, str) and not many:
         return value.encode("latin-1")
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+    if isinstance(value, list) and many and all(isinstance(v, str) for v in value):
         return tuple(v.encode("latin-1") for v in value)
     raise TypeError(type(value).__name__)
+
+
+#: the kinds of translation that are a tuple of expressions
+_MANY = frozenset({"alternatives", "vetoes"})
+_T = TypeVar("_T", bound=bytes | tuple[bytes, ...] | None)
 
 
 _REMEMBERED = _Remembered()

@@ -111,9 +111,11 @@ def test_damaged_translations_are_translated_again(cache: Path) -> None:
     remembered.get("exact", pattern, lambda: b"CRON")
     remembered.save()
     [saved] = cache.glob("translations-*.json")
-    damaged = {f"exact {int(pattern.flags)} CRON": 42}
+    damaged = {f"exact {int(pattern.flags)} CRON": 42,
+               f"alternatives {int(pattern.flags)} CRON": "one expression, not a list"}
     saved.write_bytes(hyperscan_cache.TRANSLATIONS_FORMAT + json.dumps(damaged).encode())
     assert hyperscan_filter._Remembered().get("exact", pattern, lambda: b"again") == b"again"
+    assert hyperscan_filter._Remembered().get("alternatives", pattern, lambda: (b"a",)) == (b"a",)
     saved.write_bytes(b"not json at all")
     assert hyperscan_filter._Remembered().get("exact", pattern, lambda: b"again") == b"again"
     saved.chmod(0o666)
