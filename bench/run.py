@@ -10,6 +10,8 @@ the same file and in the same run:
   pure-Python scanner; and the whole command, interpreter start included;
 - the naive loop (``for line: for rule: rule.pattern.search(line)``) on a slice,
   checking that it finds exactly the same hits;
+- ``logwatch test`` with every pack enabled (all their rules, opt-in packs too),
+  its hits on the slice checked against the naive loop's as well;
 - ``rg -c -f`` and ``grep -c -P -f`` with the same 50 patterns, where installed;
 - ``fail2ban-regex`` with one equivalent failregex on a slice, where installed;
 - with ``--big``: peak RSS of ``python -m logwatch test`` on a 1 GB file.
@@ -56,14 +58,15 @@ FAILREGEX = r"sshd\[\d+\]: Failed password for (?:invalid user )?\S* from <HOST>
 Row = tuple[str, float, float, str]
 
 
-def rule_tables(extra: Path, count: int = RULES) -> tuple[list[dict[str, object]], str]:
-    """The default packs' rules, then the extra ones, ``count`` in all, and where they came
-    from."""
+def rule_tables(extra: Path | None, count: int = RULES,
+                all_packs: bool = False) -> tuple[list[dict[str, object]], str]:
+    """The default packs' rules (``all_packs``: every pack's), then the extra ones, ``count``
+    in all, and where they came from."""
     tables: list[dict[str, object]] = []
     origin = []
     texts = [(f"logwatch/packs/{name}.toml", packs.read_text(name))
-             for name in packs.names() if packs.load(name).default]
-    if extra.exists():
+             for name in packs.names() if all_packs or packs.load(name).default]
+    if extra is not None and extra.exists():
         texts.append((str(extra.relative_to(REPO)), extra.read_text(encoding="utf-8")))
     for where, text in texts:
         rules = tomllib.loads(text).get("rules", [])
@@ -78,11 +81,11 @@ def rule_tables(extra: Path, count: int = RULES) -> tuple[list[dict[str, object]
     return tables, ", ".join(origin)
 
 
-def bench_config(log: Path, tables: list[dict[str, object]]) -> Path:
+def bench_config(log: Path, tables: list[dict[str, object]], name: str = "bench.toml") -> Path:
     """A config with just these rules reading ``log``."""
     doc = {"logwatch": {"state_dir": str(DATA / "state")},
            "sources": {"bench": {"files": [str(log)]}}, "rules": tables}
-    path = DATA / "bench.toml"
+    path = DATA / name
     path.write_text(tomli_w.dumps(doc), encoding="utf-8")
     return path
 
@@ -173,6 +176,25 @@ def logwatch_rows(config: Config, config_path: Path, log: Path, repeat: int, job
     seconds = whole_command(config_path, log, repeat)
     rows.append((f"the whole `logwatch test` command ({engine})", data_lines / seconds,
                  size / seconds / 1e6, "with interpreter start, imports, loading the rules"))
+    return rows
+
+
+def all_packs_rows(log: Path, piece: bytes, repeat: int, jobs: int) -> list[Row]:
+    """``logwatch test`` with every pack's rules (the opt-in ones too), checked against the
+    naive loop on the slice ``piece``."""
+    tables, _ = rule_tables(None, count=10_000, all_packs=True)
+    config_path = bench_config(log, tables, "bench-all-packs.toml")
+    config = load_config(config_path)
+    same = naive(config.rules, config.settings.ignore, piece) == hits_fast(config, piece)
+    data_lines, size = sum(1 for _ in log.open("rb")), log.stat().st_size
+    rows: list[Row] = []
+    for n in ([jobs, 1] if jobs > 1 else [1]):
+        seconds, first, hits = run_logwatch(config_path, log, repeat, None, n)
+        procs = f"{n} processes" if n > 1 else "1 process"
+        rows.append((f"logwatch test, all {len(config.rules)} pack rules ({procs})",
+                     data_lines / seconds, size / seconds / 1e6,
+                     f"{hits:,} hits; first run {first:.2f} s; slice: "
+                     f"{'identical hits' if same else 'HITS DIFFER'} to the naive loop"))
     return rows
 
 
@@ -338,6 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows.append((f"naive loop ({args.naive_lines:,}-line slice)", args.naive_lines / seconds,
                  cut / seconds / 1e6, f"{len(naive_hits):,} hits, {same}"))
 
+    rows.extend(all_packs_rows(log, piece, args.repeat, args.jobs))
     rows.extend(tools(log, config, lines, size, args.repeat))
     if (row := fail2ban(slice_path, args.naive_lines)) is not None:
         rows.append(row)

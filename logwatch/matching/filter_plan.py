@@ -10,6 +10,10 @@ searched at all:
   line reported for it matches;
 - a probe without one whose alternatives partly have one (``a|b(?!c)``): a line
   an exact alternative matches, matches; only the others are searched;
+- a probe whose tight expression (:func:`~logwatch.matching.hyperscan_filter.tight`)
+  dropped nothing but negative lookarounds (``b(?!c)``): a line it reports, on
+  which no lookaround's body (``c``) occurs anywhere (its *vetoes*, run by the
+  filter too), matches; only the vetoed lines are searched;
 - a rule's ``ignore`` patterns, checked on the lines it matched: a plain ASCII
   literal is looked for in the line's bytes, a pattern with an exact expression
   is in the filter too, any other is searched as before.
@@ -32,6 +36,8 @@ from logwatch.matching.hyperscan_filter import (
     exact_alternatives,
     make_line_filter,
     plain_literal,
+    tight,
+    vetoes,
 )
 
 Span = tuple[int, int]
@@ -45,6 +51,8 @@ class Marks:
     ignored: dict[int, int] = field(default_factory=dict)
     #: line -> mask of the probes (bits) an exact alternative matched it for
     vouched: dict[int, int] = field(default_factory=dict)
+    #: line -> mask of the probes (bits) one of whose vetoes matched it
+    vetoed: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -66,8 +74,8 @@ class FilterPlan:
         patterns = [pattern for pattern, _ in probes]
         self._probes = len(patterns)
         extras: list[bytes] = []
-        #: per extra expression: (is it an alternative?, the bit it sets in Marks)
-        self._extras: list[tuple[bool, int]] = []
+        #: per extra expression: what it marks in Marks, and the bit it sets there
+        self._extras: list[tuple[str, int]] = []
         #: the ignore patterns in the filter: (text, flags) -> (their bit, the extra's index)
         self._in_filter: dict[tuple[str, int], tuple[int, int]] = {}
         self._ignores: list[_Ignores] = []
@@ -76,20 +84,31 @@ class FilterPlan:
         self.covered = 0
         #: the probes whose lines the filter, on an ASCII chunk, reports exactly
         self.trusted = 0
+        #: the probes whose lines it reports exactly on an ASCII chunk unless vetoed
+        self.conditional = 0
         if not available(prefer):
             return  # no translation is worth doing
+        #: per probe with vetoes, the indexes of their expressions in the filter
+        veto_ids: dict[int, list[int]] = {}
         for bit, (pattern, ignores) in enumerate(probes):
             self._ignores.append(self._classify(ignores, extras))
             if exact(pattern) is None:
                 for expression in exact_alternatives(pattern):
                     extras.append(expression)
-                    self._extras.append((True, 1 << bit))
+                    self._extras.append(("vouched", 1 << bit))
+                for expression in (vetoes(pattern) or ()) if tight(pattern) else ():
+                    veto_ids.setdefault(bit, []).append(self._probes + len(extras))
+                    extras.append(expression)
+                    self._extras.append(("vetoed", 1 << bit))
         self.line_filter = make_line_filter(patterns, prefer, extras)
         if self.line_filter is None:
             return
         done = self.line_filter.exact
         self.covered = sum(1 << bit for bit in self.line_filter.covered)
         self.trusted = sum(1 << bit for bit in done if bit < self._probes) & self.covered
+        # conditionally exact: the tight expression runs, and every veto of it does too
+        self.conditional = sum(1 << bit for bit, ids in veto_ids.items()
+                               if bit in self.line_filter.tight and done.issuperset(ids))
         for bit, (_, ignores) in enumerate(probes):
             self._ignores[bit] = self._classify(ignores, extras, done)
 
@@ -109,7 +128,7 @@ class FilterPlan:
             if done is None and key not in self._in_filter and (e := exact(pattern)) is not None:
                 self._in_filter[key] = (len(self._in_filter), len(extras))
                 extras.append(e)
-                self._extras.append((False, 1 << self._in_filter[key][0]))
+                self._extras.append(("ignored", 1 << self._in_filter[key][0]))
             where = self._in_filter.get(key)
             if where is not None and (done is None or self._probes + where[1] in done):
                 mask |= 1 << where[0]
@@ -139,8 +158,8 @@ class FilterPlan:
             if k >= probes:
                 # an extra: it matters on lines a probe may match (their keys sort first)
                 if end == last:
-                    alternative, bit = extras[k - probes]
-                    mark = marks.vouched if alternative else marks.ignored
+                    what, bit = extras[k - probes]
+                    mark = getattr(marks, what)
                     mark[index] = mark.get(index, 0) | bit
                 continue
             if end != last:
@@ -154,6 +173,16 @@ class FilterPlan:
         if self.trusted >> bit & 1:
             return lines, []
         vouched = marks.vouched
+        if self.conditional >> bit & 1:
+            vetoed = marks.vetoed
+            if not vetoed:
+                return lines, []
+            doubt = [i for i in lines
+                     if vetoed.get(i, 0) >> bit & 1 and not vouched.get(i, 0) >> bit & 1]
+            if not doubt:
+                return lines, []
+            unsure = set(doubt)
+            return [i for i in lines if i not in unsure], doubt
         if not vouched:
             return [], lines
         sure = [i for i in lines if vouched.get(i, 0) >> bit & 1]

@@ -189,8 +189,12 @@ class _Probe:
     rule: Rule
     pattern: regex.Pattern[str]
     kind: MatchKind
-    #: the literal sets every match contains (each one is enough to filter lines)
-    choices: tuple[LiteralSet, ...]
+
+    @property
+    def choices(self) -> tuple[LiteralSet, ...]:
+        """The literal sets every match contains (each one is enough to filter lines), worked
+        out when first needed: a probe the line filter covers never needs them."""
+        return _choices(self.pattern)
 
     @property
     def twin(self) -> regex.Pattern[str] | None:
@@ -232,11 +236,12 @@ class Matcher:
         self.line_filter: LineFilter | None = self._plan.line_filter
         self._covered = self._plan.covered
         #: per probe, the literal set its lines are selected by (None: every line)
-        self._chosen = [p.choices[0] if p.choices else None for p in self._probes]
+        self._chosen = [None if self._covered >> bit & 1 or not p.choices else p.choices[0]
+                        for bit, p in enumerate(self._probes)]
         #: occurrences of each candidate literal in the first CALIBRATION_BYTES read
         self._seen: Counter[Literal] = Counter()
         self._sampled = 0
-        self._calibrated = all(len(p.choices) < 2 or self._covered >> bit & 1
+        self._calibrated = all(self._covered >> bit & 1 or len(p.choices) < 2
                                for bit, p in enumerate(self._probes))
         self._build()
 
@@ -284,7 +289,8 @@ class Matcher:
         if self._sampled < CALIBRATION_BYTES:
             return
         self._calibrated = True
-        chosen = [min(p.choices, key=self._cost) if p.choices else None for p in self._probes]
+        chosen = [None if self._covered >> bit & 1 or not p.choices
+                  else min(p.choices, key=self._cost) for bit, p in enumerate(self._probes)]
         if chosen != self._chosen:
             self._chosen = chosen
             self._build()
@@ -536,7 +542,12 @@ def _probes(rules: Sequence[Rule]) -> Iterator[_Probe]:
 
 
 def _probe(rule: Rule, pattern: regex.Pattern[str], kind: MatchKind) -> _Probe:
-    return _Probe(rule, pattern, kind, tuple(required_sets(pattern)))
+    return _Probe(rule, pattern, kind)
+
+
+@lru_cache(maxsize=1024)
+def _choices(pattern: regex.Pattern[str]) -> tuple[LiteralSet, ...]:
+    return tuple(required_sets(pattern))
 
 
 @lru_cache(maxsize=1024)

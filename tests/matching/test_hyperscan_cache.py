@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import regex
 
-from logwatch.matching import hyperscan_cache
+from logwatch.matching import hyperscan_cache, hyperscan_filter
 from logwatch.matching.hyperscan_filter import make_line_filter
 
 hyperscan = pytest.importorskip("hyperscan")
@@ -79,3 +80,43 @@ def test_the_same_expressions_for_other_patterns_get_their_own_file(cache: Path)
     three = make_line_filter([a, uncovered, b], prefer="hyperscan")
     assert two is not None and three is not None
     assert (two.covered, three.covered) == ((0, 1), (0, 2))
+
+
+def test_translations_saved_then_read_instead_of_translated(cache: Path) -> None:
+    """A start with rules seen before translates nothing: the translations are read back."""
+    first = hyperscan_filter._Remembered()
+    pattern = regex.compile(r"Failed (?!publickey)\S+ for (?P<user>\S+)")
+    computed = first.get("tight", pattern, lambda: b"expression")
+    first.get("alternatives", pattern, lambda: (b"a", b"b"))
+    first.get("exact", pattern, lambda: None)
+    first.save()
+    assert computed == b"expression"
+    [saved] = cache.glob("translations-*.json")
+    assert saved.stat().st_mode & 0o077 == 0
+
+    def never() -> bytes:
+        raise AssertionError("translated again")
+
+    again = hyperscan_filter._Remembered()
+    assert again.get("tight", pattern, never) == b"expression"
+    assert again.get("alternatives", pattern, never) == (b"a", b"b")
+    assert again.get("exact", pattern, never) is None
+    # another pattern, or other flags, is another translation
+    assert again.get("tight", regex.compile(pattern.pattern, regex.I), lambda: b"x") == b"x"
+
+
+def test_damaged_translations_are_translated_again(cache: Path) -> None:
+    remembered = hyperscan_filter._Remembered()
+    pattern = regex.compile("CRON")
+    remembered.get("exact", pattern, lambda: b"CRON")
+    remembered.save()
+    [saved] = cache.glob("translations-*.json")
+    damaged = {f"exact {int(pattern.flags)} CRON": 42,
+               f"alternatives {int(pattern.flags)} CRON": "one expression, not a list"}
+    saved.write_bytes(hyperscan_cache.TRANSLATIONS_FORMAT + json.dumps(damaged).encode())
+    assert hyperscan_filter._Remembered().get("exact", pattern, lambda: b"again") == b"again"
+    assert hyperscan_filter._Remembered().get("alternatives", pattern, lambda: (b"a",)) == (b"a",)
+    saved.write_bytes(b"not json at all")
+    assert hyperscan_filter._Remembered().get("exact", pattern, lambda: b"again") == b"again"
+    saved.chmod(0o666)
+    assert hyperscan_cache.load_translations(saved.name) == {}

@@ -17,6 +17,8 @@ from logwatch.matching.hyperscan_filter import (
     make_line_filter,
     plain_literal,
     superset,
+    tight,
+    vetoes,
 )
 from logwatch.matching.literals import CASELESS_UNSAFE
 from logwatch.rules import compile_pattern
@@ -26,15 +28,17 @@ from tests.reference import naive
 pytest.importorskip("hyperscan")
 
 
-def reported(pattern: str, lines: list[bytes], precise: bool = False) -> list[int]:
+def reported(pattern: str, lines: list[bytes], precise: bool | None = False) -> list[int]:
     """Indexes of the lines the filter reports for ``pattern`` alone (``precise``: the exact
-    expression, which must then be the one run)."""
+    expression, which must then be the one run; ``None``: the ASCII database, whatever it
+    runs)."""
     compiled = regex.compile(pattern, regex.VERSION0)
     line_filter = make_line_filter([compiled])
     assert line_filter is not None, f"{pattern!r} is not covered"
     data = b"\n".join(lines) + b"\n"
-    keys, exact_ids = line_filter.lines(data, exact=precise)
-    assert (0 in exact_ids) == precise, f"{pattern!r}: the exact expression was not run"
+    keys, exact_ids = line_filter.lines(data, exact=precise is not False)
+    if precise is not None:
+        assert (0 in exact_ids) == precise, f"{pattern!r}: the exact expression was not run"
     ends = sorted({key // line_filter.count for key in keys})
     starts = [0]
     for line in lines:
@@ -118,6 +122,63 @@ def test_exact_on_ascii_lines(pattern: str, lines: list[bytes]) -> None:
 def test_not_exact(pattern: str) -> None:
     assert exact(regex.compile(pattern, regex.VERSION0)) is None
     assert superset(regex.compile(pattern, regex.VERSION0)) is not None
+
+
+@pytest.mark.parametrize(("pattern", "lines"), [
+    (r"Failed (?!publickey)\S+ for", [b"Failed password for", b"Failed publickey for", b"x"]),
+    (r"(\w+) again \1", [b"a again a", b"a again b", b"again"]),
+    (r"(?>ab|a)c", [b"ac", b"abc", b"bc"]),
+    (r"a++b", [b"aab", b"b"]),
+    (r"(?:a|aa)+$", [b"aaa", b"aab"]),
+    (r"(?:a$|b)c", [b"a", b"bc", b"ac", b"c"]),
+    (r"(?<=\bsu)\(pam_unix\)", [b"su(pam_unix)", b"sudo(pam_unix)", b"(pam_unix"]),
+])
+def test_tight_where_not_exact(pattern: str, lines: list[bytes]) -> None:
+    """What the exact translation refuses, the tight one loosens: the ASCII database runs it,
+    as a filter (the regex engine confirms), and it never misses a line."""
+    compiled = regex.compile(pattern, regex.VERSION0)
+    assert exact(compiled) is None
+    assert tight(compiled) is not None
+    assert set(matching(pattern, lines)) <= set(reported(pattern, lines, precise=None))
+
+
+@pytest.mark.parametrize(("pattern", "expected"), [
+    (r"Failed (?!publickey )\S+ for", 1),                 # the body, looked for anywhere
+    (r"(?<!user )root x(?!yes|zulu)", 2),                  # lookbehinds too
+    (r"Failed (?!publickey for (?!invalid user ))\S+", 1),  # a nested one: within the body
+    (r"a(?=b)c", None),                                    # a positive one: no
+    (r"a(?!b)$c", None),                                   # an anchor dropped: no
+    (r"(?:a|aa)+(?!b)", None),                             # a nested repeat: no
+    (r"from \S+ port \d+:(?!3:|14:)", None),                # a common body: no
+])
+def test_vetoes(pattern: str, expected: int | None) -> None:
+    """Only a tight expression that dropped nothing but negative lookarounds has vetoes."""
+    found = vetoes(regex.compile(pattern, regex.VERSION0))
+    assert (found if found is None else len(found)) == expected
+
+
+def test_vetoed_lines_are_searched_the_others_not() -> None:
+    """``b(?!c)``: a line with no ``c`` at all needs no search; a line with one does."""
+    r = rule(r"Failed (?!publickey for (?!invalid user ))\S+ for (?P<u>\S+)")
+    matcher = Matcher([r])
+    lines = [b"Failed password for root", b"Failed publickey for root",
+             b"Failed publickey for invalid user x", b"noise",
+             b"Failed password for publickey for root"]
+    data = b"\n".join(lines) + b"\n"
+    spans, rows, marks = matcher._plan.rows(data, exact=True)
+    assert marks is not None
+    assert matcher._plan.conditional == 1
+    assert [data[s:e] for s, e in spans] == [lines[0], lines[1], lines[2], lines[4]]
+    assert matcher._plan.sure(0, rows[0], marks) == ([0], [1, 2, 3])
+    found = matcher.find(data)
+    assert found.counts() == {"r": 3}
+    assert [m.fields for m in found] == [{"u": "root"}, {"u": "invalid"}, {"u": "publickey"}]
+    assert [m.fields for m in found] == [f for _, _, _, f in naive((r,), (), data)]
+
+
+def test_no_tight_expression_where_it_would_be_slow() -> None:
+    """Text of any length before the first rare literal: the loosened expression, cut there."""
+    assert tight(regex.compile(r"^(?P<p>[\w.-]+): .*?No space", regex.VERSION0)) is None
 
 def test_leading_common_parts_are_cut() -> None:
     """The expression starts at the first rare literal: ``: .*?`` before it is not run."""
@@ -214,6 +275,18 @@ def test_never_misses_a_line(case: tuple[str, list[bytes]]) -> None:
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=pattern_and_lines())
+def test_ascii_database_never_misses_a_line(case: tuple[str, list[bytes]]) -> None:
+    """On random patterns and random ASCII lines, what the ASCII database runs (exact, tight
+    or loosened) reports every matching line."""
+    pattern, sample = case
+    sample = [line for line in sample if line.isascii()]
+    if not sample or superset(regex.compile(pattern, regex.VERSION0)) is None:
+        return
+    assert set(matching(pattern, sample)) <= set(reported(pattern, sample, precise=None))
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=pattern_and_lines())
 def test_exact_reports_just_the_matching_lines(case: tuple[str, list[bytes]]) -> None:
     """On random patterns and random ASCII lines, the exact expression is the rule."""
     pattern, sample = case
@@ -227,7 +300,8 @@ def test_exact_reports_just_the_matching_lines(case: tuple[str, list[bytes]]) ->
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=pattern_and_lines(), ascii_only=st.booleans(),
        ignore=st.sampled_from(["", "b", "k", "a:", r"\d", "^a", "a$", "(?=a)b", r"(\w)\1"]),
-       alternative=st.sampled_from(["", "|b(?=a)", r"|a\b", "|k$"]))
+       alternative=st.sampled_from(["", "|b(?=a)", r"|a\b", "|k$", "|k(?!a:)", "|(?<!b)a1",
+                                    "(?!a)", "|s(?!(?!a)b)"]))
 def test_matcher_with_filter_equals_naive_loop(case: tuple[str, list[bytes]], ascii_only: bool,
                                                ignore: str, alternative: str) -> None:
     """Through the whole matcher, hits, fields and counts are the naive loop's, with an
@@ -268,8 +342,8 @@ def test_covered_and_uncovered_rules_together() -> None:
 
 
 def test_exact_alternatives_spare_the_search() -> None:
-    """``a|b(?!c)``: a line the exact alternative matches needs no search; the others do."""
-    r = rule(r"Failed (?!publickey)\S+ for (?P<u>\S+)|Invalid user (?P<u>\S+) from",
+    """``a|b(?=c)``: a line the exact alternative matches needs no search; the others do."""
+    r = rule(r"Failed (?=pass)\S+ for (?P<u>\S+)|Invalid user (?P<u>\S+) from",
              ignore=(compile_pattern(r"user backup\d"),))
     matcher = Matcher([r])
     lines = [b"Failed password for root", b"Failed publickey for root", b"noise",
