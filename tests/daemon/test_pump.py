@@ -17,25 +17,8 @@ from logwatch.config import load_config
 from logwatch.daemon.service import TRANSACTION_TIME, Service
 from logwatch.models import Chunk
 from logwatch.state import encode, get_value
+from tests.daemon.test_batching import CONFIG
 from tests.helpers import write
-
-CONFIG = """
-[logwatch]
-state_dir = "{state}"
-hostname = "pump-test"
-storm = {{ rate = 1000000 }}
-
-[destinations.term]
-type = "console"
-
-[sources.app]
-files = ["{log}"]
-
-[[rules]]
-id = "numbered"
-match = 'event (?P<n>\\d+)'
-title = "event {{n}}"
-"""
 
 
 class Scripted:
@@ -75,7 +58,7 @@ class Scripted:
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Service]:
     config = write(tmp_path / "logwatch.toml", CONFIG.format(
-        state=tmp_path / "state", log=write(tmp_path / "app.log", "")))
+        state=tmp_path / "state", log=write(tmp_path / "app.log", ""), batch_wait="50ms"))
     svc = Service(load_config(config))
     svc.startup()
     yield svc
