@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import math
 import os
 import select
 import signal
@@ -62,6 +63,10 @@ TRANSACTION_TIME = 0.025
 #: sized by the alerts per byte of the last one, at most MAX_PIECE
 FIRST_PIECE = 128 << 10
 MAX_PIECE = 1 << 20
+#: lines read, and what they decided, are committed at once when one of their alerts could
+#: be sent now; otherwise (no alert, or alerts only for destinations whose pace is closed or
+#: whose backlog goes first) with the next commit, at most this long after they were read
+COMMIT_WITHIN = 1.0
 #: a wake-up this soon after the loop went to sleep was for news already there
 SAME_MOMENT = 0.002
 #: the timers (summaries, digests, silent sources...) are looked at at most this often
@@ -73,6 +78,8 @@ OUTBOX_RETENTION = 7 * 86400.0
 PRUNE_EVERY = 3600.0
 #: how often the fleet link's state is written for ``logwatch status`` (and a down link probed)
 FLEET_STATUS_EVERY = 2.0
+#: allocations between two collections of the youngest generation (Python's default: 700)
+GC_YOUNG = 10_000
 #: after this long without a line, sources with nothing to read here are named, once
 NOTHING_HERE_AFTER = 2.0
 #: a commit that failed (state disk full) is retried after these delays: first, doubled, last
@@ -116,6 +123,25 @@ class Waker:
         """Close both ends."""
         os.close(self._read)
         os.close(self._write)
+
+
+@dataclass
+class _Staged:
+    """What has been read and decided but not committed yet (see :meth:`Service._commit`)."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    #: the sources read meanwhile, whose checkpoints the commit saves
+    sources: dict[str, Source] = field(default_factory=dict)
+    #: the destinations of ``alerts``
+    to: set[str] = field(default_factory=set)
+    #: when the first of it was read (monotonic)
+    since: float = math.inf
+
+    def add(self, source: Source, alerts: list[Alert]) -> None:
+        """``source`` was read, and ``alerts`` (already in :attr:`alerts`) came of it."""
+        self.sources[source.name] = source
+        self.to.update(d for alert in alerts for d in alert.to)
+        self.since = min(self.since, time.monotonic())
 
 
 @dataclass
@@ -169,6 +195,7 @@ class Service:
         #: per source whose rules take fields from earlier lines: what they remember
         self.contexts: dict[str, ContextMemory] = {}
         self.senders: dict[str, Sender] = {}
+        self._staged = _Staged()
         self._announced_failing: set[str] = set()
         self._last_data: dict[str, float] = {}
         self._silent_warned: set[str] = set()
@@ -233,6 +260,7 @@ class Service:
     def _switch(self, config: Config) -> None:
         """Stop the running sources and senders and start ``config``'s from the saved state."""
         # every chunk read so far is committed, so the state holds exactly where we are
+        self._commit_staged()
         for source in self.sources:
             source.close()
         self._stop_senders(timeout=1.0)
@@ -256,10 +284,12 @@ class Service:
                 self.reload()
             pumped = time.monotonic()
             self.pump()
+            self._commit_when_due()
             self._tick_when_due()
             self._keepalive()
             slept = time.monotonic()
             if not self.should_exit and self.waker.wait(self._sleep_time(), self._fds()):
+                self._commit_when_due()  # a sender is free: what waited for it goes now
                 # news that was there when the loop went to sleep came during that pump
                 now = time.monotonic()
                 self._gather(pumped if now - slept < SAME_MOMENT else now)
@@ -292,6 +322,8 @@ class Service:
     def shutdown(self) -> None:
         """Stop reading, let senders drain for ``drain_timeout``, commit, close."""
         self.notifier.stopping()
+        self.should_exit = True  # a commit that fails now is not retried for ever
+        self._commit_staged()
         log.info("stopping: draining the outbox for up to %.0fs",
                  self.config.settings.drain_timeout)
         for source in self.sources:
@@ -350,9 +382,11 @@ class Service:
         Up to READ_BUDGET bytes, a piece at a time, or fewer once ALERTS_PER_COMMIT
         alerts are waiting or TRANSACTION_TIME has passed: the checkpoint then covers
         exactly the pieces read, and the rest is read by the next call ("more").
-        "idle": there was nothing new; "done": all there was is committed.
+        "idle": there was nothing new; "done": all there was is read (and staged: see
+        :meth:`_commit_when_due`).
         """
-        alerts: list[Alert] = []
+        alerts = self._staged.alerts
+        first = len(alerts)
         lines = size = 0
         piece = FIRST_PIECE
         ends = time.monotonic() + TRANSACTION_TIME
@@ -374,11 +408,12 @@ class Service:
                 break  # what was written meanwhile woke the loop: batch_wait gathers it
         if not size:
             return "idle"
-        self._commit(alerts, source)
+        self._staged.add(source, alerts[first:])
+        self._commit_when_due()
         self._last_data[source.name] = time.monotonic()
         self._read.add(source.name)
         self._silent_warned.discard(source.name)
-        self.stats.count(lines, len(alerts))
+        self.stats.count(lines, len(alerts) - first)
         metrics.current().lines_read(source.name, lines)
         return progress
 
@@ -409,8 +444,43 @@ class Service:
                                "resolve" if m.kind == "resolve" else "match"))
         return data.count(b"\n")
 
-    def _commit(self, alerts: Iterable[Alert], source: Source | None = None) -> None:
-        alerts = list(alerts)
+    def _commit_due(self) -> float:
+        """When what is staged must be committed (monotonic; ``inf``: nothing is staged).
+
+        At once when one of its alerts could be sent now, so that no alert waits for a
+        commit; when a destination's pace opens for alerts that wait for it; within
+        COMMIT_WITHIN in any case (lines without alerts, destinations with a backlog,
+        which send those first). Fewer commits: each costs more than reading a few lines.
+        """
+        staged = self._staged
+        if not staged.sources:
+            return math.inf
+        now = time.monotonic()
+        if len(staged.alerts) >= ALERTS_PER_COMMIT or self.should_exit or self.reload_requested:
+            return now
+        due = staged.since + COMMIT_WITHIN
+        for name in staged.to:
+            sender = self.senders.get(name)
+            due = min(due, now if sender is None else sender.ready_at())
+        return due
+
+    def _commit_when_due(self) -> None:
+        if self._commit_due() <= time.monotonic():
+            self._commit()
+
+    def _commit_staged(self) -> None:
+        if self._staged.sources:
+            self._commit()
+
+    def _on_sender_free(self) -> None:
+        """A sender's backlog is gone (its thread): alerts staged for it may go now."""
+        if self._staged.to:
+            self.waker.wake()
+
+    def _commit(self, extra: Iterable[Alert] = ()) -> None:
+        """Commit what is staged, plus ``extra`` alerts, with the policy: one transaction."""
+        staged, self._staged = self._staged, _Staged()
+        alerts = staged.alerts + list(extra)
         now = time.monotonic()
         status = now - self._last_status >= STATUS_EVERY
         delay = COMMIT_RETRY[0]
@@ -420,7 +490,7 @@ class Service:
                 with self.state.transaction() as conn:
                     outbox.enqueue(conn, alerts)
                     self.policy.save(conn, status=status)
-                    if source is not None:
+                    for source in staged.sources.values():
                         if (memory := self.contexts.get(source.name)) is not None:
                             memory.save(conn)  # with the checkpoint: a crash replays onto it
                         put_text(conn, "checkpoint", source.name, source.checkpoint_text())
@@ -579,7 +649,7 @@ class Service:
 
     def _start_senders(self) -> None:
         self.senders = build_senders(self.config, self.state, dry_run=self.dry_run,
-                                     fleet=self.fleet)
+                                     fleet=self.fleet, on_free=self._on_sender_free)
         for sender in self.senders.values():
             sender.start()
 
@@ -677,7 +747,7 @@ class Service:
             interval = min(interval, self.notifier.watchdog_interval)
         if self.policy.status_stale:
             interval = min(interval, self._last_status + STATUS_EVERY - time.monotonic())
-        return interval
+        return min(interval, self._commit_due() - time.monotonic())
 
     def _keepalive(self) -> None:
         """Ping the systemd watchdog and refresh STATUS= from the main loop only."""
@@ -726,10 +796,16 @@ def _freeze_startup_objects() -> None:
     Those objects live as long as the configuration; left in the collected generations, each
     full collection walks all of them again while the daemon follows a busy log. A reload
     unfreezes first, so that the old configuration's cycles are collected.
+
+    The youngest generation is collected every GC_YOUNG allocations rather than Python's 700:
+    a request's short-lived objects (HTTP models, JSON) no longer set off a collection each,
+    which walked the other live objects for nothing (few of ours form cycles).
     """
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG, older, oldest)
 
 
 def _next_piece(got: int, alerts: int, room: int) -> int:

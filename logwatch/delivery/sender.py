@@ -118,8 +118,13 @@ class Sender:
         out: TextIO | None = None,
         max_retry_wait: float = MAX_RETRY_WAIT,
         fleet: FleetSending | None = None,
+        on_free: Callable[[], None] | None = None,
     ) -> None:
         self.destination = destination
+        #: called (from this sender's thread) when its backlog is gone: see :meth:`ready_at`
+        self._on_free = on_free
+        #: rows are known to wait before any row committed now (a backlog, a retry)
+        self._behind = True
         #: claims and shared pacing with the other hosts ([fleet]), or None
         self.fleet = fleet
         self.name = destination.name
@@ -182,6 +187,28 @@ class Sender:
             self._thread.join(max(timeout, 0.0) + 1.0)
         elif self._thread.ident is None:
             self.destination.close()
+
+    def ready_at(self) -> float:
+        """When a row committed now could be sent at the soonest (monotonic; any thread).
+
+        Now when this sender is free; when its pace opens if it is free but has just
+        sent; never (``inf``) while rows wait before it, which go first: a backlog, a
+        retry, a destination that is failing. The main loop commits alerts at once only
+        for a destination that could send them; it is woken (``on_free``) when a backlog
+        is gone. A fleet sender, whose pace is shared, is always taken as free.
+        """
+        now = time.monotonic()
+        if self.fleet is not None or not self.destination.posts:
+            return now
+        if self._behind:
+            return math.inf
+        return max(now, self._not_before, now + self._pacer.delay(now))
+
+    def _caught_up(self, behind: bool) -> None:
+        """Whether rows wait before a new one; tell the main loop when the last one went."""
+        was, self._behind = self._behind, behind
+        if was and not behind and self._on_free is not None:
+            self._on_free()
 
     @property
     def running(self) -> bool:
@@ -258,8 +285,10 @@ class Sender:
             return self._hold(paced)  # whatever the outbox holds, none of it may go yet
         rows, everything = self._read()
         if not rows:
+            self._caught_up(False)
             return None if stopping else IDLE
         wait = max(rows[0].next_try - time.time(), self._pacer.delay(time.monotonic()))
+        self._caught_up(True)
         if wait > 0:
             if self._stop_at is not None and time.monotonic() + wait > self._stop_at:
                 return None
@@ -269,8 +298,10 @@ class Sender:
         if self.fleet is not None:
             return self._fleet_step(self.fleet, rows)
         sent = self._send(rows)
-        if everything and sent == len(rows) and not stopping:
-            return IDLE  # that was all of the outbox: what comes next comes with a wake
+        if everything and sent == len(rows):
+            self._caught_up(False)
+            if not stopping:
+                return IDLE  # that was all of the outbox: what comes next comes with a wake
         return 0.0
 
     def _read(self) -> tuple[list[outbox.Row], bool]:
@@ -427,8 +458,10 @@ def _shown(text: str) -> str:
 
 
 def build_senders(config: Config, state: State, *, dry_run: bool = False,
-                  fleet: FleetLink | None = None) -> dict[str, Sender]:
-    """One sender per configured destination (not started); ``fleet``: coordinate sends."""
+                  fleet: FleetLink | None = None,
+                  on_free: Callable[[], None] | None = None) -> dict[str, Sender]:
+    """One sender per configured destination (not started); ``fleet``: coordinate sends;
+    ``on_free``: called when a sender's backlog is gone (:meth:`Sender.ready_at`)."""
     senders = {}
     for name, dest in config.destinations.items():
         destination = build_destination(dest)
@@ -441,7 +474,8 @@ def build_senders(config: Config, state: State, *, dry_run: bool = False,
                                    destination.pace)
         senders[name] = Sender(destination, state, dry_run=dry_run,
                                min_severity=dest.min_severity,
-                               max_retry_wait=config.settings.max_retry_wait, fleet=sharing)
+                               max_retry_wait=config.settings.max_retry_wait, fleet=sharing,
+                               on_free=on_free)
     return senders
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import re
 import signal
@@ -12,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -233,6 +235,27 @@ def test_a_send_commits_once(
     assert len(fake.received) >= 4
     assert commits.count("sender-hook") == len(fake.received) + fake.rate_limited  # 429s too
     assert len(get_value(state.conn, "destination", "hook")["pace"]["sent"]) >= 4
+
+
+def test_ready_at_tells_the_main_loop_when_a_new_row_could_go(
+        fake: FakeAPI, state: State, senders: list[Sender]) -> None:
+    """Free: now. Behind rows that go first: never, until they are gone (``on_free``). Free
+    but just sent, with the pace closed: when it opens. (The daemon commits alerts for a
+    destination at once only when they could go now.)"""
+    freed = threading.Event()
+    sender = discord_sender(fake.discord_url(), state, senders, pace=(Window(1, 2.0),),
+                            on_free=freed.set)
+    wait_for(freed.is_set, 10, message="free once it found the outbox empty")
+    assert sender.ready_at() <= time.monotonic()
+    freed.clear()
+    batch = sender.destination.max_batch
+    enqueue(state, [make_alert(n, to=("hook",)) for n in range(batch + 3)], [sender])
+    wait_for(lambda: count(state, "hook", "delivered") == batch, 10, message="one message")
+    assert sender.ready_at() == math.inf  # 3 rows wait for the pace, before any new one
+    assert not freed.is_set()
+    wait_for(freed.is_set, 10, message="free once the 3 went")
+    assert count(state, "hook", "delivered") == batch + 3
+    assert time.monotonic() < sender.ready_at() <= time.monotonic() + 2.0  # the pace
 
 
 # -- failures --------------------------------------------------------------------------

@@ -1,0 +1,87 @@
+"""When the main loop commits: at once for an alert that can go now, within a bound otherwise.
+
+A commit costs more than reading a few lines, and an alert waits for none but its own: lines
+that decide nothing, and alerts for a destination that cannot send yet, are committed with
+the next commit that matters, or COMMIT_WITHIN after they were read. Real files, a real
+state database, the console destination (always free to send).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from logwatch.config import load_config
+from logwatch.daemon.service import COMMIT_WITHIN, Service
+from logwatch.delivery import outbox
+from logwatch.state import State, get_value
+from tests.daemon.test_batching import CONFIG
+from tests.helpers import Daemon, wait_for, write
+
+
+def saved_offset(state: State) -> int:
+    """Where the committed checkpoint of source "app" stands in its file."""
+    saved = get_value(state.conn, "checkpoint", "app")
+    return sum(int(f.get("offset", 0)) for f in saved.get("files", []))
+
+
+def append(log: Path, text: str) -> int:
+    """Append ``text`` to ``log``; the file's size after."""
+    with log.open("a") as out:
+        out.write(text)
+    return log.stat().st_size
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    return write(tmp_path / "logwatch.toml", CONFIG.format(
+        state=tmp_path / "state", log=write(tmp_path / "app.log", ""), batch_wait="50ms"))
+
+
+@pytest.fixture
+def service(config: Path) -> Iterator[Service]:
+    svc = Service(load_config(config))
+    svc.startup()
+    yield svc
+    if not svc.should_exit:
+        svc.shutdown()
+
+
+def test_lines_without_alerts_wait_for_the_next_alert(service: Service, tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    append(log, "noise 1\nnoise 2\n")
+    read_at = time.monotonic()
+    service.pump()
+    assert saved_offset(service.state) == 0  # read, not committed yet
+    assert read_at < service._commit_due() <= time.monotonic() + COMMIT_WITHIN
+    size = append(log, "event 7\n")
+    service.pump()
+    assert saved_offset(service.state) == size  # the alert's commit took the noise along
+    assert sum(outbox.counts(service.state.conn)["term"].values()) == 1
+
+
+def test_a_stop_commits_what_was_read(service: Service, config: Path, tmp_path: Path) -> None:
+    size = append(tmp_path / "app.log", "noise 1\nnoise 2\n")
+    service.pump()
+    service.shutdown()
+    state = State(tmp_path / "state")
+    try:
+        assert saved_offset(state) == size  # not read again at the next start
+    finally:
+        state.close()
+
+
+def test_lines_without_alerts_are_committed_within_the_bound(config: Path, tmp_path: Path) -> None:
+    """The daemon commits them by itself, with nothing else happening."""
+    with Daemon(config) as daemon:
+        daemon.wait_stderr("sends to term")
+        size = append(tmp_path / "app.log", "noise 1\nnoise 2\n")
+        state = State(tmp_path / "state", readonly=True)
+        try:
+            wait_for(lambda: saved_offset(state) == size, 10 * COMMIT_WITHIN,
+                     message="the checkpoint committed")
+        finally:
+            state.close()
