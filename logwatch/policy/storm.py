@@ -55,9 +55,12 @@ class Storm:
     other_alerts: int = 0
     resolved: int = 0
     period_start: float = 0.0
+    #: the sum of ``rate``'s counts, kept as they change (not saved: :meth:`load` sums them)
+    total: int = 0
 
     def add(self, t: float) -> None:
         second = int(t)
+        self.total += 1
         if self.rate and self.rate[-1][0] >= second:
             self.rate[-1][1] += 1  # an older event time than the last: same bucket
         else:
@@ -65,9 +68,10 @@ class Storm:
 
     def count(self, now: float, per: float) -> int:
         """Alerts in the last ``per`` seconds (dropping older buckets)."""
-        while self.rate and self.rate[0][0] <= now - per:
-            self.rate.popleft()
-        return sum(n for _, n in self.rate)
+        rate = self.rate
+        while rate and rate[0][0] <= now - per:
+            self.total -= rate.popleft()[1]
+        return self.total
 
     @property
     def held_hits(self) -> int:
@@ -84,7 +88,8 @@ class Storm:
     def load(cls, data: Mapping[str, Any]) -> Storm:
         held = {k: Held(**v) for k, v in data.get("held", {}).items()}
         rest = {k: v for k, v in data.items() if k not in ("rate", "held")}
-        return cls(rate=deque(data.get("rate", [])), held=held, **rest)
+        rate = deque(data.get("rate", []))
+        return cls(rate=rate, held=held, total=sum(n for _, n in rate), **rest)
 
 
 

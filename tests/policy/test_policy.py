@@ -323,6 +323,28 @@ class TestStorm:
         assert counted(feeder.alerts) == {"alert": 5, "digest": 895}
         assert len({d.id for d in digests}) == 3
 
+    def test_the_rate_saved_before_a_restart_still_counts(self, tmp_path: Path) -> None:
+        """4 alerts, restart, 2 more within the minute: the 6th starts the storm; the
+        restored rate forgets its old seconds as they leave the window."""
+        config = make_config(tmp_path, rule(), rate=5)
+        feeder = Feeder(Policy(config))
+        for i in range(4):
+            feeder.hit(i, f"10.0.0.{i}")
+        state = State(config.settings.state_dir)
+        with state.transaction() as conn:
+            feeder.policy.save(conn)
+        again = Feeder(Policy(config))
+        with state.transaction() as conn:
+            again.policy.load(conn)
+        state.close()
+        again.n = feeder.n
+        assert kinds(again.hit(10)) == ["alert"]
+        assert kinds(again.hit(11)) == ["system"]  # the 6th within the minute: held
+        calm = Feeder(Policy(config))
+        with State(config.settings.state_dir).transaction() as conn:
+            calm.policy.load(conn)  # the 4 saved ones, then 2 once they are a minute old
+        assert [kinds(calm.hit(t)) for t in (70, 71)] == [["alert"], ["alert"]]
+
     def test_storm_is_per_destination(self, tmp_path: Path) -> None:
         """A flood to one destination leaves the other's alerts alone."""
         rules = rule(rid="loud", to='["oncall"]') + rule(rid="calm", to='["ops"]')
