@@ -577,6 +577,20 @@ class TestState:
             assert not feeder.policy.status_stale
         state.close()
 
+    def test_unreadable_rows_are_deleted_at_the_next_save(self, config: Config) -> None:
+        """A damaged row (a bad kv key, a value of the wrong shape) is dropped with a word at
+        load and deleted by the next save, which used to fail on it at every commit."""
+        state = State(config.settings.state_dir)
+        with state.transaction() as conn:
+            put_value(conn, NS, "T/zz", [T0])
+            put_value(conn, NS, "D/000000000001/ssh/1.1.1.1", {"nonsense": 1})
+        policy = Policy(config)
+        with state.transaction() as conn:
+            policy.load(conn)
+            policy.save(conn)
+            assert get_values(conn, NS) == {}
+        state.close()
+
     def test_state_of_a_removed_rule_is_dropped(self, config: Config, tmp_path: Path) -> None:
         """After a reload without the rule, its rows are deleted on the next save."""
         feeder = Feeder(Policy(config))
