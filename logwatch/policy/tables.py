@@ -98,9 +98,12 @@ class Table(Generic[V]):
         rows = self.rows.get(rule)
         if rows is None:
             rows = self.rows[rule] = OrderedDict()
-        kv_key = self._kv.get(rule, _NONE).get(key) or self._born(rule, key)
+        kv_key = self._kv.get(rule, _NONE).get(key)
+        if kv_key is None:
+            kv_key = self._born(rule, key)
+        else:
+            rows.move_to_end(key)
         rows[key] = value
-        rows.move_to_end(key)
         self.dirty.add(kv_key)
         if len(rows) <= self.cap:
             return []
