@@ -49,10 +49,10 @@ from logwatch.policy.render import (
 )
 from logwatch.policy.resolve import Incident, quiet_over, resolved_alert
 from logwatch.policy.storm import Storm, Storms
-from logwatch.policy.tables import Counters, Table, flat
+from logwatch.policy.tables import Counters, Table, encode, flat
 from logwatch.policy.threshold import Thresholds
 from logwatch.rules import Rule
-from logwatch.state import get_values, put_values
+from logwatch.state import get_values, put_text, put_values
 from logwatch.template import Template
 
 if TYPE_CHECKING:  # loaded only with [fleet]
@@ -131,6 +131,10 @@ class Policy:
         self.incidents: Table[Incident] = Table(
             "r", self.max_keys, self._dirty, flat, lambda d: Incident(**d))
         self._table_of: dict[str, Table[Any]] = {t.kind: t for t in self._tables()}
+        #: what :meth:`save` writes for a dirty kv key, by the key's first part
+        self._forms: dict[str, Callable[[str], str | None]] = {
+            "c": self._counters_text, "s": self._storm_text,
+            **{t.kv_kind: t.saved_text for t in self._tables()}}
         self.thresholds = Thresholds(self.windows, self._below, self._evicted)
         self.storms = Storms(self.config, self._dirty)
         self.counters = Counters()
@@ -404,25 +408,32 @@ class Policy:
         ``status=False`` leaves the lines ``logwatch status`` shows for a later save
         (:attr:`status_stale` says one is due): they cost a pass over every live key.
         """
-        value_of = self._value_of
-        put_values(conn, NS, [(kv_key, value_of(kv_key)) for kv_key in sorted(self._dirty)])
+        text_of = self._text_of
+        gone = []
+        for kv_key in sorted(self._dirty):
+            text = text_of(kv_key)
+            if text is None:
+                gone.append((kv_key, None))
+            else:
+                put_text(conn, NS, kv_key, text)
+        put_values(conn, NS, gone)
         self._dirty.clear()
         self.status_stale = not status
         if status:
             self.save_status(conn)
 
-    def _value_of(self, kv_key: str) -> Any:
-        """The saved form of one dirty kv key (``None``: delete it)."""
-        kind, _, rest = kv_key.partition("/")
-        if kind == "c":
-            return self.counters.dump()
-        if kind == "s":
-            storm = self.storms.by_dest.get(rest)
-            return storm.dump() if storm is not None else None
-        table = self._table_of.get(kind.lower())
-        if table is None or kind != table.kv_kind:
-            return None  # an old-form row, rewritten under its birth
-        return table.saved_form(kv_key)
+    def _text_of(self, kv_key: str) -> str | None:
+        """The saved form of one dirty kv key, encoded (``None``: delete it, as an old-form
+        row, rewritten under its birth, or a row of nothing live)."""
+        form = self._forms.get(kv_key.partition("/")[0])
+        return None if form is None else form(kv_key)
+
+    def _counters_text(self, _: str) -> str:
+        return encode(self.counters.dump())
+
+    def _storm_text(self, kv_key: str) -> str | None:
+        storm = self.storms.by_dest.get(kv_key.partition("/")[2])
+        return storm.saved_text() if storm is not None else None
 
     def unsaved(self) -> frozenset[str]:
         """The keys the next :meth:`save` writes (kept to hand to :meth:`save_failed`)."""

@@ -17,7 +17,7 @@ from logwatch.config import Config
 from logwatch.durations import format_duration
 from logwatch.models import SEVERITIES, Alert, Severity, alert_id
 from logwatch.policy.render import clock_span, plural
-from logwatch.policy.tables import flat
+from logwatch.policy.tables import encode, flat
 
 #: distinct (rule, key) lines a digest keeps; the rest is counted as "and M more"
 MAX_DIGEST_ENTRIES = 1_000
@@ -55,36 +55,63 @@ class Storm:
     other_alerts: int = 0
     resolved: int = 0
     period_start: float = 0.0
+    #: the sum of ``rate``'s counts, kept as they change (not saved: :meth:`load` sums them)
+    total: int = 0
+    #: each bucket of ``rate`` as JSON: the saved row is rewritten at each commit that
+    #: counted an alert, and encoding a minute of buckets again each time cost more than
+    #: the rest of the policy's rows (kept as they change, not saved)
+    rate_json: deque[str] = field(default_factory=deque)
+
+    def __post_init__(self) -> None:
+        if len(self.rate_json) != len(self.rate):
+            self.rate_json = deque(encode(bucket) for bucket in self.rate)
 
     def add(self, t: float) -> None:
         second = int(t)
-        if self.rate and self.rate[-1][0] >= second:
-            self.rate[-1][1] += 1  # an older event time than the last: same bucket
+        self.total += 1
+        rate = self.rate
+        if rate and rate[-1][0] >= second:
+            last = rate[-1]  # an older event time than the last: same bucket
+            last[1] += 1
+            self.rate_json[-1] = f"[{last[0]},{last[1]}]"
         else:
-            self.rate.append([second, 1])
+            rate.append([second, 1])
+            self.rate_json.append(f"[{second},1]")
 
     def count(self, now: float, per: float) -> int:
         """Alerts in the last ``per`` seconds (dropping older buckets)."""
-        while self.rate and self.rate[0][0] <= now - per:
-            self.rate.popleft()
-        return sum(n for _, n in self.rate)
+        rate = self.rate
+        while rate and rate[0][0] <= now - per:
+            self.total -= rate.popleft()[1]
+            self.rate_json.popleft()
+        return self.total
 
     @property
     def held_hits(self) -> int:
         return sum(h.hits for h in self.held.values()) + self.other_hits
 
     def dump(self) -> dict[str, Any]:
-        data = {k: getattr(self, k) for k in ("since", "due", "seq", "other_hits",
-                                               "other_alerts", "resolved", "period_start")}
+        data = {k: getattr(self, k) for k in _SCALARS}
         data["rate"] = list(self.rate)
         data["held"] = {k: flat(v) for k, v in self.held.items()}
         return data
+
+    def saved_text(self) -> str:
+        """``encode(self.dump())``, from the buckets' JSON kept as they changed."""
+        head = encode({k: getattr(self, k) for k in _SCALARS})
+        held = encode({k: flat(v) for k, v in self.held.items()})
+        return f'{head[:-1]},"rate":[{",".join(self.rate_json)}],"held":{held}}}'
 
     @classmethod
     def load(cls, data: Mapping[str, Any]) -> Storm:
         held = {k: Held(**v) for k, v in data.get("held", {}).items()}
         rest = {k: v for k, v in data.items() if k not in ("rate", "held")}
-        return cls(rate=deque(data.get("rate", [])), held=held, **rest)
+        rate = deque(data.get("rate", []))
+        return cls(rate=rate, held=held, total=sum(n for _, n in rate), **rest)
+
+
+#: a storm's saved fields besides its rate and what it holds
+_SCALARS = ("since", "due", "seq", "other_hits", "other_alerts", "resolved", "period_start")
 
 
 

@@ -9,9 +9,32 @@ from __future__ import annotations
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from json import encoder as json_encoder
 from typing import Any, Generic, TypeVar
 
+from logwatch import state
+
 V = TypeVar("V")
+#: what a lookup in a rule's rows finds when the rule has none (never written to)
+_NONE: dict[str, Any] = {}
+
+
+def _row_encoder() -> Callable[[Any], str]:
+    """:func:`logwatch.state.encode`, the same text, for less: ``JSONEncoder.encode`` builds
+    its C encoder again at each call, a good part of the cost of a small row."""
+    # not in typeshed: the C accelerator's constructor (None if _json did not build)
+    make = getattr(json_encoder, "c_make_encoder", None)
+    if make is None:
+        return state.encode
+    # JSONEncoder(separators=(",", ":"), check_circular=False)'s arguments, as it passes them
+    chunks = make(None, json_encoder.JSONEncoder().default, json_encoder.encode_basestring_ascii,
+                  None, ":", ",", False, False, True)
+    join = "".join
+    return lambda value: join(chunks(value, 0))
+
+
+#: a saved row's text (compact JSON, ASCII, as :func:`logwatch.state.encode` writes it)
+encode = _row_encoder()
 
 
 def flat(obj: Any) -> dict[str, Any]:
@@ -61,8 +84,9 @@ class Table(Generic[V]):
         self.dump = dump
         self.load = load
         self.rows: dict[str, OrderedDict[str, V]] = {}
-        #: per rule: each live row's kv key
+        #: per rule: each live row's kv key; and the other way round, for :meth:`saved_form`
         self._kv: dict[str, dict[str, str]] = {}
+        self._live: dict[str, tuple[str, str]] = {}
         self._births = 0
 
     def get(self, rule: str, key: str) -> V | None:
@@ -71,11 +95,18 @@ class Table(Generic[V]):
 
     def put(self, rule: str, key: str, value: V) -> list[tuple[str, V]]:
         """Add or replace ``key`` as the newest; return the entries evicted to stay capped."""
-        rows = self.rows.setdefault(rule, OrderedDict())
-        kv_key = self._kv.setdefault(rule, {}).get(key) or self._born(rule, key)
+        rows = self.rows.get(rule)
+        if rows is None:
+            rows = self.rows[rule] = OrderedDict()
+        kv_key = self._kv.get(rule, _NONE).get(key)
+        if kv_key is None:
+            kv_key = self._born(rule, key)
+        else:
+            rows.move_to_end(key)
         rows[key] = value
-        rows.move_to_end(key)
         self.dirty.add(kv_key)
+        if len(rows) <= self.cap:
+            return []
         evicted = []
         while len(rows) > self.cap:
             old_key, old = rows.popitem(last=False)
@@ -94,12 +125,13 @@ class Table(Generic[V]):
         rows = self.rows.get(rule)
         return None if rows is None else rows.pop(key, None)
 
-    def saved_form(self, kv_key: str) -> Any:
+    def saved_text(self, kv_key: str) -> str | None:
         """What to store under one of this table's dirty kv keys (``None``: delete it)."""
-        _, _, rule, key = kv_key.split("/", 3)
-        if self._kv.get(rule, {}).get(key) != kv_key:
+        live = self._live.get(kv_key)
+        if live is None:
             return None  # gone, or born again under another kv key
-        return self.dump(self.rows[rule][key])
+        rule, key = live
+        return encode(self.dump(self.rows[rule][key]))
 
     def restore(self, kv_key: str, saved: Any) -> None:
         """Load a saved row: ``KIND/BIRTH/rule/key``, or the old ``kind/rule/key``, which is
@@ -112,19 +144,29 @@ class Table(Generic[V]):
             return
         birth, rule, key = rest.split("/", 2)
         self.rows.setdefault(rule, OrderedDict())[key] = self.load(saved)
-        self._kv.setdefault(rule, {})[key] = kv_key
+        self._bind(rule, key, kv_key)
         self._births = max(self._births, int(birth, 16))
 
     def _born(self, rule: str, key: str) -> str:
         self._births += 1
         kv_key = f"{self.kv_kind}/{self._births:012x}/{rule}/{key}"
-        self._kv.setdefault(rule, {})[key] = kv_key
+        self._bind(rule, key, kv_key)
         return kv_key
+
+    def _bind(self, rule: str, key: str, kv_key: str) -> None:
+        kv = self._kv.get(rule)
+        if kv is None:
+            kv = self._kv[rule] = {}
+        elif (old := kv.get(key)) is not None:
+            del self._live[old]
+        kv[key] = kv_key
+        self._live[kv_key] = (rule, key)
 
     def _forget(self, rule: str, key: str) -> None:
         """``key`` is no longer live: its saved row is deleted at the next save."""
-        kv_key = self._kv.get(rule, {}).pop(key, None)
+        kv_key = self._kv.get(rule, _NONE).pop(key, None)
         if kv_key is not None:
+            del self._live[kv_key]
             self.dirty.add(kv_key)
 
     def due(self, rule: str, is_due: Callable[[V], bool]) -> list[tuple[str, V]]:

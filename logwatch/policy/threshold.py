@@ -31,17 +31,18 @@ class Thresholds:
         """``(hits, first hit time)`` if this hit at ``t`` completes the threshold, else None."""
         window = self.table.get(rule_id, key)
         if window is None:
-            window = deque()
-            for _, old in self.table.put(rule_id, key, window):
+            window = deque((t,))
+            for _, old in self.table.put(rule_id, key, window):  # the newest, marked dirty
                 self._evicted("threshold", rule_id)
                 self._below(rule_id, len(old))
-        # inclusive: hits exactly `within` apart are within it
-        while window and window[0] < t - th.within:
-            window.popleft()
-            self._below(rule_id, 1)
-        window.append(t)
-        if len(window) < th.count:
+        else:
+            # inclusive: hits exactly `within` apart are within it
+            while window and window[0] < t - th.within:
+                window.popleft()
+                self._below(rule_id, 1)
+            window.append(t)
             self.table.touch(rule_id, key)
+        if len(window) < th.count:
             return None
         self.table.pop(rule_id, key)  # these hits are now in the alert's count
         return len(window), window[0]

@@ -323,6 +323,28 @@ class TestStorm:
         assert counted(feeder.alerts) == {"alert": 5, "digest": 895}
         assert len({d.id for d in digests}) == 3
 
+    def test_the_rate_saved_before_a_restart_still_counts(self, tmp_path: Path) -> None:
+        """4 alerts, restart, 2 more within the minute: the 6th starts the storm; the
+        restored rate forgets its old seconds as they leave the window."""
+        config = make_config(tmp_path, rule(), rate=5)
+        feeder = Feeder(Policy(config))
+        for i in range(4):
+            feeder.hit(i, f"10.0.0.{i}")
+        state = State(config.settings.state_dir)
+        with state.transaction() as conn:
+            feeder.policy.save(conn)
+        again = Feeder(Policy(config))
+        with state.transaction() as conn:
+            again.policy.load(conn)
+        state.close()
+        again.n = feeder.n
+        assert kinds(again.hit(10)) == ["alert"]
+        assert kinds(again.hit(11)) == ["system"]  # the 6th within the minute: held
+        calm = Feeder(Policy(config))
+        with State(config.settings.state_dir).transaction() as conn:
+            calm.policy.load(conn)  # the 4 saved ones, then 2 once they are a minute old
+        assert [kinds(calm.hit(t)) for t in (70, 71)] == [["alert"], ["alert"]]
+
     def test_storm_is_per_destination(self, tmp_path: Path) -> None:
         """A flood to one destination leaves the other's alerts alone."""
         rules = rule(rid="loud", to='["oncall"]') + rule(rid="calm", to='["ops"]')
@@ -553,6 +575,20 @@ class TestState:
             feeder.policy.save_status(conn)
             assert "1 threshold" in get_values(conn, STATUS_NS)["live keys"]
             assert not feeder.policy.status_stale
+        state.close()
+
+    def test_unreadable_rows_are_deleted_at_the_next_save(self, config: Config) -> None:
+        """A damaged row (a bad kv key, a value of the wrong shape) is dropped with a word at
+        load and deleted by the next save, which used to fail on it at every commit."""
+        state = State(config.settings.state_dir)
+        with state.transaction() as conn:
+            put_value(conn, NS, "T/zz", [T0])
+            put_value(conn, NS, "D/000000000001/ssh/1.1.1.1", {"nonsense": 1})
+        policy = Policy(config)
+        with state.transaction() as conn:
+            policy.load(conn)
+            policy.save(conn)
+            assert get_values(conn, NS) == {}
         state.close()
 
     def test_state_of_a_removed_rule_is_dropped(self, config: Config, tmp_path: Path) -> None:

@@ -1,0 +1,39 @@
+"""The policy's saved rows: the text written is what :func:`logwatch.state.encode` writes."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from logwatch.policy.storm import Storm
+from logwatch.policy.tables import encode
+from logwatch.state import encode as state_encode
+
+#: what rows hold: hostile text (log lines), floats of any kind, big ints, nesting
+_SCALARS = (st.none() | st.booleans() | st.integers() | st.floats()
+            | st.text(st.characters(codec=None)))
+_TREES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=4)
+                      | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20)
+
+
+@given(_TREES)
+def test_rows_are_encoded_as_the_state_encodes_values(value: object) -> None:
+    """Same text, byte for byte (ASCII, compact separators, NaN as JSON's extension)."""
+    assert encode(value) == state_encode(value)
+
+
+@given(st.lists(st.tuples(st.floats(0, 200, allow_nan=False), st.booleans()), max_size=60))
+def test_a_storms_saved_text_is_its_saved_form(steps: list[tuple[float, bool]]) -> None:
+    """The rate buckets' JSON kept as alerts come and buckets leave is the whole encoding
+    of the saved form, and loads back to the same storm."""
+    storm = Storm()
+    for t, drop in steps:
+        storm.add(1_750_000_000 + t)
+        if drop:
+            storm.count(1_750_000_000 + t, 30)
+        assert storm.saved_text() == state_encode(storm.dump())
+    loaded = Storm.load(json.loads(storm.saved_text()))
+    assert loaded.saved_text() == storm.saved_text()
+    assert loaded.count(1_750_000_300, 60) == storm.count(1_750_000_300, 60)
