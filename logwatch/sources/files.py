@@ -342,7 +342,7 @@ class FileSource:
         self._listed: tuple[_Tail, ...] = ()
         self._entries: list[str] = []
         self._index: dict[int, int] = {}
-        self._read_since: dict[int, _Tail] = {}
+        self._read_since: list[_Tail] = []
         self._fd_moves_seen = -1
 
     # -- the Source protocol ------------------------------------------------
@@ -400,6 +400,8 @@ class FileSource:
     def read(self, max_bytes: int = 4 << 20) -> list[Chunk]:
         """Whole lines appended since the last read, old (rotated) files first."""
         now = self._clock()
+        if len(self._read_since) > 4 * len(self._current) + 64:  # no checkpoint for long
+            self._read_since, self._listed = [], ()
         touched, named = self._take_events()
         full = self._scan_due(now) or self._replaced(touched, named)
         if full:
@@ -454,7 +456,7 @@ class FileSource:
         if self._gens_json is None:
             self._gens_json = encode(self._gens)
         tails = (*self._current.values(), *self._retired)
-        read, self._read_since = self._read_since, {}
+        read, self._read_since = self._read_since, []
         listed = self._listed
         if (_Tail.fd_moves != self._fd_moves_seen or len(tails) != len(listed)
                 or not all(map(operator.is_, tails, listed))):
@@ -463,8 +465,8 @@ class FileSource:
             self._index = {id(t): n for n, t in enumerate(tails)}
         else:
             entries, index = self._entries, self._index
-            for key, tail in read.items():
-                if (at := index.get(key)) is not None:  # else: added and dropped since
+            for tail in read:
+                if (at := index.get(id(tail))) is not None:  # else: added and dropped since
                     entries[at] = tail.encoded()
         files = ",".join(self._entries)
         return f'{self._head_json},"gens":{self._gens_json},"files":[{files}]}}'
@@ -799,7 +801,7 @@ class FileSource:
         between two reads cannot be told by its size: the bytes before our offset, read
         with that first block (:meth:`_Tail.read_on`), can, with nothing hashed.
         """
-        self._read_since[id(tail)] = tail  # its checkpoint entry may move (checkpoint_text)
+        self._read_since.append(tail)  # its checkpoint entry may move (see checkpoint_text)
         if not self._ready(tail):
             return 0
         want = min(self._first, max(budget, self._cap + 1))
