@@ -432,3 +432,18 @@ def test_checkpoint_text_after_a_scan_that_saw_a_truncation(tmp_path: Path, foll
     source._scan(time.monotonic())
     assert_text_is_the_checkpoint(source)
     assert json.loads(source.checkpoint_text())["files"][1]["offset"] == 0
+
+
+def test_reads_without_a_commit_keep_no_growing_list(tmp_path: Path, follow: Follow) -> None:
+    """A source read again and again with no commit taking its checkpoint (nothing
+    matched, a failing state disk) remembers a bounded list of files read; the text is
+    still the checkpoint."""
+    log = tmp_path / "app.log"
+    log.write_bytes(b"")
+    reader = follow([log], poll_interval=3600, rescan_interval=3600)
+    source = source_of(reader)
+    for n in range(200):
+        append(log, b"line %d\n" % n)
+        reader.until(lambda n=n: len(reader.lines) == n + 1)
+    assert len(source._read_since) <= 4 * 1 + 64 + 1
+    assert_text_is_the_checkpoint(source)
