@@ -463,6 +463,8 @@ class FileSource:
             self._listed, self._fd_moves_seen = tails, _Tail.fd_moves
             self._entries = [t.encoded() for t in tails]
             self._index = {id(t): n for n, t in enumerate(tails)}
+        elif len(read) >= len(tails):  # every file read, or some several times: in order
+            self._entries = [t.encoded() for t in tails]
         else:
             entries, index = self._entries, self._index
             for tail in read:
