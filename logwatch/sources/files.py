@@ -63,7 +63,7 @@ from logwatch.config import Settings
 from logwatch.models import Chunk
 from logwatch.sources.descriptors import OPEN_FILES
 from logwatch.sources.inotify import Watcher
-from logwatch.sources.lines import cut_line, split_lines
+from logwatch.sources.lines import all_whole, cut_line, split_lines
 from logwatch.sources.paths import COMPRESSED, ROTATED, expand, has_magic, literal_dir
 from logwatch.state import encode
 
@@ -854,6 +854,11 @@ class FileSource:
             block = None
             if not data:
                 break
+            if all_whole(data, self._cap, tail.skipping):  # split_lines' first case, inline
+                self._add(tail, ((0, data),), chunks)
+                tail.advance(data, len(data))
+                consumed += len(data)
+                continue
             split = split_lines(data, self._cap, tail.skipping)
             self._add(tail, split.pieces, chunks)
             tail.advance(data, split.consumed)
