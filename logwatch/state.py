@@ -14,7 +14,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -283,6 +283,27 @@ def put_values(conn: sqlite3.Connection, ns: str, items: Iterable[tuple[str, Any
         conn.executemany(_UPSERT, upserts)
 
 
-def encode(value: Any) -> str:
-    """The stored (compact JSON) form of ``value``."""
-    return _ENCODER.encode(value)
+def _one_shot_encoder() -> Callable[[Any], str]:
+    """:data:`_ENCODER`'s ``encode``, without building its C encoder again at every call.
+
+    ``JSONEncoder.encode`` makes a new C encoder (and a closure) per value, which costs
+    more than encoding a policy row; without cycle markers the C encoder keeps no state
+    between calls, so one serves every value (and every thread). The same C encoder with
+    the same arguments: the same text. Without the C accelerator, ``_ENCODER.encode``.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return _ENCODER.encode
+    one_shot = make(None, _ENCODER.default, json.encoder.encode_basestring_ascii, None,
+                    _ENCODER.key_separator, _ENCODER.item_separator, _ENCODER.sort_keys,
+                    _ENCODER.skipkeys, _ENCODER.allow_nan)
+    join = "".join
+
+    def encode(value: Any) -> str:
+        return join(one_shot(value, 0))
+
+    return encode
+
+
+#: the stored (compact JSON) form of a value (see :func:`_one_shot_encoder`)
+encode: Callable[[Any], str] = _one_shot_encoder()

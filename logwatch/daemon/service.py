@@ -746,7 +746,10 @@ class Service:
         if self.notifier.watchdog_interval:
             interval = min(interval, self.notifier.watchdog_interval)
         if self.policy.status_stale:
-            interval = min(interval, self._last_status + STATUS_EVERY - time.monotonic())
+            # the lines are saved by tick(), itself run at most every TICK_EVERY: waking
+            # before then would find nothing to do, and wake again at once
+            due = max(self._last_status + STATUS_EVERY, self._last_tick + TICK_EVERY)
+            interval = min(interval, due - time.monotonic())
         return min(interval, self._commit_due() - time.monotonic())
 
     def _keepalive(self) -> None:

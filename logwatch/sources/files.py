@@ -49,6 +49,7 @@ import errno
 import fnmatch
 import hashlib
 import logging
+import operator
 import os
 import select
 import threading
@@ -56,13 +57,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from logwatch.config import Settings
 from logwatch.models import Chunk
 from logwatch.sources.descriptors import OPEN_FILES
 from logwatch.sources.inotify import Watcher
-from logwatch.sources.lines import cut_line, split_lines
+from logwatch.sources.lines import all_whole, cut_line, split_lines
 from logwatch.sources.paths import COMPRESSED, ROTATED, expand, has_magic, literal_dir
 from logwatch.state import encode
 
@@ -155,9 +156,14 @@ class _Tail:
     #: the last (at most BEHIND) bytes before ``offset``; None: not known (see :meth:`read_on`)
     last: bytes | None = None
     _stream: str | None = None
-    #: the checkpoint entry, encoded, and the fields it was encoded from
-    _entry: tuple[tuple[Any, ...], str] | None = None
+    #: the checkpoint entry's text before and after the offset, and the fields it was
+    #: made from (see :meth:`encoded`)
+    _around: tuple[tuple[Any, ...], str, str] | None = None
     _path_json: str | None = None
+    #: descriptors of followed files closed (parked, dropped) or reopened so far, by any
+    #: source: a file parked to make room for another's moves the "parked" flag of its
+    #: checkpoint entry without being read (see :meth:`FileSource.checkpoint_text`)
+    fd_moves: ClassVar[int] = 0
 
     @property
     def stream(self) -> str:
@@ -246,24 +252,30 @@ class _Tail:
         return entry
 
     def encoded(self) -> str:
-        """:meth:`state` as ``logwatch.state.encode`` writes it, formatted again only when it
-        changed (a checkpoint of 1,000 files after a read of a few costs a few)."""
-        # every field of state() that ever changes after construction
-        key = (self.offset, self.gen, self.fp, self.skipping, self.retired, self.fd < 0)
-        if self._entry is None or self._entry[0] != key:
-            self._entry = key, self._format()
-        return self._entry[1]
+        """:meth:`state` as ``logwatch.state.encode`` writes it, cheaply: a read moves the
+        offset only, so the text around it is formatted again only when another field
+        changed (a truncation, a fingerprint, parking...)."""
+        # every field of state() that ever changes after construction, but the offset
+        rest = (self.gen, self.fp, self.fp_len, self.skipping, self.retired, self.fd < 0)
+        around = self._around
+        if around is None or around[0] != rest:
+            self._around = around = (rest, *self._format())
+        return f"{around[1]}{self.offset}{around[2]}"
 
-    def _format(self) -> str:
-        # the JSON of state() without the encoder's per-value dispatch: ints, a bool, a
-        # hex digest or null; the path (any text) goes through the encoder once
+    def _format(self) -> tuple[str, str]:
+        """The entry's text before its offset and after it.
+
+        The JSON of state() without the encoder's per-value dispatch: ints, a bool, a hex
+        digest or null; the path (any text) goes through the encoder once.
+        """
         if self._path_json is None:
             self._path_json = encode(self.path)
         fp = "null" if self.fp is None else f'"{self.fp}"'
         flags = (',"retired":true' if self.retired else "") + (',"parked":true' if self.fd < 0
                                                                  else "")
         return (f'{{"path":{self._path_json},"dev":{self.dev},"ino":{self.ino},"gen":{self.gen},'
-                f'"offset":{self.offset},"fp":{fp},"fp_len":{self.fp_len},'
+                '"offset":',
+                f',"fp":{fp},"fp_len":{self.fp_len},'
                 f'"skip":{"true" if self.skipping else "false"}{flags}}}')
 
     def close(self) -> None:
@@ -272,6 +284,7 @@ class _Tail:
             OPEN_FILES.closed(self)
             os.close(self.fd)
             self.fd = -1
+            _Tail.fd_moves += 1
 
 
 # ---------------------------------------------------------------------------
@@ -324,6 +337,13 @@ class FileSource:
         #: the checkpoint's parts that change seldom, encoded (None: encode again)
         self._head_json = encode({"kind": "files", "patterns": list(self.patterns)})[:-1]
         self._gens_json: str | None = None
+        #: checkpoint_text's entries, of the files it listed (in order, each one's index by
+        #: id), and the files read since: between scans only those can have moved
+        self._listed: tuple[_Tail, ...] = ()
+        self._entries: list[str] = []
+        self._index: dict[int, int] = {}
+        self._read_since: list[_Tail] = []
+        self._fd_moves_seen = -1
 
     # -- the Source protocol ------------------------------------------------
 
@@ -380,6 +400,8 @@ class FileSource:
     def read(self, max_bytes: int = 4 << 20) -> list[Chunk]:
         """Whole lines appended since the last read, old (rotated) files first."""
         now = self._clock()
+        if len(self._read_since) > 4 * len(self._current) + 64:  # no checkpoint for long
+            self._read_since, self._listed = [], ()
         touched, named = self._take_events()
         full = self._scan_due(now) or self._replaced(touched, named)
         if full:
@@ -425,11 +447,30 @@ class FileSource:
         """:meth:`checkpoint` as the state stores it (``logwatch.state.encode``), cheaply.
 
         Each file's entry is encoded again only when it changed, so a commit after a
-        read of a few of 1,000 files does not encode the other 997 again.
+        read of a few of 1,000 files does not encode the other 997 again; and only the
+        files read since the last call are even looked at. Every entry is looked at
+        after a scan (which may retire, restart or add any file), when the files listed
+        are not the same objects in the same order, or when a descriptor was parked or
+        reopened anywhere (the pool parks other sources' files too).
         """
         if self._gens_json is None:
             self._gens_json = encode(self._gens)
-        files = ",".join([t.encoded() for t in (*self._current.values(), *self._retired)])
+        tails = (*self._current.values(), *self._retired)
+        read, self._read_since = self._read_since, []
+        listed = self._listed
+        if (_Tail.fd_moves != self._fd_moves_seen or len(tails) != len(listed)
+                or not all(map(operator.is_, tails, listed))):
+            self._listed, self._fd_moves_seen = tails, _Tail.fd_moves
+            self._entries = [t.encoded() for t in tails]
+            self._index = {id(t): n for n, t in enumerate(tails)}
+        elif len(read) >= len(tails):  # every file read, or some several times: in order
+            self._entries = [t.encoded() for t in tails]
+        else:
+            entries, index = self._entries, self._index
+            for tail in read:
+                if (at := index.get(id(tail))) is not None:  # else: added and dropped since
+                    entries[at] = tail.encoded()
+        files = ",".join(self._entries)
         return f'{self._head_json},"gens":{self._gens_json},"files":[{files}]}}'
 
     def describe(self) -> list[str]:
@@ -578,6 +619,7 @@ class FileSource:
     def _scan(self, now: float, *, startup: bool = False, first_run: bool = False) -> None:
         """Re-expand the globs; notice rotation, recreation and truncation."""
         self._last_scan = now
+        self._listed = ()  # any file may have moved: checkpoint_text looks at each
         with self._touched_lock:
             self._touched.clear()  # every path is checked now
             self._named.clear()
@@ -721,6 +763,7 @@ class FileSource:
             st = os.fstat(fd)
             if (st.st_dev, st.st_ino) == (tail.dev, tail.ino):
                 tail.fd = fd
+                _Tail.fd_moves += 1
                 OPEN_FILES.opened(tail)
                 self._problem(tail.path, None)
                 return "open"
@@ -760,6 +803,7 @@ class FileSource:
         between two reads cannot be told by its size: the bytes before our offset, read
         with that first block (:meth:`_Tail.read_on`), can, with nothing hashed.
         """
+        self._read_since.append(tail)  # its checkpoint entry may move (see checkpoint_text)
         if not self._ready(tail):
             return 0
         want = min(self._first, max(budget, self._cap + 1))
@@ -810,6 +854,11 @@ class FileSource:
             block = None
             if not data:
                 break
+            if all_whole(data, self._cap, tail.skipping):  # split_lines' first case, inline
+                self._add(tail, ((0, data),), chunks)
+                tail.advance(data, len(data))
+                consumed += len(data)
+                continue
             split = split_lines(data, self._cap, tail.skipping)
             self._add(tail, split.pieces, chunks)
             tail.advance(data, split.consumed)

@@ -31,7 +31,7 @@ def split_lines(data: bytes, cap: int, skipping: bool) -> Split:
     newline. Bytes after the last newline are not consumed (a partial line), unless
     they already exceed ``cap``: then the line is cut now and the rest skipped.
     """
-    if not skipping and len(data) <= cap + 1 and data.endswith(b"\n"):
+    if all_whole(data, cap, skipping):
         return Split(((0, data),), len(data), False)  # the usual read: a few whole lines
     pos = 0
     if skipping:
@@ -52,6 +52,12 @@ def split_lines(data: bytes, cap: int, skipping: bool) -> Split:
         pieces.append((pos, cut_line(data[pos : pos + cap], cap)))
         return Split(tuple(pieces), len(data), True)
     return Split(tuple(pieces), pos, False)
+
+
+def all_whole(data: bytes, cap: int, skipping: bool) -> bool:
+    """Is ``data`` whole lines, none to cut, to be returned as it is? (The usual read: a
+    few lines, shorter than one line may be, ending with a newline.)"""
+    return len(data) <= cap + 1 and data[-1:] == b"\n" and not skipping
 
 
 def _longest_at_most(block: bytes, cap: int) -> bool:

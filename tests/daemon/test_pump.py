@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from logwatch.config import load_config
-from logwatch.daemon.service import TRANSACTION_TIME, Service
+from logwatch.daemon.service import STATUS_EVERY, TICK_EVERY, TRANSACTION_TIME, Service
 from logwatch.models import Chunk
 from logwatch.state import encode, get_value
 from tests.daemon.test_batching import CONFIG
@@ -114,3 +114,16 @@ def test_a_source_that_never_runs_dry_is_committed_every_transaction_time(
     took = time.monotonic() - started
     assert TRANSACTION_TIME <= took < TRANSACTION_TIME + 2.0
     assert saved_offset(service) == source.offset > 0
+
+
+def test_overdue_status_lines_wake_the_loop_when_the_tick_can_save_them(
+        service: Service) -> None:
+    """The ``logwatch status`` lines are saved by tick(), run at most every TICK_EVERY: the
+    loop sleeps until then, not 0 s (which made it spin until the tick, ~300 loops/s at
+    20 writes/s)."""
+    service.policy.status_stale = True
+    service._last_status = time.monotonic() - 10 * STATUS_EVERY  # overdue
+    service._last_tick = time.monotonic()  # just ticked: the next tick saves them
+    assert service._sleep_time() > 0
+    service._last_tick -= TICK_EVERY  # the tick is due: wake for it now
+    assert service._sleep_time() <= 0

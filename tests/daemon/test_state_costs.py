@@ -1,10 +1,16 @@
 """The state's costs: page caches (the main thread's sized for a catch-up, the senders'
-small, so that a burst does not grow every connection's) and checkpoints off the main loop."""
+small, so that a burst does not grow every connection's), checkpoints off the main loop,
+one JSON encoder for every stored value."""
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from logwatch.state import (
     CACHE_KIB,
@@ -12,6 +18,7 @@ from logwatch.state import (
     THREAD_CACHE_KIB,
     Checkpointer,
     State,
+    encode,
     get_values,
     put_value,
 )
@@ -60,3 +67,19 @@ def test_a_checkpointer_copies_the_wal_back_from_its_own_thread(tmp_path: Path) 
     with reopened.transaction() as conn:
         assert len(get_values(conn, "test")) == 3000
     reopened.close()
+
+
+#: what the state stores: JSON trees of every kind of leaf, odd floats and text included
+_LEAVES = (st.none() | st.booleans() | st.integers() | st.floats() | st.text()
+           | st.integers(min_value=2**63, max_value=2**70))
+_TREES = st.recursive(_LEAVES, lambda inner: st.lists(inner, max_size=4)
+                      | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_TREES)
+def test_the_shared_encoder_writes_what_a_new_one_writes(value: Any) -> None:
+    """One C encoder kept for every value (not one built per call) gives the same text."""
+    expected = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode(value)
+    assert encode(value) == expected
+    assert encode(value) == expected  # nothing kept from the call before

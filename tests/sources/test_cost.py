@@ -342,17 +342,19 @@ def test_checkpoint_text_is_the_stored_form_through_a_life(tmp_path: Path, follo
 
 def test_checkpoint_text_encodes_only_what_changed(tmp_path: Path, follow: Follow,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """After a read of 1 of 50 files, one entry is formatted again, not 50."""
+    """After a read of 1 of 50 files, no entry is formatted again (its offset is written
+    into the text kept around it); after its truncation, that one entry is."""
     logs = [tmp_path / f"app{n:02d}.log" for n in range(50)]
     for log in logs:
-        log.write_bytes(b"")
+        log.write_bytes(b"a first line, fingerprinted\n")
     reader = follow([tmp_path / "*.log"], poll_interval=3600, rescan_interval=3600)
     source = source_of(reader)
+    reader.read_once()
     source.checkpoint_text()
     formatted: list[str] = []
     real = _Tail._format
 
-    def counting(tail: _Tail) -> str:
+    def counting(tail: _Tail) -> tuple[str, str]:
         formatted.append(tail.path)
         return real(tail)
 
@@ -360,4 +362,88 @@ def test_checkpoint_text_encodes_only_what_changed(tmp_path: Path, follow: Follo
     append(logs[7], b"one line\n")
     reader.until(lambda: len(reader.lines) == 1)
     assert_text_is_the_checkpoint(source)
+    assert formatted == []
+    logs[7].write_bytes(b"")  # truncated: another generation
+    append(logs[7], b"again\n")
+    reader.until(lambda: len(reader.lines) == 2)
+    assert_text_is_the_checkpoint(source)
     assert formatted == [str(logs[7])]
+
+
+def test_checkpoint_text_looks_only_at_the_files_read(tmp_path: Path, follow: Follow,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between scans, a commit after a read of 1 of 50 files looks at that file's entry
+    only (the other 49 are not even compared), and the text is still the checkpoint."""
+    logs = [tmp_path / f"app{n:02d}.log" for n in range(50)]
+    for log in logs:
+        log.write_bytes(b"")
+    reader = follow([tmp_path / "*.log"], poll_interval=3600, rescan_interval=3600)
+    source = source_of(reader)
+    reader.read_once()  # the first read looks at every file
+    source.checkpoint_text()
+    looked: list[str] = []
+    real = _Tail.encoded
+
+    def counting(tail: _Tail) -> str:
+        looked.append(tail.path)
+        return real(tail)
+
+    monkeypatch.setattr(_Tail, "encoded", counting)
+    append(logs[7], b"one line\n")
+    reader.until(lambda: len(reader.lines) == 1)
+    assert_text_is_the_checkpoint(source)
+    assert looked == [str(logs[7])]
+
+
+def test_checkpoint_text_sees_files_parked_for_another_source(
+        tmp_path: Path, follow: Follow, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The descriptor pool is the process's: another source's files opening past its size
+    park this source's files, unread: their entries say so at this source's next commit."""
+    monkeypatch.setattr("logwatch.sources.files.OPEN_FILES", OpenFiles(size=4))
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    for directory in (mine, theirs):
+        directory.mkdir()
+        for n in range(3):
+            append(directory / f"app{n}.log", b"")
+    reader = follow([mine / "*.log"], poll_interval=3600, rescan_interval=3600)
+    source = source_of(reader)
+    append(mine / "app0.log", b"one\n")
+    reader.until(lambda: len(reader.lines) == 1)
+    assert '"parked"' not in source.checkpoint_text()
+    follow([theirs / "*.log"], poll_interval=3600, rescan_interval=3600)  # 3 more open
+    assert_text_is_the_checkpoint(source)
+    assert '"parked":true' in source.checkpoint_text()
+
+
+def test_checkpoint_text_after_a_scan_that_saw_a_truncation(tmp_path: Path, follow: Follow
+                                                             ) -> None:
+    """A periodic check may restart a file nobody read since (truncated, other first
+    line): its entry moves with no read of it, and the text follows."""
+    logs = [tmp_path / f"app{n}.log" for n in range(3)]
+    for log in logs:
+        append(log, b"")
+    reader = follow([tmp_path / "*.log"], poll_interval=3600, rescan_interval=3600)
+    source = source_of(reader)
+    for log in logs:
+        append(log, b"first line\n")
+    reader.until(lambda: len(reader.lines) == 3)
+    assert_text_is_the_checkpoint(source)
+    logs[1].write_bytes(b"other\n")  # another first line, shorter than our offset
+    source._scan(time.monotonic())
+    assert_text_is_the_checkpoint(source)
+    assert json.loads(source.checkpoint_text())["files"][1]["offset"] == 0
+
+
+def test_reads_without_a_commit_keep_no_growing_list(tmp_path: Path, follow: Follow) -> None:
+    """A source read again and again with no commit taking its checkpoint (nothing
+    matched, a failing state disk) remembers a bounded list of files read; the text is
+    still the checkpoint."""
+    log = tmp_path / "app.log"
+    log.write_bytes(b"")
+    reader = follow([log], poll_interval=3600, rescan_interval=3600)
+    source = source_of(reader)
+    for n in range(200):
+        append(log, b"line %d\n" % n)
+        reader.until(lambda n=n: len(reader.lines) == n + 1)
+    assert len(source._read_since) <= 4 * 1 + 64 + 1
+    assert_text_is_the_checkpoint(source)
