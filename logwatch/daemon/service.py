@@ -67,6 +67,11 @@ MAX_PIECE = 1 << 20
 #: be sent now; otherwise (no alert, or alerts only for destinations whose pace is closed or
 #: whose backlog goes first) with the next commit, at most this long after they were read
 COMMIT_WITHIN = 1.0
+#: ... or once this many alerts are staged, or policy rows changed: a commit's size, hence
+#: how long it holds up the loop (and the next alert that could go at once), stays small
+#: while a busy destination's alerts wait for their turn (at 50,000 lines/s, 950 alerts
+#: and some 2,000 changed rows a second)
+STAGED_MOST = 250
 #: a wake-up this soon after the loop went to sleep was for news already there
 SAME_MOMENT = 0.002
 #: the timers (summaries, digests, silent sources...) are looked at at most this often
@@ -314,10 +319,18 @@ class Service:
         rest arrive, so they cost one of each. ``since``: when the first of them may have
         come (the start of the last pump, if they were waiting when the loop slept), so a
         line is late by about ``batch_wait`` plus its batch's work, not twice that.
+        Staged alerts whose destination's pace opens meanwhile are committed then.
         """
-        wait = since + self.config.settings.batch_wait - time.monotonic()
-        if wait > 0 and not self.should_exit and not self.reload_requested:
-            time.sleep(wait)
+        ends = since + self.config.settings.batch_wait
+        while not self.should_exit and not self.reload_requested:
+            now = time.monotonic()
+            if now >= ends:
+                return
+            due = self._commit_due()
+            if due <= now:
+                self._commit()
+            else:
+                time.sleep(min(ends, due) - now)
 
     def shutdown(self) -> None:
         """Stop reading, let senders drain for ``drain_timeout``, commit, close."""
@@ -456,7 +469,8 @@ class Service:
         if not staged.sources:
             return math.inf
         now = time.monotonic()
-        if len(staged.alerts) >= ALERTS_PER_COMMIT or self.should_exit or self.reload_requested:
+        if (len(staged.alerts) >= STAGED_MOST or self.policy.changed >= STAGED_MOST
+                or self.should_exit or self.reload_requested):
             return now
         due = staged.since + COMMIT_WITHIN
         for name in staged.to:

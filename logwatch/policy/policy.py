@@ -435,6 +435,11 @@ class Policy:
         storm = self.storms.by_dest.get(kv_key.partition("/")[2])
         return storm.saved_text() if storm is not None else None
 
+    @property
+    def changed(self) -> int:
+        """How many rows the next :meth:`save` writes (its cost)."""
+        return len(self._dirty)
+
     def unsaved(self) -> frozenset[str]:
         """The keys the next :meth:`save` writes (kept to hand to :meth:`save_failed`)."""
         return frozenset(self._dirty)
