@@ -556,6 +556,11 @@ def _twin(pattern: regex.Pattern[str]) -> regex.Pattern[str] | None:
     return line_bound(pattern)
 
 
+#: below one line to decode per this many bytes of chunk, each line is decoded alone: a
+#: small read holding a few hits decodes those, not the whole chunk (measured break-even)
+_DECODE_WHOLE = 512
+
+
 class _Lines(Protocol):
     """The text of a chunk's candidate lines, by index: a list, or :class:`_Texts`."""
 
@@ -579,7 +584,7 @@ class _Texts:
 
 def _decode(data: bytes, spans: list[tuple[int, int]]) -> list[str]:
     """The text of every line ``data[start:end]`` at once, as the naive loop decodes it."""
-    if data.isascii():
+    if len(spans) * _DECODE_WHOLE > len(data) and data.isascii():
         # one decode for the whole chunk; ASCII offsets are the same in bytes and text
         text = data.decode("ascii")
         return [text[start:end] for start, end in spans]
