@@ -42,6 +42,8 @@ from logwatch.matching.hyperscan_filter import (
 )
 
 Span = tuple[int, int]
+#: from this many reported keys per probe on, rows are gathered in one list per probe
+_LISTS_FROM = 4
 #: per probe (bit) with candidate lines, their indexes in order; probes with none are absent
 Rows = dict[int, list[int]]
 
@@ -150,7 +152,9 @@ class FilterPlan:
         keys.sort()
         count, probes, extras = self.line_filter.count, self._probes, self._extras
         spans: list[Span] = []
-        rows: Rows = defaultdict(list)
+        # many keys (a big chunk): a list per probe fills faster, the empty ones dropped after
+        rows: Rows | list[list[int]] = (
+            [[] for _ in range(probes)] if len(keys) > _LISTS_FROM * probes else defaultdict(list))
         # without an exact answer, the extras are not reported (nor would they count)
         marks = Marks() if exact_ids else None
         rfind, last, index = data.rfind, -1, -1
@@ -171,6 +175,8 @@ class FilterPlan:
                 spans.append((rfind(b"\n", 0, end) + 1, end))
                 last, index = end, index + 1
             rows[k].append(index)
+        if isinstance(rows, list):
+            rows = {bit: row for bit, row in enumerate(rows) if row}
         return spans, rows, marks
 
     def sure(self, bit: int, lines: list[int], marks: Marks) -> tuple[list[int], list[int]]:

@@ -393,3 +393,6 @@ def test_rows_name_only_the_probes_with_lines() -> None:
         assert [data[s:e] for s, e in spans] == [*data.splitlines()[1::2], b"event31 from x"]
     assert [(m.rule.id, m.fields) for m in matcher.scan(data)] == [
         ("r7", {"ip": "10.0.0.1"}), ("r7", {"ip": "10.0.0.2"}), ("r31", {"ip": "x"})]
+    # a big chunk (more keys than a few per probe) is gathered in lists: the same rows
+    _, rows, _ = matcher._plan.rows(data * 100, exact=True)
+    assert rows == {7: [i for i in range(300) if i % 3 < 2], 31: list(range(2, 300, 3))}
