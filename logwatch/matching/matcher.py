@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_right
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -42,7 +42,7 @@ from typing import Protocol
 import regex
 
 from logwatch.matching.backtracking import NESTED_NOTE, has_nested_repeats
-from logwatch.matching.filter_plan import FilterPlan, Marks
+from logwatch.matching.filter_plan import FilterPlan, Marks, Rows
 from logwatch.matching.hyperscan_filter import LineFilter
 from logwatch.matching.line_bound import line_bound
 from logwatch.matching.literals import (
@@ -333,10 +333,11 @@ class Matcher:
         # line * len(probes) + bit: sorted, they order matches by line, then rule
         keys: list[int] = []
         found: dict[int, regex.Match[str]] = {}
-        count = len(self._probes)
-        for bit, probe in enumerate(self._probes):
-            lines = rows[bit]
-            if lines and marks is not None:
+        probes, count = self._probes, len(self._probes)
+        # only the probes with candidate lines: a small chunk costs what it holds
+        for bit in sorted(rows):
+            probe, lines = probes[bit], rows[bit]
+            if marks is not None:
                 # the exact line filter's word: searched only if iterated (for the groups)
                 sure, lines = self._plan.sure(bit, lines, marks)
                 keys.extend(index * count + bit
@@ -376,7 +377,7 @@ class Matcher:
 
     def _candidate_lines(
         self, data: bytes, exact: bool
-    ) -> tuple[list[tuple[int, int]], list[list[int]], Marks | None]:
+    ) -> tuple[list[tuple[int, int]], Rows, Marks | None]:
         """The lines some probe must run on, in order, per probe (bit) which of them, and
         (when the line filter was exact) what else it said about them."""
         if self.line_filter is not None and self._covered == (1 << len(self._probes)) - 1:
@@ -386,7 +387,7 @@ class Matcher:
             found = dict(zip((start for start, _ in spans), masks, strict=True))
             spans = list(_lines(data))
             masks = [self._always | found.get(start, 0) for start, _ in spans]
-        rows: list[list[int]] = [[] for _ in self._probes]
+        rows: Rows = defaultdict(list)
         for index, line_mask in enumerate(masks):
             bits = line_mask
             while bits:
@@ -407,7 +408,7 @@ class Matcher:
         found: dict[int, regex.Match[str]] = {}
         done = 0
         # lines the line filter picked nearly all match: a join would not pay for itself
-        if probe.twin is not None and self.batch and not self._covered >> bit & 1:
+        if self.batch and not self._covered >> bit & 1 and probe.twin is not None:
             done = self._joined(probe.twin, rows, texts, found)
         search, timeout = probe.pattern.search, self.timeout
         rest = rows[done:]
@@ -464,7 +465,7 @@ class Matcher:
             return self._literal_candidates(data)
         spans, rows, _ = self._plan.rows(data, exact=False)
         masks = [0] * len(spans)
-        for bit, indexes in enumerate(rows):
+        for bit, indexes in rows.items():
             for index in indexes:
                 masks[index] |= 1 << bit
         found = dict(zip(spans, masks, strict=True))
@@ -555,6 +556,11 @@ def _twin(pattern: regex.Pattern[str]) -> regex.Pattern[str] | None:
     return line_bound(pattern)
 
 
+#: below one line to decode per this many bytes of chunk, each line is decoded alone: a
+#: small read holding a few hits decodes those, not the whole chunk (measured break-even)
+_DECODE_WHOLE = 512
+
+
 class _Lines(Protocol):
     """The text of a chunk's candidate lines, by index: a list, or :class:`_Texts`."""
 
@@ -578,7 +584,7 @@ class _Texts:
 
 def _decode(data: bytes, spans: list[tuple[int, int]]) -> list[str]:
     """The text of every line ``data[start:end]`` at once, as the naive loop decodes it."""
-    if data.isascii():
+    if len(spans) * _DECODE_WHOLE > len(data) and data.isascii():
         # one decode for the whole chunk; ASCII offsets are the same in bytes and text
         text = data.decode("ascii")
         return [text[start:end] for start, end in spans]

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from logwatch.commands import parallel
 from logwatch.commands.replay import replay
@@ -18,7 +20,7 @@ from logwatch.commands.simulate import simulate
 from logwatch.config import Config, load_config
 from logwatch.errors import ConfigError
 from logwatch.matching import Matcher
-from logwatch.matching.context import ContextMemory
+from logwatch.matching.context import ContextMemory, newlines
 from logwatch.state import State
 from tests.helpers import logwatch, write
 
@@ -222,3 +224,35 @@ def test_counting_skims_to_the_same_answer(tmp_path: Path, monkeypatch: pytest.M
     assert counted.hits == listed.hits
     assert 0 < listed.hits["too-many"] == len(out.getvalue().splitlines())
     assert listed.hits["too-many"] < sum(line.count("Disconnecting") for line in lines)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 40, 400])
+def test_line_numbers_counted_forward_or_back_agree(tmp_path: Path, chunk: int) -> None:
+    """The daemon's reads (line count unknown: counted forward, once) link and number lines
+    as the counting path's (count given: back from the end), over reads of any size."""
+    import random
+
+    cfg = config(tmp_path, within=5, keep=4, extra=", require = true")
+    rng = random.Random(chunk)
+    lines = [rng.choice([connection(pid, f"192.0.2.{pid}"), used_up(pid), "filler " * 30])
+             for pid in (rng.randrange(9) for _ in range(1200))]
+    reads = ["".join(f"{line}\n" for line in lines[i:i + chunk]).encode()
+             for i in range(0, len(lines), chunk)]
+    matcher = Matcher(cfg.rules)
+    forward, back = ContextMemory(cfg.rules, "auth"), ContextMemory(cfg.rules, "auth")
+    for data in reads:
+        got = [(m.start, dict(f)) for m, f in forward.hits(matcher.scan(data), data)]
+        assert got == [(m.start, dict(f)) for m, f in
+                       back.hits(matcher.scan(data), data, data.count(b"\n"))]
+        assert forward.lines == back.lines and forward.memory == back.memory
+    assert forward.lines == len(lines) and 0 < forward.unlinked["too-many"] == back.unlinked[
+        "too-many"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=5000).map(lambda b: b.replace(b"\x00", b"\n")),
+       cut=st.tuples(st.integers(0, 5000), st.integers(0, 5000)))
+def test_newlines_is_bytes_count(data: bytes, cut: tuple[int, int]) -> None:
+    start, end = sorted(min(c, len(data)) for c in cut)
+    assert newlines(data, start, end) == data.count(b"\n", start, end)
+    assert newlines(data, 0, len(data)) == data.count(b"\n")

@@ -379,3 +379,20 @@ def test_exact_alternatives_spare_the_search() -> None:
 def test_plain_literal(pattern: str, flags: int, expected: bytes | None) -> None:
     """An ignore pattern that is plain ASCII text is looked for in the bytes, nothing else."""
     assert plain_literal(regex.compile(pattern, flags)) == expected
+
+
+def test_rows_name_only_the_probes_with_lines() -> None:
+    """A read holding one rule's lines costs that rule, not all of them: the other probes
+    have no row at all, whatever the filter's database holds."""
+    rules = [rule(rf"event{i} from (?P<ip>\S+)", f"r{i}") for i in range(40)]
+    matcher = Matcher(rules)
+    data = b"noise\nevent7 from 10.0.0.1\nmore noise\nevent7 from 10.0.0.2\nevent31 from x\n"
+    for ascii_db in (False, True):
+        spans, rows, _ = matcher._plan.rows(data, exact=ascii_db)
+        assert dict(rows) == {7: [0, 1], 31: [2]}
+        assert [data[s:e] for s, e in spans] == [*data.splitlines()[1::2], b"event31 from x"]
+    assert [(m.rule.id, m.fields) for m in matcher.scan(data)] == [
+        ("r7", {"ip": "10.0.0.1"}), ("r7", {"ip": "10.0.0.2"}), ("r31", {"ip": "x"})]
+    # a big chunk (more keys than a few per probe) is gathered in lists: the same rows
+    _, rows, _ = matcher._plan.rows(data * 100, exact=True)
+    assert rows == {7: [i for i in range(300) if i % 3 < 2], 31: list(range(2, 300, 3))}

@@ -10,11 +10,14 @@ from pathlib import Path
 
 import pytest
 import tomli_w
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import logwatch.matching.matcher as matcher_module
 from logwatch.commands.replay import read_chunks
 from logwatch.config import Config, load_config
 from logwatch.matching.literals import COMPILED
-from logwatch.matching.matcher import NO_LITERAL_NOTE, Matcher
+from logwatch.matching.matcher import NO_LITERAL_NOTE, Matcher, _decode
 from logwatch.rules import Rule, compile_pattern
 from tests.helpers import CORPUS, REPO, shipped_rule_tables
 from tests.reference import Hit, naive
@@ -113,6 +116,19 @@ def test_generated_sample_identical_to_naive(config: Config, tmp_path: Path, sca
     hits, counts = counted(Matcher(config.rules, scanner=scanner), data, chunk=50_000)
     assert hits == expected
     assert counts == Counter(rule_id for _, rule_id, kind, _ in expected if kind != "context")
+
+
+@pytest.mark.parametrize("scanner", SCANNERS)
+def test_daemon_sized_reads_identical_to_naive(config: Config, tmp_path: Path,
+                                               scanner: str) -> None:
+    """Reads of a few dozen lines, as the daemon's at 1,000 lines/s: few probes have lines in
+    each, and only the lines that hold a hit are decoded."""
+    data = generate(tmp_path / "sample.log", 3000, seed=5).read_bytes()
+    data += "caf\u00e9 sshd[1]: Invalid user \u00e9t\u00e9 from 10.0.0.1 port 2\n".encode()
+    data += b"\xff\xfe sshd[2]: Invalid user x\xc3 from 10.0.0.2 port 3\n" + data[:3000]
+    expected = naive(config.rules, config.settings.ignore, data)
+    assert len(expected) > 50
+    assert fast(Matcher(config.rules, scanner=scanner), data, chunk=4000) == expected
 
 
 @pytest.mark.corpus
@@ -218,6 +234,28 @@ def test_rule_without_literal_runs_everywhere_and_says_so() -> None:
 def test_last_line_without_newline() -> None:
     """A chunk whose last line lacks its newline still has that line matched."""
     assert [h.end for h in Matcher([rule("tail")]).scan(b"a\nthe tail")] == [10]
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.binary(max_size=40).filter(lambda b: b"\n" not in b)
+                      | st.text(max_size=40).filter(lambda t: "\n" not in t).map(str.encode),
+                      min_size=1, max_size=30),
+       picked=st.lists(st.booleans(), min_size=30, max_size=30))
+def test_decode_whole_or_line_by_line_is_the_naive_text(lines: list[bytes],
+                                                         picked: list[bool]) -> None:
+    """Few candidate lines are decoded one by one, many at once: either way each is the
+    text the naive loop searches (invalid UTF-8 replaced)."""
+    data = b"\n".join(lines) + b"\n"
+    starts = [sum(len(x) + 1 for x in lines[:i]) for i in range(len(lines))]
+    spans = [(s, s + len(x)) for s, x, keep in zip(starts, lines, picked, strict=False) if keep]
+    expected = [data[s:e].decode("utf-8", "replace") for s, e in spans]
+    default = matcher_module._DECODE_WHOLE
+    try:
+        for whole in (0, 1 << 30):  # always line by line; at once wherever the chunk allows
+            matcher_module._DECODE_WHOLE = whole
+            assert _decode(data, spans) == expected
+    finally:
+        matcher_module._DECODE_WHOLE = default
 
 
 def test_match_text_is_the_naive_loop() -> None:
