@@ -19,15 +19,14 @@ import regex
 
 import logwatch.delivery.destinations.replies as replies
 from logwatch.config import DiscordDestination
+from logwatch.delivery.destinations.http import Http, new_client
 from logwatch.delivery.destinations.types import (
-    Http,
     Message,
     Outcome,
     Window,
     cut,
     endpoint,
     message_text,
-    new_client,
     post_json,
     response_reason,
     shown_line,

@@ -17,8 +17,8 @@ import httpx
 
 import logwatch.delivery.destinations.replies as replies
 from logwatch.config import TelegramDestination
+from logwatch.delivery.destinations.http import Http, new_client
 from logwatch.delivery.destinations.types import (
-    Http,
     Message,
     Outcome,
     Verdict,
@@ -26,7 +26,6 @@ from logwatch.delivery.destinations.types import (
     cut,
     endpoint,
     message_text,
-    new_client,
     post_json,
     response_reason,
     shown_line,

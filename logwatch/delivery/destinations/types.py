@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from types import TracebackType
 from typing import Any, Literal, Protocol
 
 import httpx
 
 import logwatch.delivery.destinations.replies as replies
-from logwatch import __version__
+from logwatch.delivery.destinations.http import Http
 from logwatch.errors import DeliveryError
 from logwatch.models import Alert
 from logwatch.secret import Secret
@@ -35,10 +33,8 @@ for _noisy in ("httpx", "httpcore"):
 Verdict = Literal["ok", "retry", "backoff", "reject", "permanent"]
 
 CUT_MARKER = "… [cut]"
-HTTP_TIMEOUT = 10.0
 #: the body as httpx's ``json=`` encodes it (compact UTF-8, no NaN), with an encoder made once
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-_JSON_HEADERS: Mapping[str, str] = {"Content-Type": "application/json"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,52 +220,3 @@ def response_reason(resp: httpx.Response, secret: Secret, service: str) -> str:
                        if ch.isprintable())[:40]
         text = f"not JSON ({kind})"
     return f"{service} answered {resp.status_code}" + (f": {text}" if text else "")
-
-
-class Http:
-    """One sender's httpx client, lean for the one request it makes: a JSON POST, read whole.
-
-    With no proxy in the environment a POST goes straight to the client's transport
-    (``BaseTransport.handle_request``), past what the client adds per request and logwatch
-    does not use (cookie jar, auth and redirect flows, event hooks); with one, the client
-    routes it through the proxy as always. ``transport``: another one (tests).
-    """
-
-    def __init__(self, timeout: float = HTTP_TIMEOUT, *,
-                 transport: httpx.BaseTransport | None = None) -> None:
-        # what httpx reads for its proxy mounts; a client given a transport ignores them
-        proxied = transport is None and bool(urllib.request.getproxies())
-        #: where a POST goes straight to; None: through the client (and its proxy)
-        self._transport = None if proxied else transport or httpx.HTTPTransport()
-        self.client = httpx.Client(timeout=timeout, follow_redirects=False,
-                                   headers={"User-Agent": f"logwatch/{__version__}"},
-                                   transport=self._transport)
-
-    def post(self, url: httpx.URL, content: bytes) -> httpx.Response:
-        """POST ``content`` (JSON) to ``url``; the answer is read whole."""
-        request = self.client.build_request("POST", url, content=content, headers=_JSON_HEADERS)
-        if self._transport is None:
-            return self.client.send(request)
-        response = self._transport.handle_request(request)
-        response.request = request  # as the client sets it (resp.url, raise_for_status)
-        try:
-            response.read()
-        finally:
-            response.close()  # the connection goes back to the pool, whatever happened
-        return response
-
-    def close(self) -> None:
-        """Close the connections."""
-        self.client.close()
-
-    def __enter__(self) -> Http:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-
-def new_client(timeout: float = HTTP_TIMEOUT) -> Http:
-    """An HTTP client for one sender thread."""
-    return Http(timeout)
