@@ -19,7 +19,7 @@ import regex
 
 import logwatch.delivery.destinations.replies as replies
 from logwatch.config import DiscordDestination
-from logwatch.delivery.destinations.http import Http, new_client
+from logwatch.delivery.destinations.http import Answer, Http, new_client
 from logwatch.delivery.destinations.types import (
     Message,
     Outcome,
@@ -202,7 +202,7 @@ class Discord:
         return self._client
 
 
-def classify(resp: httpx.Response, config: DiscordDestination) -> Outcome:
+def classify(resp: Answer, config: DiscordDestination) -> Outcome:
     """Turn Discord's answer into an :class:`Outcome`."""
     status = resp.status_code
     pause = _bucket_pause(resp.headers)
@@ -222,14 +222,14 @@ def classify(resp: httpx.Response, config: DiscordDestination) -> Outcome:
     return Outcome("backoff", reason)
 
 
-def _is_discord_error(resp: httpx.Response) -> bool:
+def _is_discord_error(resp: Answer) -> bool:
     """Discord's own JSON error: ``{"code": 50035, "message": "Invalid Form Body", ...}``."""
     data = replies.json_object(resp)
     code, message = data.get("code"), data.get("message")
     return isinstance(code, int) and not isinstance(code, bool) and isinstance(message, str)
 
 
-def _permanent_reason(resp: httpx.Response, reason: str) -> str:
+def _permanent_reason(resp: Answer, reason: str) -> str:
     code = _json_field(resp, "code")
     if isinstance(code, int) and code in _CODES:
         return f"{_CODES[code]} ({reason})"
@@ -238,7 +238,7 @@ def _permanent_reason(resp: httpx.Response, reason: str) -> str:
     return f"the webhook refused us, check the URL ({reason})"
 
 
-def _retry_after(resp: httpx.Response) -> float:
+def _retry_after(resp: Answer) -> float:
     """The body's ``retry_after``, else the headers', else a default; always finite, capped."""
     for found in (replies.seconds(_json_field(resp, "retry_after")),
                   replies.retry_after_header(resp.headers),
@@ -256,5 +256,5 @@ def _bucket_pause(headers: httpx.Headers) -> float | None:
     return replies.wait(headers.get("X-RateLimit-Reset-After"), default=BUCKET_PAUSE)
 
 
-def _json_field(resp: httpx.Response, key: str) -> Any:
+def _json_field(resp: Answer, key: str) -> Any:
     return replies.json_object(resp).get(key)

@@ -13,11 +13,14 @@ or a transport given (tests), a POST goes through an :class:`httpx.Client` as be
 
 from __future__ import annotations
 
+import json
+import os
 import ssl
+import threading
 import time
 import urllib.request
 from types import TracebackType
-from typing import Final
+from typing import Any, Final, Protocol
 
 import h11
 import httpcore
@@ -48,6 +51,45 @@ _ERRORS: Final[tuple[tuple[type[Exception], type[httpx.HTTPError]], ...]] = (
     (httpcore.LocalProtocolError, httpx.LocalProtocolError),
     (httpcore.NetworkError, httpx.NetworkError),
 )
+
+
+class Answer(Protocol):
+    """What the destinations read of a response (an :class:`httpx.Response` is one)."""
+
+    @property
+    def status_code(self) -> int:
+        """The HTTP status."""
+
+    @property
+    def headers(self) -> httpx.Headers:
+        """The response headers."""
+
+    def json(self) -> Any:
+        """The body parsed as JSON (``ValueError`` when it is not)."""
+
+
+class Reply:
+    """A response read whole on the direct path: the :class:`Answer` and no more (an
+    :class:`httpx.Response` would also build a stream, decoders and a request per POST)."""
+
+    __slots__ = ("_headers", "_raw", "content", "status_code")
+
+    def __init__(self, status_code: int, raw: list[tuple[bytes, bytes]], content: bytes) -> None:
+        self.status_code = status_code
+        self.content = content
+        self._raw = raw
+        self._headers: httpx.Headers | None = None
+
+    @property
+    def headers(self) -> httpx.Headers:
+        """The response headers, made when first read."""
+        if self._headers is None:
+            self._headers = httpx.Headers(self._raw)
+        return self._headers
+
+    def json(self) -> Any:
+        """The body parsed as JSON, as :meth:`httpx.Response.json` does."""
+        return json.loads(self.content)
 
 
 class _Route:
@@ -137,15 +179,15 @@ class Http:
     def __init__(self, timeout: float = HTTP_TIMEOUT, *,
                  transport: httpx.BaseTransport | None = None) -> None:
         self.timeout = timeout
+        self._transport = transport
         # what httpx reads for its proxy mounts; the client applies them (and NO_PROXY)
         self._direct = transport is None and not urllib.request.getproxies()
-        self.client = httpx.Client(timeout=timeout, follow_redirects=False,
-                                   headers={"User-Agent": USER_AGENT}, transport=transport)
+        #: made at the first POST that needs it (it loads a CA bundle: tens of ms)
+        self._client: httpx.Client | None = None
         self._route: _Route | None = None
         self._conn: _Connection | None = None
-        self._context: ssl.SSLContext | None = None
 
-    def post(self, url: httpx.URL, content: bytes) -> httpx.Response:
+    def post(self, url: httpx.URL, content: bytes) -> Answer:
         """POST ``content`` (JSON) to ``url``; the answer is read whole."""
         if not self._direct:
             return self.client.post(url, content=content,
@@ -162,7 +204,10 @@ class Http:
                 if isinstance(exc, theirs):
                     raise ours(str(exc)) from exc
             raise
-        return httpx.Response(status, headers=headers, content=body)
+        if any(name.lower() == b"content-encoding" for name, _ in headers):
+            # asked for none, got some anyway: httpx decodes it
+            return httpx.Response(status, headers=headers, content=body)
+        return Reply(status, headers, body)
 
     def _connection(self, route: _Route) -> _Connection:
         """The kept connection if it can take a request, else a new one."""
@@ -170,15 +215,17 @@ class Http:
         if conn is not None and conn.reusable(route):
             return conn
         self._drop()
-        self._conn = _Connection(route, self._tls() if route.tls else None, self.timeout)
+        self._conn = _Connection(route, _tls_context() if route.tls else None, self.timeout)
         return self._conn
 
-    def _tls(self) -> ssl.SSLContext:
-        """httpx's default SSL context (certifi, or SSL_CERT_FILE / SSL_CERT_DIR), made once."""
-        if self._context is None:
-            self._context = httpx.create_ssl_context()
-            self._context.set_alpn_protocols(["http/1.1"])
-        return self._context
+    @property
+    def client(self) -> httpx.Client:
+        """The httpx client POSTs go through when they do not go direct."""
+        if self._client is None:
+            self._client = httpx.Client(timeout=self.timeout, follow_redirects=False,
+                                        headers={"User-Agent": USER_AGENT},
+                                        transport=self._transport)
+        return self._client
 
     def _drop(self) -> None:
         if self._conn is not None:
@@ -188,7 +235,9 @@ class Http:
     def close(self) -> None:
         """Close the connections."""
         self._drop()
-        self.client.close()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def __enter__(self) -> Http:
         return self
@@ -196,6 +245,24 @@ class Http:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+#: httpx's default SSL contexts, by the environment they read
+_TLS: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+_TLS_LOCK = threading.Lock()
+
+
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default SSL context (certifi, or SSL_CERT_FILE / SSL_CERT_DIR), made once for
+    every sender: loading the CA bundle takes tens of ms and a few MB, and a context is safe
+    to share between threads."""
+    key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    with _TLS_LOCK:
+        context = _TLS.get(key)
+        if context is None:
+            context = _TLS[key] = httpx.create_ssl_context()
+            context.set_alpn_protocols(["http/1.1"])
+        return context
 
 
 def new_client(timeout: float = HTTP_TIMEOUT) -> Http:

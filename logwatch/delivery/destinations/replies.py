@@ -16,6 +16,8 @@ from typing import Any, Final
 
 import httpx
 
+from logwatch.delivery.destinations.http import Answer
+
 #: the longest wait any reply can ask for, whatever the configuration
 WAIT_MAX: Final = 86400.0
 #: a 429 that gives no usable wait: long enough not to hammer, short enough to recover
@@ -81,7 +83,7 @@ def retry_after_header(headers: httpx.Headers, *, now: float | None = None) -> f
     return seconds(stamp - (time.time() if now is None else now))
 
 
-def json_object(resp: httpx.Response) -> dict[str, Any]:
+def json_object(resp: Answer) -> dict[str, Any]:
     """The body as a JSON object, or ``{}`` (HTML, a list, garbage, nothing)."""
     try:
         data = resp.json()

@@ -17,7 +17,7 @@ import httpx
 
 import logwatch.delivery.destinations.replies as replies
 from logwatch.config import TelegramDestination
-from logwatch.delivery.destinations.http import Http, new_client
+from logwatch.delivery.destinations.http import Answer, Http, new_client
 from logwatch.delivery.destinations.types import (
     Message,
     Outcome,
@@ -163,13 +163,13 @@ class Telegram:
             return Outcome("backoff", str(exc))
         return self._classify(resp)
 
-    def _classify(self, resp: httpx.Response) -> Outcome:
+    def _classify(self, resp: Answer) -> Outcome:
         data = _json(resp)
-        params = replies.mapping(data.get("parameters"))
-        reason = response_reason(resp, self.config.token, "Telegram")
         status = resp.status_code
         if status == 200 and data.get("ok"):
             return Outcome("ok")
+        params = replies.mapping(data.get("parameters"))
+        reason = response_reason(resp, self.config.token, "Telegram")
         if status == 429:
             wait = replies.seconds(params.get("retry_after"))
             if wait is None:
@@ -246,7 +246,7 @@ def api_url(config: TelegramDestination, method: str) -> str:
     return f"{config.api_url}/bot{config.token.reveal()}/{method}"
 
 
-def _json(resp: httpx.Response) -> dict[str, Any]:
+def _json(resp: Answer) -> dict[str, Any]:
     return replies.json_object(resp)
 
 

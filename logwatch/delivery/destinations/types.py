@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 import httpx
 
 import logwatch.delivery.destinations.replies as replies
-from logwatch.delivery.destinations.http import Http
+from logwatch.delivery.destinations.http import Answer, Http
 from logwatch.errors import DeliveryError
 from logwatch.models import Alert
 from logwatch.secret import Secret
@@ -173,7 +173,7 @@ def endpoint(url: Secret | str, params: Mapping[str, str] | None = None) -> http
 
 
 def post_json(http: Http, url: httpx.URL | Secret | str, body: Any, *,
-              secret: Secret) -> httpx.Response:
+              secret: Secret) -> Answer:
     """POST ``body``; network trouble becomes a :class:`DeliveryError` without the URL.
 
     A sender passes an :func:`endpoint` made once, so that a send parses no URL.
@@ -209,7 +209,7 @@ def _network_reason(exc: httpx.HTTPError, secret: Secret) -> str:
     return f"{what} ({detail})" if detail else what
 
 
-def response_reason(resp: httpx.Response, secret: Secret, service: str) -> str:
+def response_reason(resp: Answer, secret: Secret, service: str) -> str:
     """``"Discord answered 503"`` plus the service's own message, one redacted line."""
     data = replies.json_object(resp)
     text = str(data.get("message") or data.get("description") or "")[:4000]

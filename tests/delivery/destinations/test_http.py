@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import select
 import shutil
@@ -208,6 +209,20 @@ def test_interim_chunked_and_many_pieces(scripted: Callable[..., Scripted]) -> N
             assert (reply.status_code, reply.headers["retry-after"], reply.json()) == (
                 429, "3", {"a": 1})
     assert server.accepted == 1
+
+
+def test_a_compressed_answer_is_decoded(scripted: Callable[..., Scripted]) -> None:
+    """We ask for no compression; a server that compresses anyway is still understood."""
+    data = gzip.compress(b'{"ok": true}')
+
+    def serve(server: Scripted, sock: socket.socket) -> None:
+        while server.read_request(sock):
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: "
+                         + str(len(data)).encode() + b"\r\n\r\n" + data)
+
+    server = scripted(serve)
+    with Http() as client:
+        assert [client.post(server.url, BODY).json() for _ in range(2)] == [{"ok": True}] * 2
 
 
 @pytest.mark.parametrize(("answer", "error"), [
