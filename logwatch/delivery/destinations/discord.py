@@ -24,7 +24,7 @@ from logwatch.delivery.destinations.types import (
     Message,
     Outcome,
     Window,
-    cut,
+    cut_sized,
     endpoint,
     message_text,
     post_json,
@@ -80,45 +80,59 @@ def render_embed(alert: Alert) -> dict[str, Any]:
 
 
 def _sized_embed(alert: Alert) -> tuple[dict[str, Any], int]:
-    """:func:`render_embed` and its :func:`embed_size`, counted once."""
+    """:func:`render_embed` and its :func:`embed_size`, each part measured once as it is cut."""
+    title, size = cut_sized(alert.title, TITLE_MAX, escape_markdown)
+    # footers do not render markdown: plain text
+    footer, footer_size = cut_sized(f"{alert.host} · {alert.rule} · {alert.severity}", FOOTER_MAX)
     embed: dict[str, Any] = {
-        "title": cut(alert.title, TITLE_MAX, escape_markdown),
+        "title": title,
         "color": RESOLVED_COLOUR if alert.kind == "resolved" else COLOURS.get(alert.severity,
                                                                                0x95A5A6),
         "timestamp": dt.datetime.fromtimestamp(alert.time, dt.UTC).isoformat(),
-        # footers do not render markdown: plain text
-        "footer": {"text": cut(f"{alert.host} · {alert.rule} · {alert.severity}", FOOTER_MAX)},
+        "footer": {"text": footer},
     }
-    fields = _fields(alert)
+    size += footer_size
+    fields, fields_size = _fields(alert)
     if fields:
         embed["fields"] = fields
-    size = embed_size(embed)
-    description = _description(alert, min(DESCRIPTION_MAX, EMBEDS_TOTAL_MAX - size))
+    size += fields_size
+    description, description_size = _description(alert, min(DESCRIPTION_MAX,
+                                                             EMBEDS_TOTAL_MAX - size))
     if description:  # Discord refuses an empty description
         embed["description"] = description
-    return embed, size + utf16_len(description)
+    return embed, size + description_size
 
 
-def _fields(alert: Alert) -> list[dict[str, Any]]:
+def _fields(alert: Alert) -> tuple[list[dict[str, Any]], int]:
+    """The fields and their size."""
     items = [(k, v) for k, v in alert.fields.items() if v]
     if alert.count > 1:
         items.insert(0, ("count", str(alert.count)))
-    return [
-        {"name": cut(name, FIELD_NAME_MAX, escape_markdown),
-         "value": cut(value, FIELD_VALUE_MAX, escape_markdown), "inline": True}
-        for name, value in items[:FIELDS_MAX]
-    ]
+    fields, size = [], 0
+    for name, value in items[:FIELDS_MAX]:
+        shown_name, name_size = cut_sized(name, FIELD_NAME_MAX, escape_markdown)
+        shown_value, value_size = cut_sized(value, FIELD_VALUE_MAX, escape_markdown)
+        fields.append({"name": shown_name, "value": shown_value, "inline": True})
+        size += name_size + value_size
+    return fields, size
 
 
-def _description(alert: Alert, room: int) -> str:
-    message = cut(message_text(alert), min(MESSAGE_MAX, room), escape_markdown)
-    if not alert.line:
-        return message
-    fences = "\n```\n\n```"
-    left = room - utf16_len(message) - utf16_len(fences)
-    if left < 40:
-        return message
-    return f"{message}\n```\n{cut(shown_line(alert), left, code_safe)}\n```".lstrip("\n")
+#: what wraps the line in a description: a code block on lines of its own
+_FENCES = ("\n```\n", "\n```")
+_FENCES_SIZE = len("".join(_FENCES))
+
+
+def _description(alert: Alert, room: int) -> tuple[str, int]:
+    """The description and its size."""
+    message, size = cut_sized(message_text(alert), min(MESSAGE_MAX, room), escape_markdown)
+    left = room - size - _FENCES_SIZE
+    if not alert.line or left < 40:
+        return message, size
+    line, line_size = cut_sized(shown_line(alert), left, code_safe)
+    text = f"{message}{_FENCES[0]}{line}{_FENCES[1]}"
+    shown = text.lstrip("\n")
+    # what lstrip took is newlines, one UTF-16 unit each
+    return shown, size + _FENCES_SIZE + line_size - (len(text) - len(shown))
 
 
 def embed_size(embed: Mapping[str, Any]) -> int:

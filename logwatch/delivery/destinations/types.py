@@ -139,9 +139,22 @@ def cut(text: str, budget: int, escape: Callable[[str], str] = lambda s: s,
     The cut is made in the raw text, so an escape sequence (``&amp;``, ``\\*``) is
     never split; a single over-long line is cut mid-line.
     """
+    return cut_sized(text, budget, escape, marker)[0]
+
+
+def cut_sized(text: str, budget: int, escape: Callable[[str], str] = lambda s: s,
+              marker: str = CUT_MARKER) -> tuple[str, int]:
+    """:func:`cut`, and the UTF-16 length of what it returns (measured once)."""
     whole = escape(text)
-    if utf16_len(whole) <= budget:
-        return whole
+    size = utf16_len(whole)
+    if size <= budget:
+        return whole, size
+    kept = _cut_long(text, budget, escape, marker)
+    return kept, utf16_len(kept)
+
+
+def _cut_long(text: str, budget: int, escape: Callable[[str], str], marker: str) -> str:
+    """:func:`cut` of a text that does not fit whole."""
     room = budget - utf16_len(marker) - 1
     used, end, last_newline = 0, 0, -1
     for i, ch in enumerate(text):
