@@ -54,7 +54,7 @@ def enqueue(conn: sqlite3.Connection, alerts: Iterable[Alert], *, now: float | N
 def _remember(recent: list[tuple[str, Alert]]) -> None:
     """Keep the newest :data:`RECENT_MAX` of ``recent`` in :data:`_RECENT`, oldest out first."""
     with _RECENT_LOCK:
-        _RECENT.update(recent)
+        _RECENT.update(recent[-RECENT_MAX:])  # a burst's batch: its tail, not a dict of it all
         while len(_RECENT) > RECENT_MAX:
             del _RECENT[next(iter(_RECENT))]
 
