@@ -262,7 +262,7 @@ def _retry_after(resp: Answer) -> float:
     return replies.DEFAULT_WAIT
 
 
-def _bucket_pause(headers: httpx.Headers) -> float | None:
+def _bucket_pause(headers: Mapping[str, str]) -> float | None:
     """``X-RateLimit-Remaining: 0``: wait ``X-RateLimit-Reset-After`` before the next request."""
     remaining = replies.seconds(headers.get("X-RateLimit-Remaining", "1"))
     if remaining is None or remaining > 0:

@@ -19,6 +19,7 @@ import ssl
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, Protocol
 
@@ -61,11 +62,38 @@ class Answer(Protocol):
         """The HTTP status."""
 
     @property
-    def headers(self) -> httpx.Headers:
-        """The response headers."""
+    def headers(self) -> Mapping[str, str]:
+        """The response headers, by case-insensitive name."""
 
     def json(self) -> Any:
         """The body parsed as JSON (``ValueError`` when it is not)."""
+
+
+class Headers(Mapping[str, str]):
+    """Response headers by case-insensitive name, as :class:`httpx.Headers` reads them: a
+    repeated one's values joined by ``", "``, all UTF-8 or else all Latin-1."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, raw: Sequence[tuple[bytes, bytes]]) -> None:
+        try:
+            decoded = [(name.decode().lower(), value.decode()) for name, value in raw]
+        except UnicodeDecodeError:
+            decoded = [(name.decode("latin-1").lower(), value.decode("latin-1"))
+                       for name, value in raw]
+        items: dict[str, str] = {}
+        for key, text in decoded:
+            items[key] = f"{items[key]}, {text}" if key in items else text
+        self._items = items
+
+    def __getitem__(self, key: str) -> str:
+        return self._items[key.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 class Reply:
@@ -78,13 +106,13 @@ class Reply:
         self.status_code = status_code
         self.content = content
         self._raw = raw
-        self._headers: httpx.Headers | None = None
+        self._headers: Headers | None = None
 
     @property
-    def headers(self) -> httpx.Headers:
+    def headers(self) -> Headers:
         """The response headers, made when first read."""
         if self._headers is None:
-            self._headers = httpx.Headers(self._raw)
+            self._headers = Headers(self._raw)
         return self._headers
 
     def json(self) -> Any:

@@ -225,6 +225,20 @@ def test_a_compressed_answer_is_decoded(scripted: Callable[..., Scripted]) -> No
         assert [client.post(server.url, BODY).json() for _ in range(2)] == [{"ok": True}] * 2
 
 
+@pytest.mark.parametrize("odd", [b"plain", b"\xe9t\xe9"], ids=["utf-8", "latin-1"])
+def test_headers_read_as_httpx_reads_them(odd: bytes) -> None:
+    """By any case, a repeated header's values joined, UTF-8 values decoded unless one is not
+    UTF-8 (then all are Latin-1)."""
+    raw = [(b"X-RateLimit-Remaining", b"0"), (b"Vary", b"a"), (b"vary", b"b"),
+           (b"X-Name", "caf\u00e9".encode()), (b"X-Odd", odd)]
+    ours, theirs = http.Headers(raw), httpx.Headers(raw)
+    for name in ("x-ratelimit-remaining", "X-RATELIMIT-REMAINING", "vary", "x-name", "x-odd",
+                 "absent"):
+        assert ours.get(name) == theirs.get(name), name
+    assert len(ours) == 4
+    assert ours.get("absent", "1") == "1"
+
+
 @pytest.mark.parametrize(("answer", "error"), [
     (b"", httpx.RemoteProtocolError),
     (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}", httpx.RemoteProtocolError),
