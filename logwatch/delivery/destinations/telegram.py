@@ -113,10 +113,11 @@ class Telegram:
         used = utf16_len(texts[0])
         for alert in alerts[1:MAX_BATCH]:
             text = render_alert(alert)
-            if used + len(SEPARATOR) + utf16_len(text) > TEXT_MAX:
+            size = len(SEPARATOR) + utf16_len(text)
+            if used + size > TEXT_MAX:
                 break
             texts.append(text)
-            used += len(SEPARATOR) + utf16_len(text)
+            used += size
         quiet = all(a.severity == "info" for a in alerts[:len(texts)])
         text = SEPARATOR.join(texts)
         # the preview (--dry-run) ends its last line, so the next header starts a line
