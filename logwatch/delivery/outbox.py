@@ -7,6 +7,7 @@ them; an alert id derived from the same line again is ignored, not doubled.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -19,21 +20,48 @@ from logwatch.models import Alert
 Status = Literal["pending", "delivered", "dead", "skipped"]
 
 
+#: how many recently queued alerts :data:`_RECENT` keeps (a sender reads at most 20 rows at a
+#: time, the newest ones when it keeps up; behind a backlog it decodes)
+RECENT_MAX = 256
+#: alerts queued lately, by their outbox form: a sender reading one of their rows soon after
+#: takes the alert itself rather than decoding the same JSON back (an alert is frozen, and
+#: the policy gives it a fields dict of its own, so it is what ``from_json`` would make).
+#: Written by the thread that queues, under the lock; read by any.
+_RECENT: dict[str, Alert] = {}
+_RECENT_LOCK = threading.Lock()
+
+
 def enqueue(conn: sqlite3.Connection, alerts: Iterable[Alert], *, now: float | None = None) -> int:
     """Add a pending row per alert and destination in ``alert.to``; return how many were new."""
     created = time.time() if now is None else now
     rows: list[tuple[str, str, str, float]] = []
+    recent: list[tuple[str, Alert]] = []
     for alert in alerts:
         payload = alert.to_json()
+        recent.append((payload, alert))
         rows.extend((alert.id, destination, payload, created) for destination in alert.to)
     if not rows:
         return 0
+    _remember(recent)
     # one statement for the batch; rows keep their order, so seq stays the delivery order
     cur = conn.executemany(
         "INSERT OR IGNORE INTO outbox (alert_id, destination, alert, created) VALUES (?, ?, ?, ?)",
         rows,
     )
     return cur.rowcount  # summed over the rows; an ignored duplicate adds 0
+
+
+def _remember(recent: list[tuple[str, Alert]]) -> None:
+    """Keep the newest :data:`RECENT_MAX` of ``recent`` in :data:`_RECENT`, oldest out first."""
+    with _RECENT_LOCK:
+        _RECENT.update(recent[-RECENT_MAX:])  # a burst's batch: its tail, not a dict of it all
+        while len(_RECENT) > RECENT_MAX:
+            del _RECENT[next(iter(_RECENT))]
+
+
+def _decoded(text: str) -> Alert:
+    """The alert of a row's JSON: the one queued lately, or decoded."""
+    return _RECENT.get(text) or Alert.from_json(text)
 
 
 def counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
@@ -70,7 +98,7 @@ def pending(conn: sqlite3.Connection, destination: str, limit: int, *,
         (destination, limit),
     )
     known = known or {}
-    return [Row(seq, known.get(seq) or Alert.from_json(alert), attempts, next_try)
+    return [Row(seq, known.get(seq) or _decoded(alert), attempts, next_try)
             for seq, alert, attempts, next_try in rows]
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from logwatch.delivery import outbox
+from logwatch.models import Alert
 from logwatch.state import State
 from tests.fakeapi import make_alert
 
@@ -63,6 +66,42 @@ def test_finish_and_counts(tmp_path: Path) -> None:
                                                "skipped": 1}}
     assert outbox.last_dead(state.conn, "a") == "unknown webhook"
     assert [r.seq for r in outbox.pending(state.conn, "a", 10)] == seqs[3:]
+    state.close()
+
+
+def test_finish_closes_the_rows_given_and_only_those(tmp_path: Path) -> None:
+    """Rows closed together need not be neighbours; each counts an attempt once, and a row not
+    given stays pending."""
+    state = State(tmp_path)
+    with state.transaction() as conn:
+        outbox.enqueue(conn, [make_alert(n, to=("a", "b")) for n in range(10)])
+        seqs = [r.seq for r in outbox.pending(conn, "a", 10)]
+        outbox.finish(conn, [s for i, s in enumerate(seqs) if i != 4], "delivered")
+        outbox.finish(conn, [], "dead", "nothing")
+    assert outbox.counts(state.conn)["a"] == {"pending": 1, "delivered": 9, "dead": 0,
+                                              "skipped": 0}
+    assert outbox.counts(state.conn)["b"]["pending"] == 10
+    attempts = dict(state.conn.execute("SELECT seq, attempts FROM outbox WHERE destination = 'a'"))
+    assert attempts == {s: 0 if i == 4 else 1 for i, s in enumerate(seqs)}
+    state.close()
+
+
+def test_a_row_read_soon_after_it_was_queued_takes_the_queued_alert(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch
+                                                                    ) -> None:
+    """The alert queued lately is the one a read returns (not decoded again from its JSON),
+    equal to the decoded one; once it has left the recent ones, rows are decoded."""
+    monkeypatch.setattr(outbox, "RECENT_MAX", 4)
+    monkeypatch.setattr(outbox, "_RECENT", {})
+    state = State(tmp_path)
+    alerts = [make_alert(n, to=("a",), fields={"n": str(n), "user": "röot"}) for n in range(6)]
+    with state.transaction() as conn:
+        outbox.enqueue(conn, alerts)
+    rows = outbox.pending(state.conn, "a", 10)
+    assert [r.alert for r in rows] == alerts
+    assert [r.alert is a for r, a in zip(rows, alerts, strict=True)] == [False] * 2 + [True] * 4
+    for row in rows:
+        assert row.alert == Alert.from_json(row.alert.to_json())
     state.close()
 
 

@@ -202,6 +202,22 @@ def test_a_wake_while_paced_reads_nothing_until_the_pace_opens(
     assert numbers(fake) == list(range(21))
 
 
+def test_a_wake_while_paced_leaves_the_thread_asleep(
+        fake: FakeAPI, state: State, senders: list[Sender]) -> None:
+    """Once the sender knows its pace is closed, a commit's wake does not wake its thread (it
+    looks by itself when the pace opens); the rows still all go, in order."""
+    sender = discord_sender(fake.discord_url(), state, senders, pace=(Window(1, 3.0),))
+    enqueue(state, [make_alert(0, to=("hook",))], [sender])
+    wait_for(lambda: count(state, "hook", "delivered") == 1, 10, message="the first delivered")
+    enqueue(state, [make_alert(1, to=("hook",))], [sender])
+    wait_for(lambda: sender._not_before > time.monotonic(), 5, message="the pace seen closed")
+    for n in range(2, 6):
+        enqueue(state, [make_alert(n, to=("hook",))], [sender])
+        assert not sender._wake.is_set()
+    wait_for(lambda: count(state, "hook", "delivered") == 6, 10, message="all delivered")
+    assert numbers(fake) == list(range(6))
+
+
 def test_a_sender_that_sent_everything_waits_for_a_wake(
         fake: FakeAPI, state: State, senders: list[Sender], monkeypatch: pytest.MonkeyPatch) -> None:
     """Fewer rows than a message holds all went out: the outbox is not read again to find it

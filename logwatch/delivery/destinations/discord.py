@@ -19,15 +19,14 @@ import regex
 
 import logwatch.delivery.destinations.replies as replies
 from logwatch.config import DiscordDestination
+from logwatch.delivery.destinations.http import Answer, Http, new_client
 from logwatch.delivery.destinations.types import (
-    Http,
     Message,
     Outcome,
     Window,
-    cut,
+    cut_sized,
     endpoint,
     message_text,
-    new_client,
     post_json,
     response_reason,
     shown_line,
@@ -81,45 +80,59 @@ def render_embed(alert: Alert) -> dict[str, Any]:
 
 
 def _sized_embed(alert: Alert) -> tuple[dict[str, Any], int]:
-    """:func:`render_embed` and its :func:`embed_size`, counted once."""
+    """:func:`render_embed` and its :func:`embed_size`, each part measured once as it is cut."""
+    title, size = cut_sized(alert.title, TITLE_MAX, escape_markdown)
+    # footers do not render markdown: plain text
+    footer, footer_size = cut_sized(f"{alert.host} · {alert.rule} · {alert.severity}", FOOTER_MAX)
     embed: dict[str, Any] = {
-        "title": cut(alert.title, TITLE_MAX, escape_markdown),
+        "title": title,
         "color": RESOLVED_COLOUR if alert.kind == "resolved" else COLOURS.get(alert.severity,
                                                                                0x95A5A6),
         "timestamp": dt.datetime.fromtimestamp(alert.time, dt.UTC).isoformat(),
-        # footers do not render markdown: plain text
-        "footer": {"text": cut(f"{alert.host} · {alert.rule} · {alert.severity}", FOOTER_MAX)},
+        "footer": {"text": footer},
     }
-    fields = _fields(alert)
+    size += footer_size
+    fields, fields_size = _fields(alert)
     if fields:
         embed["fields"] = fields
-    size = embed_size(embed)
-    description = _description(alert, min(DESCRIPTION_MAX, EMBEDS_TOTAL_MAX - size))
+    size += fields_size
+    description, description_size = _description(alert, min(DESCRIPTION_MAX,
+                                                             EMBEDS_TOTAL_MAX - size))
     if description:  # Discord refuses an empty description
         embed["description"] = description
-    return embed, size + utf16_len(description)
+    return embed, size + description_size
 
 
-def _fields(alert: Alert) -> list[dict[str, Any]]:
+def _fields(alert: Alert) -> tuple[list[dict[str, Any]], int]:
+    """The fields and their size."""
     items = [(k, v) for k, v in alert.fields.items() if v]
     if alert.count > 1:
         items.insert(0, ("count", str(alert.count)))
-    return [
-        {"name": cut(name, FIELD_NAME_MAX, escape_markdown),
-         "value": cut(value, FIELD_VALUE_MAX, escape_markdown), "inline": True}
-        for name, value in items[:FIELDS_MAX]
-    ]
+    fields, size = [], 0
+    for name, value in items[:FIELDS_MAX]:
+        shown_name, name_size = cut_sized(name, FIELD_NAME_MAX, escape_markdown)
+        shown_value, value_size = cut_sized(value, FIELD_VALUE_MAX, escape_markdown)
+        fields.append({"name": shown_name, "value": shown_value, "inline": True})
+        size += name_size + value_size
+    return fields, size
 
 
-def _description(alert: Alert, room: int) -> str:
-    message = cut(message_text(alert), min(MESSAGE_MAX, room), escape_markdown)
-    if not alert.line:
-        return message
-    fences = "\n```\n\n```"
-    left = room - utf16_len(message) - utf16_len(fences)
-    if left < 40:
-        return message
-    return f"{message}\n```\n{cut(shown_line(alert), left, code_safe)}\n```".lstrip("\n")
+#: what wraps the line in a description: a code block on lines of its own
+_FENCES = ("\n```\n", "\n```")
+_FENCES_SIZE = len("".join(_FENCES))
+
+
+def _description(alert: Alert, room: int) -> tuple[str, int]:
+    """The description and its size."""
+    message, size = cut_sized(message_text(alert), min(MESSAGE_MAX, room), escape_markdown)
+    left = room - size - _FENCES_SIZE
+    if not alert.line or left < 40:
+        return message, size
+    line, line_size = cut_sized(shown_line(alert), left, code_safe)
+    text = f"{message}{_FENCES[0]}{line}{_FENCES[1]}"
+    shown = text.lstrip("\n")
+    # what lstrip took is newlines, one UTF-16 unit each
+    return shown, size + _FENCES_SIZE + line_size - (len(text) - len(shown))
 
 
 def embed_size(embed: Mapping[str, Any]) -> int:
@@ -203,7 +216,7 @@ class Discord:
         return self._client
 
 
-def classify(resp: httpx.Response, config: DiscordDestination) -> Outcome:
+def classify(resp: Answer, config: DiscordDestination) -> Outcome:
     """Turn Discord's answer into an :class:`Outcome`."""
     status = resp.status_code
     pause = _bucket_pause(resp.headers)
@@ -223,14 +236,14 @@ def classify(resp: httpx.Response, config: DiscordDestination) -> Outcome:
     return Outcome("backoff", reason)
 
 
-def _is_discord_error(resp: httpx.Response) -> bool:
+def _is_discord_error(resp: Answer) -> bool:
     """Discord's own JSON error: ``{"code": 50035, "message": "Invalid Form Body", ...}``."""
     data = replies.json_object(resp)
     code, message = data.get("code"), data.get("message")
     return isinstance(code, int) and not isinstance(code, bool) and isinstance(message, str)
 
 
-def _permanent_reason(resp: httpx.Response, reason: str) -> str:
+def _permanent_reason(resp: Answer, reason: str) -> str:
     code = _json_field(resp, "code")
     if isinstance(code, int) and code in _CODES:
         return f"{_CODES[code]} ({reason})"
@@ -239,7 +252,7 @@ def _permanent_reason(resp: httpx.Response, reason: str) -> str:
     return f"the webhook refused us, check the URL ({reason})"
 
 
-def _retry_after(resp: httpx.Response) -> float:
+def _retry_after(resp: Answer) -> float:
     """The body's ``retry_after``, else the headers', else a default; always finite, capped."""
     for found in (replies.seconds(_json_field(resp, "retry_after")),
                   replies.retry_after_header(resp.headers),
@@ -249,7 +262,7 @@ def _retry_after(resp: httpx.Response) -> float:
     return replies.DEFAULT_WAIT
 
 
-def _bucket_pause(headers: httpx.Headers) -> float | None:
+def _bucket_pause(headers: Mapping[str, str]) -> float | None:
     """``X-RateLimit-Remaining: 0``: wait ``X-RateLimit-Reset-After`` before the next request."""
     remaining = replies.seconds(headers.get("X-RateLimit-Remaining", "1"))
     if remaining is None or remaining > 0:
@@ -257,5 +270,5 @@ def _bucket_pause(headers: httpx.Headers) -> float | None:
     return replies.wait(headers.get("X-RateLimit-Reset-After"), default=BUCKET_PAUSE)
 
 
-def _json_field(resp: httpx.Response, key: str) -> Any:
+def _json_field(resp: Answer, key: str) -> Any:
     return replies.json_object(resp).get(key)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import email.utils
 import math
 import time
+from collections.abc import Mapping
 from typing import Any, Final
 
-import httpx
+from logwatch.delivery.destinations.http import Answer
 
 #: the longest wait any reply can ask for, whatever the configuration
 WAIT_MAX: Final = 86400.0
@@ -62,7 +63,7 @@ def wait(value: Any, *, default: float = DEFAULT_WAIT, cap: float = WAIT_MAX) ->
     return min(max(default, 0.0), cap) if found is None else found
 
 
-def retry_after_header(headers: httpx.Headers, *, now: float | None = None) -> float | None:
+def retry_after_header(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
     """``Retry-After`` as seconds (a number or an HTTP date), None when absent or garbage."""
     raw = headers.get("Retry-After")
     if raw is None:
@@ -81,7 +82,7 @@ def retry_after_header(headers: httpx.Headers, *, now: float | None = None) -> f
     return seconds(stamp - (time.time() if now is None else now))
 
 
-def json_object(resp: httpx.Response) -> dict[str, Any]:
+def json_object(resp: Answer) -> dict[str, Any]:
     """The body as a JSON object, or ``{}`` (HTML, a list, garbage, nothing)."""
     try:
         data = resp.json()

@@ -17,8 +17,8 @@ import httpx
 
 import logwatch.delivery.destinations.replies as replies
 from logwatch.config import TelegramDestination
+from logwatch.delivery.destinations.http import Answer, Http, new_client
 from logwatch.delivery.destinations.types import (
-    Http,
     Message,
     Outcome,
     Verdict,
@@ -26,7 +26,6 @@ from logwatch.delivery.destinations.types import (
     cut,
     endpoint,
     message_text,
-    new_client,
     post_json,
     response_reason,
     shown_line,
@@ -114,10 +113,11 @@ class Telegram:
         used = utf16_len(texts[0])
         for alert in alerts[1:MAX_BATCH]:
             text = render_alert(alert)
-            if used + len(SEPARATOR) + utf16_len(text) > TEXT_MAX:
+            size = len(SEPARATOR) + utf16_len(text)
+            if used + size > TEXT_MAX:
                 break
             texts.append(text)
-            used += len(SEPARATOR) + utf16_len(text)
+            used += size
         quiet = all(a.severity == "info" for a in alerts[:len(texts)])
         text = SEPARATOR.join(texts)
         # the preview (--dry-run) ends its last line, so the next header starts a line
@@ -164,13 +164,13 @@ class Telegram:
             return Outcome("backoff", str(exc))
         return self._classify(resp)
 
-    def _classify(self, resp: httpx.Response) -> Outcome:
+    def _classify(self, resp: Answer) -> Outcome:
         data = _json(resp)
-        params = replies.mapping(data.get("parameters"))
-        reason = response_reason(resp, self.config.token, "Telegram")
         status = resp.status_code
         if status == 200 and data.get("ok"):
             return Outcome("ok")
+        params = replies.mapping(data.get("parameters"))
+        reason = response_reason(resp, self.config.token, "Telegram")
         if status == 429:
             wait = replies.seconds(params.get("retry_after"))
             if wait is None:
@@ -247,7 +247,7 @@ def api_url(config: TelegramDestination, method: str) -> str:
     return f"{config.api_url}/bot{config.token.reveal()}/{method}"
 
 
-def _json(resp: httpx.Response) -> dict[str, Any]:
+def _json(resp: Answer) -> dict[str, Any]:
     return replies.json_object(resp)
 
 

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from types import TracebackType
 from typing import Any, Literal, Protocol
 
 import httpx
 
 import logwatch.delivery.destinations.replies as replies
-from logwatch import __version__
+from logwatch.delivery.destinations.http import Answer, Http
 from logwatch.errors import DeliveryError
 from logwatch.models import Alert
 from logwatch.secret import Secret
@@ -35,10 +33,8 @@ for _noisy in ("httpx", "httpcore"):
 Verdict = Literal["ok", "retry", "backoff", "reject", "permanent"]
 
 CUT_MARKER = "… [cut]"
-HTTP_TIMEOUT = 10.0
 #: the body as httpx's ``json=`` encodes it (compact UTF-8, no NaN), with an encoder made once
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-_JSON_HEADERS: Mapping[str, str] = {"Content-Type": "application/json"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,9 +139,22 @@ def cut(text: str, budget: int, escape: Callable[[str], str] = lambda s: s,
     The cut is made in the raw text, so an escape sequence (``&amp;``, ``\\*``) is
     never split; a single over-long line is cut mid-line.
     """
+    return cut_sized(text, budget, escape, marker)[0]
+
+
+def cut_sized(text: str, budget: int, escape: Callable[[str], str] = lambda s: s,
+              marker: str = CUT_MARKER) -> tuple[str, int]:
+    """:func:`cut`, and the UTF-16 length of what it returns (measured once)."""
     whole = escape(text)
-    if utf16_len(whole) <= budget:
-        return whole
+    size = utf16_len(whole)
+    if size <= budget:
+        return whole, size
+    kept = _cut_long(text, budget, escape, marker)
+    return kept, utf16_len(kept)
+
+
+def _cut_long(text: str, budget: int, escape: Callable[[str], str], marker: str) -> str:
+    """:func:`cut` of a text that does not fit whole."""
     room = budget - utf16_len(marker) - 1
     used, end, last_newline = 0, 0, -1
     for i, ch in enumerate(text):
@@ -177,7 +186,7 @@ def endpoint(url: Secret | str, params: Mapping[str, str] | None = None) -> http
 
 
 def post_json(http: Http, url: httpx.URL | Secret | str, body: Any, *,
-              secret: Secret) -> httpx.Response:
+              secret: Secret) -> Answer:
     """POST ``body``; network trouble becomes a :class:`DeliveryError` without the URL.
 
     A sender passes an :func:`endpoint` made once, so that a send parses no URL.
@@ -213,7 +222,7 @@ def _network_reason(exc: httpx.HTTPError, secret: Secret) -> str:
     return f"{what} ({detail})" if detail else what
 
 
-def response_reason(resp: httpx.Response, secret: Secret, service: str) -> str:
+def response_reason(resp: Answer, secret: Secret, service: str) -> str:
     """``"Discord answered 503"`` plus the service's own message, one redacted line."""
     data = replies.json_object(resp)
     text = str(data.get("message") or data.get("description") or "")[:4000]
@@ -224,52 +233,3 @@ def response_reason(resp: httpx.Response, secret: Secret, service: str) -> str:
                        if ch.isprintable())[:40]
         text = f"not JSON ({kind})"
     return f"{service} answered {resp.status_code}" + (f": {text}" if text else "")
-
-
-class Http:
-    """One sender's httpx client, lean for the one request it makes: a JSON POST, read whole.
-
-    With no proxy in the environment a POST goes straight to the client's transport
-    (``BaseTransport.handle_request``), past what the client adds per request and logwatch
-    does not use (cookie jar, auth and redirect flows, event hooks); with one, the client
-    routes it through the proxy as always. ``transport``: another one (tests).
-    """
-
-    def __init__(self, timeout: float = HTTP_TIMEOUT, *,
-                 transport: httpx.BaseTransport | None = None) -> None:
-        # what httpx reads for its proxy mounts; a client given a transport ignores them
-        proxied = transport is None and bool(urllib.request.getproxies())
-        #: where a POST goes straight to; None: through the client (and its proxy)
-        self._transport = None if proxied else transport or httpx.HTTPTransport()
-        self.client = httpx.Client(timeout=timeout, follow_redirects=False,
-                                   headers={"User-Agent": f"logwatch/{__version__}"},
-                                   transport=self._transport)
-
-    def post(self, url: httpx.URL, content: bytes) -> httpx.Response:
-        """POST ``content`` (JSON) to ``url``; the answer is read whole."""
-        request = self.client.build_request("POST", url, content=content, headers=_JSON_HEADERS)
-        if self._transport is None:
-            return self.client.send(request)
-        response = self._transport.handle_request(request)
-        response.request = request  # as the client sets it (resp.url, raise_for_status)
-        try:
-            response.read()
-        finally:
-            response.close()  # the connection goes back to the pool, whatever happened
-        return response
-
-    def close(self) -> None:
-        """Close the connections."""
-        self.client.close()
-
-    def __enter__(self) -> Http:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-
-def new_client(timeout: float = HTTP_TIMEOUT) -> Http:
-    """An HTTP client for one sender thread."""
-    return Http(timeout)

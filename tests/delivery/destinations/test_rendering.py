@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from logwatch.config import ConsoleDestination, DiscordDestination
 from logwatch.delivery.destinations.console import render_text
-from logwatch.delivery.destinations.discord import Discord, _description
+from logwatch.delivery.destinations.discord import Discord, _description, _sized_embed, embed_size
 from logwatch.delivery.destinations.telegram import Telegram, render_alert
 from logwatch.delivery.destinations.types import utf16_len
 from logwatch.secret import Secret
@@ -19,7 +21,7 @@ LINE = "Feb 25 14:34:10 belka sshd[31602]: Failed password for root from 194.117
 
 def rendered(alert: object) -> dict[str, str]:
     return {"console": render_text(alert),  # type: ignore[arg-type]
-            "discord": _description(alert, 4096),  # type: ignore[arg-type]
+            "discord": _description(alert, 4096)[0],  # type: ignore[arg-type]
             "telegram": render_alert(alert)}  # type: ignore[arg-type]
 
 
@@ -74,3 +76,24 @@ def test_discord_preview_is_the_payload_made_only_when_shown() -> None:
     assert message.shown is None
     assert json.loads(message.preview) == message.payload
     assert message.preview.startswith('{\n  "embeds"')
+
+
+#: text with what escaping, cutting and counting treat apart: markdown, backticks, newlines,
+#: astral characters, lone surrogates (undecodable log bytes), long runs
+_PIECES = st.sampled_from([*"ab\n`*_<>@&\\ \r#-", "\U0001f600", "\udcff", "\u00e9", "```",
+                           "x" * 50])
+_TEXT = st.lists(_PIECES, max_size=120).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(title=_TEXT, message=_TEXT, line=_TEXT, host=_TEXT, count=st.integers(1, 3),
+       fields=st.dictionaries(_TEXT, _TEXT, max_size=10))
+def test_a_discord_embed_is_measured_as_embed_size_counts_it(
+        title: str, message: str, line: str, host: str, count: int,
+        fields: dict[str, str]) -> None:
+    """The size counted while the embed is cut is what :func:`embed_size` says of it."""
+    alert = make_alert(1, title=title, message=message, line=line, host=host, count=count,
+                       fields=fields)
+    embed, size = _sized_embed(alert)
+    assert size == embed_size(embed)
+    assert size <= 6000
