@@ -36,6 +36,9 @@ KEEPALIVE_EXPIRY: Final = 5.0
 READ_SIZE: Final = 64 * 1024
 #: the longest response head taken (httpcore's limit)
 MAX_HEAD: Final = 100 * 1024
+#: the longest response body taken: Discord's and Telegram's answers are a few hundred
+#: bytes; a server that sends more (or for ever) is broken, not waited out
+MAX_BODY: Final = 1 << 20
 USER_AGENT: Final = f"logwatch/{__version__}"
 
 #: httpcore's and h11's exceptions as the httpx client raises them
@@ -174,7 +177,7 @@ class _Connection:
         protocol = self.protocol
         self.stream.write(protocol.send(head) + protocol.send(h11.Data(data=content))
                           + protocol.send(h11.EndOfMessage()), self.timeout)
-        status, headers, body = 0, [], []
+        status, headers, body, size = 0, [], [], 0
         while True:
             event = protocol.next_event()
             if event is h11.NEED_DATA:
@@ -183,6 +186,9 @@ class _Connection:
                 status, headers = event.status_code, event.headers.raw_items()
             elif type(event) is h11.Data:
                 body.append(event.data)
+                size += len(event.data)
+                if size > MAX_BODY:
+                    raise httpx.RemoteProtocolError(f"response body over {MAX_BODY} bytes")
             elif type(event) is h11.EndOfMessage:
                 break
             elif type(event) is not h11.InformationalResponse:  # closed, or paused (a 101)

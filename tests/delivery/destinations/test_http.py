@@ -246,7 +246,9 @@ def test_headers_read_as_httpx_reads_them(odd: bytes) -> None:
     (b"HTTP/1.1 200 OK\r\nX: " + b"a" * (http.MAX_HEAD + 10), httpx.RemoteProtocolError),
     (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n",
      httpx.RemoteProtocolError),
-], ids=["closed", "short-body", "garbage", "huge-head", "switching"])
+    (b"HTTP/1.1 200 OK\r\nContent-Length: " + str(http.MAX_BODY + 1).encode() + b"\r\n\r\n"
+     + b"{" * (http.MAX_BODY + 1), httpx.RemoteProtocolError),
+], ids=["closed", "short-body", "garbage", "huge-head", "switching", "huge-body"])
 def test_broken_answers_are_httpx_errors(scripted: Callable[..., Scripted], answer: bytes,
                                          error: type[Exception]) -> None:
     """What the server breaks is the httpx exception the client raises; the connection is
