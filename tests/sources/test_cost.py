@@ -303,6 +303,19 @@ def assert_text_is_the_checkpoint(source: FileSource) -> None:
     assert json.loads(text) == source.checkpoint()
 
 
+def tails_through(monkeypatch: pytest.MonkeyPatch, method: str) -> list[str]:
+    """The paths of the files whose ``_Tail.<method>`` is called from now on, in order."""
+    paths: list[str] = []
+    real = getattr(_Tail, method)
+
+    def counting(tail: _Tail) -> object:
+        paths.append(tail.path)
+        return real(tail)
+
+    monkeypatch.setattr(_Tail, method, counting)
+    return paths
+
+
 def test_checkpoint_text_is_the_stored_form_through_a_life(tmp_path: Path, follow: Follow,
                                                             monkeypatch: pytest.MonkeyPatch
                                                             ) -> None:
@@ -351,14 +364,7 @@ def test_checkpoint_text_encodes_only_what_changed(tmp_path: Path, follow: Follo
     source = source_of(reader)
     reader.read_once()
     source.checkpoint_text()
-    formatted: list[str] = []
-    real = _Tail._format
-
-    def counting(tail: _Tail) -> tuple[str, str]:
-        formatted.append(tail.path)
-        return real(tail)
-
-    monkeypatch.setattr(_Tail, "_format", counting)
+    formatted = tails_through(monkeypatch, "_format")
     append(logs[7], b"one line\n")
     reader.until(lambda: len(reader.lines) == 1)
     assert_text_is_the_checkpoint(source)
@@ -381,14 +387,7 @@ def test_checkpoint_text_looks_only_at_the_files_read(tmp_path: Path, follow: Fo
     source = source_of(reader)
     reader.read_once()  # the first read looks at every file
     source.checkpoint_text()
-    looked: list[str] = []
-    real = _Tail.encoded
-
-    def counting(tail: _Tail) -> str:
-        looked.append(tail.path)
-        return real(tail)
-
-    monkeypatch.setattr(_Tail, "encoded", counting)
+    looked = tails_through(monkeypatch, "encoded")
     append(logs[7], b"one line\n")
     reader.until(lambda: len(reader.lines) == 1)
     assert_text_is_the_checkpoint(source)
