@@ -17,6 +17,7 @@ import select
 import signal
 import sqlite3
 import tempfile
+import threading
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
@@ -98,6 +99,11 @@ class Waker:
         self._read, self._write = os.pipe()
         os.set_blocking(self._read, False)
         os.set_blocking(self._write, False)
+        #: held while waking and closing: a thread that outlives the loop (a sender whose
+        #: request outlasted the drain, a journal reader) must not write to a descriptor
+        #: number closed, and perhaps reused, meanwhile
+        self._lock = threading.Lock()
+        self._closed = False
 
     @property
     def fd(self) -> int:
@@ -107,8 +113,9 @@ class Waker:
     def wake(self) -> None:
         """Make the next (or current) :meth:`wait` return now."""
         # a full pipe means a wake-up is already pending
-        with contextlib.suppress(BlockingIOError):
-            os.write(self._write, b"\0")
+        with self._lock, contextlib.suppress(BlockingIOError):
+            if not self._closed:
+                os.write(self._write, b"\0")
 
     def wait(self, timeout: float, fds: Iterable[int] = ()) -> bool:
         """Sleep until woken, one of ``fds`` is readable or ``timeout`` passes; True if woken.
@@ -125,9 +132,11 @@ class Waker:
         return bool(ready)
 
     def close(self) -> None:
-        """Close both ends."""
-        os.close(self._read)
-        os.close(self._write)
+        """Close both ends; a :meth:`wake` after this does nothing."""
+        with self._lock:
+            self._closed = True
+            os.close(self._read)
+            os.close(self._write)
 
 
 @dataclass
@@ -461,9 +470,10 @@ class Service:
         """When what is staged must be committed (monotonic; ``inf``: nothing is staged).
 
         At once when one of its alerts could be sent now, so that no alert waits for a
-        commit; when a destination's pace opens for alerts that wait for it; within
-        COMMIT_WITHIN in any case (lines without alerts, destinations with a backlog,
-        which send those first). Fewer commits: each costs more than reading a few lines.
+        commit, and once STAGED_MOST alerts or policy rows wait (a commit stays short);
+        when a destination's pace opens for alerts that wait for it; within COMMIT_WITHIN
+        in any case (lines without alerts, destinations with a backlog, which send those
+        first). Fewer commits: each costs more than reading a few lines.
         """
         staged = self._staged
         if not staged.sources:

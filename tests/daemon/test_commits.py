@@ -8,6 +8,7 @@ state database, the console destination (always free to send).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from logwatch.config import load_config
-from logwatch.daemon.service import COMMIT_WITHIN, Service
+from logwatch.daemon.service import COMMIT_WITHIN, Service, Waker
 from logwatch.delivery import outbox
 from logwatch.state import State, get_value
 from tests.daemon.test_batching import CONFIG
@@ -85,3 +86,19 @@ def test_lines_without_alerts_are_committed_within_the_bound(config: Path, tmp_p
                      message="the checkpoint committed")
         finally:
             state.close()
+
+
+def test_a_wake_after_the_loop_closed_writes_nowhere() -> None:
+    """A sender whose request outlived the drain says it is free after shutdown closed the
+    self-pipe: the descriptor number may belong to another file by then."""
+    waker = Waker()
+    waker.close()
+    read_end, write_end = os.pipe()  # the lowest free numbers: the waker's, most likely
+    try:
+        os.set_blocking(read_end, False)
+        waker.wake()
+        with pytest.raises(BlockingIOError):
+            os.read(read_end, 1)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
