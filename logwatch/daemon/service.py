@@ -335,7 +335,7 @@ class Service:
             now = time.monotonic()
             if now >= ends:
                 return
-            due = self._commit_due()
+            due = self._commit_due(now)
             if due <= now:
                 self._commit()
             else:
@@ -466,30 +466,32 @@ class Service:
                                "resolve" if m.kind == "resolve" else "match"))
         return data.count(b"\n")
 
-    def _commit_due(self) -> float:
+    def _commit_due(self, now: float) -> float:
         """When what is staged must be committed (monotonic; ``inf``: nothing is staged).
 
         At once when one of its alerts could be sent now, so that no alert waits for a
         commit, and once STAGED_MOST alerts or policy rows wait (a commit stays short);
         when a destination's pace opens for alerts that wait for it; within COMMIT_WITHIN
         in any case (lines without alerts, destinations with a backlog, which send those
-        first). Fewer commits: each costs more than reading a few lines.
+        first). Fewer commits: each costs more than reading a few lines. ``now``: the
+        caller's clock reading, which "at once" is (a later reading made the caller sleep a
+        microsecond and ask again, in a loop).
         """
         staged = self._staged
         if not staged.sources:
             return math.inf
-        now = time.monotonic()
         if (len(staged.alerts) >= STAGED_MOST or self.policy.changed >= STAGED_MOST
                 or self.should_exit or self.reload_requested):
             return now
         due = staged.since + COMMIT_WITHIN
         for name in staged.to:
             sender = self.senders.get(name)
-            due = min(due, now if sender is None else sender.ready_at())
+            due = min(due, now if sender is None else sender.ready_at(now))
         return due
 
     def _commit_when_due(self) -> None:
-        if self._commit_due() <= time.monotonic():
+        now = time.monotonic()
+        if self._commit_due(now) <= now:
             self._commit()
 
     def _commit_staged(self) -> None:
@@ -774,7 +776,8 @@ class Service:
             # before then would find nothing to do, and wake again at once
             due = max(self._last_status + STATUS_EVERY, self._last_tick + TICK_EVERY)
             interval = min(interval, due - time.monotonic())
-        return min(interval, self._commit_due() - time.monotonic())
+        now = time.monotonic()
+        return min(interval, self._commit_due(now) - now)
 
     def _keepalive(self) -> None:
         """Ping the systemd watchdog and refresh STATUS= from the main loop only."""

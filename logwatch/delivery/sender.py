@@ -195,16 +195,17 @@ class Sender:
         elif self._thread.ident is None:
             self.destination.close()
 
-    def ready_at(self) -> float:
-        """When a row committed now could be sent at the soonest (monotonic; any thread).
+    def ready_at(self, now: float) -> float:
+        """When a row committed at ``now`` could be sent at the soonest (monotonic; any thread).
 
         Now when this sender is free; when its pace opens if it is free but has just
         sent; never (``inf``) while rows wait before it, which go first: a backlog, a
         retry, a destination that is failing. The main loop commits alerts at once only
         for a destination that could send them; it is woken (``on_free``) when a backlog
-        is gone. A fleet sender, whose pace is shared, is always taken as free.
+        is gone. A fleet sender, whose pace is shared, is always taken as free. ``now`` is the
+        caller's clock reading: a free sender answers exactly ``now``, never a microsecond
+        later (the caller would sleep that microsecond and ask again, in a loop).
         """
-        now = time.monotonic()
         if self.fleet is not None or not self.destination.posts:
             return now
         if self._behind:

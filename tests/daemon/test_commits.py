@@ -20,6 +20,7 @@ from logwatch.daemon.service import COMMIT_WITHIN, Service, Waker
 from logwatch.delivery import outbox
 from logwatch.state import State, get_value
 from tests.daemon.test_batching import CONFIG
+from tests.fakeapi import make_alert
 from tests.helpers import Daemon, wait_for, write
 
 
@@ -57,11 +58,35 @@ def test_lines_without_alerts_wait_for_the_next_alert(service: Service, tmp_path
     read_at = time.monotonic()
     service.pump()
     assert saved_offset(service.state) == 0  # read, not committed yet
-    assert read_at < service._commit_due() <= time.monotonic() + COMMIT_WITHIN
+    now = time.monotonic()
+    assert read_at < service._commit_due(now) <= now + COMMIT_WITHIN
     size = append(log, "event 7\n")
     service.pump()
     assert saved_offset(service.state) == size  # the alert's commit took the noise along
     assert sum(outbox.counts(service.state.conn)["term"].values()) == 1
+
+
+def test_a_gather_commits_what_is_due_then_sleeps_once(
+        service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An alert staged for a free sender is due now: batch_wait's gathering commits it at
+    once, then sleeps to its end. (It once compared its clock reading with a later one, so
+    "due now" was always a microsecond ahead: it slept that microsecond and asked again,
+    thousands of times, and committed nothing until the wait was over.)"""
+    alert = make_alert(1, to=("term",))
+    service._staged.alerts.append(alert)
+    service._staged.add(service.sources[0], [alert])
+    sleeps: list[float] = []
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    service._gather(time.monotonic())
+    assert not service._staged.sources  # committed
+    assert sum(outbox.counts(service.state.conn)["term"].values()) == 1
+    assert len(sleeps) == 1
 
 
 def test_a_stop_commits_what_was_read(service: Service, config: Path, tmp_path: Path) -> None:

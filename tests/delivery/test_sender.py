@@ -262,16 +262,18 @@ def test_ready_at_tells_the_main_loop_when_a_new_row_could_go(
     sender = discord_sender(fake.discord_url(), state, senders, pace=(Window(1, 2.0),),
                             on_free=freed.set)
     wait_for(freed.is_set, 10, message="free once it found the outbox empty")
-    assert sender.ready_at() <= time.monotonic()
+    now = time.monotonic()
+    assert sender.ready_at(now) == now  # exactly: a later answer made the loop spin
     freed.clear()
     batch = sender.destination.max_batch
     enqueue(state, [make_alert(n, to=("hook",)) for n in range(batch + 3)], [sender])
     wait_for(lambda: count(state, "hook", "delivered") == batch, 10, message="one message")
-    assert sender.ready_at() == math.inf  # 3 rows wait for the pace, before any new one
+    assert sender.ready_at(time.monotonic()) == math.inf  # 3 rows wait for the pace first
     assert not freed.is_set()
     wait_for(freed.is_set, 10, message="free once the 3 went")
     assert count(state, "hook", "delivered") == batch + 3
-    assert time.monotonic() < sender.ready_at() <= time.monotonic() + 2.0  # the pace
+    now = time.monotonic()
+    assert now < sender.ready_at(now) <= now + 2.0  # the pace
 
 
 # -- failures --------------------------------------------------------------------------
