@@ -73,6 +73,10 @@ COMMIT_WITHIN = 1.0
 #: while a busy destination's alerts wait for their turn (at 50,000 lines/s, 950 alerts
 #: and some 2,000 changed rows a second)
 STAGED_MOST = 250
+#: the weight of the last pump in :attr:`Service._pump_time`'s moving average
+PUMP_TIME_WEIGHT = 0.25
+#: the part of ``batch_wait`` gathered however long reading takes (see :meth:`Service._gather`)
+GATHER_LEAST = 0.5
 #: a wake-up this soon after the loop went to sleep was for news already there
 SAME_MOMENT = 0.002
 #: the timers (summaries, digests, silent sources...) are looked at at most this often
@@ -222,6 +226,8 @@ class Service:
         self._last_prune = 0.0
         self._last_status = float("-inf")
         self._last_fleet_status = float("-inf")
+        #: how long a pump that read lines takes (wall time, a moving average)
+        self._pump_time = 0.0
 
     def _fleet_link(self, config: Config) -> FleetLink | None:
         """The link to the fleet's Redis (none without [fleet], nor in a dry run)."""
@@ -297,12 +303,19 @@ class Service:
                 self.reload_requested = False
                 self.reload()
             pumped = time.monotonic()
-            self.pump()
+            read = self.pump()
             self._commit_when_due()
             self._tick_when_due()
             self._keepalive()
+            if self.should_exit:
+                break
+            if read:
+                # lines are coming: gather the next ones now rather than sleep until the
+                # first wakes the loop, then gather (one wake-up a batch, not two)
+                self._gather(pumped)
+                continue
             slept = time.monotonic()
-            if not self.should_exit and self.waker.wait(self._sleep_time(), self._fds()):
+            if self.waker.wait(self._sleep_time(), self._fds()):
                 self._commit_when_due()  # a sender is free: what waited for it goes now
                 # news that was there when the loop went to sleep came during that pump
                 now = time.monotonic()
@@ -321,16 +334,20 @@ class Service:
         return [fd for source in self.sources if (fd := source.fileno()) is not None]
 
     def _gather(self, since: float) -> None:
-        """After a wake-up, let ``batch_wait`` pass before reading (see docs/architecture.md).
+        """Let lines gather for ``batch_wait`` before reading (see docs/architecture.md).
 
         A writer logs in bursts of small writes, each an inotify event: reading at the
         first would pay a match and a commit per write. Waiting a bounded time lets the
         rest arrive, so they cost one of each. ``since``: when the first of them may have
-        come (the start of the last pump, if they were waiting when the loop slept), so a
-        line is late by about ``batch_wait`` plus its batch's work, not twice that.
-        Staged alerts whose destination's pace opens meanwhile are committed then.
+        come (the start of the last pump, if they were waiting when the loop slept, or
+        if the loop gathers right after a pump that read lines), so a line is late by
+        about ``batch_wait`` plus its batch's work, not twice that; and the work a read
+        takes (:attr:`_pump_time`) is taken off the wait, down to GATHER_LEAST of it, so
+        that a line's alert is committed about ``batch_wait`` after it came however busy
+        the server. Staged alerts whose destination's pace opens meanwhile are committed then.
         """
-        ends = since + self.config.settings.batch_wait
+        wait = self.config.settings.batch_wait
+        ends = since + max(wait - self._pump_time, wait * GATHER_LEAST)
         while not self.should_exit and not self.reload_requested:
             now = time.monotonic()
             if now >= ends:
@@ -384,8 +401,9 @@ class Service:
 
     # -- the pipeline ---------------------------------------------------------
 
-    def pump(self) -> None:
-        """Read every source until none has a backlog left (or we must stop).
+    def pump(self) -> bool:
+        """Read every source until none has a backlog left (or we must stop); whether any
+        line was read (the wall time it took is remembered: see :meth:`_gather`).
 
         A source whose read stopped at a limit (READ_BUDGET, ALERTS_PER_COMMIT,
         TRANSACTION_TIME) has more waiting: it is read again at once. One that read all
@@ -393,10 +411,17 @@ class Service:
         loop, which gathers them for ``batch_wait``, rather than being chased a few
         lines at a time (a commit each) while a busy writer keeps going.
         """
+        started = time.monotonic()
+        read = False
         behind = [source for source in self.sources if source.pending()]
         while behind and not self.should_exit:
-            behind = [source for source in behind if self._process(source) == "more"]
+            progress = [(source, self._process(source)) for source in behind]
+            read = read or any(done != "idle" for _, done in progress)
+            behind = [source for source, done in progress if done == "more"]
             self._keepalive()
+        if read:
+            self._pump_time += (time.monotonic() - started - self._pump_time) * PUMP_TIME_WEIGHT
+        return read
 
     def _process(self, source: Source) -> Progress:
         """Read, match and feed ``source``'s new lines, commit alerts and checkpoint as one.

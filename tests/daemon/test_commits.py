@@ -89,6 +89,50 @@ def test_a_gather_commits_what_is_due_then_sleeps_once(
     assert len(sleeps) == 1
 
 
+def test_after_a_read_the_loop_gathers_without_waiting_to_be_woken(
+        service: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines read: more are likely coming, so the loop gathers from the start of that read
+    (one wake-up a batch); a read that finds nothing sends it to sleep until woken."""
+    append(tmp_path / "app.log", "event 1\n")
+    steps: list[tuple[str, float]] = []
+    pump, gather = service.pump, service._gather
+
+    def pumped() -> bool:
+        steps.append(("pump", time.monotonic()))
+        return pump()
+
+    def gathered(since: float) -> None:
+        steps.append(("gather", since))
+        gather(since)
+
+    def waited(timeout: float, fds: object = ()) -> bool:
+        steps.append(("wait", timeout))
+        service.should_exit = True
+        return False
+
+    monkeypatch.setattr(service, "pump", pumped)
+    monkeypatch.setattr(service, "_gather", gathered)
+    monkeypatch.setattr(service.waker, "wait", waited)
+    service.main_loop()
+    assert [what for what, _ in steps] == ["pump", "gather", "pump", "wait"]
+    assert steps[1][1] <= steps[0][1]  # it gathers from when that read began
+
+
+def test_a_gather_leaves_out_the_time_a_read_takes(
+        service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A line's alert is committed about batch_wait after it came however long reads take:
+    the gathering is shorter by the reads' average time, down to GATHER_LEAST of it."""
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    monkeypatch.setattr(time, "monotonic", lambda: sum(slept))  # sleeping moves the clock
+    wait = service.config.settings.batch_wait
+    for pump_time, expected in ((0.0, wait), (wait / 5, wait * 4 / 5), (wait, wait / 2)):
+        slept.clear()
+        service._pump_time = pump_time
+        service._gather(0.0)
+        assert sum(slept) == pytest.approx(expected)
+
+
 def test_a_stop_commits_what_was_read(service: Service, config: Path, tmp_path: Path) -> None:
     size = append(tmp_path / "app.log", "noise 1\nnoise 2\n")
     service.pump()
