@@ -1,0 +1,136 @@
+"""What one wake-up costs at the least on this machine, whatever the daemon does around it.
+
+    python bench/wake_floor.py [--seconds 8] [--periods 20,50,90,200] [--rate 1000]
+
+A loop that wakes every ``period`` and does a growing part of the daemon's least work
+on the lines a writer at ``--rate`` lines/s would have appended meanwhile (the
+benchmark's lines, bench/generate.py), with the benchmark's 50 rules:
+
+- ``sleep``: wake up and go back to sleep;
+- ``+ scan``: and run the Hyperscan line filter over those lines (one ``hs_scan``);
+- ``+ match``: and run the matcher as the daemon does (filter, regex searches for the
+  candidate lines' groups, decoding);
+- ``+ commit``: and commit one row to a SQLite database in WAL mode,
+  ``synchronous=NORMAL`` (the outbox's settings).
+
+It prints the loop's CPU (its thread's, ``CLOCK_THREAD_CPUTIME_ID``) per wake-up and
+as % of one core. No policy, no outbox rows, no senders, no HTTP: the daemon
+(bench/follow_cost.py) does all that on top, so its CPU at a given wake-up rate can
+be no lower than this.
+
+Why it matters: on a virtual machine sharing a busy host, memory left alone for a few
+milliseconds is cold again, so the same work costs several times more after a sleep
+than in a tight loop (a Hyperscan scan of 50 lines: about 15 us warm, 150 us after a
+10 ms pause). The cost of following a trickle is then set by how often the daemon
+wakes, nearly whatever it does once awake; and ``batch_wait``, which bounds a line's
+latency, bounds how seldom it may wake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))
+sys.path.insert(0, str(BENCH))
+
+from generate import generate  # noqa: E402
+from run import DATA, rule_tables  # noqa: E402
+
+import logwatch.config.load  # noqa: E402
+from logwatch.matching.matcher import Matcher  # noqa: E402
+
+POOL_LINES = 200_000
+STEPS = ("sleep", "+ scan", "+ match", "+ commit")
+
+
+class Work:
+    """The least work of one wake-up, up to a step of :data:`STEPS`."""
+
+    def __init__(self, matcher: Matcher, db: sqlite3.Connection) -> None:
+        self.matcher = matcher
+        self.db = db
+        self.commits = 0
+
+    def run(self, step: str, data: bytes) -> None:
+        """Do ``step``'s work (and the steps before it) on ``data``."""
+        if step == "+ scan" and self.matcher.line_filter is not None:
+            self.matcher.line_filter.lines(data)
+        if step in ("+ match", "+ commit"):
+            list(self.matcher.scan(data))
+        if step == "+ commit":
+            self.commits += 1
+            with self.db:
+                self.db.execute("INSERT OR REPLACE INTO kv VALUES ('checkpoint', ?)",
+                                (str(self.commits),))
+
+
+def loop(period: float, seconds: float, lines: Sequence[bytes], rate: float,
+         work: Callable[[bytes], None]) -> tuple[float, float]:
+    """Wake every ``period`` for ``seconds``: (thread CPU per wake-up in us, % of a core)."""
+    per_wake = max(1, round(rate * period))
+    start, cpu, wakes, at = time.monotonic(), time.thread_time(), 0, 0
+    while time.monotonic() - start < seconds:
+        time.sleep(period)
+        work(b"".join(lines[at:at + per_wake]))
+        at = (at + per_wake) % (len(lines) - per_wake)
+        wakes += 1
+    used, wall = time.thread_time() - cpu, time.monotonic() - start
+    return 1e6 * used / wakes, 100 * used / wall
+
+
+def matcher() -> Matcher:
+    """The matcher of bench/follow_cost.py's 50 rules."""
+    import tomli_w
+
+    tables, _ = rule_tables(BENCH / "extra_rules.toml")
+    with tempfile.TemporaryDirectory(prefix="wake-floor-") as tmp:
+        path = Path(tmp) / "floor.toml"
+        path.write_text(tomli_w.dumps({"logwatch": {"state_dir": str(Path(tmp) / "state")},
+                                       "rules": tables}), encoding="utf-8")
+        config = logwatch.config.load.load_config(path)
+    return Matcher(config.rules)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Measure each step at each period and print the table."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=8.0, help="per step and period")
+    ap.add_argument("--periods", default="20,50,90,200", help="ms between wake-ups")
+    ap.add_argument("--rate", type=float, default=1000.0, help="lines/s the writer appends")
+    args = ap.parse_args(argv)
+    pool = DATA / f"cost-pool-{POOL_LINES}.log"
+    if not pool.exists():
+        generate(pool, POOL_LINES)
+    lines = pool.read_bytes().splitlines(keepends=True)
+    with tempfile.TemporaryDirectory(prefix="wake-floor-") as tmp:
+        db = sqlite3.connect(Path(tmp) / "floor.db", isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT)")
+        db.isolation_level = ""  # `with db` makes one transaction per commit
+        work = Work(matcher(), db)
+        periods = [float(p) / 1000 for p in args.periods.split(",")]
+        print(f"{args.rate:,.0f} lines/s; {args.seconds:g} s per cell; thread CPU per "
+              "wake-up, then % of one core\n")
+        print("| step | " + " | ".join(f"every {p * 1000:g} ms" for p in periods) + " |")
+        print("| --- |" + " ---: |" * len(periods))
+        for step in STEPS:
+            cells = []
+            for period in periods:
+                us, share = loop(period, args.seconds, lines, args.rate,
+                                 lambda data, s=step: work.run(s, data))
+                cells.append(f"{us:.0f} us, {share:.2f}%")
+            print(f"| {step} | " + " | ".join(cells) + " |", flush=True)
+        db.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
