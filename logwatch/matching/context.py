@@ -30,7 +30,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from logwatch.matching.matcher import Found, Match
+from logwatch.matching.matcher import Found, Match, Spot
 from logwatch.rules import Context, Rule
 from logwatch.state import get_value, get_values, put_value, put_values
 
@@ -106,26 +106,49 @@ class ContextMemory:
     def skim(self, found: Found, data: bytes, lines: int) -> None:
         """What :meth:`hits` does to the memory and :attr:`unlinked`, for counting only.
 
-        A hit looks back at most ``within`` lines, so only the earlier lines within
-        ``within`` lines before one of this chunk's hits, or before its end (for the
-        chunks to come), are remembered: the result is the same, at a fraction of the
-        searches (a busy sshd logs a ``Connection from`` line per connection).
+        Only the rules that take context are walked, and of their ``context`` lines only
+        those a hit can reach (:meth:`_reached`): the result is the same, at a fraction of
+        the searches (a busy sshd logs a ``Connection from`` line per connection).
         """
         spots = found.spots(self.links)
-        within = max(link.within for link in self.links.values())
-        ends = [start for _, start, kind in spots if kind == "match"] + [len(data)]
-        windows = [(_back(data, end, within), end) for end in ends]
-        keys, index = [], 0
-        for key, start, kind in spots:
-            if kind == "match":
-                keys.append(key)
-            elif kind == "context":
-                while windows[index][1] < start:  # the first window ending at or after it
-                    index += 1
-                if windows[index][0] <= start:
-                    keys.append(key)
-        for _ in self.hits(found.pick(keys), data, lines):
+        for _ in self.hits(found.pick(self._reached(spots, data, lines)), data, lines):
             pass
+
+    def follow(self, found: Found, data: bytes,
+               lines: int) -> Iterator[tuple[Match, Mapping[str, str]]]:
+        """:meth:`hits` of all of ``found``, but for the ``context`` lines no hit can reach
+        (:meth:`_reached`), which are neither searched for their groups nor remembered:
+        the same hits now and in every chunk to come (what is left out is what a hit
+        would find too old), fewer rows to save. The daemon's path; ``lines``: the
+        chunk's line count."""
+        spots = found.spots(self.links)
+        reached = set(self._reached(spots, data, lines))
+        unreached = [key for key, _, kind, _ in spots if kind == "context" and key not in reached]
+        return self.hits(found.pick_except(unreached), data, lines)
+
+    def _reached(self, spots: list[Spot], data: bytes, lines: int) -> list[int]:
+        """Of the context-taking rules' ``spots`` (:meth:`Found.spots`), the keys of every
+        hit, and of each ``context`` line within its rule's ``within`` lines before one of
+        the rule's hits here, or before the chunk's end (for the chunks to come): a hit
+        looks back no further, so remembering only those gives the same hits.
+
+        Walked backwards, the line numbers counted from the end, each rule's next hit known.
+        """
+        links = self.links
+        keys: list[int] = []
+        #: rule id -> the line (in the chunk) of its nearest hit at or after the line walked
+        nearest: dict[str, int] = {}
+        line, pos = lines, len(data)
+        for key, start, kind, rule_id in reversed(spots):
+            line -= newlines(data, start, pos)
+            pos = start
+            if kind == "match":
+                nearest[rule_id] = line
+                keys.append(key)
+            elif kind == "context" and nearest.get(rule_id, lines) - line <= links[rule_id].within:
+                keys.append(key)
+        keys.reverse()
+        return keys
 
     def _remember(self, rule_id: str, link: Context, fields: Mapping[str, str],
                   line_no: int) -> None:
@@ -231,13 +254,3 @@ def newlines(data: bytes, start: int, end: int) -> int:
 
 #: from this many bytes on, :func:`newlines` counts by removing them
 _COUNT_BY_REPLACE = 1024
-
-
-def _back(data: bytes, end: int, lines: int) -> int:
-    """Where the line ``lines`` lines before the one at ``end`` starts in ``data`` (0 at most)."""
-    pos = end
-    for _ in range(lines + 1):
-        pos = data.rfind(b"\n", 0, pos)
-        if pos < 0:
-            return 0
-    return pos + 1
