@@ -134,11 +134,9 @@ class Found:
     def spots(self, rule_ids: Container[str]) -> list[Spot]:
         """``(key, line start, kind, rule id)`` of the matches of the rules ``rule_ids``, in
         order, without searching anything (:meth:`pick` makes the matches of chosen keys)."""
-        count, spans = len(self._probes), self._spans
-        probes = {bit: (probe.kind, probe.rule.id) for bit, probe in enumerate(self._probes)
-                  if probe.rule.id in rule_ids}
-        return [(key, spans[key // count][0], *probe) for key in self._keys
-                if (probe := probes.get(key % count)) is not None]
+        probes, count, spans = self._probes, len(self._probes), self._spans
+        return [(key, spans[key // count][0], probe.kind, probe.rule.id) for key in self._keys
+                if (probe := probes[key % count]).rule.id in rule_ids]
 
     def pick(self, keys: list[int]) -> Iterator[Match]:
         """The matches of ``keys`` (from :meth:`spots`), in the order given."""
@@ -352,10 +350,10 @@ class Matcher:
         """The matches in ``data`` (what :meth:`scan` yields), as a whole.
 
         ``groups``: the matches will be iterated for their groups (the daemon, ``--json``),
-        so the candidate lines are decoded at once; otherwise each when needed. Either way
-        the lines the exact line filter vouches for are searched only if iterated (a
-        pattern without named groups never), and a ``context`` line the caller leaves
-        out (:meth:`spots`, :meth:`pick`) never is.
+        so the candidate lines are decoded at once and searched now, in one tight loop per
+        rule, but for ``context`` lines (a caller may leave some out: :meth:`spots`,
+        :meth:`pick`); otherwise the lines the exact line filter vouches for are searched
+        only if iterated. A pattern without named groups is never searched on them.
         """
         if not self._calibrated:
             self._calibrate(data)
@@ -369,11 +367,14 @@ class Matcher:
         for bit in sorted(rows):
             probe, lines = probes[bit], rows[bit]
             if marks is not None:
-                # the exact line filter's word: searched only if iterated (for the groups)
+                # the exact line filter's word: searched only for the groups
                 sure, lines = self._plan.sure(bit, lines, marks)
-                keys.extend(index * count + bit
-                            for index in self._unignored(bit, probe, sure, marks, data, spans,
-                                                         texts))
+                sure = self._unignored(bit, probe, sure, marks, data, spans, texts)
+                if groups and probe.groups and probe.kind != "context":
+                    found.update({index * count + bit: m
+                                  for index, m in self._run(bit, probe, sure, texts).items()})
+                else:
+                    keys.extend(index * count + bit for index in sure)
             if not lines:
                 continue
             matches = self._run(bit, probe, lines, texts)
