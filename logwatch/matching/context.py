@@ -65,14 +65,16 @@ class ContextMemory:
         """A memory for ``rules``, or None if none of them takes context (nothing to do)."""
         return cls(rules, source) if any(r.context is not None for r in rules) else None
 
-    def hits(self, matches: Iterable[Match], data: bytes,
-             lines: int | None = None) -> Iterator[tuple[Match, Mapping[str, str]]]:
+    def hits(self, matches: Iterable[Match], data: bytes, lines: int | None = None,
+             numbers: Mapping[int, int] | None = None,
+             ) -> Iterator[tuple[Match, Mapping[str, str]]]:
         """The hits among one chunk's ``matches``, in order, each with its fields.
 
         ``context`` matches are remembered, not yielded; a hit of a context-taking
         rule gets the remembered fields it lacks. ``data`` is the chunk (for line
-        numbers; ``lines``: its line count, if known); iterate to the end, so the
-        chunk's lines are counted.
+        numbers; ``lines``: its line count, if known; ``numbers``: the line, in the chunk,
+        starting at each of the context-taking rules' matches, if known); iterate to the
+        end, so the chunk's lines are counted.
         """
         links = self.links
         base = self.lines
@@ -85,7 +87,9 @@ class ContextMemory:
             if link is None or m.kind == "resolve":
                 yield m, m.fields
                 continue
-            if line_no >= 0:
+            if numbers is not None:
+                line_no = base + numbers[m.start]
+            elif line_no >= 0:
                 line_no += newlines(data, counted_to, m.start)
             elif lines is None:
                 line_no = base + newlines(data, 0, m.start)
@@ -111,7 +115,8 @@ class ContextMemory:
         the searches (a busy sshd logs a ``Connection from`` line per connection).
         """
         spots = found.spots(self.links)
-        for _ in self.hits(found.pick(self._reached(spots, data, lines)), data, lines):
+        keys, numbers = self._reached(spots, data, lines)
+        for _ in self.hits(found.pick(keys), data, lines, numbers):
             pass
 
     def follow(self, found: Found, data: bytes,
@@ -122,33 +127,39 @@ class ContextMemory:
         would find too old), fewer rows to save. The daemon's path; ``lines``: the
         chunk's line count."""
         spots = found.spots(self.links)
-        reached = set(self._reached(spots, data, lines))
+        if not spots:  # the usual small read: no line of a context-taking rule
+            return self.hits(found, data, lines)
+        keys, numbers = self._reached(spots, data, lines)
+        reached = set(keys)
         unreached = [key for key, _, kind, _ in spots if kind == "context" and key not in reached]
-        return self.hits(found.pick_except(unreached), data, lines)
+        return self.hits(found.pick_except(unreached), data, lines, numbers)
 
-    def _reached(self, spots: list[Spot], data: bytes, lines: int) -> list[int]:
+    def _reached(self, spots: list[Spot], data: bytes,
+                 lines: int) -> tuple[list[int], dict[int, int]]:
         """Of the context-taking rules' ``spots`` (:meth:`Found.spots`), the keys of every
         hit, and of each ``context`` line within its rule's ``within`` lines before one of
         the rule's hits here, or before the chunk's end (for the chunks to come): a hit
-        looks back no further, so remembering only those gives the same hits.
+        looks back no further, so remembering only those gives the same hits. And the
+        line, in the chunk, of each spot (by its line's start: :meth:`hits` counts no more).
 
         Walked backwards, the line numbers counted from the end, each rule's next hit known.
         """
         links = self.links
         keys: list[int] = []
+        numbers: dict[int, int] = {}
         #: rule id -> the line (in the chunk) of its nearest hit at or after the line walked
         nearest: dict[str, int] = {}
         line, pos = lines, len(data)
         for key, start, kind, rule_id in reversed(spots):
             line -= newlines(data, start, pos)
-            pos = start
+            pos, numbers[start] = start, line
             if kind == "match":
                 nearest[rule_id] = line
                 keys.append(key)
             elif kind == "context" and nearest.get(rule_id, lines) - line <= links[rule_id].within:
                 keys.append(key)
         keys.reverse()
-        return keys
+        return keys, numbers
 
     def _remember(self, rule_id: str, link: Context, fields: Mapping[str, str],
                   line_no: int) -> None:
