@@ -114,7 +114,7 @@ class Found:
         self._probes, self._spans, self._texts = probes, spans, texts
         #: ``line * len(probes) + probe``, sorted, ignored matches left out; the regex match
         #: of those searched already (None: the search was stopped by the timeout; absent:
-        #: the exact line filter found it, not searched yet)
+        #: the exact line filter found it, not searched yet), so never more keys than those
         self._keys, self._found = keys, found
         #: the searches of one probe's lines (:meth:`Matcher._run`): what gives a match the
         #: exact line filter found its groups
@@ -167,6 +167,8 @@ class Found:
         pattern without named groups needs none): one probe at a time, each in one tight
         loop, as :meth:`Matcher.find` searches the others, with the same time bound."""
         found, probes, count = self._found, self._probes, len(self._probes)
+        if len(found) == len(self._keys):
+            return  # every match searched already (the daemon's chunk without context lines)
         rows: dict[int, list[int]] = {}
         for key in keys:
             if key not in found:
