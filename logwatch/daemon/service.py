@@ -34,7 +34,7 @@ from logwatch.delivery import outbox
 from logwatch.delivery.sender import Sender, build_senders
 from logwatch.errors import ConfigError, StateError
 from logwatch.matching import Matcher, engine
-from logwatch.matching.context import ContextMemory, plain
+from logwatch.matching.context import ContextMemory, newlines, plain
 from logwatch.models import Alert, Chunk, Hit, LogLine, alert_id
 from logwatch.policy import Policy
 from logwatch.sources import Source, build_sources
@@ -475,21 +475,24 @@ class Service:
         data = chunks[0].data if len(chunks) == 1 else b"".join(c.data for c in chunks)
         starts = list(accumulate((len(c.data) for c in chunks[:-1]), initial=0))
         chunk, base, end = chunks[0], 0, len(chunks[0].data)
-        feed, count_hit = self.policy.feed, metrics.current().hit
-        matches = self.matchers[chunk.source].scan(data)
+        lines = newlines(data, 0, len(data))
+        feed, recorder = self.policy.feed, metrics.current()
+        count_hit = recorder.hit if recorder.enabled else None
+        found = self.matchers[chunk.source].find(data, groups=True)
         memory = self.contexts.get(chunk.source)
-        for m, fields in plain(matches) if memory is None else memory.hits(matches, data):
+        for m, fields in plain(found) if memory is None else memory.follow(found, data, lines):
             if not base <= m.start < end:
                 index = bisect_right(starts, m.start) - 1
                 chunk, base = chunks[index], starts[index]
                 end = base + len(chunk.data)
-            count_hit(m.rule.id)
+            if count_hit is not None:
+                count_hit(m.rule.id)
             at = m.start - base
             line = LogLine(m.text, chunk.source, chunk.origin, chunk.line_key(at),
                            chunk.line_time(at))
             alerts += feed(Hit(m.rule.id, fields, line,
                                "resolve" if m.kind == "resolve" else "match"))
-        return data.count(b"\n")
+        return lines
 
     def _commit_due(self, now: float) -> float:
         """When what is staged must be committed (monotonic; ``inf``: nothing is staged).

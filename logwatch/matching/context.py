@@ -30,7 +30,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from logwatch.matching.matcher import Found, Match
+from logwatch.matching.matcher import Found, Match, Spot
 from logwatch.rules import Context, Rule
 from logwatch.state import get_value, get_values, put_value, put_values
 
@@ -65,14 +65,16 @@ class ContextMemory:
         """A memory for ``rules``, or None if none of them takes context (nothing to do)."""
         return cls(rules, source) if any(r.context is not None for r in rules) else None
 
-    def hits(self, matches: Iterable[Match], data: bytes,
-             lines: int | None = None) -> Iterator[tuple[Match, Mapping[str, str]]]:
+    def hits(self, matches: Iterable[Match], data: bytes, lines: int | None = None,
+             numbers: Mapping[int, int] | None = None,
+             ) -> Iterator[tuple[Match, Mapping[str, str]]]:
         """The hits among one chunk's ``matches``, in order, each with its fields.
 
         ``context`` matches are remembered, not yielded; a hit of a context-taking
         rule gets the remembered fields it lacks. ``data`` is the chunk (for line
-        numbers; ``lines``: its line count, if known); iterate to the end, so the
-        chunk's lines are counted.
+        numbers; ``lines``: its line count, if known; ``numbers``: the line, in the chunk,
+        starting at each of the context-taking rules' matches, if known); iterate to the
+        end, so the chunk's lines are counted.
         """
         links = self.links
         base = self.lines
@@ -85,7 +87,9 @@ class ContextMemory:
             if link is None or m.kind == "resolve":
                 yield m, m.fields
                 continue
-            if line_no >= 0:
+            if numbers is not None:
+                line_no = base + numbers[m.start]
+            elif line_no >= 0:
                 line_no += newlines(data, counted_to, m.start)
             elif lines is None:
                 line_no = base + newlines(data, 0, m.start)
@@ -106,26 +110,56 @@ class ContextMemory:
     def skim(self, found: Found, data: bytes, lines: int) -> None:
         """What :meth:`hits` does to the memory and :attr:`unlinked`, for counting only.
 
-        A hit looks back at most ``within`` lines, so only the earlier lines within
-        ``within`` lines before one of this chunk's hits, or before its end (for the
-        chunks to come), are remembered: the result is the same, at a fraction of the
-        searches (a busy sshd logs a ``Connection from`` line per connection).
+        Only the rules that take context are walked, and of their ``context`` lines only
+        those a hit can reach (:meth:`_reached`): the result is the same, at a fraction of
+        the searches (a busy sshd logs a ``Connection from`` line per connection).
         """
         spots = found.spots(self.links)
-        within = max(link.within for link in self.links.values())
-        ends = [start for _, start, kind in spots if kind == "match"] + [len(data)]
-        windows = [(_back(data, end, within), end) for end in ends]
-        keys, index = [], 0
-        for key, start, kind in spots:
-            if kind == "match":
-                keys.append(key)
-            elif kind == "context":
-                while windows[index][1] < start:  # the first window ending at or after it
-                    index += 1
-                if windows[index][0] <= start:
-                    keys.append(key)
-        for _ in self.hits(found.pick(keys), data, lines):
+        keys, numbers = self._reached(spots, data, lines)
+        for _ in self.hits(found.pick(keys), data, lines, numbers):
             pass
+
+    def follow(self, found: Found, data: bytes,
+               lines: int) -> Iterator[tuple[Match, Mapping[str, str]]]:
+        """:meth:`hits` of all of ``found``, but for the ``context`` lines no hit can reach
+        (:meth:`_reached`), which are neither searched for their groups nor remembered:
+        the same hits now and in every chunk to come (what is left out is what a hit
+        would find too old), fewer rows to save. The daemon's path; ``lines``: the
+        chunk's line count."""
+        spots = found.spots(self.links)
+        if not spots:  # the usual small read: no line of a context-taking rule
+            return self.hits(found, data, lines)
+        keys, numbers = self._reached(spots, data, lines)
+        reached = set(keys)
+        unreached = [key for key, _, kind, _ in spots if kind == "context" and key not in reached]
+        return self.hits(found.pick_except(unreached), data, lines, numbers)
+
+    def _reached(self, spots: list[Spot], data: bytes,
+                 lines: int) -> tuple[list[int], dict[int, int]]:
+        """Of the context-taking rules' ``spots`` (:meth:`Found.spots`), the keys of every
+        hit, and of each ``context`` line within its rule's ``within`` lines before one of
+        the rule's hits here, or before the chunk's end (for the chunks to come): a hit
+        looks back no further, so remembering only those gives the same hits. And the
+        line, in the chunk, of each spot (by its line's start: :meth:`hits` counts no more).
+
+        Walked backwards, the line numbers counted from the end, each rule's next hit known.
+        """
+        links = self.links
+        keys: list[int] = []
+        numbers: dict[int, int] = {}
+        #: rule id -> the line (in the chunk) of its nearest hit at or after the line walked
+        nearest: dict[str, int] = {}
+        line, pos = lines, len(data)
+        for key, start, kind, rule_id in reversed(spots):
+            line -= newlines(data, start, pos)
+            pos, numbers[start] = start, line
+            if kind == "match":
+                nearest[rule_id] = line
+                keys.append(key)
+            elif kind == "context" and nearest.get(rule_id, lines) - line <= links[rule_id].within:
+                keys.append(key)
+        keys.reverse()
+        return keys, numbers
 
     def _remember(self, rule_id: str, link: Context, fields: Mapping[str, str],
                   line_no: int) -> None:
@@ -231,13 +265,3 @@ def newlines(data: bytes, start: int, end: int) -> int:
 
 #: from this many bytes on, :func:`newlines` counts by removing them
 _COUNT_BY_REPLACE = 1024
-
-
-def _back(data: bytes, end: int, lines: int) -> int:
-    """Where the line ``lines`` lines before the one at ``end`` starts in ``data`` (0 at most)."""
-    pos = end
-    for _ in range(lines + 1):
-        pos = data.rfind(b"\n", 0, pos)
-        if pos < 0:
-            return 0
-    return pos + 1

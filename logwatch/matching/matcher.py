@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 
 #: "context": the line matched a rule's ``context.from`` (it lends fields, it is no hit)
 MatchKind = TypingLiteral["match", "resolve", "context"]
+#: a match located without searching: (key, line start, kind, rule id); see Found.spots
+Spot = tuple[int, int, MatchKind, str]
 NO_LITERAL_NOTE = "no literal every match must contain: this rule runs on every line (slower)"
 #: how much log the matcher reads before choosing, per rule, its rarest literal set
 CALIBRATION_BYTES = 1 << 20
@@ -79,7 +81,7 @@ class Match:
     __slots__ = ("_fields", "_match", "end", "kind", "rule", "start", "text")
 
     def __init__(self, start: int, end: int, rule: Rule, text: str, kind: MatchKind,
-                 match: regex.Match[str]) -> None:
+                 match: regex.Match[str] | None) -> None:
         self.start, self.end, self.rule, self.text, self.kind = start, end, rule, text, kind
         self._match = match
         self._fields: dict[str, str] | None = None
@@ -88,7 +90,8 @@ class Match:
     def fields(self) -> dict[str, str]:
         """The rule's named groups (what ``rule.fields_of(match)`` returns)."""
         if self._fields is None:
-            self._fields = self._match.groupdict(default="")
+            # None: a pattern without named groups, never searched (the filter vouched)
+            self._fields = {} if self._match is None else self._match.groupdict(default="")
         return self._fields
 
     def __repr__(self) -> str:
@@ -104,18 +107,18 @@ class Found:
     without making one per hit, and leave ``context`` lines out (they are no hits).
     """
 
-    __slots__ = ("_confirm", "_counts", "_found", "_keys", "_probes", "_spans", "_texts")
+    __slots__ = ("_counts", "_found", "_keys", "_probes", "_run", "_spans", "_texts")
 
     def __init__(self, probes: Sequence[_Probe], spans: list[tuple[int, int]], texts: _Lines,
-                 keys: list[int], found: dict[int, regex.Match[str]],
-                 confirm: Callable[[Rule, regex.Pattern[str], str], regex.Match[str] | None],
-                 ) -> None:
+                 keys: list[int], found: dict[int, regex.Match[str] | None], run: _Run) -> None:
         self._probes, self._spans, self._texts = probes, spans, texts
         #: ``line * len(probes) + probe``, sorted, ignored matches left out; the regex match
-        #: of those searched already (the others the exact line filter found)
+        #: of those searched already (None: the search was stopped by the timeout; absent:
+        #: the exact line filter found it, not searched yet), so never more keys than those
         self._keys, self._found = keys, found
-        #: the search that gives a match found by the exact line filter its groups
-        self._confirm = confirm
+        #: the searches of one probe's lines (:meth:`Matcher._run`): what gives a match the
+        #: exact line filter found its groups
+        self._run = run
         self._counts: Counter[str] | None = None
 
     def __len__(self) -> int:
@@ -126,33 +129,56 @@ class Found:
 
     def of_rules(self, rule_ids: Container[str]) -> Iterator[Match]:
         """The matches (``context`` lines included) of the rules ``rule_ids`` only."""
-        return self.pick([key for key, _, _ in self.spots(rule_ids)])
+        return self.pick([key for key, _, _, _ in self.spots(rule_ids)])
 
-    def spots(self, rule_ids: Container[str]) -> list[tuple[int, int, MatchKind]]:
-        """``(key, line start, kind)`` of the matches of the rules ``rule_ids``, in order,
-        without searching anything (:meth:`pick` makes the matches of chosen keys)."""
-        count, spans = len(self._probes), self._spans
-        kinds = {bit: probe.kind for bit, probe in enumerate(self._probes)
-                 if probe.rule.id in rule_ids}
-        return [(key, spans[key // count][0], kind) for key in self._keys
-                if (kind := kinds.get(key % count)) is not None]
+    def spots(self, rule_ids: Container[str]) -> list[Spot]:
+        """``(key, line start, kind, rule id)`` of the matches of the rules ``rule_ids``, in
+        order, without searching anything (:meth:`pick` makes the matches of chosen keys)."""
+        probes, count, spans = self._probes, len(self._probes), self._spans
+        return [(key, spans[key // count][0], probe.kind, probe.rule.id) for key in self._keys
+                if (probe := probes[key % count]).rule.id in rule_ids]
 
     def pick(self, keys: list[int]) -> Iterator[Match]:
         """The matches of ``keys`` (from :meth:`spots`), in the order given."""
         return self._matches(keys)
 
+    def pick_except(self, keys: list[int]) -> Iterator[Match]:
+        """All the matches in order but those of ``keys`` (from :meth:`spots`, in order)."""
+        if not keys:
+            return self._matches(self._keys)
+        drop = set(keys)
+        return self._matches([key for key in self._keys if key not in drop])
+
     def _matches(self, keys: list[int]) -> Iterator[Match]:
+        self._search(keys)
         probes, spans, texts, found, count = (self._probes, self._spans, self._texts,
                                               self._found, len(self._probes))
-        confirm = self._confirm
         for key in keys:
             index, bit = divmod(key, count)
             probe = probes[bit]
+            match = found.get(key)
+            if match is None and probe.groups:
+                continue  # its search was stopped by the timeout, or skipped after stops
             start, end = spans[index]
-            text = texts[index]
-            match = found.get(key) or confirm(probe.rule, probe.pattern, text)
-            if match is not None:  # None: that search was stopped by the timeout
-                yield Match(start, end, probe.rule, text, probe.kind, match)
+            yield Match(start, end, probe.rule, texts[index], probe.kind, match)
+
+    def _search(self, keys: list[int]) -> None:
+        """Search the lines of ``keys`` the exact filter vouched for, for their groups (a
+        pattern without named groups needs none): one probe at a time, each in one tight
+        loop, as :meth:`Matcher.find` searches the others, with the same time bound."""
+        found, probes, count = self._found, self._probes, len(self._probes)
+        if len(found) == len(self._keys):
+            return  # every match searched already (the daemon's chunk without context lines)
+        rows: dict[int, list[int]] = {}
+        for key in keys:
+            if key not in found:
+                index, bit = divmod(key, count)
+                if probes[bit].groups:
+                    rows.setdefault(bit, []).append(index)
+        for bit, lines in rows.items():
+            matches = self._run(bit, probes[bit], lines, self._texts)
+            for index in lines:
+                found[index * count + bit] = matches.get(index)
 
     def counts(self) -> Counter[str]:
         """Matches per rule id."""
@@ -189,6 +215,9 @@ class _Probe:
     rule: Rule
     pattern: regex.Pattern[str]
     kind: MatchKind
+    #: whether the pattern has named groups (without, a line the filter vouched for is a
+    #: match with no fields, never searched)
+    groups: bool = True
 
     @property
     def choices(self) -> tuple[LiteralSet, ...]:
@@ -322,27 +351,32 @@ class Matcher:
     def find(self, data: bytes, groups: bool = False) -> Found:
         """The matches in ``data`` (what :meth:`scan` yields), as a whole.
 
-        ``groups``: every match's groups will be wanted (the daemon, ``--json``),
-        so every line is searched now, in one tight loop per rule; otherwise the
-        lines the exact line filter vouches for are searched only if iterated.
+        ``groups``: the matches will be iterated for their groups (the daemon, ``--json``),
+        so the candidate lines are decoded at once and searched now, in one tight loop per
+        rule, but for ``context`` lines (a caller may leave some out: :meth:`spots`,
+        :meth:`pick`); otherwise the lines the exact line filter vouches for are searched
+        only if iterated. A pattern without named groups is never searched on them.
         """
         if not self._calibrated:
             self._calibrate(data)
-        spans, rows, marks = self._candidate_lines(data, exact=not groups)
+        spans, rows, marks = self._candidate_lines(data, exact=True)
         texts = _decode(data, spans) if groups else _Texts(data, spans)
         # line * len(probes) + bit: sorted, they order matches by line, then rule
         keys: list[int] = []
-        found: dict[int, regex.Match[str]] = {}
+        found: dict[int, regex.Match[str] | None] = {}
         probes, count = self._probes, len(self._probes)
         # only the probes with candidate lines: a small chunk costs what it holds
         for bit in sorted(rows):
             probe, lines = probes[bit], rows[bit]
             if marks is not None:
-                # the exact line filter's word: searched only if iterated (for the groups)
+                # the exact line filter's word: searched only for the groups
                 sure, lines = self._plan.sure(bit, lines, marks)
-                keys.extend(index * count + bit
-                            for index in self._unignored(bit, probe, sure, marks, data, spans,
-                                                         texts))
+                sure = self._unignored(bit, probe, sure, marks, data, spans, texts)
+                if groups and probe.groups and probe.kind != "context":
+                    found.update({index * count + bit: m
+                                  for index, m in self._run(bit, probe, sure, texts).items()})
+                else:
+                    keys.extend(index * count + bit for index in sure)
             if not lines:
                 continue
             matches = self._run(bit, probe, lines, texts)
@@ -351,7 +385,7 @@ class Matcher:
             found.update({index * count + bit: m for index, m in matches.items()})
         keys.extend(found)
         keys.sort()
-        return Found(self._probes, spans, texts, keys, found, self._search)
+        return Found(self._probes, spans, texts, keys, found, self._run)
 
     def _unignored(self, bit: int, probe: _Probe, sure: list[int], marks: Marks, data: bytes,
                    spans: list[tuple[int, int]], texts: _Lines) -> list[int]:
@@ -433,9 +467,8 @@ class Matcher:
         """The rule timed out too often in this chunk: its other lines here are not searched."""
         if not self.skipped[rule.id]:
             log.warning("%s: stopped by the match timeout %d times in one batch of lines; "
-                        "its remaining %d line(s) there were skipped for this rule (further "
-                        "skips are counted, not logged)", rule.describe(), TIMEOUTS_PER_CHUNK,
-                        count)
+                        "its other lines there were skipped for this rule (further skips are "
+                        "counted, not logged)", rule.describe(), TIMEOUTS_PER_CHUNK)
         self.skipped[rule.id] += count
 
     def _joined(self, twin: regex.Pattern[str], rows: list[int], texts: _Lines,
@@ -543,7 +576,7 @@ def _probes(rules: Sequence[Rule]) -> Iterator[_Probe]:
 
 
 def _probe(rule: Rule, pattern: regex.Pattern[str], kind: MatchKind) -> _Probe:
-    return _Probe(rule, pattern, kind)
+    return _Probe(rule, pattern, kind, bool(pattern.groupindex))
 
 
 @lru_cache(maxsize=1024)
@@ -565,6 +598,10 @@ class _Lines(Protocol):
     """The text of a chunk's candidate lines, by index: a list, or :class:`_Texts`."""
 
     def __getitem__(self, index: int, /) -> str: ...
+
+
+#: :meth:`Matcher._run`: a probe's matches on some candidate lines, by line
+_Run = Callable[[int, _Probe, list[int], _Lines], dict[int, regex.Match[str]]]
 
 
 class _Texts:

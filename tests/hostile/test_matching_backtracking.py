@@ -45,8 +45,9 @@ id = "boom"
 match = 'BOOM (?P<n>\\d+)'
 title = "boom <{{n}}>"
 """
-#: 70 lines of 700 bytes that almost match ``(a+)+$``: each search is exponential
-EVIL_LINES = "".join("a" * 698 + "!\n" for _ in range(70))
+#: 70 lines of 700 bytes that almost match ``(a+)+$`` from their start: each search is
+#: exponential; each ends in a match, so that no prefilter spares the regex engine the search
+EVIL_LINES = "".join("a" * 697 + "!a\n" for _ in range(70))
 
 
 @pytest.mark.parametrize(("pattern", "nested"), [

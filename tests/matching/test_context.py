@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -256,3 +258,40 @@ def test_newlines_is_bytes_count(data: bytes, cut: tuple[int, int]) -> None:
     start, end = sorted(min(c, len(data)) for c in cut)
     assert newlines(data, start, end) == data.count(b"\n", start, end)
     assert newlines(data, 0, len(data)) == data.count(b"\n")
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 40, 400])
+def test_following_leaves_out_only_context_lines_no_hit_can_reach(tmp_path: Path,
+                                                                  chunk: int) -> None:
+    """The daemon's path (:meth:`ContextMemory.follow`) gives every rule's hits and fields as
+    :meth:`ContextMemory.hits` does over reads of any size, ``require`` and ``keep``
+    included, while remembering fewer lines (those older than ``within`` when read)."""
+    import random
+
+    other = '\n[[rules]]\nid = "filler"\nmatch = \'filler (?P<n>\\d+)\'\ntitle = "f"\n'
+    cfg = config(tmp_path, within=5, keep=4, extra=", require = true", head=other)
+    rng = random.Random(chunk)
+    lines = [rng.choice([connection(pid, f"192.0.2.{pid}"), connection(pid, f"192.0.2.{pid}"),
+                         used_up(pid), f"filler {pid}"])
+             for pid in (rng.randrange(9) for _ in range(1500))]
+    reads = ["".join(f"{line}\n" for line in lines[i:i + chunk]).encode()
+             for i in range(0, len(lines), chunk)]
+    matcher = Matcher(cfg.rules)
+    walked, followed = ContextMemory(cfg.rules, "auth"), ContextMemory(cfg.rules, "auth")
+    remembered = {walked: 0, followed: 0}
+    for memory in remembered:
+        def counted(*args: Any, memory: ContextMemory = memory,
+                    remember: Callable[..., None] = memory._remember) -> None:
+            remembered[memory] += 1
+            remember(*args)
+        memory._remember = counted  # type: ignore[method-assign]
+    for data in reads:
+        count = data.count(b"\n")
+        expected = [(m.start, m.rule.id, dict(f)) for m, f in
+                    walked.hits(matcher.find(data, groups=True), data, count)]
+        assert expected == [(m.start, m.rule.id, dict(f)) for m, f in
+                            followed.follow(matcher.find(data, groups=True), data, count)]
+    assert walked.unlinked == followed.unlinked and walked.unlinked["too-many"] > 0
+    assert walked.lines == followed.lines == len(lines)
+    if chunk > 5:  # reads longer than ``within``: some lines are left out
+        assert remembered[followed] < remembered[walked]

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 import logwatch.matching.matcher as matcher_module
 from logwatch.commands.replay import read_chunks
 from logwatch.config import Config, load_config
+from logwatch.matching import engine
 from logwatch.matching.literals import COMPILED
-from logwatch.matching.matcher import NO_LITERAL_NOTE, Matcher, _decode
+from logwatch.matching.matcher import NO_LITERAL_NOTE, TIMEOUTS_PER_CHUNK, Matcher, _decode
 from logwatch.rules import Rule, compile_pattern
 from tests.helpers import CORPUS, REPO, shipped_rule_tables
 from tests.reference import Hit, naive
@@ -163,16 +164,46 @@ def test_ignore_rule_and_global() -> None:
 def test_catastrophic_pattern_is_stopped_and_counted(caplog: pytest.LogCaptureFixture) -> None:
     """``(a|aa)+$`` on 'a'*40+'b' would run for ages: the timeout stops it, counted per line.
 
-    (The regex module defuses the classic ``(a+)+$``; this one it does not.)
+    (The regex module defuses the classic ``(a+)+$``; this one it does not.) Each slow
+    line ends in a match, so that no prefilter spares the regex engine the search.
     """
     r = rule(r"x(a|aa)+$")
     m = Matcher([r], timeout=0.05)
-    data = ("x" + "a" * 40 + "b\n").encode() * 2 + b"xaaa\n"
+    data = ("x" + "a" * 40 + "b xa\n").encode() * 2 + b"xaaa\n"
     with caplog.at_level(logging.WARNING, logger="logwatch.matching.matcher"):
         hits = list(m.scan(data))
     assert [h.text for h in hits] == ["xaaa"]
     assert m.timeouts["r"] == 2
     assert sum("was stopped" in rec.getMessage() for rec in caplog.records) == 1
+
+
+#: found by the exact line filter (no nested repeat), yet slow for the regex engine on a
+#: long line, from its start: its search for the groups is stopped by a 0.05 s timeout
+SLOW_GROUPS = r"a(?P<g>\w*\w*\w*\w*\w*)!"
+SLOW_LINE = "a" + "b" * 6000 + " a!"
+
+
+def test_lines_the_filter_vouched_for_are_searched_within_the_same_bound() -> None:
+    """Iterating matches the exact filter found searches them for their groups, in one
+    loop per pattern: once stopped TIMEOUTS_PER_CHUNK times, the other lines are skipped
+    (counted), as when every line is searched; the chunk costs a bounded time."""
+    m = Matcher([rule(SLOW_GROUPS)], timeout=0.05)
+    data = ("a ab!\n" + (SLOW_LINE + "\n") * 8).encode()
+    found = m.find(data)
+    assert len(found) == 9
+    assert [h.fields for h in found] == [{"g": "b"}]
+    assert m.timeouts["r"] == TIMEOUTS_PER_CHUNK
+    assert m.skipped["r"] == 8 - TIMEOUTS_PER_CHUNK
+
+
+@pytest.mark.skipif(not engine.hyperscan_loads(), reason="needs the exact line filter")
+def test_a_pattern_without_groups_is_not_searched_on_lines_the_filter_vouched_for() -> None:
+    """The exact filter's word is the match: nothing to take from the regex engine."""
+    r = rule(SLOW_GROUPS.replace("?P<g>", "?:"))
+    m = Matcher([r], timeout=0.05)
+    assert [(h.text, h.fields) for h in m.scan(f"{SLOW_LINE}\nab!\n".encode())] == [
+        (SLOW_LINE, {}), ("ab!", {})]
+    assert not m.timeouts
 
 
 def test_invalid_utf8_and_nul_bytes() -> None:
