@@ -270,13 +270,19 @@ def put_text(conn: sqlite3.Connection, ns: str, key: str, text: str) -> None:
 
 def put_values(conn: sqlite3.Connection, ns: str, items: Iterable[tuple[str, Any]]) -> None:
     """:func:`put_value` for many ``(key, value)`` pairs (distinct keys), two statements in all."""
+    put_texts(conn, ns, [(key, None if value is None else encode(value)) for key, value in items])
+
+
+def put_texts(conn: sqlite3.Connection, ns: str, items: Iterable[tuple[str, str | None]]) -> None:
+    """:func:`put_text` for many ``(key, text)`` pairs (distinct keys; a ``None`` text deletes
+    its key), two statements in all: a statement per row costs more than the row's write."""
     upserts: list[tuple[str, str, str]] = []
     deletes: list[tuple[str, str]] = []
-    for key, value in items:
-        if value is None:
+    for key, text in items:
+        if text is None:
             deletes.append((ns, key))
         else:
-            upserts.append((ns, key, encode(value)))
+            upserts.append((ns, key, text))
     if deletes:
         conn.executemany(_DELETE, deletes)
     if upserts:

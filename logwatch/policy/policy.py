@@ -49,10 +49,10 @@ from logwatch.policy.render import (
 )
 from logwatch.policy.resolve import Incident, quiet_over, resolved_alert
 from logwatch.policy.storm import Storm, Storms
-from logwatch.policy.tables import Counters, Table, encode, flat
+from logwatch.policy.tables import Counters, Table, encode
 from logwatch.policy.threshold import Thresholds
 from logwatch.rules import Rule
-from logwatch.state import get_values, put_text, put_values
+from logwatch.state import get_values, put_texts, put_values
 from logwatch.template import Template
 
 if TYPE_CHECKING:  # loaded only with [fleet]
@@ -125,11 +125,12 @@ class Policy:
     def _reset(self) -> None:
         self._dirty: set[str] = set()
         self._status_written: dict[str, str] = {}
-        self.windows: Table[deque[float]] = Table("t", self.max_keys, self._dirty, list, deque)
+        self.windows: Table[deque[float]] = Table("t", self.max_keys, self._dirty, _window_text,
+                                                  deque)
         self.suppressions: Table[Suppression] = Table(
-            "d", self.max_keys, self._dirty, flat, lambda d: Suppression(**d))
+            "d", self.max_keys, self._dirty, Suppression.saved_text, lambda d: Suppression(**d))
         self.incidents: Table[Incident] = Table(
-            "r", self.max_keys, self._dirty, flat, lambda d: Incident(**d))
+            "r", self.max_keys, self._dirty, Incident.saved_text, lambda d: Incident(**d))
         self._table_of: dict[str, Table[Any]] = {t.kind: t for t in self._tables()}
         #: what :meth:`save` writes for a dirty kv key, by the key's first part
         self._forms: dict[str, Callable[[str], str | None]] = {
@@ -409,14 +410,7 @@ class Policy:
         (:attr:`status_stale` says one is due): they cost a pass over every live key.
         """
         text_of = self._text_of
-        gone = []
-        for kv_key in sorted(self._dirty):
-            text = text_of(kv_key)
-            if text is None:
-                gone.append((kv_key, None))
-            else:
-                put_text(conn, NS, kv_key, text)
-        put_values(conn, NS, gone)
+        put_texts(conn, NS, [(kv_key, text_of(kv_key)) for kv_key in sorted(self._dirty)])
         self._dirty.clear()
         self.status_stale = not status
         if status:
@@ -494,3 +488,8 @@ def _group_template(rule: Rule) -> Template | None:
     if rule.threshold is not None:
         return rule.threshold.by
     return None
+
+
+def _window_text(window: deque[float]) -> str:
+    """A threshold window's saved row: its hit times, as ``encode`` writes a list."""
+    return encode(list(window))

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from json import encoder as json_encoder
 from typing import Any, Generic, TypeVar
 
 from logwatch import state
@@ -19,22 +18,20 @@ V = TypeVar("V")
 _NONE: dict[str, Any] = {}
 
 
-def _row_encoder() -> Callable[[Any], str]:
-    """:func:`logwatch.state.encode`, the same text, for less: ``JSONEncoder.encode`` builds
-    its C encoder again at each call, a good part of the cost of a small row."""
-    # not in typeshed: the C accelerator's constructor (None if _json did not build)
-    make = getattr(json_encoder, "c_make_encoder", None)
-    if make is None:
-        return state.encode
-    # JSONEncoder(separators=(",", ":"), check_circular=False)'s arguments, as it passes them
-    chunks = make(None, json_encoder.JSONEncoder().default, json_encoder.encode_basestring_ascii,
-                  None, ":", ",", False, False, True)
-    join = "".join
-    return lambda value: join(chunks(value, 0))
+#: a saved row's text (compact JSON, ASCII): :func:`logwatch.state.encode`
+encode = state.encode
 
 
-#: a saved row's text (compact JSON, ASCII, as :func:`logwatch.state.encode` writes it)
-encode = _row_encoder()
+def number(value: float) -> str:
+    """:func:`encode` of a number, for less: ``repr`` writes a finite one the same way."""
+    text = repr(value)
+    return text if text[-1].isdigit() else encode(value)  # inf, nan: JSON's extensions
+
+
+def open_object(values: dict[str, Any]) -> str:
+    """:func:`encode` of ``values`` without its closing brace, for more keys to follow:
+    the part of a row that never changes, encoded once."""
+    return encode(values)[:-1]
 
 
 def flat(obj: Any) -> dict[str, Any]:
@@ -75,13 +72,14 @@ class Table(Generic[V]):
     """
 
     def __init__(self, kind: str, cap: int, dirty: set[str],
-                 dump: Callable[[V], Any], load: Callable[[Any], V]) -> None:
+                 text: Callable[[V], str], load: Callable[[Any], V]) -> None:
         self.kind = kind
         #: the first part of its rows' kv keys
         self.kv_kind = kind.upper()
         self.cap = cap
         self.dirty = dirty
-        self.dump = dump
+        #: a row's saved text (what :func:`encode` writes of its saved form)
+        self.text = text
         self.load = load
         self.rows: dict[str, OrderedDict[str, V]] = {}
         #: per rule: each live row's kv key; and the other way round, for :meth:`saved_form`
@@ -131,7 +129,7 @@ class Table(Generic[V]):
         if live is None:
             return None  # gone, or born again under another kv key
         rule, key = live
-        return encode(self.dump(self.rows[rule][key]))
+        return self.text(self.rows[rule][key])
 
     def restore(self, kv_key: str, saved: Any) -> None:
         """Load a saved row: ``KIND/BIRTH/rule/key``, or the old ``kind/rule/key``, which is
