@@ -84,9 +84,14 @@ class _Plan:
     directly, without building the whole :func:`template_values` mapping.
     """
 
+    rule: Rule
     #: dedup ``by``, else threshold ``by``: the rule's key (see ``Policy._group``)
     group: Template | None
     group_plain: bool
+    #: the group is one of the rule's fields, "{ip}" (the usual key): its name
+    group_field: str | None
+    #: the rule has incidents (``resolve`` or ``quiet``)
+    incidents: bool
     #: the threshold's ``by`` is the group template: its key is the group key
     same_key: bool
     by_plain: bool
@@ -101,7 +106,9 @@ class _Plan:
         by = rule.threshold.by if rule.threshold is not None else None
         used = rule.title.fields | rule.message.fields
         within = format_duration(rule.threshold.within) if rule.threshold else ""
-        return cls(group, group is None or not group.fields & BUILTIN_VALUES,
+        plain = group is None or not group.fields & BUILTIN_VALUES
+        return cls(rule, group, plain, _field_of(group) if plain else None,
+                   rule.resolve is not None or rule.quiet is not None,
                    by is not None and by == group,
                    by is None or not by.fields & BUILTIN_VALUES,
                    within if "within" in used else None, "first" in used, "last" in used)
@@ -145,40 +152,66 @@ class Policy:
     # -- feeding --------------------------------------------------------------
 
     def feed(self, hit: Hit) -> list[Alert]:
-        """The alerts ``hit`` causes now; ``hit.line.time`` (if set) is its event time."""
-        rule = self.rules.get(hit.rule)
-        if rule is None:  # a hit from before a reload that removed its rule
+        """The alerts ``hit`` causes now; ``hit.line.time`` (if set) is its event time.
+
+        Called for every hit, most of which change a window and return nothing: the
+        usual steps are written out here rather than in calls of their own.
+        """
+        plan = self._plans.get(hit.rule)
+        if plan is None:  # a hit from before a reload that removed its rule
             log.debug("policy: no rule %r any more; hit ignored", hit.rule)
             return []
-        t = self._event_time(hit)
+        rule = plan.rule
+        # event time, monotonic, so each rule's live keys stay ordered by time (oldest first)
+        t = hit.line.time
+        if t is None:
+            t = self.clock()
+        counters = self.counters
+        if t < counters.latest:
+            t = counters.latest
+        else:
+            counters.latest = t
         if hit.kind == "resolve":
             return self._resolve_hit(rule, hit, t)
-        self.counters.hits[rule.id] += 1
+        rule_id = rule.id
+        counters.hits[rule_id] += 1
         self._dirty.add("c")
         out: list[Alert] = []
-        plan = self._plans[rule.id]
-        group = self._group(rule, hit, plan)
-        if rule.resolve is not None or rule.quiet is not None:  # else it has no incidents
-            self._touch_incident(rule, group, t)
-        if rule.fleet is not None and self.fleet is not None:
-            fleet_key = self._render_key(rule.fleet.by, False, rule, hit)
-            alerts, fleet_fired = self.fleet.feed(rule, fleet_key, hit, t)
-            out += [a for alert in alerts for a in self._route(alert, fleet_key, alert.title)]
-            if rule.threshold is None:  # only the fleet's count fires this rule
-                if not fleet_fired:
-                    self._below(rule.id, 1)
-                return out
-        held = self.suppressions.get(rule.id, group) if rule.dedup is not None else None
-        if held is not None:
-            if t <= held.until:
-                self._suppress(rule.id, group, held, hit, t)
-                return out
-            out += self._close(rule.id, group, held, held.until)  # tick has not run yet
-        fired = self._threshold(rule, hit, t, group if plan.same_key else None)
-        if fired is None:
+        field = plan.group_field
+        group = self._group(rule, hit, plan) if field is None else hit.fields.get(field) or ""
+        if plan.incidents and (incident := self.incidents.use(rule_id, group)) is not None:
+            incident.last = t
+        if rule.fleet is not None and self._fleet_feed(rule, hit, t, out):
             return out
-        self._fire(rule, plan, hit, t, fired, group, out)
+        # a held hit changes its window, whose place stays by the window's end
+        if rule.dedup is not None and (
+                held := self.suppressions.use(rule_id, group, newest=False)) is not None:
+            if t <= held.until:
+                held.count(hit.line.text, t)
+                return out
+            out += self._close(rule_id, group, held, held.until)  # tick has not run yet
+        th = rule.threshold
+        if th is None:
+            self._fire(rule, plan, hit, t, (1, t), group, out)
+            return out
+        key = group if plan.same_key else self._render_key(th.by, plan.by_plain, rule, hit)
+        if (fired := self.thresholds.add(rule_id, th, key, t)) is not None:
+            self._fire(rule, plan, hit, t, fired, group, out)
         return out
+
+    def _fleet_feed(self, rule: Rule, hit: Hit, t: float, out: list[Alert]) -> bool:
+        """Count ``hit`` in the fleet's threshold (its alerts into ``out``); whether that was
+        all there is to do: the rule has no threshold of its own, only the fleet's count."""
+        if rule.fleet is None or self.fleet is None:
+            return False
+        fleet_key = self._render_key(rule.fleet.by, False, rule, hit)
+        alerts, fleet_fired = self.fleet.feed(rule, fleet_key, hit, t)
+        out += [a for alert in alerts for a in self._route(alert, fleet_key, alert.title)]
+        if rule.threshold is not None:
+            return False
+        if not fleet_fired:
+            self._below(rule.id, 1)
+        return True
 
     def _fire(self, rule: Rule, plan: _Plan, hit: Hit, t: float, fired: tuple[int, float],
               group: str, out: list[Alert]) -> None:
@@ -210,17 +243,6 @@ class Policy:
             out.append(hit_alert(self.config, rule, hit, values, title, now=t, count=count,
                                  to=tuple(direct)))
 
-    def _event_time(self, hit: Hit) -> float:
-        # monotonic, so each rule's live keys stay ordered by time (oldest first)
-        t = hit.line.time
-        if t is None:
-            t = self.clock()
-        counters = self.counters
-        if t < counters.latest:
-            return counters.latest
-        counters.latest = t
-        return t
-
     def _group(self, rule: Rule, hit: Hit, plan: _Plan) -> str:
         """The key dedup, incidents and digests use: dedup ``by``, else threshold ``by``."""
         if plan.group is None:
@@ -230,28 +252,10 @@ class Policy:
     def _render_key(self, template: Template, plain: bool, rule: Rule, hit: Hit) -> str:
         if not plain:
             return template.render(template_values(self.config, rule, hit))
-        if len(parts := template.parts) == 1 and not parts[0][0] and parts[0][1] is not None:
+        if (name := _field_of(template)) is not None:
             # "{ip}", the usual key: Template.render without the list and join
-            value = hit.fields.get(parts[0][1])
-            return "" if value is None else str(value)
+            return hit.fields.get(name) or ""
         return template.render(hit.fields)
-
-    def _suppress(self, rule_id: str, key: str, held: Suppression, hit: Hit, t: float) -> None:
-        held.count(hit.line.text, t)
-        self.suppressions.touch(rule_id, key, newest=False)  # order stays by window end
-
-    def _threshold(self, rule: Rule, hit: Hit, t: float,
-                   key: str | None) -> tuple[int, float] | None:
-        """``(hits, first hit time)`` if the hit completes the threshold, else ``None``.
-
-        ``key`` is the threshold's key if the caller has it already.
-        """
-        th = rule.threshold
-        if th is None:
-            return 1, t
-        if key is None:
-            key = self._render_key(th.by, self._plans[rule.id].by_plain, rule, hit)
-        return self.thresholds.add(rule.id, th, key, t)
 
     def _below(self, rule_id: str, hits: int) -> None:
         if hits:
@@ -278,11 +282,6 @@ class Policy:
         if not held.suppressed:  # fleet: the sender adds other hosts' hits, or skips it
             return [summary]     # (not in any rate)
         return self._route(summary, key, held.title)
-
-    def _touch_incident(self, rule: Rule, key: str, t: float) -> None:
-        if (incident := self.incidents.get(rule.id, key)) is not None:
-            incident.last = t
-            self.incidents.touch(rule.id, key)
 
     def _resolve_hit(self, rule: Rule, hit: Hit, t: float) -> list[Alert]:
         key = self._group(rule, hit, self._plans[rule.id])
@@ -480,6 +479,13 @@ class Policy:
                          f"{info['evictions']} evicted",
         }
 
+
+
+def _field_of(template: Template | None) -> str | None:
+    """The field a template is made of alone ("{ip}"), if it is."""
+    if template is None or len(parts := template.parts) != 1 or parts[0][0]:
+        return None
+    return parts[0][1]
 
 
 def _group_template(rule: Rule) -> Template | None:

@@ -112,11 +112,16 @@ class Table(Generic[V]):
             evicted.append((old_key, old))
         return evicted
 
-    def touch(self, rule: str, key: str, *, newest: bool = True) -> None:
-        """``key`` changed (and, if ``newest``, was just used)."""
+    def use(self, rule: str, key: str, *, newest: bool = True) -> V | None:
+        """:meth:`get`, for a value about to change: its row is marked dirty (and, if
+        ``newest``, it becomes the most recently used)."""
+        rows = self.rows.get(rule)
+        if rows is None or (value := rows.get(key)) is None:
+            return None
         if newest:
-            self.rows[rule].move_to_end(key)
+            rows.move_to_end(key)
         self.dirty.add(self._kv[rule][key])
+        return value
 
     def pop(self, rule: str, key: str) -> V | None:
         self._forget(rule, key)
