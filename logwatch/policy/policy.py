@@ -132,12 +132,13 @@ class Policy:
     def _reset(self) -> None:
         self._dirty: set[str] = set()
         self._status_written: dict[str, str] = {}
-        self.windows: Table[deque[float]] = Table("t", self.max_keys, self._dirty, _window_text,
-                                                  deque)
+        #: the keys the last save wrote (written again if its transaction rolls back)
+        self._unconfirmed: list[str] = []
+        self.windows: Table[deque[float]] = Table("t", self.max_keys, _window_text, deque)
         self.suppressions: Table[Suppression] = Table(
-            "d", self.max_keys, self._dirty, Suppression.saved_text, lambda d: Suppression(**d))
+            "d", self.max_keys, Suppression.saved_text, lambda d: Suppression(**d))
         self.incidents: Table[Incident] = Table(
-            "r", self.max_keys, self._dirty, Incident.saved_text, lambda d: Incident(**d))
+            "r", self.max_keys, Incident.saved_text, lambda d: Incident(**d))
         self._table_of: dict[str, Table[Any]] = {t.kind: t for t in self._tables()}
         #: what :meth:`save` writes for a dirty kv key, by the key's first part
         self._forms: dict[str, Callable[[str], str | None]] = {
@@ -408,9 +409,18 @@ class Policy:
         ``status=False`` leaves the lines ``logwatch status`` shows for a later save
         (:attr:`status_stale` says one is due): they cost a pass over every live key.
         """
+        # the tables' rows are found from their changes; any other key (counters, storms,
+        # rows to delete, a failed save's) from what is live
         text_of = self._text_of
-        put_texts(conn, NS, [(kv_key, text_of(kv_key)) for kv_key in sorted(self._dirty)])
+        texts = {kv_key: text_of(kv_key) for kv_key in self._dirty}
+        for table in self._tables():
+            texts.update(table.saved_texts())
+        rows = sorted(texts.items())  # in key order: the B-tree's pages one after another
+        self._unconfirmed = [kv_key for kv_key, _ in rows]
         self._dirty.clear()
+        for table in self._tables():
+            table.changed.clear()
+        put_texts(conn, NS, rows)
         self.status_stale = not status
         if status:
             self.save_status(conn)
@@ -431,15 +441,12 @@ class Policy:
     @property
     def changed(self) -> int:
         """How many rows the next :meth:`save` writes (its cost)."""
-        return len(self._dirty)
+        return len(self._dirty) + sum(len(table.changed) for table in self._tables())
 
-    def unsaved(self) -> frozenset[str]:
-        """The keys the next :meth:`save` writes (kept to hand to :meth:`save_failed`)."""
-        return frozenset(self._dirty)
-
-    def save_failed(self, keys: frozenset[str]) -> None:
-        """The transaction of a :meth:`save` rolled back (disk full): write ``keys`` again."""
-        self._dirty.update(keys)
+    def save_failed(self) -> None:
+        """The transaction of the last :meth:`save` rolled back (disk full): what it wrote is
+        written again by the next (its rows' live state then, whatever it is)."""
+        self._dirty.update(self._unconfirmed)
         self._status_written.clear()
 
     def save_status(self, conn: sqlite3.Connection) -> None:

@@ -71,13 +71,15 @@ class Table(Generic[V]):
     Rows saved as ``kind/rule/key`` by earlier versions are loaded and rewritten this way.
     """
 
-    def __init__(self, kind: str, cap: int, dirty: set[str],
-                 text: Callable[[V], str], load: Callable[[Any], V]) -> None:
+    def __init__(self, kind: str, cap: int, text: Callable[[V], str],
+                 load: Callable[[Any], V]) -> None:
         self.kind = kind
         #: the first part of its rows' kv keys
         self.kv_kind = kind.upper()
         self.cap = cap
-        self.dirty = dirty
+        #: the rows changed since the last :meth:`saved_texts`: kv key -> the live value, or
+        #: ``None`` for a row to delete (a save finds what to write without looking it up)
+        self.changed: dict[str, V | None] = {}
         #: a row's saved text (what :func:`encode` writes of its saved form)
         self.text = text
         self.load = load
@@ -102,7 +104,7 @@ class Table(Generic[V]):
         else:
             rows.move_to_end(key)
         rows[key] = value
-        self.dirty.add(kv_key)
+        self.changed[kv_key] = value
         if len(rows) <= self.cap:
             return []
         evicted = []
@@ -120,13 +122,19 @@ class Table(Generic[V]):
             return None
         if newest:
             rows.move_to_end(key)
-        self.dirty.add(self._kv[rule][key])
+        self.changed[self._kv[rule][key]] = value
         return value
 
     def pop(self, rule: str, key: str) -> V | None:
         self._forget(rule, key)
         rows = self.rows.get(rule)
         return None if rows is None else rows.pop(key, None)
+
+    def saved_texts(self) -> list[tuple[str, str | None]]:
+        """What to store under each changed kv key (``None``: delete it)."""
+        text = self.text
+        return [(kv_key, None if value is None else text(value))
+                for kv_key, value in self.changed.items()]
 
     def saved_text(self, kv_key: str) -> str | None:
         """What to store under one of this table's dirty kv keys (``None``: delete it)."""
@@ -142,8 +150,8 @@ class Table(Generic[V]):
         kind, _, rest = kv_key.partition("/")
         if kind == self.kind:
             rule, _, key = rest.partition("/")
-            self.rows.setdefault(rule, OrderedDict())[key] = self.load(saved)
-            self.dirty.add(self._born(rule, key))
+            value = self.rows.setdefault(rule, OrderedDict())[key] = self.load(saved)
+            self.changed[self._born(rule, key)] = value
             return
         birth, rule, key = rest.split("/", 2)
         self.rows.setdefault(rule, OrderedDict())[key] = self.load(saved)
@@ -170,7 +178,7 @@ class Table(Generic[V]):
         kv_key = self._kv.get(rule, _NONE).pop(key, None)
         if kv_key is not None:
             del self._live[kv_key]
-            self.dirty.add(kv_key)
+            self.changed[kv_key] = None
 
     def due(self, rule: str, is_due: Callable[[V], bool]) -> list[tuple[str, V]]:
         """The oldest entries of ``rule`` for which ``is_due`` holds, up to the first that not."""

@@ -508,6 +508,34 @@ class TestState:
             assert "live keys" in get_values(conn, STATUS_NS)
         state.close()
 
+    def test_a_save_rolled_back_is_written_again_by_the_next(self, config: Config) -> None:
+        """A commit that failed (disk full) after the policy's save: ``save_failed`` makes
+        the next save write those rows again, as they are then, with what changed since."""
+        feeder, twin = Feeder(Policy(config)), Feeder(Policy(config))
+        for f in (feeder, twin):
+            for i in range(7):  # windows of two addresses, 4 and 3 hits
+                f.hit(i, f"10.0.0.{i % 2}")
+        state = State(config.settings.state_dir)
+        conn = state.conn
+        conn.execute("BEGIN IMMEDIATE")
+        feeder.policy.save(conn)
+        conn.execute("ROLLBACK")  # the COMMIT failed
+        feeder.policy.save_failed()
+        for f in (feeder, twin):
+            f.hit(8, "10.0.0.0")  # the 5th: an alert, a dedup window instead of the window
+            f.hit(9, "10.0.0.3")
+        with state.transaction() as conn:
+            assert get_values(conn, NS) == {}
+            feeder.policy.save(conn)
+            rows = get_values(conn, NS)
+        state.close()
+        other = State(config.settings.state_dir.parent / "twin")
+        with other.transaction() as conn:
+            twin.policy.save(conn)
+            assert rows == get_values(conn, NS)
+        other.close()
+        assert len(saved_keys(rows, "T")) == 2 and len(saved_keys(rows, "D")) == 1
+
     def test_rows_are_stored_in_the_order_they_were_born(self, config: Config) -> None:
         """The kv table's order is the rows' creation order, not their addresses: what a
         commit changes sits together at the end of the tree (few pages to write)."""
