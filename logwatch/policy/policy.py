@@ -81,7 +81,8 @@ class _Plan:
     """What feeding one rule's hits needs, worked out once: most hits never fire.
 
     A key template that names only the rule's own fields renders from ``hit.fields``
-    directly, without building the whole :func:`template_values` mapping.
+    directly, without building the whole :func:`template_values` mapping; one that
+    names only values fixed for the rule (``{host}``) is rendered here, once.
     """
 
     rule: Rule
@@ -90,6 +91,8 @@ class _Plan:
     group_plain: bool
     #: the group is one of the rule's fields, "{ip}" (the usual key): its name
     group_field: str | None
+    #: the group key of every hit, if it depends on none ("" without a group)
+    group_key: str | None
     #: the rule has incidents (``resolve`` or ``quiet``)
     incidents: bool
     #: the threshold's ``by`` is the group template: its key is the group key
@@ -101,13 +104,17 @@ class _Plan:
     last: bool
 
     @classmethod
-    def of(cls, rule: Rule) -> _Plan:
+    def of(cls, rule: Rule, hostname: str) -> _Plan:
         group = _group_template(rule)
         by = rule.threshold.by if rule.threshold is not None else None
         used = rule.title.fields | rule.message.fields
         within = format_duration(rule.threshold.within) if rule.threshold else ""
         plain = group is None or not group.fields & BUILTIN_VALUES
-        return cls(rule, group, plain, _field_of(group) if plain else None,
+        # what template_values gives every hit of the rule alike (and over its fields)
+        fixed = {"host": hostname, "rule": rule.id, "severity": rule.severity}
+        key = "" if group is None else group.render(fixed) if group.fields <= fixed.keys() \
+            else None
+        return cls(rule, group, plain, _field_of(group) if plain else None, key,
                    rule.resolve is not None or rule.quiet is not None,
                    by is not None and by == group,
                    by is None or not by.fields & BUILTIN_VALUES,
@@ -126,7 +133,7 @@ class Policy:
         self.clock = clock
         self.max_keys = max_keys
         self.rules: dict[str, Rule] = {r.id: r for r in config.rules}
-        self._plans = {r.id: _Plan.of(r) for r in config.rules}
+        self._plans = {r.id: _Plan.of(r, config.settings.hostname) for r in config.rules}
         self._reset()
 
     def _reset(self) -> None:
@@ -178,8 +185,9 @@ class Policy:
         counters.hits[rule_id] += 1
         self._dirty.add("c")
         out: list[Alert] = []
-        field = plan.group_field
-        group = self._group(rule, hit, plan) if field is None else hit.fields.get(field) or ""
+        if (group := plan.group_key) is None:  # else _group, with the usual case written out
+            field = plan.group_field
+            group = self._group(rule, hit, plan) if field is None else hit.fields.get(field) or ""
         if plan.incidents and (incident := self.incidents.use(rule_id, group)) is not None:
             incident.last = t
         if rule.fleet is not None and self._fleet_feed(rule, hit, t, out):
@@ -246,6 +254,10 @@ class Policy:
 
     def _group(self, rule: Rule, hit: Hit, plan: _Plan) -> str:
         """The key dedup, incidents and digests use: dedup ``by``, else threshold ``by``."""
+        if plan.group_key is not None:
+            return plan.group_key
+        if plan.group_field is not None:
+            return hit.fields.get(plan.group_field) or ""
         if plan.group is None:
             return ""
         return self._render_key(plan.group, plan.group_plain, rule, hit)

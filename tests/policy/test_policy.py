@@ -249,6 +249,26 @@ class TestDedup:
         assert summaries[0].id != summaries[1].id
 
 
+    @pytest.mark.parametrize(("by", "alerts", "key"), [
+        ("{host}", 1, "web-1"),               # the same for every hit: worked out once
+        ("{rule}:{severity}", 1, "ssh:warning"),
+        ("{host} {ip}", 2, "web-1 1.1.1.1"),  # a built-in value and a field
+        ("{user}@{ip}", 2, "root@1.1.1.1"),
+        ("{ip}", 2, "1.1.1.1"),
+    ])
+    def test_keys_of_built_in_values_and_fields(self, tmp_path: Path, by: str, alerts: int,
+                                                key: str) -> None:
+        """Two addresses, three hits each: one key for all of them or one per address."""
+        config = make_config(tmp_path, rule(f'dedup = {{ by = "{by}", for = "1h" }}'))
+        feeder = Feeder(Policy(config))
+        for i in range(6):
+            feeder.hit(i, f"{1 + i % 2}.{1 + i % 2}.{1 + i % 2}.{1 + i % 2}")
+        feeder.tick(3700)
+        assert kinds(feeder.alerts) == ["alert"] * alerts + ["summary"] * alerts
+        assert feeder.alerts[alerts].fields == {"key": key}
+        assert sum(a.count for a in feeder.alerts) == 6
+
+
 class TestBoundedKeys:
     """Live keys are capped per rule; the oldest go first and are counted."""
 
