@@ -141,6 +141,9 @@ class Policy:
         self._status_written: dict[str, str] = {}
         #: the keys the last save wrote (written again if its transaction rolls back)
         self._unconfirmed: list[str] = []
+        #: the hits the open dedup windows hold back, kept as they change (``logwatch status``
+        #: shows it; summing the windows each second cost a pass over thousands of them)
+        self._suppressed_open = 0
         self.windows: Table[deque[float]] = Table("t", self.max_keys, _window_text, deque)
         self.suppressions: Table[Suppression] = Table(
             "d", self.max_keys, Suppression.saved_text, lambda d: Suppression(**d))
@@ -197,6 +200,7 @@ class Policy:
                 held := self.suppressions.use(rule_id, group, newest=False)) is not None:
             if t <= held.until:
                 held.count(hit.line.text, t)
+                self._suppressed_open += 1
                 return out
             out += self._close(rule_id, group, held, held.until)  # tick has not run yet
         th = rule.threshold
@@ -288,6 +292,7 @@ class Policy:
     def _close(self, rule_id: str, key: str, held: Suppression, when: float) -> list[Alert]:
         """End a dedup window; a summary alert if it held anything back."""
         self.suppressions.pop(rule_id, key)
+        self._suppressed_open -= held.suppressed
         rule = self.rules.get(rule_id)
         if rule is None or not (held.suppressed or self.fleet is not None):
             return []
@@ -382,6 +387,8 @@ class Policy:
             except (TypeError, ValueError, KeyError, IndexError):
                 log.warning("policy: unreadable saved state %r dropped", kv_key)
                 self._dirty.add(kv_key)
+        self._suppressed_open = sum(held.suppressed for rows in self.suppressions.rows.values()
+                                    for held in rows.values())
         self.windows.sort(lambda w: w[-1] if w else 0.0)
         self.suppressions.sort(lambda s: s.until)
         self.incidents.sort(lambda i: i.last)
@@ -479,8 +486,7 @@ class Policy:
                           "incidents": len(self.incidents)},
             "max_keys_per_rule": self.max_keys,
             "evictions": self.counters.evictions,
-            "suppressed_open": sum(s.suppressed for rows in self.suppressions.rows.values()
-                                   for s in rows.values()),
+            "suppressed_open": self._suppressed_open,
             "hits": sum(self.counters.hits.values()),
             "below_threshold": sum(self.counters.below.values()),
         }

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from logwatch.config import Config, load_config
@@ -299,6 +299,32 @@ class TestBoundedKeys:
         assert feeder.policy.status()["evictions"] == 1
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 5), st.sampled_from(
+    ["hit", "hit", "hit", "resolve", "tick", "restart"])), max_size=40))
+@example([(0, 0, "hit"), (0, 1, "hit"), (0, 0, "restart"), (0, 1, "hit")])
+def test_the_hits_held_back_shown_are_those_of_the_open_windows(
+        tmp_path: Path, steps: list[tuple[int, int, str]]) -> None:
+    """``logwatch status``'s "hits suppressed so far", kept as windows count, end, are
+    pushed out (room for 3), resolved and reloaded, is the sum over the open windows."""
+    extra = ('dedup = { by = "{ip}", for = "2m" }\n'
+             "resolve = 'Accepted password for (?P<user>\\S+) from (?P<ip>\\S+)'")
+    config = make_config(tmp_path / str(len(list(tmp_path.iterdir()))), rule(extra))
+    feeder = Feeder(Policy(config, max_keys=3))
+    t = 0.0
+    for ip, dt, what in steps:
+        t += dt * 20
+        if what == "tick":
+            feeder.tick(t)
+        elif what == "restart":
+            feeder = TestState.restart(config, feeder)
+        else:
+            feeder.hit(t, f"10.0.0.{ip}", kind="resolve" if what == "resolve" else "match")
+        windows = feeder.policy.suppressions.rows.values()
+        assert feeder.policy.status()["suppressed_open"] == sum(
+            held.suppressed for rows in windows for held in rows.values())
+
+
 class TestStorm:
     """Above ``rate`` alerts per ``per`` for a destination: one digest per ``digest_every``."""
 
@@ -444,7 +470,8 @@ class TestState:
                  'dedup = { by = "{ip}", for = "1h" }')
         return make_config(tmp_path, rule(extra), rate=5)
 
-    def restart(self, config: Config, feeder: Feeder) -> Feeder:
+    @staticmethod
+    def restart(config: Config, feeder: Feeder) -> Feeder:
         """Save, close, open the database again, load into a new policy."""
         state = State(config.settings.state_dir)
         with state.transaction() as conn:
