@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from logwatch.models import Alert
 
@@ -19,3 +23,21 @@ def test_alert_json_round_trip_keeps_every_field() -> None:
                     "fields": {"ip": "1.2.3.4"}, "count": 3, "to": ["oncall", "ops"]}
     assert "é" in alert.to_json()  # not escaped: the outbox keeps text as it is
     assert Alert.from_json(alert.to_json()) == alert
+
+
+_TEXT = st.text(st.characters(codec=None), max_size=20)
+
+
+@given(_TEXT, _TEXT, st.floats(), st.dictionaries(_TEXT, _TEXT, max_size=3),
+       st.integers(), st.lists(_TEXT, max_size=3))
+def test_alert_json_is_what_json_dumps_writes(title: str, line: str, t: float,
+                                              fields: dict[str, str], count: int,
+                                              to: list[str]) -> None:
+    """The outbox form, byte for byte, is ``json.dumps`` of the fields in their order (the
+    senders' cache of queued alerts is keyed by it): hostile text, odd floats, big ints."""
+    alert = Alert(id="a1", kind="alert", rule="r", severity="info", title=title, message=title,
+                  source="s", host="h", time=t, line=line, fields=fields, count=count,
+                  to=tuple(to))
+    data = {f.name: getattr(alert, f.name) for f in dataclasses.fields(Alert)}
+    data["fields"] = dict(fields)
+    assert alert.to_json() == json.dumps(data, ensure_ascii=False, separators=(",", ":"))

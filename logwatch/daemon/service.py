@@ -539,7 +539,6 @@ class Service:
         status = now - self._last_status >= STATUS_EVERY
         delay = COMMIT_RETRY[0]
         while True:
-            unsaved = self.policy.unsaved()
             try:
                 with self.state.transaction() as conn:
                     outbox.enqueue(conn, alerts)
@@ -551,7 +550,7 @@ class Service:
                 break
             except (StateError, sqlite3.Error) as exc:
                 # the checkpoint did not move: the lines stay unread on disk, nothing is lost
-                self.policy.save_failed(unsaved)
+                self.policy.save_failed()
                 if self.should_exit:
                     log.error("state: %s; stopping with these lines unread: they are read "
                               "again at the next start", exc)

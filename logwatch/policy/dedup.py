@@ -7,11 +7,12 @@ number of hits held back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from logwatch.config import Config
 from logwatch.models import Alert, alert_id
 from logwatch.policy.render import clock_span
+from logwatch.policy.tables import encode, number, open_object
 from logwatch.rules import Rule
 
 #: the sample line kept with a dedup window (for the summary) is cut to this
@@ -30,6 +31,8 @@ class Suppression:
     first: float = 0.0
     last: float = 0.0
     line: str = ""
+    #: the saved text of the fields before ``suppressed``, which never change (made once)
+    head: str = field(default="", repr=False, compare=False)
 
     def count(self, line: str, t: float) -> None:
         """One more hit held back at ``t``; ``line`` is kept as the summary's sample."""
@@ -38,6 +41,18 @@ class Suppression:
         self.suppressed += 1
         self.last = t
         self.line = line[:MAX_SAMPLE]
+
+    def saved_text(self) -> str:
+        """The saved row: ``encode`` of the fields (but :attr:`head`) as a dict, in their order.
+
+        A busy key's row is written again at each commit, its sample line and count
+        changed; what opened the window is encoded only the first time.
+        """
+        if not (head := self.head):
+            head = self.head = open_object({"opener": self.opener, "title": self.title,
+                                            "source": self.source, "until": self.until})
+        return (f'{head},"suppressed":{self.suppressed},"first":{number(self.first)},'
+                f'"last":{number(self.last)},"line":{encode(self.line)}}}')
 
 
 def summary_alert(config: Config, rule: Rule, key: str, held: Suppression, when: float) -> Alert:

@@ -49,10 +49,10 @@ from logwatch.policy.render import (
 )
 from logwatch.policy.resolve import Incident, quiet_over, resolved_alert
 from logwatch.policy.storm import Storm, Storms
-from logwatch.policy.tables import Counters, Table, encode, flat
+from logwatch.policy.tables import Counters, Table, encode
 from logwatch.policy.threshold import Thresholds
 from logwatch.rules import Rule
-from logwatch.state import get_values, put_text, put_values
+from logwatch.state import get_values, put_texts, put_values
 from logwatch.template import Template
 
 if TYPE_CHECKING:  # loaded only with [fleet]
@@ -81,12 +81,20 @@ class _Plan:
     """What feeding one rule's hits needs, worked out once: most hits never fire.
 
     A key template that names only the rule's own fields renders from ``hit.fields``
-    directly, without building the whole :func:`template_values` mapping.
+    directly, without building the whole :func:`template_values` mapping; one that
+    names only values fixed for the rule (``{host}``) is rendered here, once.
     """
 
+    rule: Rule
     #: dedup ``by``, else threshold ``by``: the rule's key (see ``Policy._group``)
     group: Template | None
     group_plain: bool
+    #: the group is one of the rule's fields, "{ip}" (the usual key): its name
+    group_field: str | None
+    #: the group key of every hit, if it depends on none ("" without a group)
+    group_key: str | None
+    #: the rule has incidents (``resolve`` or ``quiet``)
+    incidents: bool
     #: the threshold's ``by`` is the group template: its key is the group key
     same_key: bool
     by_plain: bool
@@ -96,12 +104,18 @@ class _Plan:
     last: bool
 
     @classmethod
-    def of(cls, rule: Rule) -> _Plan:
+    def of(cls, rule: Rule, hostname: str) -> _Plan:
         group = _group_template(rule)
         by = rule.threshold.by if rule.threshold is not None else None
         used = rule.title.fields | rule.message.fields
         within = format_duration(rule.threshold.within) if rule.threshold else ""
-        return cls(group, group is None or not group.fields & BUILTIN_VALUES,
+        plain = group is None or not group.fields & BUILTIN_VALUES
+        # what template_values gives every hit of the rule alike (and over its fields)
+        fixed = {"host": hostname, "rule": rule.id, "severity": rule.severity}
+        key = "" if group is None else group.render(fixed) if group.fields <= fixed.keys() \
+            else None
+        return cls(rule, group, plain, _field_of(group) if plain else None, key,
+                   rule.resolve is not None or rule.quiet is not None,
                    by is not None and by == group,
                    by is None or not by.fields & BUILTIN_VALUES,
                    within if "within" in used else None, "first" in used, "last" in used)
@@ -119,17 +133,22 @@ class Policy:
         self.clock = clock
         self.max_keys = max_keys
         self.rules: dict[str, Rule] = {r.id: r for r in config.rules}
-        self._plans = {r.id: _Plan.of(r) for r in config.rules}
+        self._plans = {r.id: _Plan.of(r, config.settings.hostname) for r in config.rules}
         self._reset()
 
     def _reset(self) -> None:
         self._dirty: set[str] = set()
         self._status_written: dict[str, str] = {}
-        self.windows: Table[deque[float]] = Table("t", self.max_keys, self._dirty, list, deque)
+        #: the keys the last save wrote (written again if its transaction rolls back)
+        self._unconfirmed: list[str] = []
+        #: the hits the open dedup windows hold back, kept as they change (``logwatch status``
+        #: shows it; summing the windows each second cost a pass over thousands of them)
+        self._suppressed_open = 0
+        self.windows: Table[deque[float]] = Table("t", self.max_keys, _window_text, deque)
         self.suppressions: Table[Suppression] = Table(
-            "d", self.max_keys, self._dirty, flat, lambda d: Suppression(**d))
+            "d", self.max_keys, Suppression.saved_text, lambda d: Suppression(**d))
         self.incidents: Table[Incident] = Table(
-            "r", self.max_keys, self._dirty, flat, lambda d: Incident(**d))
+            "r", self.max_keys, Incident.saved_text, lambda d: Incident(**d))
         self._table_of: dict[str, Table[Any]] = {t.kind: t for t in self._tables()}
         #: what :meth:`save` writes for a dirty kv key, by the key's first part
         self._forms: dict[str, Callable[[str], str | None]] = {
@@ -144,40 +163,68 @@ class Policy:
     # -- feeding --------------------------------------------------------------
 
     def feed(self, hit: Hit) -> list[Alert]:
-        """The alerts ``hit`` causes now; ``hit.line.time`` (if set) is its event time."""
-        rule = self.rules.get(hit.rule)
-        if rule is None:  # a hit from before a reload that removed its rule
+        """The alerts ``hit`` causes now; ``hit.line.time`` (if set) is its event time.
+
+        Called for every hit, most of which change a window and return nothing: the
+        usual steps are written out here rather than in calls of their own.
+        """
+        plan = self._plans.get(hit.rule)
+        if plan is None:  # a hit from before a reload that removed its rule
             log.debug("policy: no rule %r any more; hit ignored", hit.rule)
             return []
-        t = self._event_time(hit)
+        rule = plan.rule
+        # event time, monotonic, so each rule's live keys stay ordered by time (oldest first)
+        t = hit.line.time
+        if t is None:
+            t = self.clock()
+        counters = self.counters
+        if t < counters.latest:
+            t = counters.latest
+        else:
+            counters.latest = t
         if hit.kind == "resolve":
             return self._resolve_hit(rule, hit, t)
-        self.counters.hits[rule.id] += 1
+        rule_id = rule.id
+        counters.hits[rule_id] += 1
         self._dirty.add("c")
         out: list[Alert] = []
-        plan = self._plans[rule.id]
-        group = self._group(rule, hit, plan)
-        if rule.resolve is not None or rule.quiet is not None:  # else it has no incidents
-            self._touch_incident(rule, group, t)
-        if rule.fleet is not None and self.fleet is not None:
-            fleet_key = self._render_key(rule.fleet.by, False, rule, hit)
-            alerts, fleet_fired = self.fleet.feed(rule, fleet_key, hit, t)
-            out += [a for alert in alerts for a in self._route(alert, fleet_key, alert.title)]
-            if rule.threshold is None:  # only the fleet's count fires this rule
-                if not fleet_fired:
-                    self._below(rule.id, 1)
-                return out
-        held = self.suppressions.get(rule.id, group) if rule.dedup is not None else None
-        if held is not None:
-            if t <= held.until:
-                self._suppress(rule.id, group, held, hit, t)
-                return out
-            out += self._close(rule.id, group, held, held.until)  # tick has not run yet
-        fired = self._threshold(rule, hit, t, group if plan.same_key else None)
-        if fired is None:
+        if (group := plan.group_key) is None:  # else _group, with the usual case written out
+            field = plan.group_field
+            group = self._group(rule, hit, plan) if field is None else hit.fields.get(field) or ""
+        if plan.incidents and (incident := self.incidents.use(rule_id, group)) is not None:
+            incident.last = t
+        if rule.fleet is not None and self._fleet_feed(rule, hit, t, out):
             return out
-        self._fire(rule, plan, hit, t, fired, group, out)
+        # a held hit changes its window, whose place stays by the window's end
+        if rule.dedup is not None and (
+                held := self.suppressions.use(rule_id, group, newest=False)) is not None:
+            if t <= held.until:
+                held.count(hit.line.text, t)
+                self._suppressed_open += 1
+                return out
+            out += self._close(rule_id, group, held, held.until)  # tick has not run yet
+        th = rule.threshold
+        if th is None:
+            self._fire(rule, plan, hit, t, (1, t), group, out)
+            return out
+        key = group if plan.same_key else self._render_key(th.by, plan.by_plain, rule, hit)
+        if (fired := self.thresholds.add(rule_id, th, key, t)) is not None:
+            self._fire(rule, plan, hit, t, fired, group, out)
         return out
+
+    def _fleet_feed(self, rule: Rule, hit: Hit, t: float, out: list[Alert]) -> bool:
+        """Count ``hit`` in the fleet's threshold (its alerts into ``out``); whether that was
+        all there is to do: the rule has no threshold of its own, only the fleet's count."""
+        if rule.fleet is None or self.fleet is None:
+            return False
+        fleet_key = self._render_key(rule.fleet.by, False, rule, hit)
+        alerts, fleet_fired = self.fleet.feed(rule, fleet_key, hit, t)
+        out += [a for alert in alerts for a in self._route(alert, fleet_key, alert.title)]
+        if rule.threshold is not None:
+            return False
+        if not fleet_fired:
+            self._below(rule.id, 1)
+        return True
 
     def _fire(self, rule: Rule, plan: _Plan, hit: Hit, t: float, fired: tuple[int, float],
               group: str, out: list[Alert]) -> None:
@@ -209,19 +256,12 @@ class Policy:
             out.append(hit_alert(self.config, rule, hit, values, title, now=t, count=count,
                                  to=tuple(direct)))
 
-    def _event_time(self, hit: Hit) -> float:
-        # monotonic, so each rule's live keys stay ordered by time (oldest first)
-        t = hit.line.time
-        if t is None:
-            t = self.clock()
-        counters = self.counters
-        if t < counters.latest:
-            return counters.latest
-        counters.latest = t
-        return t
-
     def _group(self, rule: Rule, hit: Hit, plan: _Plan) -> str:
         """The key dedup, incidents and digests use: dedup ``by``, else threshold ``by``."""
+        if plan.group_key is not None:
+            return plan.group_key
+        if plan.group_field is not None:
+            return hit.fields.get(plan.group_field) or ""
         if plan.group is None:
             return ""
         return self._render_key(plan.group, plan.group_plain, rule, hit)
@@ -229,28 +269,10 @@ class Policy:
     def _render_key(self, template: Template, plain: bool, rule: Rule, hit: Hit) -> str:
         if not plain:
             return template.render(template_values(self.config, rule, hit))
-        if len(parts := template.parts) == 1 and not parts[0][0] and parts[0][1] is not None:
+        if (name := _field_of(template)) is not None:
             # "{ip}", the usual key: Template.render without the list and join
-            value = hit.fields.get(parts[0][1])
-            return "" if value is None else str(value)
+            return hit.fields.get(name) or ""
         return template.render(hit.fields)
-
-    def _suppress(self, rule_id: str, key: str, held: Suppression, hit: Hit, t: float) -> None:
-        held.count(hit.line.text, t)
-        self.suppressions.touch(rule_id, key, newest=False)  # order stays by window end
-
-    def _threshold(self, rule: Rule, hit: Hit, t: float,
-                   key: str | None) -> tuple[int, float] | None:
-        """``(hits, first hit time)`` if the hit completes the threshold, else ``None``.
-
-        ``key`` is the threshold's key if the caller has it already.
-        """
-        th = rule.threshold
-        if th is None:
-            return 1, t
-        if key is None:
-            key = self._render_key(th.by, self._plans[rule.id].by_plain, rule, hit)
-        return self.thresholds.add(rule.id, th, key, t)
 
     def _below(self, rule_id: str, hits: int) -> None:
         if hits:
@@ -270,6 +292,7 @@ class Policy:
     def _close(self, rule_id: str, key: str, held: Suppression, when: float) -> list[Alert]:
         """End a dedup window; a summary alert if it held anything back."""
         self.suppressions.pop(rule_id, key)
+        self._suppressed_open -= held.suppressed
         rule = self.rules.get(rule_id)
         if rule is None or not (held.suppressed or self.fleet is not None):
             return []
@@ -277,11 +300,6 @@ class Policy:
         if not held.suppressed:  # fleet: the sender adds other hosts' hits, or skips it
             return [summary]     # (not in any rate)
         return self._route(summary, key, held.title)
-
-    def _touch_incident(self, rule: Rule, key: str, t: float) -> None:
-        if (incident := self.incidents.get(rule.id, key)) is not None:
-            incident.last = t
-            self.incidents.touch(rule.id, key)
 
     def _resolve_hit(self, rule: Rule, hit: Hit, t: float) -> list[Alert]:
         key = self._group(rule, hit, self._plans[rule.id])
@@ -369,6 +387,8 @@ class Policy:
             except (TypeError, ValueError, KeyError, IndexError):
                 log.warning("policy: unreadable saved state %r dropped", kv_key)
                 self._dirty.add(kv_key)
+        self._suppressed_open = sum(held.suppressed for rows in self.suppressions.rows.values()
+                                    for held in rows.values())
         self.windows.sort(lambda w: w[-1] if w else 0.0)
         self.suppressions.sort(lambda s: s.until)
         self.incidents.sort(lambda i: i.last)
@@ -408,16 +428,18 @@ class Policy:
         ``status=False`` leaves the lines ``logwatch status`` shows for a later save
         (:attr:`status_stale` says one is due): they cost a pass over every live key.
         """
+        # the tables' rows are found from their changes; any other key (counters, storms,
+        # rows to delete, a failed save's) from what is live
         text_of = self._text_of
-        gone = []
-        for kv_key in sorted(self._dirty):
-            text = text_of(kv_key)
-            if text is None:
-                gone.append((kv_key, None))
-            else:
-                put_text(conn, NS, kv_key, text)
-        put_values(conn, NS, gone)
+        texts = {kv_key: text_of(kv_key) for kv_key in self._dirty}
+        for table in self._tables():
+            texts.update(table.saved_texts())
+        rows = sorted(texts.items())  # in key order: the B-tree's pages one after another
+        self._unconfirmed = [kv_key for kv_key, _ in rows]
         self._dirty.clear()
+        for table in self._tables():
+            table.changed.clear()
+        put_texts(conn, NS, rows)
         self.status_stale = not status
         if status:
             self.save_status(conn)
@@ -438,15 +460,12 @@ class Policy:
     @property
     def changed(self) -> int:
         """How many rows the next :meth:`save` writes (its cost)."""
-        return len(self._dirty)
+        return len(self._dirty) + sum(len(table.changed) for table in self._tables())
 
-    def unsaved(self) -> frozenset[str]:
-        """The keys the next :meth:`save` writes (kept to hand to :meth:`save_failed`)."""
-        return frozenset(self._dirty)
-
-    def save_failed(self, keys: frozenset[str]) -> None:
-        """The transaction of a :meth:`save` rolled back (disk full): write ``keys`` again."""
-        self._dirty.update(keys)
+    def save_failed(self) -> None:
+        """The transaction of the last :meth:`save` rolled back (disk full): what it wrote is
+        written again by the next (its rows' live state then, whatever it is)."""
+        self._dirty.update(self._unconfirmed)
         self._status_written.clear()
 
     def save_status(self, conn: sqlite3.Connection) -> None:
@@ -467,8 +486,7 @@ class Policy:
                           "incidents": len(self.incidents)},
             "max_keys_per_rule": self.max_keys,
             "evictions": self.counters.evictions,
-            "suppressed_open": sum(s.suppressed for rows in self.suppressions.rows.values()
-                                   for s in rows.values()),
+            "suppressed_open": self._suppressed_open,
             "hits": sum(self.counters.hits.values()),
             "below_threshold": sum(self.counters.below.values()),
         }
@@ -488,9 +506,21 @@ class Policy:
 
 
 
+def _field_of(template: Template | None) -> str | None:
+    """The field a template is made of alone ("{ip}"), if it is."""
+    if template is None or len(parts := template.parts) != 1 or parts[0][0]:
+        return None
+    return parts[0][1]
+
+
 def _group_template(rule: Rule) -> Template | None:
     if rule.dedup is not None:
         return rule.dedup.by
     if rule.threshold is not None:
         return rule.threshold.by
     return None
+
+
+def _window_text(window: deque[float]) -> str:
+    """A threshold window's saved row: its hit times, as ``encode`` writes a list."""
+    return encode(list(window))

@@ -8,10 +8,11 @@ alert goes to every destination the alert went to.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from logwatch.config import Config
 from logwatch.models import Alert, alert_id
+from logwatch.policy.tables import number, open_object
 from logwatch.rules import Rule
 
 
@@ -23,6 +24,15 @@ class Incident:
     title: str
     source: str
     last: float
+    #: the saved text of the fields before ``last``, which never change (made once)
+    head: str = field(default="", repr=False, compare=False)
+
+    def saved_text(self) -> str:
+        """The saved row: ``encode`` of the fields (but :attr:`head`) as a dict, in their order."""
+        if not (head := self.head):
+            head = self.head = open_object({"opener": self.opener, "title": self.title,
+                                            "source": self.source})
+        return f'{head},"last":{number(self.last)}}}'
 
 
 def quiet_over(quiet: float, now: float) -> Callable[[Incident], bool]:

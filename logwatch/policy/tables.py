@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from json import encoder as json_encoder
 from typing import Any, Generic, TypeVar
 
 from logwatch import state
@@ -19,22 +18,20 @@ V = TypeVar("V")
 _NONE: dict[str, Any] = {}
 
 
-def _row_encoder() -> Callable[[Any], str]:
-    """:func:`logwatch.state.encode`, the same text, for less: ``JSONEncoder.encode`` builds
-    its C encoder again at each call, a good part of the cost of a small row."""
-    # not in typeshed: the C accelerator's constructor (None if _json did not build)
-    make = getattr(json_encoder, "c_make_encoder", None)
-    if make is None:
-        return state.encode
-    # JSONEncoder(separators=(",", ":"), check_circular=False)'s arguments, as it passes them
-    chunks = make(None, json_encoder.JSONEncoder().default, json_encoder.encode_basestring_ascii,
-                  None, ":", ",", False, False, True)
-    join = "".join
-    return lambda value: join(chunks(value, 0))
+#: a saved row's text (compact JSON, ASCII): :func:`logwatch.state.encode`
+encode = state.encode
 
 
-#: a saved row's text (compact JSON, ASCII, as :func:`logwatch.state.encode` writes it)
-encode = _row_encoder()
+def number(value: float) -> str:
+    """:func:`encode` of a number, for less: ``repr`` writes a finite one the same way."""
+    text = repr(value)
+    return text if text[-1].isdigit() else encode(value)  # inf, nan: JSON's extensions
+
+
+def open_object(values: dict[str, Any]) -> str:
+    """:func:`encode` of ``values`` without its closing brace, for more keys to follow:
+    the part of a row that never changes, encoded once."""
+    return encode(values)[:-1]
 
 
 def flat(obj: Any) -> dict[str, Any]:
@@ -74,14 +71,17 @@ class Table(Generic[V]):
     Rows saved as ``kind/rule/key`` by earlier versions are loaded and rewritten this way.
     """
 
-    def __init__(self, kind: str, cap: int, dirty: set[str],
-                 dump: Callable[[V], Any], load: Callable[[Any], V]) -> None:
+    def __init__(self, kind: str, cap: int, text: Callable[[V], str],
+                 load: Callable[[Any], V]) -> None:
         self.kind = kind
         #: the first part of its rows' kv keys
         self.kv_kind = kind.upper()
         self.cap = cap
-        self.dirty = dirty
-        self.dump = dump
+        #: the rows changed since the last :meth:`saved_texts`: kv key -> the live value, or
+        #: ``None`` for a row to delete (a save finds what to write without looking it up)
+        self.changed: dict[str, V | None] = {}
+        #: a row's saved text (what :func:`encode` writes of its saved form)
+        self.text = text
         self.load = load
         self.rows: dict[str, OrderedDict[str, V]] = {}
         #: per rule: each live row's kv key; and the other way round, for :meth:`saved_form`
@@ -104,7 +104,7 @@ class Table(Generic[V]):
         else:
             rows.move_to_end(key)
         rows[key] = value
-        self.dirty.add(kv_key)
+        self.changed[kv_key] = value
         if len(rows) <= self.cap:
             return []
         evicted = []
@@ -114,16 +114,27 @@ class Table(Generic[V]):
             evicted.append((old_key, old))
         return evicted
 
-    def touch(self, rule: str, key: str, *, newest: bool = True) -> None:
-        """``key`` changed (and, if ``newest``, was just used)."""
+    def use(self, rule: str, key: str, *, newest: bool = True) -> V | None:
+        """:meth:`get`, for a value about to change: its row is marked dirty (and, if
+        ``newest``, it becomes the most recently used)."""
+        rows = self.rows.get(rule)
+        if rows is None or (value := rows.get(key)) is None:
+            return None
         if newest:
-            self.rows[rule].move_to_end(key)
-        self.dirty.add(self._kv[rule][key])
+            rows.move_to_end(key)
+        self.changed[self._kv[rule][key]] = value
+        return value
 
     def pop(self, rule: str, key: str) -> V | None:
         self._forget(rule, key)
         rows = self.rows.get(rule)
         return None if rows is None else rows.pop(key, None)
+
+    def saved_texts(self) -> list[tuple[str, str | None]]:
+        """What to store under each changed kv key (``None``: delete it)."""
+        text = self.text
+        return [(kv_key, None if value is None else text(value))
+                for kv_key, value in self.changed.items()]
 
     def saved_text(self, kv_key: str) -> str | None:
         """What to store under one of this table's dirty kv keys (``None``: delete it)."""
@@ -131,7 +142,7 @@ class Table(Generic[V]):
         if live is None:
             return None  # gone, or born again under another kv key
         rule, key = live
-        return encode(self.dump(self.rows[rule][key]))
+        return self.text(self.rows[rule][key])
 
     def restore(self, kv_key: str, saved: Any) -> None:
         """Load a saved row: ``KIND/BIRTH/rule/key``, or the old ``kind/rule/key``, which is
@@ -139,8 +150,8 @@ class Table(Generic[V]):
         kind, _, rest = kv_key.partition("/")
         if kind == self.kind:
             rule, _, key = rest.partition("/")
-            self.rows.setdefault(rule, OrderedDict())[key] = self.load(saved)
-            self.dirty.add(self._born(rule, key))
+            value = self.rows.setdefault(rule, OrderedDict())[key] = self.load(saved)
+            self.changed[self._born(rule, key)] = value
             return
         birth, rule, key = rest.split("/", 2)
         self.rows.setdefault(rule, OrderedDict())[key] = self.load(saved)
@@ -167,7 +178,7 @@ class Table(Generic[V]):
         kv_key = self._kv.get(rule, _NONE).pop(key, None)
         if kv_key is not None:
             del self._live[kv_key]
-            self.dirty.add(kv_key)
+            self.changed[kv_key] = None
 
     def due(self, rule: str, is_due: Callable[[V], bool]) -> list[tuple[str, V]]:
         """The oldest entries of ``rule`` for which ``is_due`` holds, up to the first that not."""

@@ -29,7 +29,7 @@ class Thresholds:
 
     def add(self, rule_id: str, th: Threshold, key: str, t: float) -> tuple[int, float] | None:
         """``(hits, first hit time)`` if this hit at ``t`` completes the threshold, else None."""
-        window = self.table.get(rule_id, key)
+        window = self.table.use(rule_id, key)  # the newest, marked dirty
         if window is None:
             window = deque((t,))
             for _, old in self.table.put(rule_id, key, window):  # the newest, marked dirty
@@ -41,7 +41,6 @@ class Thresholds:
                 window.popleft()
                 self._below(rule_id, 1)
             window.append(t)
-            self.table.touch(rule_id, key)
         if len(window) < th.count:
             return None
         self.table.pop(rule_id, key)  # these hits are now in the alert's count

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from logwatch.config import Config, load_config
@@ -249,6 +249,26 @@ class TestDedup:
         assert summaries[0].id != summaries[1].id
 
 
+    @pytest.mark.parametrize(("by", "alerts", "key"), [
+        ("{host}", 1, "web-1"),               # the same for every hit: worked out once
+        ("{rule}:{severity}", 1, "ssh:warning"),
+        ("{host} {ip}", 2, "web-1 1.1.1.1"),  # a built-in value and a field
+        ("{user}@{ip}", 2, "root@1.1.1.1"),
+        ("{ip}", 2, "1.1.1.1"),
+    ])
+    def test_keys_of_built_in_values_and_fields(self, tmp_path: Path, by: str, alerts: int,
+                                                key: str) -> None:
+        """Two addresses, three hits each: one key for all of them or one per address."""
+        config = make_config(tmp_path, rule(f'dedup = {{ by = "{by}", for = "1h" }}'))
+        feeder = Feeder(Policy(config))
+        for i in range(6):
+            feeder.hit(i, f"{1 + i % 2}.{1 + i % 2}.{1 + i % 2}.{1 + i % 2}")
+        feeder.tick(3700)
+        assert kinds(feeder.alerts) == ["alert"] * alerts + ["summary"] * alerts
+        assert feeder.alerts[alerts].fields == {"key": key}
+        assert sum(a.count for a in feeder.alerts) == 6
+
+
 class TestBoundedKeys:
     """Live keys are capped per rule; the oldest go first and are counted."""
 
@@ -277,6 +297,32 @@ class TestBoundedKeys:
         out = feeder.hit(3, "c")
         assert [(a.kind, a.count) for a in out] == [("summary", 1), ("alert", 1)]
         assert feeder.policy.status()["evictions"] == 1
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 5), st.sampled_from(
+    ["hit", "hit", "hit", "resolve", "tick", "restart"])), max_size=40))
+@example([(0, 0, "hit"), (0, 1, "hit"), (0, 0, "restart"), (0, 1, "hit")])
+def test_the_hits_held_back_shown_are_those_of_the_open_windows(
+        tmp_path: Path, steps: list[tuple[int, int, str]]) -> None:
+    """``logwatch status``'s "hits suppressed so far", kept as windows count, end, are
+    pushed out (room for 3), resolved and reloaded, is the sum over the open windows."""
+    extra = ('dedup = { by = "{ip}", for = "2m" }\n'
+             "resolve = 'Accepted password for (?P<user>\\S+) from (?P<ip>\\S+)'")
+    config = make_config(tmp_path / str(len(list(tmp_path.iterdir()))), rule(extra))
+    feeder = Feeder(Policy(config, max_keys=3))
+    t = 0.0
+    for ip, dt, what in steps:
+        t += dt * 20
+        if what == "tick":
+            feeder.tick(t)
+        elif what == "restart":
+            feeder = TestState.restart(config, feeder)
+        else:
+            feeder.hit(t, f"10.0.0.{ip}", kind="resolve" if what == "resolve" else "match")
+        windows = feeder.policy.suppressions.rows.values()
+        assert feeder.policy.status()["suppressed_open"] == sum(
+            held.suppressed for rows in windows for held in rows.values())
 
 
 class TestStorm:
@@ -424,7 +470,8 @@ class TestState:
                  'dedup = { by = "{ip}", for = "1h" }')
         return make_config(tmp_path, rule(extra), rate=5)
 
-    def restart(self, config: Config, feeder: Feeder) -> Feeder:
+    @staticmethod
+    def restart(config: Config, feeder: Feeder) -> Feeder:
         """Save, close, open the database again, load into a new policy."""
         state = State(config.settings.state_dir)
         with state.transaction() as conn:
@@ -507,6 +554,34 @@ class TestState:
             assert saved(rows, "T", "ssh", "2.2.2.2") == [T0, T0 + 1]
             assert "live keys" in get_values(conn, STATUS_NS)
         state.close()
+
+    def test_a_save_rolled_back_is_written_again_by_the_next(self, config: Config) -> None:
+        """A commit that failed (disk full) after the policy's save: ``save_failed`` makes
+        the next save write those rows again, as they are then, with what changed since."""
+        feeder, twin = Feeder(Policy(config)), Feeder(Policy(config))
+        for f in (feeder, twin):
+            for i in range(7):  # windows of two addresses, 4 and 3 hits
+                f.hit(i, f"10.0.0.{i % 2}")
+        state = State(config.settings.state_dir)
+        conn = state.conn
+        conn.execute("BEGIN IMMEDIATE")
+        feeder.policy.save(conn)
+        conn.execute("ROLLBACK")  # the COMMIT failed
+        feeder.policy.save_failed()
+        for f in (feeder, twin):
+            f.hit(8, "10.0.0.0")  # the 5th: an alert, a dedup window instead of the window
+            f.hit(9, "10.0.0.3")
+        with state.transaction() as conn:
+            assert get_values(conn, NS) == {}
+            feeder.policy.save(conn)
+            rows = get_values(conn, NS)
+        state.close()
+        other = State(config.settings.state_dir.parent / "twin")
+        with other.transaction() as conn:
+            twin.policy.save(conn)
+            assert rows == get_values(conn, NS)
+        other.close()
+        assert len(saved_keys(rows, "T")) == 2 and len(saved_keys(rows, "D")) == 1
 
     def test_rows_are_stored_in_the_order_they_were_born(self, config: Config) -> None:
         """The kv table's order is the rows' creation order, not their addresses: what a

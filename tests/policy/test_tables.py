@@ -7,8 +7,10 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
+from logwatch.policy.dedup import Suppression
+from logwatch.policy.resolve import Incident
 from logwatch.policy.storm import Storm
-from logwatch.policy.tables import encode
+from logwatch.policy.tables import encode, flat
 from logwatch.state import encode as state_encode
 
 #: what rows hold: hostile text (log lines), floats of any kind, big ints, nesting
@@ -37,3 +39,38 @@ def test_a_storms_saved_text_is_its_saved_form(steps: list[tuple[float, bool]]) 
     loaded = Storm.load(json.loads(storm.saved_text()))
     assert loaded.saved_text() == storm.saved_text()
     assert loaded.count(1_750_000_300, 60) == storm.count(1_750_000_300, 60)
+
+
+#: times as rows hold them: floats (event times), ints (a test's clock), JSON's extensions
+_TIMES = st.floats() | st.integers(-2**60, 2**60)
+_TEXT = st.text(st.characters(codec=None), max_size=40)
+
+
+def _fields(row: Suppression | Incident) -> dict[str, object]:
+    """The saved form of a row as it was before its text was kept: its fields but ``head``."""
+    return {name: value for name, value in flat(row).items() if name != "head"}
+
+
+@given(_TEXT, _TEXT, _TEXT, _TIMES, st.lists(st.tuples(_TEXT, _TIMES), max_size=4))
+def test_a_dedup_windows_saved_text_is_its_fields_encoded(
+        opener: str, title: str, source: str, until: float,
+        hits: list[tuple[str, float]]) -> None:
+    """Same text as the fields encoded as a dict, after each hit held back (the opening
+    fields' text is kept from the first save), and it loads back to the same window."""
+    held = Suppression(opener, title, source, until)
+    assert held.saved_text() == state_encode(_fields(held))
+    for line, t in hits:
+        held.count(line, t)
+        assert held.saved_text() == state_encode(_fields(held))
+    loaded = Suppression(**json.loads(held.saved_text()))
+    assert loaded.saved_text() == held.saved_text()
+
+
+@given(_TEXT, _TEXT, _TEXT, st.lists(_TIMES, min_size=1, max_size=4))
+def test_an_incidents_saved_text_is_its_fields_encoded(
+        opener: str, title: str, source: str, times: list[float]) -> None:
+    incident = Incident(opener, title, source, times[0])
+    for t in times:
+        incident.last = t
+        assert incident.saved_text() == state_encode(_fields(incident))
+    assert Incident(**json.loads(incident.saved_text())).saved_text() == incident.saved_text()
