@@ -283,20 +283,23 @@ def put_values(conn: sqlite3.Connection, ns: str, items: Iterable[tuple[str, Any
         conn.executemany(_UPSERT, upserts)
 
 
-def _one_shot_encoder() -> Callable[[Any], str]:
-    """:data:`_ENCODER`'s ``encode``, without building its C encoder again at every call.
+def one_shot_encoder(encoder: json.JSONEncoder) -> Callable[[Any], str]:
+    """``encoder.encode``, without building its C encoder again at every call.
 
     ``JSONEncoder.encode`` makes a new C encoder (and a closure) per value, which costs
     more than encoding a policy row; without cycle markers the C encoder keeps no state
     between calls, so one serves every value (and every thread). The same C encoder with
-    the same arguments: the same text. Without the C accelerator, ``_ENCODER.encode``.
+    the same arguments: the same text. ``encoder`` has no indent and no cycle check (the
+    values are ours, never circular). Without the C accelerator, ``encoder.encode``.
     """
     make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return _ENCODER.encode
-    one_shot = make(None, _ENCODER.default, json.encoder.encode_basestring_ascii, None,
-                    _ENCODER.key_separator, _ENCODER.item_separator, _ENCODER.sort_keys,
-                    _ENCODER.skipkeys, _ENCODER.allow_nan)
+    if make is None or encoder.indent is not None or encoder.check_circular:
+        return encoder.encode
+    strings = (json.encoder.encode_basestring_ascii if encoder.ensure_ascii
+               else json.encoder.encode_basestring)
+    one_shot = make(None, encoder.default, strings, None, encoder.key_separator,
+                    encoder.item_separator, encoder.sort_keys, encoder.skipkeys,
+                    encoder.allow_nan)
     join = "".join
 
     def encode(value: Any) -> str:
@@ -305,5 +308,5 @@ def _one_shot_encoder() -> Callable[[Any], str]:
     return encode
 
 
-#: the stored (compact JSON) form of a value (see :func:`_one_shot_encoder`)
-encode: Callable[[Any], str] = _one_shot_encoder()
+#: the stored (compact JSON) form of a value (see :func:`one_shot_encoder`)
+encode: Callable[[Any], str] = one_shot_encoder(_ENCODER)
