@@ -396,20 +396,23 @@ class Sender:
             self._pacer.block(time.monotonic() + outcome.pause)
         if self.fleet is not None and prepared is not None:
             self.fleet.settle(prepared, batch, outcome)
-        # the rows, what the destination taught us and the pace: one commit, so none is
-        # kept without the others
-        with self._transaction():
-            if outcome.remember:
-                self._remember(**outcome.remember)
-            self._settle[outcome.verdict](batch, outcome)
-            if self.destination.posts and not self.dry_run:
-                self._remember(pace=self._pacer.save())
+        self._settle_sent(batch, outcome)
         if outcome.verdict != "ok":
             return 0
         metrics.current().delivered(self.name, [r.alert for r in batch])
         return len(batch)
 
     # -- settling ------------------------------------------------------------
+
+    def _settle_sent(self, batch: list[outbox.Row], outcome: Outcome) -> None:
+        """The rows, what the destination taught us and the pace: one commit, so none is
+        kept without the others."""
+        with self._transaction():
+            if outcome.remember:
+                self._remember(**outcome.remember)
+            self._settle[outcome.verdict](batch, outcome)
+            if self.destination.posts and not self.dry_run:
+                self._remember(pace=self._pacer.save())
 
     def _delivered(self, batch: list[outbox.Row], outcome: Outcome) -> None:
         with self._transaction() as conn:

@@ -160,6 +160,9 @@ class Discord:
         self._timeout = timeout
         self._client: Http | None = None
         self._url: httpx.URL | None = None
+        #: the embeds of the alerts last rendered, by alert id, with the alert they are of: the
+        #: one that did not fit goes first in the next message, a retry sends them all again
+        self._embeds: dict[str, tuple[Alert, dict[str, Any], int]] = {}
 
     def __repr__(self) -> str:
         return f"Discord(name={self.name!r})"
@@ -168,8 +171,9 @@ class Discord:
         """Embeds for as many alerts as fit (10 embeds, 6000 characters)."""
         embeds: list[dict[str, Any]] = []
         total = 0
+        last, self._embeds = self._embeds, {}
         for alert in alerts[:MAX_EMBEDS]:
-            embed, size = _sized_embed(alert)
+            embed, size = self._embed(alert, last)
             if embeds and total + size > EMBEDS_TOTAL_MAX:
                 break
             embeds.append(embed)
@@ -178,6 +182,16 @@ class Discord:
         if self.config.username:
             payload["username"] = self.config.username[:80]
         return Message(len(embeds), payload)  # the preview (dry run) is the payload
+
+    def _embed(self, alert: Alert, last: Mapping[str, tuple[Alert, dict[str, Any], int]]
+               ) -> tuple[dict[str, Any], int]:
+        """:func:`_sized_embed` of ``alert``, made again only if the last render did not make
+        it (an embed is never changed once made: the same one may go in two messages)."""
+        made = last.get(alert.id)
+        if made is None or made[0] is not alert:
+            made = (alert, *_sized_embed(alert))
+        self._embeds[alert.id] = made
+        return made[1], made[2]
 
     def send(self, message: Message) -> Outcome:
         """POST with ``?wait=true`` so a 200 means Discord stored the message."""
