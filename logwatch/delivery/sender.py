@@ -30,7 +30,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
 import logwatch.delivery.outbox as outbox
@@ -467,12 +467,14 @@ class Sender:
 
     # -- destination state -----------------------------------------------------
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """A state transaction; one already open is joined, so a send commits once."""
         if self._joined is not None:
-            yield self._joined
-            return
+            return contextlib.nullcontext(self._joined)  # no generator for a join
+        return self._own_transaction()
+
+    @contextmanager
+    def _own_transaction(self) -> Iterator[sqlite3.Connection]:
         saved = self._saved
         try:
             with self.state.transaction() as conn:

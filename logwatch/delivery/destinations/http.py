@@ -50,12 +50,19 @@ USER_AGENT: Final = f"logwatch/{__version__}"
 
 #: the end of a response head (h11 also takes bare newlines)
 _HEAD_END: Final = re.compile(rb"\r?\n\r?\n")
-_STATUS_LINE: Final = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9]{2})(?: [\t\x20-\x7e\x80-\xff]*)?")
+#: the patterns below match possessively (``*+``): a hostile 100 KiB head of blanks costs one
+#: pass, not a backtracking search (Python 3.11's regular expressions)
+_STATUS_LINE: Final = re.compile(
+    rb"HTTP/1\.([01]) ([1-9][0-9]{2})(?: [\t\x20-\x7e\x80-\xff]*+)?\r?\n")
 _VISIBLE: Final = rb"[\x21-\x7e\x80-\xff]"
-_HEADER_LINE: Final = re.compile(
-    rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*((?:" + _VISIBLE + rb"(?:[ \t]*" + _VISIBLE
-    + rb")*)?)[ \t]*")
-_CHUNK_SIZE: Final = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?\r?\n")
+#: one header line: a token, a colon, a value of visible characters and inner blanks
+_FIELD: Final = (rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]++):[ \t]*+((?:" + _VISIBLE
+                 + rb"(?:[ \t]*+" + _VISIBLE + rb")*+)?)[ \t]*+\r?\n")
+_HEADER_FIELD: Final = re.compile(_FIELD)
+#: the header lines of a head, each one a :data:`_HEADER_FIELD` (checked in one pass, then
+#: read in one more: no Python loop over lines)
+_HEADER_BLOCK: Final = re.compile(rb"(?:" + _FIELD + rb")*+")
+_CHUNK_SIZE: Final = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*+(?:;[^\r\n]*+)?\r?\n")
 _CONTENT_LENGTH: Final = re.compile(rb"[0-9]{1,20}")
 #: what a request target and a Host header may hold (httpx's URL percent-encodes the rest)
 _REQUEST_PART: Final = re.compile(rb"[\x21-\x7e]+")
@@ -242,18 +249,14 @@ class _Answer:
             self._need_more()
         if end.start() > MAX_HEAD:
             raise _broken(f"response head over {MAX_HEAD} bytes")
-        lines = bytes(self.buf[:end.start()]).split(b"\n")
+        head = bytes(self.buf[:end.start()]) + b"\n"  # each line ends with its newline
         del self.buf[:end.end()]
-        status = _STATUS_LINE.fullmatch(lines[0].removesuffix(b"\r"))
+        status = _STATUS_LINE.match(head)
         if status is None:
             raise _broken("malformed status line")
-        headers = []
-        for line in lines[1:]:
-            header = _HEADER_LINE.fullmatch(line.removesuffix(b"\r"))
-            if header is None:
-                raise _broken("malformed header line")
-            headers.append((header[1], header[2]))
-        return status[1], int(status[2]), headers
+        if _HEADER_BLOCK.fullmatch(head, status.end()) is None:
+            raise _broken("malformed header line")
+        return status[1], int(status[2]), _HEADER_FIELD.findall(head, status.end())
 
     def _exactly(self, size: int) -> bytes:
         while len(self.buf) < size:

@@ -284,10 +284,14 @@ def test_headers_read_as_httpx_reads_them(odd: bytes) -> None:
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: "
      + b"a" * (http.MAX_HEAD + 10), httpx.RemoteProtocolError),
     (b"HTTP/1.0 200 OK\r\n\r\n" + b"{" * (http.MAX_BODY + 10), httpx.RemoteProtocolError),
+    # blanks that a backtracking pattern would try every way of splitting (minutes, not ms)
+    (b"HTTP/1.1 200 OK\r\nX: " + b" \t" * 40_000 + b"y\x00\r\n\r\n", httpx.RemoteProtocolError),
+    (b"HTTP/1.1 200 " + b" " * 90_000 + b"\x00\r\n\r\n", httpx.RemoteProtocolError),
 ], ids=["closed", "short-body", "garbage", "huge-head", "switching", "huge-body", "header-name",
         "control-in-value", "folded", "http-2", "short-status", "two-lengths", "negative-length",
         "huge-length", "gzip-coding", "bad-chunk-size", "bad-chunk-end", "no-last-chunk",
-        "huge-chunk-line", "huge-chunk", "chunks-over-max", "huge-trailer", "huge-unframed"])
+        "huge-chunk-line", "huge-chunk", "chunks-over-max", "huge-trailer", "huge-unframed",
+        "blank-storm", "blank-reason"])
 def test_broken_answers_are_httpx_errors(scripted: Callable[..., Scripted], answer: bytes,
                                          error: type[Exception]) -> None:
     """What the server breaks is the httpx exception the client raises; the connection is
