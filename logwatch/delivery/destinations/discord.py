@@ -83,6 +83,22 @@ def _markdown_sized(text: str, budget: int) -> tuple[str, int]:
     return cut_sized(text, budget, escape_markdown)
 
 
+#: field names as shown, by name: they are the rules' group names (and "count"), a few
+#: dozen; kept for every sender, forgotten all at once past :data:`NAMES_KEPT`
+_NAMES: dict[str, tuple[str, int]] = {}
+NAMES_KEPT = 512
+
+
+def _field_name(name: str) -> tuple[str, int]:
+    """:func:`_markdown_sized` of a field name, made once per name."""
+    shown = _NAMES.get(name)
+    if shown is None:
+        if len(_NAMES) >= NAMES_KEPT:
+            _NAMES.clear()
+        shown = _NAMES[name] = _markdown_sized(name, FIELD_NAME_MAX)
+    return shown
+
+
 def render_embed(alert: Alert) -> dict[str, Any]:
     """The embed for one alert, within Discord's limits whatever the text."""
     return _sized_embed(alert)[0]
@@ -119,7 +135,7 @@ def _fields(alert: Alert) -> tuple[list[dict[str, Any]], int]:
         items.insert(0, ("count", str(alert.count)))
     fields, size = [], 0
     for name, value in items[:FIELDS_MAX]:
-        shown_name, name_size = _markdown_sized(name, FIELD_NAME_MAX)
+        shown_name, name_size = _field_name(name)
         shown_value, value_size = _markdown_sized(value, FIELD_VALUE_MAX)
         fields.append({"name": shown_name, "value": shown_value, "inline": True})
         size += name_size + value_size

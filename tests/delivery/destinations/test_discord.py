@@ -103,6 +103,20 @@ def test_an_embed_is_made_once_for_the_next_message(monkeypatch: pytest.MonkeyPa
     assert dest.render([other]).payload["embeds"] == [render_embed(other)]
 
 
+def test_field_names_are_escaped_once_and_kept_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A field name is shown escaped, as made anew, however many names come and go."""
+    import logwatch.delivery.destinations.discord as module
+
+    monkeypatch.setattr(module, "NAMES_KEPT", 4)
+    monkeypatch.setattr(module, "_NAMES", {})
+    for n in range(20):
+        name = f"user_{n}*" + "x" * n * 5
+        embed = render_embed(make_alert(fields={name: "v"}))
+        assert embed["fields"][0]["name"] == module._markdown_sized(name, module.FIELD_NAME_MAX)[0]
+        assert len(module._NAMES) <= 4
+    assert render_embed(make_alert(fields={"a_b": "1"}))["fields"][0]["name"] == r"a\_b"
+
+
 def test_severity_colours_and_footer() -> None:
     """Critical is red, resolved is green; the footer names host and rule."""
     assert render_embed(make_alert(severity="critical"))["color"] == 0xE74C3C
