@@ -109,15 +109,30 @@ def pending_count(conn: sqlite3.Connection, destination: str) -> int:
     return int(row[0])
 
 
+#: rows closed by one statement at most (a sender's batch is 20 at most: one statement)
+FINISH_MOST = 100
+_FINISH: dict[int, str] = {}
+
+
 def finish(conn: sqlite3.Connection, seqs: Iterable[int], status: Status,
            reason: str | None = None, *, now: float | None = None) -> None:
     """Close rows: ``delivered``, ``dead`` (``reason`` says why) or ``skipped``."""
     done = time.time() if now is None else now
-    conn.executemany(
-        "UPDATE outbox SET status = ?, error = coalesce(?, error), done = ?, "
-        "attempts = attempts + 1 WHERE seq = ? AND status = 'pending'",
-        [(status, reason, done, seq) for seq in seqs],
-    )
+    every = tuple(seqs)
+    for start in range(0, len(every), FINISH_MOST):
+        part = every[start:start + FINISH_MOST]
+        conn.execute(_finish_sql(len(part)), (status, reason, done, *part))
+
+
+def _finish_sql(count: int) -> str:
+    """The UPDATE that closes ``count`` rows: one statement, one walk of the table's b-tree."""
+    sql = _FINISH.get(count)
+    if sql is None:
+        marks = ",".join("?" * count)
+        sql = _FINISH[count] = (  # only "?" placeholders are formatted in
+            "UPDATE outbox SET status = ?, error = coalesce(?, error), done = ?, "  # noqa: S608
+            f"attempts = attempts + 1 WHERE seq IN ({marks}) AND status = 'pending'")
+    return sql
 
 
 def reschedule(conn: sqlite3.Connection, seq: int, next_try: float, error: str, *,

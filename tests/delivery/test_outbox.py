@@ -86,6 +86,20 @@ def test_finish_closes_the_rows_given_and_only_those(tmp_path: Path) -> None:
     state.close()
 
 
+def test_finish_closes_more_rows_than_one_statement_takes(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows beyond :data:`outbox.FINISH_MOST` are closed by the next statement, all of them."""
+    monkeypatch.setattr(outbox, "FINISH_MOST", 3)
+    state = State(tmp_path)
+    with state.transaction() as conn:
+        outbox.enqueue(conn, [make_alert(n, to=("a",)) for n in range(8)])
+        seqs = [r.seq for r in outbox.pending(conn, "a", 8)]
+        outbox.finish(conn, iter(seqs[:7]), "dead", "gone")
+    assert [r.seq for r in outbox.pending(state.conn, "a", 8)] == seqs[7:]
+    assert outbox.counts(state.conn)["a"]["dead"] == 7
+    state.close()
+
+
 def test_a_row_read_soon_after_it_was_queued_takes_the_queued_alert(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch
                                                                     ) -> None:

@@ -27,7 +27,13 @@ from logwatch.delivery import outbox
 from logwatch.delivery.destinations.discord import Discord
 from logwatch.delivery.destinations.telegram import Telegram, list_chats
 from logwatch.delivery.destinations.types import Window
-from logwatch.delivery.sender import Sender, build_senders, destination_status, send_test
+from logwatch.delivery.sender import (
+    Sender,
+    Signal,
+    build_senders,
+    destination_status,
+    send_test,
+)
 from logwatch.errors import DeliveryError
 from logwatch.models import Alert
 from logwatch.secret import Secret
@@ -668,3 +674,25 @@ def test_cli_send_test_telegram_chats_and_status(
     for result in (ok, bad, chats, hooked, status):
         for secret in (WEBHOOK_TOKEN, BOT_TOKEN, "SECRET"):
             assert secret not in result.stdout + result.stderr
+
+
+def test_a_signal_wakes_its_waiter_once_per_set() -> None:
+    """Set before the wait or during it, a signal wakes one wait and is taken by it; sets
+    that pile up wake once; clear forgets a set; a wait with nothing set times out."""
+    signal_ = Signal()
+    assert not signal_.wait(0.0)
+    signal_.set()
+    signal_.set()
+    assert signal_.is_set()
+    assert signal_.wait(5.0)
+    assert not signal_.is_set()
+    assert not signal_.wait(0.0)
+    signal_.set()
+    signal_.clear()
+    assert not signal_.wait(0.0)
+    woke = threading.Event()
+    waiter = threading.Thread(target=lambda: woke.set() if signal_.wait(30.0) else None)
+    waiter.start()
+    signal_.set()
+    waiter.join(30.0)
+    assert woke.is_set()

@@ -74,6 +74,31 @@ def code_safe(text: str) -> str:
     return _FENCE.sub("`\u200b", text) if "```" in text else text
 
 
+def _markdown_sized(text: str, budget: int) -> tuple[str, int]:
+    """``cut_sized(text, budget, escape_markdown)``, the usual case (short, ASCII) in one pass:
+    an embed has ten such texts or so, and a sender renders a few embeds per POST."""
+    whole = text.translate(_MARKDOWN)
+    if len(whole) <= budget and whole.isascii():
+        return whole, len(whole)
+    return cut_sized(text, budget, escape_markdown)
+
+
+#: field names as shown, by name: they are the rules' group names (and "count"), a few
+#: dozen; kept for every sender, forgotten all at once past :data:`NAMES_KEPT`
+_NAMES: dict[str, tuple[str, int]] = {}
+NAMES_KEPT = 512
+
+
+def _field_name(name: str) -> tuple[str, int]:
+    """:func:`_markdown_sized` of a field name, made once per name."""
+    shown = _NAMES.get(name)
+    if shown is None:
+        if len(_NAMES) >= NAMES_KEPT:
+            _NAMES.clear()
+        shown = _NAMES[name] = _markdown_sized(name, FIELD_NAME_MAX)
+    return shown
+
+
 def render_embed(alert: Alert) -> dict[str, Any]:
     """The embed for one alert, within Discord's limits whatever the text."""
     return _sized_embed(alert)[0]
@@ -81,7 +106,7 @@ def render_embed(alert: Alert) -> dict[str, Any]:
 
 def _sized_embed(alert: Alert) -> tuple[dict[str, Any], int]:
     """:func:`render_embed` and its :func:`embed_size`, each part measured once as it is cut."""
-    title, size = cut_sized(alert.title, TITLE_MAX, escape_markdown)
+    title, size = _markdown_sized(alert.title, TITLE_MAX)
     # footers do not render markdown: plain text
     footer, footer_size = cut_sized(f"{alert.host} · {alert.rule} · {alert.severity}", FOOTER_MAX)
     embed: dict[str, Any] = {
@@ -110,8 +135,8 @@ def _fields(alert: Alert) -> tuple[list[dict[str, Any]], int]:
         items.insert(0, ("count", str(alert.count)))
     fields, size = [], 0
     for name, value in items[:FIELDS_MAX]:
-        shown_name, name_size = cut_sized(name, FIELD_NAME_MAX, escape_markdown)
-        shown_value, value_size = cut_sized(value, FIELD_VALUE_MAX, escape_markdown)
+        shown_name, name_size = _field_name(name)
+        shown_value, value_size = _markdown_sized(value, FIELD_VALUE_MAX)
         fields.append({"name": shown_name, "value": shown_value, "inline": True})
         size += name_size + value_size
     return fields, size
@@ -124,7 +149,7 @@ _FENCES_SIZE = len("".join(_FENCES))
 
 def _description(alert: Alert, room: int) -> tuple[str, int]:
     """The description and its size."""
-    message, size = cut_sized(message_text(alert), min(MESSAGE_MAX, room), escape_markdown)
+    message, size = _markdown_sized(message_text(alert), min(MESSAGE_MAX, room))
     left = room - size - _FENCES_SIZE
     if not alert.line or left < 40:
         return message, size
@@ -160,6 +185,9 @@ class Discord:
         self._timeout = timeout
         self._client: Http | None = None
         self._url: httpx.URL | None = None
+        #: the embeds of the alerts last rendered, by alert id, with the alert they are of: the
+        #: one that did not fit goes first in the next message, a retry sends them all again
+        self._embeds: dict[str, tuple[Alert, dict[str, Any], int]] = {}
 
     def __repr__(self) -> str:
         return f"Discord(name={self.name!r})"
@@ -168,8 +196,9 @@ class Discord:
         """Embeds for as many alerts as fit (10 embeds, 6000 characters)."""
         embeds: list[dict[str, Any]] = []
         total = 0
+        last, self._embeds = self._embeds, {}
         for alert in alerts[:MAX_EMBEDS]:
-            embed, size = _sized_embed(alert)
+            embed, size = self._embed(alert, last)
             if embeds and total + size > EMBEDS_TOTAL_MAX:
                 break
             embeds.append(embed)
@@ -178,6 +207,16 @@ class Discord:
         if self.config.username:
             payload["username"] = self.config.username[:80]
         return Message(len(embeds), payload)  # the preview (dry run) is the payload
+
+    def _embed(self, alert: Alert, last: Mapping[str, tuple[Alert, dict[str, Any], int]]
+               ) -> tuple[dict[str, Any], int]:
+        """:func:`_sized_embed` of ``alert``, made again only if the last render did not make
+        it (an embed is never changed once made: the same one may go in two messages)."""
+        made = last.get(alert.id)
+        if made is None or made[0] is not alert:
+            made = (alert, *_sized_embed(alert))
+        self._embeds[alert.id] = made
+        return made[1], made[2]
 
     def send(self, message: Message) -> Outcome:
         """POST with ``?wait=true`` so a 200 means Discord stored the message."""

@@ -3,18 +3,25 @@
 httpx's client builds a :class:`httpx.Request`, merges headers, runs the connection pool's
 bookkeeping and httpcore's trace hooks, then h11's state machine, for every request; for a
 sender that posts a few times a second to one URL that cost more CPU than everything else it
-does. So, with no proxy in the environment, :class:`Http` goes one layer down httpx's own
-stack: one connection opened by httpcore's network backend (TCP, TLS with httpx's SSL
-context), kept alive as httpx keeps it (closed after :data:`KEEPALIVE_EXPIRY` s idle, or when
-the server closed it), and h11 speaking HTTP/1.1 on it with the request line and headers
-prepared once per URL. Errors are httpx's exceptions, as the client raises them. With a proxy,
-or a transport given (tests), a POST goes through an :class:`httpx.Client` as before.
+does. So, with no proxy in the environment, :class:`Http` keeps one socket of its own (TLS on
+it with httpx's SSL context), kept alive as httpx keeps it (closed after
+:data:`KEEPALIVE_EXPIRY` s idle, or when the server closed it), writes each request whole
+(its head prepared once per URL) and reads the answer with a small, strict HTTP/1.1 parser
+(:class:`_Answer`): a status line, headers within :data:`MAX_HEAD` bytes, a body framed by
+``Content-Length``, ``chunked`` or the end of the connection, within :data:`MAX_BODY` bytes.
+Anything else (garbage, a truncated or over-long answer, a body framing h11 would refuse) is
+an :class:`httpx.RemoteProtocolError` and the connection is dropped: the sender retries.
+Errors are httpx's exceptions, as its client raises them. With a proxy, or a transport given
+(tests), a POST goes through an :class:`httpx.Client`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import select
+import socket
 import ssl
 import threading
 import time
@@ -23,8 +30,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, Protocol
 
-import h11
-import httpcore
 import httpx
 
 from logwatch import __version__
@@ -34,28 +39,33 @@ HTTP_TIMEOUT: Final = 10.0
 #: later, and a request written just as it does is lost without an answer
 KEEPALIVE_EXPIRY: Final = 5.0
 READ_SIZE: Final = 64 * 1024
-#: the longest response head taken (httpcore's limit)
+#: the longest response head taken (httpcore's limit), and the longest chunked trailer
 MAX_HEAD: Final = 100 * 1024
 #: the longest response body taken: Discord's and Telegram's answers are a few hundred
 #: bytes; a server that sends more (or for ever) is broken, not waited out
 MAX_BODY: Final = 1 << 20
+#: the longest chunk-size line taken (a size, and extensions that are ignored)
+MAX_CHUNK_LINE: Final = 1024
 USER_AGENT: Final = f"logwatch/{__version__}"
 
-#: httpcore's and h11's exceptions as the httpx client raises them
-_ERRORS: Final[tuple[tuple[type[Exception], type[httpx.HTTPError]], ...]] = (
-    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
-    (httpcore.ReadTimeout, httpx.ReadTimeout),
-    (httpcore.WriteTimeout, httpx.WriteTimeout),
-    (httpcore.ConnectError, httpx.ConnectError),
-    (httpcore.ReadError, httpx.ReadError),
-    (httpcore.WriteError, httpx.WriteError),
-    (h11.RemoteProtocolError, httpx.RemoteProtocolError),
-    (h11.LocalProtocolError, httpx.LocalProtocolError),
-    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
-    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
-    (httpcore.NetworkError, httpx.NetworkError),
-)
-
+#: the end of a response head (h11 also takes bare newlines)
+_HEAD_END: Final = re.compile(rb"\r?\n\r?\n")
+#: the patterns below match possessively (``*+``): a hostile 100 KiB head of blanks costs one
+#: pass, not a backtracking search (Python 3.11's regular expressions)
+_STATUS_LINE: Final = re.compile(
+    rb"HTTP/1\.([01]) ([1-9][0-9]{2})(?: [\t\x20-\x7e\x80-\xff]*+)?\r?\n")
+_VISIBLE: Final = rb"[\x21-\x7e\x80-\xff]"
+#: one header line: a token, a colon, a value of visible characters and inner blanks
+_FIELD: Final = (rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]++):[ \t]*+((?:" + _VISIBLE
+                 + rb"(?:[ \t]*+" + _VISIBLE + rb")*+)?)[ \t]*+\r?\n")
+_HEADER_FIELD: Final = re.compile(_FIELD)
+#: the header lines of a head, each one a :data:`_HEADER_FIELD` (checked in one pass, then
+#: read in one more: no Python loop over lines)
+_HEADER_BLOCK: Final = re.compile(rb"(?:" + _FIELD + rb")*+")
+_CHUNK_SIZE: Final = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*+(?:;[^\r\n]*+)?\r?\n")
+_CONTENT_LENGTH: Final = re.compile(rb"[0-9]{1,20}")
+#: what a request target and a Host header may hold (httpx's URL percent-encodes the rest)
+_REQUEST_PART: Final = re.compile(rb"[\x21-\x7e]+")
 
 class Answer(Protocol):
     """What the destinations read of a response (an :class:`httpx.Response` is one)."""
@@ -124,83 +134,236 @@ class Reply:
 
 
 class _Route:
-    """What a POST to one URL always sends: the origin, the target and the fixed headers."""
+    """What a POST to one URL always sends: the origin, and the request head but its length."""
 
-    __slots__ = ("headers", "host", "origin", "port", "target", "tls", "url")
+    __slots__ = ("head", "host", "origin", "port", "tls", "url")
 
     def __init__(self, url: httpx.URL) -> None:
         self.url = url
         self.tls = url.scheme == "https"
         self.host = url.raw_host.decode("ascii")
         self.port = url.port or (443 if self.tls else 80)
-        self.target = url.raw_path
         self.origin = (self.tls, self.host, self.port)
-        self.headers: list[tuple[bytes, bytes]] = [
-            (b"Host", url.netloc), (b"Accept", b"*/*"), (b"Accept-Encoding", b"identity"),
-            (b"User-Agent", USER_AGENT.encode()), (b"Content-Type", b"application/json"),
-        ]
+        target, netloc = url.raw_path, url.netloc
+        if not (_REQUEST_PART.fullmatch(target) and _REQUEST_PART.fullmatch(netloc)):
+            # httpx's URL percent-encodes; say nothing of the URL itself (it holds the token)
+            raise httpx.LocalProtocolError("the URL cannot be written as an HTTP request")
+        self.head = b"".join((
+            b"POST ", target, b" HTTP/1.1\r\nHost: ", netloc,
+            b"\r\nAccept: */*\r\nAccept-Encoding: identity\r\nUser-Agent: ", USER_AGENT.encode(),
+            b"\r\nContent-Type: application/json\r\nContent-Length: ",
+        ))
 
-    def request(self, content: bytes) -> h11.Request:
-        """The request head for ``content``."""
-        length = (b"Content-Length", str(len(content)).encode())
-        return h11.Request(method=b"POST", target=self.target, headers=[*self.headers, length])
+    def request(self, content: bytes) -> bytes:
+        """The whole request that POSTs ``content``."""
+        return b"%b%d\r\n\r\n%b" % (self.head, len(content), content)
+
+
+def _connect(route: _Route, context: ssl.SSLContext | None, timeout: float) -> socket.socket:
+    """A socket to ``route``'s origin, TLS on it with ``context`` (None: plain HTTP)."""
+    try:
+        sock = socket.create_connection((route.host, route.port), timeout)
+    except TimeoutError as exc:
+        raise httpx.ConnectTimeout(str(exc) or "timed out") from exc
+    except OSError as exc:
+        raise httpx.ConnectError(str(exc)) from exc
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if context is not None:
+            sock = context.wrap_socket(sock, server_hostname=route.host)
+    except TimeoutError as exc:
+        sock.close()
+        raise httpx.ConnectTimeout(str(exc) or "timed out") from exc
+    except OSError as exc:  # ssl.SSLError included: a certificate refused
+        sock.close()
+        raise httpx.ConnectError(str(exc)) from exc
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _broken(what: str) -> httpx.RemoteProtocolError:
+    """The error for an answer that is not HTTP/1.1 as we take it (no server bytes quoted)."""
+    return httpx.RemoteProtocolError(what)
+
+
+class _Answer:
+    """One response read from a socket, strictly, within :data:`MAX_HEAD` and :data:`MAX_BODY`.
+
+    The whole answer must arrive within ``timeout`` s of the request (plus one read's own
+    timeout): a server dribbling bytes is cut off, not waited out.
+    """
+
+    __slots__ = ("buf", "deadline", "sock")
+
+    def __init__(self, sock: socket.socket, timeout: float) -> None:
+        self.sock = sock
+        self.buf = bytearray()
+        self.deadline = time.monotonic() + timeout
+
+    def read(self) -> tuple[int, list[tuple[bytes, bytes]], bytes, bool]:
+        """(status, raw headers, body, whether the connection can take the next request)."""
+        version, status, headers = self._head()
+        while status < 200:  # interim answers (100 Continue, 103) precede the real one
+            if status == 101:
+                raise _broken("unexpected 101 Switching Protocols from server")
+            version, status, headers = self._head()
+        length, chunked, close = _framing(headers)
+        if status in (204, 304):
+            body = b""
+        elif chunked:
+            body = self._chunked()
+        elif length is not None:
+            if length > MAX_BODY:
+                raise _broken(f"response body over {MAX_BODY} bytes")
+            body = self._exactly(length)
+        else:  # no length: the body ends with the connection (HTTP/1.0 style)
+            return status, headers, self._until_closed(), False
+        return status, headers, body, version == b"1" and not close and not self.buf
+
+    def _more(self) -> bool:
+        """Read what the server sent next; False at the end of the stream."""
+        if time.monotonic() > self.deadline:
+            raise httpx.ReadTimeout("the answer took too long")
+        try:
+            data = self.sock.recv(READ_SIZE)
+        except TimeoutError as exc:
+            raise httpx.ReadTimeout(str(exc) or "timed out") from exc
+        except OSError as exc:
+            raise httpx.ReadError(str(exc)) from exc
+        self.buf += data
+        return bool(data)
+
+    def _need_more(self) -> None:
+        if not self._more():
+            raise _broken("server disconnected before the end of its answer")
+
+    def _head(self) -> tuple[bytes, int, list[tuple[bytes, bytes]]]:
+        """The next head: (minor version, status, raw headers)."""
+        searched = 0
+        while (end := _HEAD_END.search(self.buf, max(searched - 3, 0))) is None:
+            if len(self.buf) > MAX_HEAD:
+                raise _broken(f"response head over {MAX_HEAD} bytes")
+            searched = len(self.buf)
+            self._need_more()
+        if end.start() > MAX_HEAD:
+            raise _broken(f"response head over {MAX_HEAD} bytes")
+        head = bytes(self.buf[:end.start()]) + b"\n"  # each line ends with its newline
+        del self.buf[:end.end()]
+        status = _STATUS_LINE.match(head)
+        if status is None:
+            raise _broken("malformed status line")
+        if _HEADER_BLOCK.fullmatch(head, status.end()) is None:
+            raise _broken("malformed header line")
+        return status[1], int(status[2]), _HEADER_FIELD.findall(head, status.end())
+
+    def _exactly(self, size: int) -> bytes:
+        while len(self.buf) < size:
+            self._need_more()
+        data = bytes(self.buf[:size])
+        del self.buf[:size]
+        return data
+
+    def _line(self, limit: int) -> bytes:
+        """The next line, its newline included, at most ``limit`` bytes."""
+        searched = 0
+        while (end := self.buf.find(b"\n", searched)) < 0:
+            if len(self.buf) > limit:
+                raise _broken(f"line over {limit} bytes in the response body")
+            searched = len(self.buf)
+            self._need_more()
+        if end >= limit:
+            raise _broken(f"line over {limit} bytes in the response body")
+        return self._exactly(end + 1)
+
+    def _chunked(self) -> bytes:
+        body = bytearray()
+        while True:
+            size = _CHUNK_SIZE.fullmatch(self._line(MAX_CHUNK_LINE))
+            if size is None:
+                raise _broken("malformed chunk size")
+            if not (length := int(size[1], 16)):
+                break
+            if len(body) + length > MAX_BODY:
+                raise _broken(f"response body over {MAX_BODY} bytes")
+            data = self._exactly(length + 2)
+            if data[-2:] != b"\r\n":
+                raise _broken("malformed chunk end")
+            body += data[:-2]
+        trailer = 0
+        while (line := self._line(MAX_HEAD)) not in (b"\r\n", b"\n"):
+            trailer += len(line)
+            if trailer > MAX_HEAD:
+                raise _broken(f"response trailer over {MAX_HEAD} bytes")
+        return bytes(body)
+
+    def _until_closed(self) -> bytes:
+        while self._more():
+            if len(self.buf) > MAX_BODY:
+                raise _broken(f"response body over {MAX_BODY} bytes")
+        return bytes(self.buf)
+
+
+def _framing(headers: list[tuple[bytes, bytes]]) -> tuple[int | None, bool, bool]:
+    """(Content-Length or None, chunked, ``Connection: close``), as strictly as h11 reads them:
+    one length however often repeated, ``chunked`` the only transfer coding (it beats a length)."""
+    length: int | None = None
+    chunked = close = False
+    for name, value in headers:
+        key = name.lower()
+        if key == b"content-length":
+            values = {item.strip() for item in value.split(b",")}
+            text = values.pop() if len(values) == 1 else b""
+            if not _CONTENT_LENGTH.fullmatch(text) or length not in (None, int(text)):
+                raise _broken("bad Content-Length")
+            length = int(text)
+        elif key == b"transfer-encoding":
+            if chunked or value.lower() != b"chunked":
+                raise _broken("unsupported Transfer-Encoding")
+            chunked = True
+        elif key == b"connection":
+            close = close or b"close" in {item.strip().lower() for item in value.split(b",")}
+    return (None if chunked else length), chunked, close
 
 
 class _Connection:
-    """One HTTP/1.1 connection: httpcore's network stream, h11's protocol state."""
+    """One HTTP/1.1 connection: a socket, a request written whole, its answer read whole."""
 
     def __init__(self, route: _Route, context: ssl.SSLContext | None, timeout: float) -> None:
         """Connect to ``route``'s origin; ``context``: TLS on it (None: plain HTTP)."""
         self.timeout = timeout
         self.origin = route.origin
-        self.stream = httpcore.SyncBackend().connect_tcp(route.host, route.port, timeout=timeout)
-        if context is not None:
-            try:
-                self.stream = self.stream.start_tls(context, server_hostname=route.host,
-                                                    timeout=timeout)
-            except BaseException:
-                self.stream.close()
-                raise
-        self.protocol = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
+        self.sock = _connect(route, context, timeout)
+        self._poll = select.poll()  # not select(): a daemon's descriptors may pass 1024
+        self._poll.register(self.sock, select.POLLIN)
+        #: the last answer was read whole and leaves the connection open
+        self.kept = True
         self.idle_since = time.monotonic()
 
     def reusable(self, route: _Route) -> bool:
         """Idle, to ``route``'s origin, not expired, and not closed by the server (which an
         idle connection with something to read is)."""
-        return (self.origin == route.origin and self.protocol.our_state is h11.IDLE
+        return (self.origin == route.origin and self.kept
                 and time.monotonic() - self.idle_since < KEEPALIVE_EXPIRY
-                and not self.stream.get_extra_info("is_readable"))
+                and not self._poll.poll(0))
 
-    def post(self, head: h11.Request, content: bytes) -> tuple[int, list[tuple[bytes, bytes]],
-                                                                bytes]:
+    def post(self, request: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """Send one request, read its whole answer: (status, raw headers, body)."""
-        protocol = self.protocol
-        self.stream.write(protocol.send(head) + protocol.send(h11.Data(data=content))
-                          + protocol.send(h11.EndOfMessage()), self.timeout)
-        status, headers, body, size = 0, [], [], 0
-        while True:
-            event = protocol.next_event()
-            if event is h11.NEED_DATA:
-                protocol.receive_data(self.stream.read(READ_SIZE, self.timeout))
-            elif type(event) is h11.Response:
-                status, headers = event.status_code, event.headers.raw_items()
-            elif type(event) is h11.Data:
-                body.append(event.data)
-                size += len(event.data)
-                if size > MAX_BODY:
-                    raise httpx.RemoteProtocolError(f"response body over {MAX_BODY} bytes")
-            elif type(event) is h11.EndOfMessage:
-                break
-            elif type(event) is not h11.InformationalResponse:  # closed, or paused (a 101)
-                raise httpx.RemoteProtocolError(f"unexpected {type(event).__name__} from server")
-        if protocol.our_state is h11.DONE and protocol.their_state is h11.DONE:
-            protocol.start_next_cycle()
-            self.idle_since = time.monotonic()
-        return status, headers, b"".join(body)
+        self.kept = False  # until its answer is read whole
+        try:
+            self.sock.sendall(request)
+        except TimeoutError as exc:
+            raise httpx.WriteTimeout(str(exc) or "timed out") from exc
+        except OSError as exc:
+            raise httpx.WriteError(str(exc)) from exc
+        status, headers, body, self.kept = _Answer(self.sock, self.timeout).read()
+        self.idle_since = time.monotonic()
+        return status, headers, body
 
     def close(self) -> None:
         """Close the socket."""
-        self.stream.close()
+        self.sock.close()
 
 
 class Http:
@@ -230,13 +393,9 @@ class Http:
         if route is None or route.url is not url:
             route = self._route = _Route(url)
         try:
-            status, headers, body = self._connection(route).post(route.request(content),
-                                                                 content)
-        except BaseException as exc:
-            self._drop()
-            for theirs, ours in _ERRORS:
-                if isinstance(exc, theirs):
-                    raise ours(str(exc)) from exc
+            status, headers, body = self._connection(route).post(route.request(content))
+        except BaseException:
+            self._drop()  # an answer not read whole leaves the connection in an unknown state
             raise
         if any(name.lower() == b"content-encoding" for name, _ in headers):
             # asked for none, got some anyway: httpx decodes it

@@ -20,6 +20,7 @@ from logwatch.delivery.destinations.http import Answer, Http
 from logwatch.errors import DeliveryError
 from logwatch.models import Alert
 from logwatch.secret import Secret
+from logwatch.state import one_shot_encoder
 
 # httpx and httpcore log every request at INFO/DEBUG with the full URL, which holds the
 # webhook token or the bot token: keep them quiet whatever the root logger says.
@@ -33,8 +34,10 @@ for _noisy in ("httpx", "httpcore"):
 Verdict = Literal["ok", "retry", "backoff", "reject", "permanent"]
 
 CUT_MARKER = "… [cut]"
-#: the body as httpx's ``json=`` encodes it (compact UTF-8, no NaN), with an encoder made once
-_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+#: the body as httpx's ``json=`` encodes it (compact UTF-8, no NaN), with one C encoder made
+#: once (a payload is ours: no cycle check)
+_JSON = one_shot_encoder(json.JSONEncoder(ensure_ascii=False, separators=(",", ":"),
+                                          allow_nan=False, check_circular=False))
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +195,7 @@ def post_json(http: Http, url: httpx.URL | Secret | str, body: Any, *,
     A sender passes an :func:`endpoint` made once, so that a send parses no URL.
     """
     target = url if isinstance(url, httpx.URL) else endpoint(url)
-    content = _JSON.encode(body).encode()
+    content = _JSON(body).encode()
     # ``from None``: the httpx exception holds the request, URL and token included, and
     # a traceback printed anywhere would show it
     try:

@@ -75,6 +75,48 @@ def test_batches_up_to_ten_embeds_and_6000_characters() -> None:
     assert discord_payload_problems(big.payload) == []
 
 
+def test_an_embed_is_made_once_for_the_next_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The alert that did not fit goes first in the next message, and a retried message is
+    rendered again: their embeds are the ones already made, the same as made anew; another
+    alert under the same id (never in one outbox) is rendered for itself."""
+    import logwatch.delivery.destinations.discord as module
+
+    made: list[str] = []
+    real = module._sized_embed
+
+    def counted(alert: Any) -> tuple[dict[str, Any], int]:
+        made.append(alert.id)
+        return real(alert)
+
+    monkeypatch.setattr(module, "_sized_embed", counted)
+    dest = discord()
+    alerts = [hostile_alert(n) for n in range(5)]
+    first = dest.render(alerts)
+    second = dest.render(alerts[first.count:])
+    assert made.count(alerts[first.count].id) == 1
+    assert second.payload == discord().render(alerts[first.count:]).payload
+    made.clear()
+    assert dest.render(alerts[first.count:]).payload == second.payload
+    assert made == []
+    other = make_alert(first.count)  # the same id, other text
+    assert other.id == alerts[first.count].id
+    assert dest.render([other]).payload["embeds"] == [render_embed(other)]
+
+
+def test_field_names_are_escaped_once_and_kept_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A field name is shown escaped, as made anew, however many names come and go."""
+    import logwatch.delivery.destinations.discord as module
+
+    monkeypatch.setattr(module, "NAMES_KEPT", 4)
+    monkeypatch.setattr(module, "_NAMES", {})
+    for n in range(20):
+        name = f"user_{n}*" + "x" * n * 5
+        embed = render_embed(make_alert(fields={name: "v"}))
+        assert embed["fields"][0]["name"] == module._markdown_sized(name, module.FIELD_NAME_MAX)[0]
+        assert len(module._NAMES) <= 4
+    assert render_embed(make_alert(fields={"a_b": "1"}))["fields"][0]["name"] == r"a\_b"
+
+
 def test_severity_colours_and_footer() -> None:
     """Critical is red, resolved is green; the footer names host and rule."""
     assert render_embed(make_alert(severity="critical"))["color"] == 0xE74C3C

@@ -10,9 +10,16 @@ from hypothesis import strategies as st
 
 from logwatch.config import ConsoleDestination, DiscordDestination
 from logwatch.delivery.destinations.console import render_text
-from logwatch.delivery.destinations.discord import Discord, _description, _sized_embed, embed_size
+from logwatch.delivery.destinations.discord import (
+    Discord,
+    _description,
+    _markdown_sized,
+    _sized_embed,
+    embed_size,
+    escape_markdown,
+)
 from logwatch.delivery.destinations.telegram import Telegram, render_alert
-from logwatch.delivery.destinations.types import utf16_len
+from logwatch.delivery.destinations.types import cut_sized, utf16_len
 from logwatch.secret import Secret
 from tests.fakeapi import make_alert
 
@@ -97,3 +104,12 @@ def test_a_discord_embed_is_measured_as_embed_size_counts_it(
     embed, size = _sized_embed(alert)
     assert size == embed_size(embed)
     assert size <= 6000
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("ab*_`\n<@é\U0001f600\ud800"), max_size=40),
+       st.integers(min_value=12, max_value=45))
+def test_the_quick_markdown_cut_is_the_cut(text: str, budget: int) -> None:
+    """Discord's short-ASCII path gives what :func:`cut_sized` with the escape gives, whatever
+    the text (markdown, non-ASCII, astral, a lone surrogate) and however near the budget."""
+    assert _markdown_sized(text, budget) == cut_sized(text, budget, escape_markdown)
