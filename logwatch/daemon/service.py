@@ -77,8 +77,6 @@ STAGED_MOST = 250
 PUMP_TIME_WEIGHT = 0.25
 #: the part of ``batch_wait`` gathered however long reading takes (see :meth:`Service._gather`)
 GATHER_LEAST = 0.5
-#: a wake-up this soon after the loop went to sleep was for news already there
-SAME_MOMENT = 0.002
 #: the timers (summaries, digests, silent sources...) are looked at at most this often
 TICK_EVERY = 0.25
 #: the ``logwatch status`` lines of the policy are rewritten at most this often while busy
@@ -313,13 +311,11 @@ class Service:
                 # lines are coming: gather the next ones now rather than sleep until the
                 # first wakes the loop, then gather (one wake-up a batch, not two)
                 self._gather(pumped)
-                continue
-            slept = time.monotonic()
-            if self.waker.wait(self._sleep_time(), self._fds()):
+            elif self.waker.wait(self._sleep_time(), self._fds()):
+                # the last read found nothing, so nothing came for about batch_wait: the
+                # first lines after a quiet spell are read at once (an SSH failure on a
+                # quiet server goes out in milliseconds), those that follow are gathered
                 self._commit_when_due()  # a sender is free: what waited for it goes now
-                # news that was there when the loop went to sleep came during that pump
-                now = time.monotonic()
-                self._gather(pumped if now - slept < SAME_MOMENT else now)
 
     def _tick_when_due(self) -> None:
         """:meth:`tick`, at most every TICK_EVERY: under a trickle the loop wakes 20 times a
@@ -339,12 +335,12 @@ class Service:
         A writer logs in bursts of small writes, each an inotify event: reading at the
         first would pay a match and a commit per write. Waiting a bounded time lets the
         rest arrive, so they cost one of each. ``since``: when the first of them may have
-        come (the start of the last pump, if they were waiting when the loop slept, or
-        if the loop gathers right after a pump that read lines), so a line is late by
-        about ``batch_wait`` plus its batch's work, not twice that; and the work a read
-        takes (:attr:`_pump_time`) is taken off the wait, down to GATHER_LEAST of it, so
-        that a line's alert is committed about ``batch_wait`` after it came however busy
-        the server. Staged alerts whose destination's pace opens meanwhile are committed then.
+        come (the start of the last pump, which read lines: the loop gathers right after
+        it), so a line is late by about ``batch_wait`` plus its batch's work, not twice
+        that; and the work a read takes (:attr:`_pump_time`) is taken off the wait, down
+        to GATHER_LEAST of it, so that a line's alert is committed about ``batch_wait``
+        after it came however busy the server. Staged alerts whose destination's pace
+        opens meanwhile are committed then.
         """
         wait = self.config.settings.batch_wait
         ends = since + max(wait - self._pump_time, wait * GATHER_LEAST)

@@ -118,6 +118,38 @@ def test_after_a_read_the_loop_gathers_without_waiting_to_be_woken(
     assert steps[1][1] <= steps[0][1]  # it gathers from when that read began
 
 
+def test_the_first_lines_after_a_quiet_spell_are_read_at_once(
+        service: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wake-up after a read that found nothing (nothing came for batch_wait) reads at
+    once: a lone line on a quiet server is not held for batch_wait. What follows it is
+    gathered."""
+    steps: list[str] = []
+    pump, gather = service.pump, service._gather
+
+    def pumped() -> bool:
+        steps.append("pump")
+        return pump()
+
+    def gathered(since: float) -> None:
+        steps.append("gather")
+        gather(since)
+
+    def waited(timeout: float, fds: object = ()) -> bool:
+        steps.append("wait")
+        if steps.count("wait") == 1:
+            append(tmp_path / "app.log", "event 1\n")  # what woke the loop
+        else:
+            service.should_exit = True
+        return True
+
+    monkeypatch.setattr(service, "pump", pumped)
+    monkeypatch.setattr(service, "_gather", gathered)
+    monkeypatch.setattr(service.waker, "wait", waited)
+    service.main_loop()
+    assert steps == ["pump", "wait", "pump", "gather", "pump", "wait"]
+    assert sum(outbox.counts(service.state.conn)["term"].values()) == 1
+
+
 def test_a_gather_leaves_out_the_time_a_read_takes(
         service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
     """A line's alert is committed about batch_wait after it came however long reads take:
