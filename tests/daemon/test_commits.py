@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -89,11 +89,11 @@ def test_a_gather_commits_what_is_due_then_sleeps_once(
     assert len(sleeps) == 1
 
 
-def test_after_a_read_the_loop_gathers_without_waiting_to_be_woken(
-        service: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Lines read: more are likely coming, so the loop gathers from the start of that read
-    (one wake-up a batch); a read that finds nothing sends it to sleep until woken."""
-    append(tmp_path / "app.log", "event 1\n")
+def run_loop(service: Service, monkeypatch: pytest.MonkeyPatch,
+             woken: Callable[[int], bool]) -> list[tuple[str, float]]:
+    """Run the main loop, recording its steps: ("pump", when it began), ("gather", since),
+    ("wait", timeout). The ``n``-th wait returns ``woken(n)`` at once; the loop stops at
+    the wait after which it finds ``service.should_exit`` set."""
     steps: list[tuple[str, float]] = []
     pump, gather = service.pump, service._gather
 
@@ -107,13 +107,26 @@ def test_after_a_read_the_loop_gathers_without_waiting_to_be_woken(
 
     def waited(timeout: float, fds: object = ()) -> bool:
         steps.append(("wait", timeout))
-        service.should_exit = True
-        return False
+        return woken(sum(what == "wait" for what, _ in steps))
 
     monkeypatch.setattr(service, "pump", pumped)
     monkeypatch.setattr(service, "_gather", gathered)
     monkeypatch.setattr(service.waker, "wait", waited)
     service.main_loop()
+    return steps
+
+
+def test_after_a_read_the_loop_gathers_without_waiting_to_be_woken(
+        service: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines read: more are likely coming, so the loop gathers from the start of that read
+    (one wake-up a batch); a read that finds nothing sends it to sleep until woken."""
+    append(tmp_path / "app.log", "event 1\n")
+
+    def woken(n: int) -> bool:
+        service.should_exit = True
+        return False
+
+    steps = run_loop(service, monkeypatch, woken)
     assert [what for what, _ in steps] == ["pump", "gather", "pump", "wait"]
     assert steps[1][1] <= steps[0][1]  # it gathers from when that read began
 
@@ -123,30 +136,15 @@ def test_the_first_lines_after_a_quiet_spell_are_read_at_once(
     """A wake-up after a read that found nothing (nothing came for batch_wait) reads at
     once: a lone line on a quiet server is not held for batch_wait. What follows it is
     gathered."""
-    steps: list[str] = []
-    pump, gather = service.pump, service._gather
-
-    def pumped() -> bool:
-        steps.append("pump")
-        return pump()
-
-    def gathered(since: float) -> None:
-        steps.append("gather")
-        gather(since)
-
-    def waited(timeout: float, fds: object = ()) -> bool:
-        steps.append("wait")
-        if steps.count("wait") == 1:
+    def woken(n: int) -> bool:
+        if n == 1:
             append(tmp_path / "app.log", "event 1\n")  # what woke the loop
         else:
             service.should_exit = True
         return True
 
-    monkeypatch.setattr(service, "pump", pumped)
-    monkeypatch.setattr(service, "_gather", gathered)
-    monkeypatch.setattr(service.waker, "wait", waited)
-    service.main_loop()
-    assert steps == ["pump", "wait", "pump", "gather", "pump", "wait"]
+    steps = run_loop(service, monkeypatch, woken)
+    assert [what for what, _ in steps] == ["pump", "wait", "pump", "gather", "pump", "wait"]
     assert sum(outbox.counts(service.state.conn)["term"].values()) == 1
 
 
