@@ -36,6 +36,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import tomli_w
+
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
@@ -43,7 +45,7 @@ sys.path.insert(0, str(BENCH))
 from generate import generate  # noqa: E402
 from run import DATA, rule_tables  # noqa: E402
 
-import logwatch.config.load  # noqa: E402
+from logwatch.config import load_config  # noqa: E402
 from logwatch.matching.matcher import Matcher  # noqa: E402
 
 POOL_LINES = 200_000
@@ -87,14 +89,12 @@ def loop(period: float, seconds: float, lines: Sequence[bytes], rate: float,
 
 def matcher() -> Matcher:
     """The matcher of bench/follow_cost.py's 50 rules."""
-    import tomli_w
-
     tables, _ = rule_tables(BENCH / "extra_rules.toml")
     with tempfile.TemporaryDirectory(prefix="wake-floor-") as tmp:
         path = Path(tmp) / "floor.toml"
         path.write_text(tomli_w.dumps({"logwatch": {"state_dir": str(Path(tmp) / "state")},
                                        "rules": tables}), encoding="utf-8")
-        config = logwatch.config.load.load_config(path)
+        config = load_config(path)
     return Matcher(config.rules)
 
 

@@ -20,7 +20,7 @@ MAX_RETRY_WAIT_LIMIT = 86400.0
 StartAt = Literal["end", "beginning"]
 #: with inotify on, every followed file is checked anyway this often (an overflow: at once)
 DEFAULT_RESCAN_INTERVAL = 30.0
-#: after a wake-up, how long new lines are let gather before one match and one commit
+#: after a read that found lines, how long the next are let gather before one read, match, commit
 DEFAULT_BATCH_WAIT = 0.08
 MAX_BATCH_WAIT = 1.0
 

@@ -318,7 +318,7 @@ class Service:
                 self._commit_when_due()  # a sender is free: what waited for it goes now
 
     def _tick_when_due(self) -> None:
-        """:meth:`tick`, at most every TICK_EVERY: under a trickle the loop wakes 20 times a
+        """:meth:`tick`, at most every TICK_EVERY: under a trickle the loop wakes a dozen times a
         second, and its timers (windows of seconds or more) need not be looked at that often."""
         now = time.monotonic()
         if now - self._last_tick >= TICK_EVERY:
@@ -403,8 +403,8 @@ class Service:
 
         A source whose read stopped at a limit (READ_BUDGET, ALERTS_PER_COMMIT,
         TRANSACTION_TIME) has more waiting: it is read again at once. One that read all
-        there was is not, even if its writer has added lines meanwhile: those wake the
-        loop, which gathers them for ``batch_wait``, rather than being chased a few
+        there was is not, even if its writer has added lines meanwhile: the main loop
+        gathers them for ``batch_wait`` (:meth:`_gather`), rather than being chased a few
         lines at a time (a commit each) while a busy writer keeps going.
         """
         started = time.monotonic()
