@@ -32,7 +32,7 @@ class Suppression:
     last: float = 0.0
     line: str = ""
     #: the saved text of the fields before ``suppressed``, which never change (made once)
-    head: str = field(default="", repr=False, compare=False)
+    head: str = field(default="", init=False, repr=False, compare=False)
 
     def count(self, line: str, t: float) -> None:
         """One more hit held back at ``t``; ``line`` is kept as the summary's sample."""

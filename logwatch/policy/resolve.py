@@ -25,7 +25,7 @@ class Incident:
     source: str
     last: float
     #: the saved text of the fields before ``last``, which never change (made once)
-    head: str = field(default="", repr=False, compare=False)
+    head: str = field(default="", init=False, repr=False, compare=False)
 
     def saved_text(self) -> str:
         """The saved row: ``encode`` of the fields (but :attr:`head`) as a dict, in their order."""

@@ -55,16 +55,16 @@ class Storm:
     other_alerts: int = 0
     resolved: int = 0
     period_start: float = 0.0
-    #: the sum of ``rate``'s counts, kept as they change (not saved: :meth:`load` sums them)
-    total: int = 0
+    #: the sum of ``rate``'s counts, kept as they change (not saved: worked out at start)
+    total: int = field(default=0, init=False)
     #: each bucket of ``rate`` as JSON: the saved row is rewritten at each commit that
     #: counted an alert, and encoding a minute of buckets again each time cost more than
     #: the rest of the policy's rows (kept as they change, not saved)
-    rate_json: deque[str] = field(default_factory=deque)
+    rate_json: deque[str] = field(default_factory=deque, init=False)
 
     def __post_init__(self) -> None:
-        if len(self.rate_json) != len(self.rate):
-            self.rate_json = deque(encode(bucket) for bucket in self.rate)
+        self.total = sum(n for _, n in self.rate)
+        self.rate_json = deque(encode(bucket) for bucket in self.rate)
 
     def add(self, t: float) -> None:
         second = int(t)
@@ -107,7 +107,7 @@ class Storm:
         held = {k: Held(**v) for k, v in data.get("held", {}).items()}
         rest = {k: v for k, v in data.items() if k not in ("rate", "held")}
         rate = deque(data.get("rate", []))
-        return cls(rate=rate, held=held, total=sum(n for _, n in rate), **rest)
+        return cls(rate=rate, held=held, **rest)
 
 
 #: a storm's saved fields besides its rate and what it holds

@@ -659,6 +659,9 @@ class TestState:
         with state.transaction() as conn:
             put_value(conn, NS, "T/zz", [T0])
             put_value(conn, NS, "D/000000000001/ssh/1.1.1.1", {"nonsense": 1})
+            # a field that is ours, not the row's: taken in, it began the row's saved text
+            put_value(conn, NS, "D/000000000002/ssh/2.2.2.2", {
+                "opener": "a", "title": "t", "source": "s", "until": T0 + 60, "head": "x"})
         policy = Policy(config)
         with state.transaction() as conn:
             policy.load(conn)
