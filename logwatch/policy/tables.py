@@ -84,9 +84,8 @@ class Table(Generic[V]):
         self.text = text
         self.load = load
         self.rows: dict[str, OrderedDict[str, V]] = {}
-        #: per rule: each live row's kv key; and the other way round, for :meth:`saved_form`
+        #: per rule: each live row's kv key
         self._kv: dict[str, dict[str, str]] = {}
-        self._live: dict[str, tuple[str, str]] = {}
         self._births = 0
 
     def get(self, rule: str, key: str) -> V | None:
@@ -138,11 +137,10 @@ class Table(Generic[V]):
 
     def saved_text(self, kv_key: str) -> str | None:
         """What to store under one of this table's dirty kv keys (``None``: delete it)."""
-        live = self._live.get(kv_key)
-        if live is None:
+        parts = kv_key.split("/", 3)
+        if len(parts) != 4 or self._kv.get(parts[2], _NONE).get(parts[3]) != kv_key:
             return None  # gone, or born again under another kv key
-        rule, key = live
-        return self.text(self.rows[rule][key])
+        return self.text(self.rows[parts[2]][parts[3]])
 
     def restore(self, kv_key: str, saved: Any) -> None:
         """Load a saved row: ``KIND/BIRTH/rule/key``, or the old ``kind/rule/key``, which is
@@ -168,16 +166,12 @@ class Table(Generic[V]):
         kv = self._kv.get(rule)
         if kv is None:
             kv = self._kv[rule] = {}
-        elif (old := kv.get(key)) is not None:
-            del self._live[old]
         kv[key] = kv_key
-        self._live[kv_key] = (rule, key)
 
     def _forget(self, rule: str, key: str) -> None:
         """``key`` is no longer live: its saved row is deleted at the next save."""
         kv_key = self._kv.get(rule, _NONE).pop(key, None)
         if kv_key is not None:
-            del self._live[kv_key]
             self.changed[kv_key] = None
 
     def due(self, rule: str, is_due: Callable[[V], bool]) -> list[tuple[str, V]]:
