@@ -365,6 +365,14 @@ class Matcher:
         keys: list[int] = []
         found: dict[int, regex.Match[str] | None] = {}
         probes, count = self._probes, len(self._probes)
+        # the timeout's stops per probe in this chunk, however its lines are split between
+        # searches (vouched for or not, now or when iterated): TIMEOUTS_PER_CHUNK in all
+        stops: dict[int, int] = {}
+
+        def run(bit: int, probe: _Probe, rows: list[int],
+                texts: _Lines) -> dict[int, regex.Match[str]]:
+            return self._run(bit, probe, rows, texts, stops)
+
         # only the probes with candidate lines: a small chunk costs what it holds
         for bit in sorted(rows):
             probe, lines = probes[bit], rows[bit]
@@ -374,18 +382,18 @@ class Matcher:
                 sure = self._unignored(bit, probe, sure, marks, data, spans, texts)
                 if groups and probe.groups and probe.kind != "context":
                     found.update({index * count + bit: m
-                                  for index, m in self._run(bit, probe, sure, texts).items()})
+                                  for index, m in run(bit, probe, sure, texts).items()})
                 else:
                     keys.extend(index * count + bit for index in sure)
             if not lines:
                 continue
-            matches = self._run(bit, probe, lines, texts)
+            matches = run(bit, probe, lines, texts)
             if probe.rule.ignore or self.ignore:
                 self._drop_ignored(probe.rule, matches, texts)
             found.update({index * count + bit: m for index, m in matches.items()})
         keys.extend(found)
         keys.sort()
-        return Found(self._probes, spans, texts, keys, found, self._run)
+        return Found(self._probes, spans, texts, keys, found, run)
 
     def _unignored(self, bit: int, probe: _Probe, sure: list[int], marks: Marks, data: bytes,
                    spans: list[tuple[int, int]], texts: _Lines) -> list[int]:
@@ -430,9 +438,12 @@ class Matcher:
                 rows[low.bit_length() - 1].append(index)
         return spans, rows, None
 
-    def _run(self, bit: int, probe: _Probe, rows: list[int],
-             texts: _Lines) -> dict[int, regex.Match[str]]:
+    def _run(self, bit: int, probe: _Probe, rows: list[int], texts: _Lines,
+             stops: dict[int, int]) -> dict[int, regex.Match[str]]:
         """The probe's matches on the lines ``rows`` (indexes into ``texts``), by line.
+
+        ``stops``: per probe, how often the timeout stopped it in this chunk so far (its
+        lines may be searched in several calls); at TIMEOUTS_PER_CHUNK the rest is skipped.
 
         A line-bound pattern (:mod:`logwatch.matching.line_bound`) searches all the lines at
         once, joined; when that search is stopped by the timeout, the lines not
@@ -446,7 +457,9 @@ class Matcher:
             done = self._joined(probe.twin, rows, texts, found)
         search, timeout = probe.pattern.search, self.timeout
         rest = rows[done:]
-        stops = 0
+        if rest and stops.get(bit, 0) >= TIMEOUTS_PER_CHUNK:
+            self._skip_rest(probe.rule, len(rest))
+            return found
         while rest:
             try:
                 # done: how many lines are finished if this one times out (read below)
@@ -457,8 +470,8 @@ class Matcher:
             except TimeoutError:
                 self._timed_out(probe.rule, probe.pattern)
                 rest = rest[done:]
-                stops += 1
-                if stops >= TIMEOUTS_PER_CHUNK and rest:
+                stops[bit] = stops.get(bit, 0) + 1
+                if stops[bit] >= TIMEOUTS_PER_CHUNK and rest:
                     self._skip_rest(probe.rule, len(rest))
                     return found
         return found

@@ -206,6 +206,18 @@ def test_a_pattern_without_groups_is_not_searched_on_lines_the_filter_vouched_fo
     assert not m.timeouts
 
 
+@pytest.mark.skipif(not engine.hyperscan_loads(), reason="needs the exact line filter")
+def test_one_bound_per_pattern_however_its_lines_are_split() -> None:
+    """Lines the exact filter vouches for and lines it leaves unsure are searched apart:
+    together they are stopped TIMEOUTS_PER_CHUNK times, not that many times each."""
+    m = Matcher([rule(SLOW_GROUPS + r"|zz(?!q)")], timeout=0.05)
+    unsure = "a" + "b" * 6000 + " zzq"  # the lookahead: the filter cannot vouch for it
+    data = ((SLOW_LINE + "\n") * 8 + (unsure + "\n") * 8).encode()
+    assert list(m.scan(data)) == []
+    assert m.timeouts["r"] == TIMEOUTS_PER_CHUNK
+    assert m.skipped["r"] == 16 - TIMEOUTS_PER_CHUNK
+
+
 def test_invalid_utf8_and_nul_bytes() -> None:
     """Bad bytes decode to U+FFFD, NULs stay; neither hides an ASCII literal."""
     r = rule(r"user (?P<u>\S+) failed")
