@@ -23,6 +23,9 @@ Status = Literal["pending", "delivered", "dead", "skipped"]
 #: how many recently queued alerts :data:`_RECENT` keeps (a sender reads at most 20 rows at a
 #: time, the newest ones when it keeps up; behind a backlog it decodes)
 RECENT_MAX = 256
+#: ... of an outbox form at most this long (a 64 KiB log line is decoded again rather than
+#: kept: the cache's memory stays a few MiB whatever the lines)
+RECENT_TEXT_MOST = 8192
 #: alerts queued lately, by their outbox form: a sender reading one of their rows soon after
 #: takes the alert itself rather than decoding the same JSON back (an alert is frozen, and
 #: the policy gives it a fields dict of its own, so it is what ``from_json`` would make).
@@ -38,7 +41,8 @@ def enqueue(conn: sqlite3.Connection, alerts: Iterable[Alert], *, now: float | N
     recent: list[tuple[str, Alert]] = []
     for alert in alerts:
         payload = alert.to_json()
-        recent.append((payload, alert))
+        if len(payload) <= RECENT_TEXT_MOST:
+            recent.append((payload, alert))
         rows.extend((alert.id, destination, payload, created) for destination in alert.to)
     if not rows:
         return 0

@@ -119,6 +119,22 @@ def test_a_row_read_soon_after_it_was_queued_takes_the_queued_alert(tmp_path: Pa
     state.close()
 
 
+def test_alerts_with_long_lines_are_not_kept_among_the_recent_ones(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recent alerts' memory is bounded whatever the lines: 256 alerts of 64 KiB lines
+    would hold over 100 MB. A long one is decoded from its row again, the same alert."""
+    monkeypatch.setattr(outbox, "_RECENT", {})
+    state = State(tmp_path)
+    short = make_alert(1, to=("a",))
+    long = make_alert(2, to=("a",), line="x" * outbox.RECENT_TEXT_MOST)
+    with state.transaction() as conn:
+        outbox.enqueue(conn, [short, long])
+    rows = outbox.pending(state.conn, "a", 10)
+    assert [r.alert for r in rows] == [short, long]
+    assert [r.alert is a for r, a in zip(rows, [short, long], strict=True)] == [True, False]
+    state.close()
+
+
 def test_reschedule_counts_attempts_only_for_failures(tmp_path: Path) -> None:
     """A backoff counts an attempt; a 429 wait does not."""
     state = State(tmp_path)

@@ -26,6 +26,7 @@ import ssl
 import threading
 import time
 import urllib.request
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, Protocol
@@ -183,6 +184,30 @@ def _connect(route: _Route, context: ssl.SSLContext | None, timeout: float) -> s
     return sock
 
 
+#: zlib's window bits that take a gzip or a zlib stream alike
+_GZIP_OR_ZLIB = 32 + zlib.MAX_WBITS
+
+
+def _decoded(headers: Sequence[tuple[bytes, bytes]], body: bytes) -> bytes:
+    """``body`` without its ``Content-Encoding`` (asked for none, a server may send one):
+    gzip or deflate, decoded up to MAX_BODY (a small bomb must not become a huge body);
+    any other, or several, is a protocol error."""
+    codings = [value.strip().lower() for name, value in headers
+               if name.lower() == b"content-encoding" and value.strip().lower() != b"identity"]
+    if not codings:
+        return body
+    if codings not in ([b"gzip"], [b"x-gzip"], [b"deflate"]):
+        raise _broken("unexpected Content-Encoding")
+    unzip = zlib.decompressobj(_GZIP_OR_ZLIB)
+    try:
+        out = unzip.decompress(body, MAX_BODY + 1)
+    except zlib.error as exc:
+        raise _broken("undecodable compressed body") from exc
+    if len(out) > MAX_BODY or unzip.unconsumed_tail:
+        raise _broken(f"response body over {MAX_BODY} bytes once decoded")
+    return out
+
+
 def _broken(what: str) -> httpx.RemoteProtocolError:
     """The error for an answer that is not HTTP/1.1 as we take it (no server bytes quoted)."""
     return httpx.RemoteProtocolError(what)
@@ -224,9 +249,11 @@ class _Answer:
 
     def _more(self) -> bool:
         """Read what the server sent next; False at the end of the stream."""
-        if time.monotonic() > self.deadline:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
             raise httpx.ReadTimeout("the answer took too long")
         try:
+            self.sock.settimeout(left)  # the whole answer's deadline, not one per read
             data = self.sock.recv(READ_SIZE)
         except TimeoutError as exc:
             raise httpx.ReadTimeout(str(exc) or "timed out") from exc
@@ -352,6 +379,7 @@ class _Connection:
         """Send one request, read its whole answer: (status, raw headers, body)."""
         self.kept = False  # until its answer is read whole
         try:
+            self.sock.settimeout(self.timeout)  # the last answer's read left less
             self.sock.sendall(request)
         except TimeoutError as exc:
             raise httpx.WriteTimeout(str(exc) or "timed out") from exc
@@ -397,10 +425,7 @@ class Http:
         except BaseException:
             self._drop()  # an answer not read whole leaves the connection in an unknown state
             raise
-        if any(name.lower() == b"content-encoding" for name, _ in headers):
-            # asked for none, got some anyway: httpx decodes it
-            return httpx.Response(status, headers=headers, content=body)
-        return Reply(status, headers, body)
+        return Reply(status, headers, _decoded(headers, body))
 
     def _connection(self, route: _Route) -> _Connection:
         """The kept connection if it can take a request, else a new one."""

@@ -232,6 +232,27 @@ def test_a_compressed_answer_is_decoded(scripted: Callable[..., Scripted]) -> No
         assert [client.post(server.url, BODY).json() for _ in range(2)] == [{"ok": True}] * 2
 
 
+@pytest.mark.parametrize(("coding", "data", "why"), [
+    (b"gzip", gzip.compress(b" " * (http.MAX_BODY + 1)), "over"),  # 1 KiB -> over 1 MiB
+    (b"gzip", b"not gzip at all", "undecodable"),
+    (b"br", b"{}", "unexpected Content-Encoding"),
+    (b"gzip, gzip", gzip.compress(gzip.compress(b"{}")), "unexpected Content-Encoding"),
+], ids=["bomb", "garbage", "brotli", "stacked"])
+def test_a_compressed_answer_is_bounded(scripted: Callable[..., Scripted], coding: bytes,
+                                        data: bytes, why: str) -> None:
+    """Decoded, a small answer must not become a huge body: past MAX_BODY, undecodable or in
+    a coding we cannot bound, it is a protocol error (retried), like any broken answer."""
+    def serve(server: Scripted, sock: socket.socket) -> None:
+        if server.read_request(sock):
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Encoding: " + coding
+                         + b"\r\nContent-Length: " + str(len(data)).encode() + b"\r\n\r\n"
+                         + data)
+
+    server = scripted(serve)
+    with Http() as client, pytest.raises(httpx.RemoteProtocolError, match=why):
+        client.post(server.url, BODY)
+
+
 @pytest.mark.parametrize("odd", [b"plain", b"\xe9t\xe9"], ids=["utf-8", "latin-1"])
 def test_headers_read_as_httpx_reads_them(odd: bytes) -> None:
     """By any case, a repeated header's values joined, UTF-8 values decoded unless one is not
