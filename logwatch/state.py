@@ -296,16 +296,20 @@ def one_shot_encoder(encoder: json.JSONEncoder) -> Callable[[Any], str]:
     more than encoding a policy row; without cycle markers (``check_circular=False``) the
     C encoder keeps no state between calls, so one serves every value (and every thread).
     The same C encoder with the same arguments: the same text. Without the C accelerator,
-    or with options it does not take, ``encoder.encode``.
+    with options it does not take, or if its private signature ever changes (a start must
+    not fail on it), ``encoder.encode``.
     """
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None or encoder.check_circular or encoder.indent is not None:
         return encoder.encode
     strings = (json.encoder.encode_basestring_ascii if encoder.ensure_ascii
                else json.encoder.encode_basestring)
-    one_shot = make(None, encoder.default, strings, None, encoder.key_separator,
-                    encoder.item_separator, encoder.sort_keys, encoder.skipkeys,
-                    encoder.allow_nan)
+    try:
+        one_shot = make(None, encoder.default, strings, None, encoder.key_separator,
+                        encoder.item_separator, encoder.sort_keys, encoder.skipkeys,
+                        encoder.allow_nan)
+    except TypeError:
+        return encoder.encode
     join = "".join
 
     def encode(value: Any) -> str:
