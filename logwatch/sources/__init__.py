@@ -75,7 +75,9 @@ def _file_source(table: SourceConfig, config: Config, wake: Callable[[], None]) 
 
 
 def _journal_source(table: SourceConfig, config: Config, wake: Callable[[], None]) -> Source:
-    return JournalFollower(table.name, table.journal or JournalSource(), config.settings, wake)
+    # a journal source with files: none of them exists here (source_kind), the banner says so
+    return JournalFollower(table.name, table.journal or JournalSource(), config.settings, wake,
+                           instead_of=table.files)
 
 
 def _journal_rows(name: str, checkpoint: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -102,11 +104,7 @@ def build_sources(config: Config, wake: Callable[[], None]) -> list[Source]:
     """One Source per ``[sources.NAME]``; ``wake`` is called (any thread) when data may be new."""
     sources: list[Source] = []
     for table in config.sources.values():
-        kind = source_kind(table)
-        if kind == "journal" and table.files:
-            log.info('source "%s": none of %s exists: following the journal instead',
-                     table.name, ", ".join(table.files))
-        factory, _ = SOURCE_KINDS[kind]
+        factory, _ = SOURCE_KINDS[source_kind(table)]
         sources.append(factory(table, config, wake))
     return sources
 

@@ -151,9 +151,12 @@ class JournalFollower:
         *,
         command: Sequence[str] = JOURNALCTL,
         backoff: Sequence[float] = BACKOFF,
+        instead_of: Sequence[str] = (),
     ) -> None:
         self.name = name
         self._journal = journal
+        #: the source's files, none of which exists here (said in the banner)
+        self._instead_of = tuple(instead_of)
         self._settings = settings
         self._wake = wake
         self._command = tuple(command)
@@ -243,12 +246,15 @@ class JournalFollower:
         return None
 
     def describe(self) -> list[str]:
-        """What journalctl runs with, and whether it can be found."""
-        args = journalctl_args(self._journal, self._cursor, self._settings.start_at, self._since)
+        """Where it reads from, which entries, and whether journalctl can be found (the whole
+        command line is logged at debug level when it runs)."""
         where = (f"after cursor {self._cursor[:40]}..." if self._cursor
                  else "from now" if self._settings.start_at == "end" else "from the beginning")
-        program = " ".join(self._command)
-        lines = [f'source "{self.name}": journal {where} ({program} {" ".join(args)})']
+        which = [f"--unit={unit}" for unit in self._journal.units] + list(self._journal.match)
+        line = f'source "{self.name}": journal {where}, {" ".join(which) or "every entry"}'
+        if self._instead_of:
+            line += f" (none of {', '.join(self._instead_of)} exists)"
+        lines = [line]
         if shutil.which(self._command[0]) is None:
             lines.append(f"  {self._command[0]} not found on PATH; retrying")
         return lines
@@ -318,6 +324,7 @@ class JournalFollower:
         """Run journalctl until it exits; why it stopped (for the warning) and its status."""
         argv = [*self._command, *journalctl_args(self._journal, self._reader_cursor,
                                                 self._settings.start_at, self._since_arg)]
+        log.debug('source "%s": running %s', self.name, " ".join(argv))
         with tempfile.TemporaryFile() as errors:
             self._said = errors  # read while it runs: "No journal files were found." stays
             try:

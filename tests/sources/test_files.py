@@ -352,6 +352,10 @@ def test_files_if_any_exists_else_journal(tmp_path: Path) -> None:
     """Both configured: the files when one exists, the journal otherwise."""
     table = SourceConfig("auth", (str(tmp_path / "auth.log"),), JournalSource(match=("A=1",)))
     assert source_kind(table) == "journal"
+    fallback = build_sources(_config(tmp_path, table), lambda: None)
+    # one banner line says what is read instead of what (the command line is for --verbose)
+    assert fallback[0].describe()[0] == (
+        f'source "auth": journal from now, A=1 (none of {tmp_path / "auth.log"} exists)')
     (tmp_path / "auth.log").write_bytes(b"")
     assert source_kind(table) == "files"
     assert source_kind(SourceConfig("j", (), JournalSource())) == "journal"
