@@ -139,6 +139,13 @@ def _finish_sql(count: int) -> str:
     return sql
 
 
+def revise(conn: sqlite3.Connection, seq: int, alert: Alert) -> None:
+    """Replace pending row ``seq``'s alert (the fleet owner's summary, once it holds the
+    other hosts' tally: taken from the store, the tally exists nowhere else)."""
+    conn.execute("UPDATE outbox SET alert = ? WHERE seq = ? AND status = 'pending'",
+                 (alert.to_json(), seq))
+
+
 def reschedule(conn: sqlite3.Connection, seq: int, next_try: float, error: str, *,
                attempt: bool = True) -> None:
     """Try row ``seq`` again at ``next_try`` (wall time); ``attempt`` counts a failed try."""

@@ -360,6 +360,8 @@ class Sender:
     def _fleet_step(self, fleet: FleetSending, rows: list[outbox.Row]) -> float:
         """Send what the other hosts leave to this one (claims, shared pacing)."""
         prepared = fleet.prepare(rows, self.state)
+        # what the next read finds of these rows: their saved alerts, not the ones read
+        self._decoded.update((row.seq, row.alert) for row in prepared.revised)
         if not prepared.rows:
             return prepared.wait
         self._send(prepared.rows, prepared)

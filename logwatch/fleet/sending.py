@@ -57,6 +57,9 @@ class Prepared:
     owned: dict[int, tuple[str, float]] = field(default_factory=dict)
     #: rows the fleet covers: (seq, why)
     skipped: list[tuple[int, str]] = field(default_factory=list)
+    #: rows of ``rows`` whose alert now holds what the store gave (the owner's summary
+    #: with the others' tally): saved before the request, for a retry to send it again
+    revised: list[outbox.Row] = field(default_factory=list)
 
 
 class FleetSending:
@@ -81,12 +84,15 @@ class FleetSending:
     # -- before a request -------------------------------------------------------------
 
     def prepare(self, rows: list[outbox.Row], state: State) -> Prepared:
-        """Sort ``rows`` (finishing those the fleet covers as skipped) and take a slot."""
+        """Sort ``rows`` (finishing those the fleet covers as skipped, saving the revised
+        ones) and take a slot."""
         prepared = self.sort(rows)
-        if prepared.skipped:
+        if prepared.skipped or prepared.revised:
             with state.transaction() as conn:
                 for seq, reason in prepared.skipped:
                     outbox.finish(conn, [seq], "skipped", reason)
+                for row in prepared.revised:
+                    outbox.revise(conn, row.seq, row.alert)
         return prepared
 
     def sort(self, rows: list[outbox.Row]) -> Prepared:
@@ -113,6 +119,8 @@ class FleetSending:
                 continue
             if ask.kind == "alert":
                 ready.owned[row.seq] = (ask.name, window)
+            if value is not row:
+                ready.revised.append(value)  # type: ignore[arg-type]
             ready.rows.append(value)  # type: ignore[arg-type]
         if ready.rows and begun.wait > 0:
             return Prepared([], begun.wait, skipped=ready.skipped)
@@ -125,6 +133,8 @@ class FleetSending:
         rule = self.rules.get(alert.rule)
         if rule is None or rule.dedup is None or alert.kind not in ("alert", "summary"):
             return 0.0, Ask("plain")
+        if alert.kind == "summary" and "hosts" in alert.fields:
+            return 0.0, Ask("plain")  # it already holds the tally (tried before: a retry)
         name = claim_name(self.identity or "", rule.id, _dedup_key(rule.dedup.by, alert))
         if alert.kind == "summary":
             return rule.dedup.window, Ask("summary", name, max(alert.count, 0))

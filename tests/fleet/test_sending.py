@@ -5,13 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from logwatch.commands.status import format_fleet
-from logwatch.config import load_config
+from logwatch.config import DiscordDestination, load_config
+from logwatch.delivery import outbox
+from logwatch.delivery.destinations.discord import Discord
 from logwatch.delivery.destinations.types import Outcome, Window
 from logwatch.delivery.outbox import Row
+from logwatch.delivery.sender import Sender
 from logwatch.fleet.claims import Tally
 from logwatch.fleet.sending import FleetSending, fleet_summary
 from logwatch.fleet.store import FleetStore
-from tests.fakeapi import make_alert
+from logwatch.secret import Secret
+from logwatch.state import State
+from tests.fakeapi import FakeAPI, make_alert
 from tests.helpers import wait_for, write
 
 
@@ -80,3 +85,32 @@ def test_a_summary_waiting_for_the_fleet_pace_keeps_its_tally(
     assert not held.rows and held.wait > 0  # the window is full: try again later
     later = wait_for(lambda: owner.sort([summary]).rows, 5.0, message="the window to pass")
     assert later[0].alert.title == "1 more 'event 1' on 2 hosts"
+
+
+def test_a_retried_owner_summary_keeps_the_tally_it_took(
+        tmp_path: Path, store: FleetStore) -> None:
+    """The store gives the owner the others' tally once: a failed request must not lose it."""
+    config = load_config(write(tmp_path / "logwatch.toml",
+                               SENDING_CONFIG.format(state=tmp_path / "s"), mode=0o600))
+    window = (Window(100, 1.0),)
+    owner = FleetSending(store, "web-1", config, "hook", window)
+    sent = owner.sort([Row(1, make_alert(1), 0, 0.0)])
+    owner.settle(sent, sent.rows, Outcome("ok"))
+    FleetSending(store, "web-2", config, "hook", window).sort(
+        [Row(1, make_alert(1, host="web-2"), 0, 0.0)])  # counted into web-1's tally
+    summary = make_alert(2, kind="summary", title="0 more 'event 1' suppressed", count=0,
+                         fields={"key": "1"})
+    state = State(tmp_path / "state")
+    with FakeAPI() as fake:
+        with state.transaction() as conn:
+            outbox.enqueue(conn, [summary])
+        fake.fail("500")  # the first request, which carries the tally, fails
+        dest = Discord(DiscordDestination("hook", Secret(fake.discord_url())), timeout=2.0)
+        sender = Sender(dest, state, fleet=owner, backoff_base=0.02, backoff_cap=0.2)
+        sender.start()
+        try:
+            bodies = wait_for(fake.bodies, 10.0, message="the summary to be sent again")
+        finally:
+            sender.stop(0)
+            state.close()
+    assert bodies[0]["embeds"][0]["title"] == "1 more 'event 1' on 2 hosts"
