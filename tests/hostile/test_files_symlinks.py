@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.helpers import Daemon, write
 from tests.hostile.users import as_user, other_user
@@ -33,17 +28,6 @@ id = "anything"
 match = '(?P<all>.+)'
 title = "line: {{all}}"
 """
-
-
-@pytest.fixture
-def shared(tmp_path: Path) -> Iterator[Path]:
-    """A directory other users can reach (pytest's tmp_path is root's alone)."""
-    top = Path(tempfile.mkdtemp(prefix="logwatch-hostile-", dir="/tmp"))
-    top.chmod(0o755)
-    try:
-        yield top
-    finally:
-        shutil.rmtree(top, ignore_errors=True)
 
 
 def test_a_symlink_planted_by_another_user_is_not_followed(tmp_path: Path, shared: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -124,17 +123,17 @@ def test_status_on_a_broken_database_is_one_line(tmp_path: Path, harm: str) -> N
         assert result.stderr.count("\n") == 1
 
 
-def test_status_as_a_user_who_cannot_read_the_state_is_one_line(tmp_path: Path) -> None:
+def test_status_as_a_user_who_cannot_read_the_state_is_one_line(shared: Path) -> None:
     """The state is 0700 root's: another user gets a sentence, not PermissionError."""
     user = other_user()
-    python_as(user)
+    python, env = python_as(user)
+    tmp_path = shared
     filled_state(tmp_path)
-    tmp_path.chmod(0o755)
     config = make_config(tmp_path)
     config.chmod(0o644)
-    result = subprocess.run([sys.executable, "-m", "logwatch", "status", "-c", str(config)],
+    result = subprocess.run([python, "-m", "logwatch", "status", "-c", str(config)],
                             capture_output=True, text=True, cwd=REPO, check=False, timeout=60,
-                            **as_user(user))  # type: ignore[call-overload]
+                            env=env, **as_user(user))  # type: ignore[call-overload]
     assert result.returncode == 1, result.stderr
     assert result.stderr == (f"logwatch: {tmp_path / 'state' / DB_NAME}: cannot read the state "
                              "database: Permission denied\n")
