@@ -15,10 +15,10 @@ SSH_RULES = r"""
 id = "ssh-fail"
 match = 'sshd\[\d+\]: Failed password for (?:invalid user )?(?P<user>\S*) from (?P<ip>\S+)'
 [[rules.tests]]
-line = "Dec 10 06:55:48 LabSZ sshd[24200]: Failed password for invalid user webmaster from 173.234.31.186 port 38926 ssh2"
-fields = { user = "webmaster", ip = "173.234.31.186" }
+line = "Sep 14 02:08:35 gate sshd[14920]: Failed password for invalid user webmaster from 198.51.100.186 port 51733 ssh2"
+fields = { user = "webmaster", ip = "198.51.100.186" }
 [[rules.tests]]
-line = "Dec 10 06:55:46 LabSZ sshd[24200]: reverse mapping checking getaddrinfo for ns.marryaldkfaczcz.com [173.234.31.186] failed - POSSIBLE BREAK-IN ATTEMPT!"
+line = "Sep 14 02:08:33 gate sshd[14920]: reverse mapping checking getaddrinfo for ns1.example.net [198.51.100.186] failed - POSSIBLE BREAK-IN ATTEMPT!"
 match = false
 """
 
@@ -71,7 +71,7 @@ def test_replay_json_has_one_object_per_hit(config: Path, tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr
     (hit,) = [json.loads(line) for line in result.stdout.splitlines()]
     assert hit == {"rule": "ssh-fail", "file": str(log), "line_no": 2,
-                   "fields": {"user": "webmaster", "ip": "173.234.31.186"}}
+                   "fields": {"user": "webmaster", "ip": "198.51.100.186"}}
 
 
 def test_replay_survives_binary_and_invalid_utf8(config: Path, tmp_path: Path) -> None:

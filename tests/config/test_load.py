@@ -49,8 +49,8 @@ threshold = { count = 5, within = "10m", by = "{ip}" }
 dedup = { by = "{ip}", for = "1h" }
 
 [[rules.tests]]
-line = "Feb 25 14:34:10 belka sshd[31602]: Failed password for invalid user ROOT from 194.117.26.69 port 50273 ssh2"
-fields = { user = "ROOT", ip = "194.117.26.69" }
+line = "Mar 14 09:21:37 gate sshd[18204]: Failed password for invalid user ROOT from 203.0.113.69 port 50812 ssh2"
+fields = { user = "ROOT", ip = "203.0.113.69" }
 """
 URL = "https://discord.test/api/webhooks/1/SECRET-TOKEN-xyz"
 ENV = {"TEST_DISCORD_URL": URL}
