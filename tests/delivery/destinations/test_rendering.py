@@ -23,7 +23,7 @@ from logwatch.delivery.destinations.types import cut_sized, utf16_len
 from logwatch.secret import Secret
 from tests.fakeapi import make_alert
 
-LINE = "Feb 25 14:34:10 belka sshd[31602]: Failed password for root from 194.117.26.69 port 5"
+LINE = "Feb 25 14:34:10 bastion-1 sshd[31602]: Failed password for root from 203.0.113.69 port 5"
 
 
 def rendered(alert: object) -> dict[str, str]:
@@ -34,7 +34,7 @@ def rendered(alert: object) -> dict[str, str]:
 
 def test_a_message_ending_with_the_line_shows_it_once() -> None:
     """The shipped ssh-auth-failure says "the last one:\\n{line}": one copy, not two."""
-    alert = make_alert(1, message=f"5 failed SSH logins from 194.117.26.69; the last one:\n{LINE}",
+    alert = make_alert(1, message=f"5 failed SSH logins from 203.0.113.69; the last one:\n{LINE}",
                        line=LINE)
     for name, text in rendered(alert).items():
         assert text.count("Failed password for root") == 1, (name, text)
