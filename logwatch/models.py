@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -100,13 +101,18 @@ class Alert:
     to: tuple[str, ...] = ()
 
     def to_json(self) -> str:
-        """The outbox form of the alert: its fields, in their order, as an object."""
-        # not dataclasses.asdict (it deep-copies every value), nor a loop over the fields
-        return _encode({
-            "id": self.id, "kind": self.kind, "rule": self.rule, "severity": self.severity,
-            "title": self.title, "message": self.message, "source": self.source,
-            "host": self.host, "time": self.time, "line": self.line,
-            "fields": dict(self.fields), "count": self.count, "to": self.to})
+        """The outbox form of the alert: its fields, in their order, as an object.
+
+        What the one C encoder writes of them as a dict (``json.dumps`` with compact
+        separators, text not escaped to ASCII), put together here: building the dict and
+        the encoder's dispatch per value cost more than escaping the strings.
+        """
+        return (f'{{"id":{_text(self.id)},"kind":{_text(self.kind)},"rule":{_text(self.rule)},'
+                f'"severity":{_text(self.severity)},"title":{_text(self.title)},'
+                f'"message":{_text(self.message)},"source":{_text(self.source)},'
+                f'"host":{_text(self.host)},"time":{_number(self.time)},'
+                f'"line":{_text(self.line)},"fields":{_encode(dict(self.fields))},'
+                f'"count":{_number(self.count)},"to":{_TO.get(self.to) or _to_json(self.to)}}}')
 
     @classmethod
     def from_json(cls, text: str) -> Alert:
@@ -117,8 +123,31 @@ class Alert:
 
 
 #: ``json.dumps`` with options builds an encoder per call; an alert is a plain tree
-_encode = one_shot_encoder(json.JSONEncoder(ensure_ascii=False, separators=(",", ":"),
-                                            check_circular=False))
+_ALERT_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+_encode = one_shot_encoder(_ALERT_ENCODER)
+#: a string as that encoder writes it (the same C function it calls)
+_text: Callable[[str], str] = json.encoder.encode_basestring
+
+
+#: the encoded ``to`` of recent alerts (a rule's destinations: a few tuples in all)
+_TO: dict[tuple[str, ...], str] = {}
+#: at most this many (a stray tuple per alert cannot grow it)
+_TO_MOST = 64
+
+
+def _to_json(to: tuple[str, ...]) -> str:
+    if len(_TO) >= _TO_MOST:
+        _TO.clear()
+    text = _TO[to] = _encode(to)
+    return text
+
+
+def _number(value: float) -> str:
+    """A number as the encoder writes it: ``repr`` for an int or a finite float (what the
+    encoder calls too), the encoder itself for the others (``NaN``, ``Infinity``)."""
+    if type(value) is int or (type(value) is float and math.isfinite(value)):
+        return repr(value)
+    return _encode(value)
 
 
 def alert_id(*parts: str) -> str:

@@ -80,6 +80,9 @@ class Table(Generic[V]):
         #: the rows changed since the last :meth:`saved_texts`: kv key -> the live value, or
         #: ``None`` for a row to delete (a save finds what to write without looking it up)
         self.changed: dict[str, V | None] = {}
+        #: the kv keys born since the last :meth:`saved_texts`: never written, so a row
+        #: dropped before the next save costs no DELETE
+        self._unsaved: set[str] = set()
         #: a row's saved text (what :func:`encode` writes of its saved form)
         self.text = text
         self.load = load
@@ -132,6 +135,7 @@ class Table(Generic[V]):
     def saved_texts(self) -> list[tuple[str, str | None]]:
         """What to store under each changed kv key (``None``: delete it)."""
         text = self.text
+        self._unsaved.clear()
         return [(kv_key, None if value is None else text(value))
                 for kv_key, value in self.changed.items()]
 
@@ -160,6 +164,7 @@ class Table(Generic[V]):
         self._births += 1
         kv_key = f"{self.kv_kind}/{self._births:012x}/{rule}/{key}"
         self._bind(rule, key, kv_key)
+        self._unsaved.add(kv_key)
         return kv_key
 
     def _bind(self, rule: str, key: str, kv_key: str) -> None:
@@ -169,9 +174,15 @@ class Table(Generic[V]):
         kv[key] = kv_key
 
     def _forget(self, rule: str, key: str) -> None:
-        """``key`` is no longer live: its saved row is deleted at the next save."""
+        """``key`` is no longer live: its saved row is deleted at the next save (a row born
+        since the last one was never saved: nothing to delete)."""
         kv_key = self._kv.get(rule, _NONE).pop(key, None)
-        if kv_key is not None:
+        if kv_key is None:
+            return
+        if kv_key in self._unsaved:
+            self._unsaved.discard(kv_key)
+            self.changed.pop(kv_key, None)
+        else:
             self.changed[kv_key] = None
 
     def due(self, rule: str, is_due: Callable[[V], bool]) -> list[tuple[str, V]]:

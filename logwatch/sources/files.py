@@ -75,9 +75,13 @@ FP_LEN = 256
 QUIET = 2.0
 #: the bytes before our offset that each read checks are still there (see ``_Tail.read_on``)
 BEHIND = 256
-#: the first ``pread`` of a read asks for this much, without knowing the size (a larger
-#: buffer costs an mmap per call; more data costs an ``fstat`` and more preads)
+#: the first ``pread`` of a read asks for this much, without knowing the size (more data
+#: costs an ``fstat`` and more preads) ...
 FIRST_READ = 64 << 10
+#: ... or half as much again as the last read of the file returned, up to this: a steady
+#: writer's reads cost one ``pread`` each (into a buffer kept by the source: a bytes object
+#: that large would cost an mmap per call)
+FIRST_MOST = 1 << 20
 #: one ``pread`` at most (or ``max_line_length + 1`` if larger)
 READ_BLOCK = 4 << 20
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
@@ -155,6 +159,8 @@ class _Tail:
     first: bytes | None = None
     #: the last (at most BEHIND) bytes before ``offset``; None: not known (see :meth:`read_on`)
     last: bytes | None = None
+    #: how many bytes the last read of this file consumed (the next one expects as many)
+    expect: int = 0
     _stream: str | None = None
     #: the checkpoint entry's text before and after the offset, and the fields it was
     #: made from (see :meth:`encoded`)
@@ -200,13 +206,14 @@ class _Tail:
         self.first = head[: self.fp_len]  # from a checkpoint: hashed once
         return True
 
-    def read_on(self, want: int) -> bytes | None:
+    def read_on(self, want: int, buffer: bytearray) -> bytes | None:
         """Up to ``want`` bytes from ``offset``; None if the bytes before it are not ours.
 
         The :data:`BEHIND` bytes before ``offset`` come with the same ``pread`` and must
         be the ones read last: a file truncated and rewritten past our offset between
         two reads has other bytes there (see :meth:`FileSource._read_tail`). Without
-        them (after a restart) the first line is checked instead, once.
+        them (after a restart) the first line is checked instead, once. ``buffer`` (at
+        least ``want + BEHIND`` bytes) takes the ``pread``; what is returned is a copy.
         """
         if self.last is None:
             if self.offset and not self.same_start():
@@ -216,12 +223,13 @@ class _Tail:
             if len(data) < back:
                 return None  # shorter than our offset now
             self.last = data[:back]
-        else:
-            back = len(self.last)
-            data = os.pread(self.fd, want + back, self.offset - back)
-            if back and not data.startswith(self.last):
+            return data[back:] if back else data
+        back = len(self.last)
+        with memoryview(buffer) as view:
+            got = os.preadv(self.fd, [view[: want + back]], self.offset - back)
+            if got < back or view[:back] != self.last:
                 return None
-        return data[back:] if back else data
+            return bytes(view[back:got])
 
     def advance(self, data: bytes, consumed: int) -> None:
         """``data[:consumed]`` (read at ``offset``) is done with: move past it."""
@@ -313,6 +321,9 @@ class FileSource:
         self._cap = settings.max_line_length
         self._block = max(READ_BLOCK, self._cap + 1)
         self._first = min(self._block, max(FIRST_READ, self._cap + 1))
+        self._first_most = max(self._first, FIRST_MOST)
+        #: what the first ``pread`` of a file's read fills (see :meth:`_Tail.read_on`)
+        self._buffer = bytearray()
         self._scan_every = (settings.rescan_interval if settings.use_inotify
                             else settings.poll_interval / 2)
         self._current: dict[str, _Tail] = {}
@@ -806,8 +817,11 @@ class FileSource:
         self._read_since.append(tail)  # its checkpoint entry may move (see checkpoint_text)
         if not self._ready(tail):
             return 0
-        want = min(self._first, max(budget, self._cap + 1))
-        block = tail.read_on(want)
+        want = min(max(self._first, tail.expect + tail.expect // 2), self._first_most,
+                   max(budget, self._cap + 1))
+        if len(self._buffer) < want + BEHIND:
+            self._buffer = bytearray(want + BEHIND)
+        block = tail.read_on(want, self._buffer)
         if block is not None and len(block) < want:
             size = tail.offset + len(block)  # the end of the file, as the pread met it
         else:
@@ -835,6 +849,7 @@ class FileSource:
         consumed += self._read_blocks(tail, size, budget, block, chunks)
         if tail.offset < size and now - tail.still_since >= self._quiet:
             consumed += self._emit_partial(tail, chunks)
+        tail.expect = consumed
         return consumed
 
     def _want(self, tail: _Tail, size: int, budget: int) -> int:

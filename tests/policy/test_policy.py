@@ -555,6 +555,32 @@ class TestState:
             assert "live keys" in get_values(conn, STATUS_NS)
         state.close()
 
+    def test_a_row_born_and_dropped_between_two_saves_costs_no_statement(
+            self, config: Config) -> None:
+        """A window opened and fired between two saves was never written: no DELETE for it
+        (one that was saved before is deleted)."""
+        feeder = Feeder(Policy(config))
+        feeder.hit(0, "1.1.1.1")
+        state = State(config.settings.state_dir)
+        statements: list[str] = []
+        with state.transaction() as conn:
+            feeder.policy.save(conn)
+            conn.set_trace_callback(statements.append)
+            for t in range(1, 5):
+                feeder.hit(t, "2.2.2.2")
+            [alert] = feeder.hit(5, "2.2.2.2")  # the 5th: its window's row goes
+            feeder.policy.save(conn)
+            assert not [s for s in statements if "DELETE" in s]
+            for t in range(6, 10):  # the window saved before fires too: its row is deleted
+                feeder.hit(t, "1.1.1.1")
+            feeder.policy.save(conn)
+            conn.set_trace_callback(None)
+            rows = get_values(conn, NS)
+        state.close()
+        assert len([s for s in statements if "DELETE" in s]) == 1
+        assert saved_keys(rows, "T") == [] and len(saved_keys(rows, "D")) == 2
+        assert alert.count == 5
+
     def test_a_save_rolled_back_is_written_again_by_the_next(self, config: Config) -> None:
         """A commit that failed (disk full) after the policy's save: ``save_failed`` makes
         the next save write those rows again, as they are then, with what changed since."""

@@ -45,13 +45,14 @@ def source_of(reader: Reader) -> FileSource:
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """Counts of the file system calls a read makes (os.stat, lstat, fstat, pread)."""
+    """Counts of the file system calls a read makes (os.stat, lstat, fstat, pread: a
+    ``preadv`` counts as a ``pread``)."""
     counts: Counter[str] = Counter()
-    for name in ("stat", "lstat", "fstat", "pread"):
+    for name in ("stat", "lstat", "fstat", "pread", "preadv"):
         real = getattr(os, name)
 
         def counting(*args: object, _real: Callable[..., object] = real,
-                     _name: str = name, **kwargs: object) -> object:
+                     _name: str = name.removesuffix("v"), **kwargs: object) -> object:
             counts[_name] += 1
             return _real(*args, **kwargs)
 
@@ -107,6 +108,29 @@ class TestReadCost:
             if not reader.read_once(max_bytes=FIRST_READ // 3):
                 break
         assert b"".join(reader.lines) == data + data
+        reader.assert_unique_keys()
+
+    def test_a_steady_writer_costs_one_pread_a_read(self, tmp_path: Path, follow: Follow,
+                                                     calls: Counter[str]) -> None:
+        """Reads longer than FIRST_READ, write after write: after the first, each read asks
+        for as much as the last one returned and more, so it costs one pread and no fstat
+        (the short answer says where the file ends); every line once, in order."""
+        log = tmp_path / "a.log"
+        log.write_bytes(b"")
+        reader = follow([log], poll_interval=3600, rescan_interval=3600)
+        reader.read_once()
+        written = b""
+        for round_ in range(4):
+            data = b"".join(b"round %d line %06d\n" % (round_, n) for n in range(5_000))
+            assert len(data) > FIRST_READ
+            append(log, data)
+            written += data
+            wait_readable(source_of(reader))
+            calls.clear()
+            reader.read_once()
+            if round_:
+                assert (calls["pread"], calls["fstat"]) == (1, 0), calls
+        assert b"".join(reader.lines) == written
         reader.assert_unique_keys()
 
     def test_what_the_budget_left_is_read_even_once_parked(self, tmp_path: Path,
