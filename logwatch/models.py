@@ -112,7 +112,7 @@ class Alert:
                 f'"message":{_text(self.message)},"source":{_text(self.source)},'
                 f'"host":{_text(self.host)},"time":{_number(self.time)},'
                 f'"line":{_text(self.line)},"fields":{_encode(dict(self.fields))},'
-                f'"count":{_number(self.count)},"to":{_TO.get(self.to) or _to_json(self.to)}}}')
+                f'"count":{_number(self.count)},"to":{_to_text(self.to)}}}')
 
     @classmethod
     def from_json(cls, text: str) -> Alert:
@@ -126,7 +126,13 @@ class Alert:
 _ALERT_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 _encode = one_shot_encoder(_ALERT_ENCODER)
 #: a string as that encoder writes it (the same C function it calls)
-_text: Callable[[str], str] = json.encoder.encode_basestring
+_basestring: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def _text(value: object) -> str:
+    """A text field as the encoder writes it (anything else, as from a damaged saved row,
+    as the encoder writes that: ``null`` for None)."""
+    return _basestring(value) if type(value) is str else _encode(value)
 
 
 #: the encoded ``to`` of recent alerts (a rule's destinations: a few tuples in all)
@@ -135,10 +141,16 @@ _TO: dict[tuple[str, ...], str] = {}
 _TO_MOST = 64
 
 
-def _to_json(to: tuple[str, ...]) -> str:
-    if len(_TO) >= _TO_MOST:
-        _TO.clear()
-    text = _TO[to] = _encode(to)
+def _to_text(to: tuple[str, ...]) -> str:
+    """``to`` as the encoder writes it; a tuple of names is kept (only such tuples: ``(1,)``
+    equals ``(True,)`` but is written otherwise)."""
+    if type(to) is tuple and (text := _TO.get(to)) is not None:
+        return text
+    text = _encode(to)
+    if type(to) is tuple and all(type(name) is str for name in to):
+        if len(_TO) >= _TO_MOST:
+            _TO.clear()
+        _TO[to] = text
     return text
 
 

@@ -41,3 +41,15 @@ def test_alert_json_is_what_json_dumps_writes(title: str, line: str, t: float,
     data = {f.name: getattr(alert, f.name) for f in dataclasses.fields(Alert)}
     data["fields"] = dict(fields)
     assert alert.to_json() == json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+@given(st.one_of(st.none(), st.integers(), st.booleans(), _TEXT),
+       st.lists(st.one_of(st.booleans(), st.integers(), st.floats(), _TEXT), max_size=2))
+def test_alert_json_of_values_a_damaged_row_can_carry(value: object, to: list[object]) -> None:
+    """A saved row read back with a null, a number or a flag where text belongs, or odd
+    destinations (``(1,)`` equals ``(True,)``): still what json.dumps writes, not a crash."""
+    alert = Alert(id="a1", kind="alert", rule="r", severity="info", title="t", message="m",
+                  source=value, host="h", time=1.0, line=value, to=tuple(to))  # type: ignore[arg-type]
+    data = {f.name: getattr(alert, f.name) for f in dataclasses.fields(Alert)}
+    data["fields"] = {}
+    assert alert.to_json() == json.dumps(data, ensure_ascii=False, separators=(",", ":"))

@@ -248,8 +248,12 @@ class JournalFollower:
     def describe(self) -> list[str]:
         """Where it reads from, which entries, and whether journalctl can be found (the whole
         command line is logged at debug level when it runs)."""
-        where = (f"after cursor {self._cursor[:40]}..." if self._cursor
-                 else "from now" if self._settings.start_at == "end" else "from the beginning")
+        if self._cursor:
+            where = f"after cursor {self._cursor[:40]}..."
+        elif self._since_arg is not None:  # the checkpoint's: no entry came since it was made
+            where = f"since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(self._since_arg))}"
+        else:
+            where = "from now" if self._settings.start_at == "end" else "from the beginning"
         which = [f"--unit={unit}" for unit in self._journal.units] + list(self._journal.match)
         line = f'source "{self.name}": journal {where}, {" ".join(which) or "every entry"}'
         if self._instead_of:

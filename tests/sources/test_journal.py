@@ -218,6 +218,17 @@ class TestFollow:
         assert any("giving up on purpose" in r.getMessage() for r in caplog.records)
         assert "--after-cursor=s=abc;i=2" in fake.runs()[1]
 
+    def test_banner_says_where_it_resumes(self, fake: FakeJournal,
+                                          follow_journal: Callable[..., Reader]) -> None:
+        """From a checkpoint made before any entry came: since that moment, not "from now"."""
+        since = 1_700_000_000.0
+        reader = follow_journal({"kind": "journal", "cursor": None, "since": since},
+                                JournalSource(match=("A=1",)))
+        shown = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since))
+        assert reader.source.describe()[0] == f'source "auth": journal since {shown}, A=1'
+        fresh = follow_journal(None, JournalSource(units=("ssh.service",)))
+        assert fresh.source.describe()[0] == 'source "auth": journal from now, --unit=ssh.service'
+
     def test_missing_journalctl(self, fake: FakeJournal, tmp_path: Path,
                                 follow_journal: Callable[..., Reader],
                                 caplog: pytest.LogCaptureFixture) -> None:
