@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 from bisect import bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Callable, Container, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate
@@ -149,10 +149,18 @@ class Found:
         drop = set(keys)
         return self._matches([key for key in self._keys if key not in drop])
 
+    def hits(self) -> list[tuple[Match, Mapping[str, str]]]:
+        """Every match but the ``context`` lines, in order, each with its fields: what
+        :meth:`ContextMemory.hits <logwatch.matching.context.ContextMemory.hits>` gives for
+        rules that take no context (the daemon's path: one list, no generator per hit)."""
+        return [(m, m.fields) for m in self._matches(self._keys) if m.kind != "context"]
+
     def _matches(self, keys: list[int]) -> Iterator[Match]:
+        """The matches of ``keys``, made at once (every caller takes them all)."""
         self._search(keys)
         probes, spans, texts, found, count = (self._probes, self._spans, self._texts,
                                               self._found, len(self._probes))
+        out = []
         for key in keys:
             index, bit = divmod(key, count)
             probe = probes[bit]
@@ -160,7 +168,8 @@ class Found:
             if match is None and probe.groups:
                 continue  # its search was stopped by the timeout, or skipped after stops
             start, end = spans[index]
-            yield Match(start, end, probe.rule, texts[index], probe.kind, match)
+            out.append(Match(start, end, probe.rule, texts[index], probe.kind, match))
+        return iter(out)
 
     def _search(self, keys: list[int]) -> None:
         """Search the lines of ``keys`` the exact filter vouched for, for their groups (a
