@@ -147,6 +147,19 @@ def test_the_daemons_hits_are_the_plain_hits(config: Config, tmp_path: Path,
     assert any(r.context is not None for r in config.rules) and len(got) > 20
 
 
+def test_fields_in_the_order_groupdict_gives(config: Config, tmp_path: Path) -> None:
+    """Fields read by group number are the named groups in their order, as ``fields_of``
+    gives them (alerts carry them in that order): repeated names, unnamed groups, unset."""
+    rules = [rule(r"(?P<b>x+)(?P<a>y)?|(?P<b>z)", "dup"), rule(r"(q)(?P<n>\d+)", "unnamed"),
+             rule(r"(?P<k>k)(?:-(?P<v>\w+))?", "unset")]
+    data = b"xx\nz\nxy\nq12\nk\nk-v\n" + generate(tmp_path / "s.log", 500, seed=3).read_bytes()
+    rules += list(config.rules)
+    got = [(m.rule.id, list(m.fields.items())) for m in Matcher(rules).scan(data)]
+    expected = [(h[1], list(h[3].items())) for h in naive(tuple(rules), (), data)]
+    assert got == expected
+    assert len({rid for rid, _ in got} & {"dup", "unnamed", "unset"}) == 3
+
+
 @pytest.mark.corpus
 def test_corpus_has_hits(config: Config) -> None:
     """The comparison above is not vacuous."""
