@@ -34,7 +34,7 @@ from logwatch.delivery import outbox
 from logwatch.delivery.sender import Sender, build_senders
 from logwatch.errors import ConfigError, StateError
 from logwatch.matching import Matcher, engine
-from logwatch.matching.context import ContextMemory, newlines, plain
+from logwatch.matching.context import ContextMemory, newlines
 from logwatch.models import Alert, Chunk, Hit, LogLine, alert_id
 from logwatch.policy import Policy
 from logwatch.sources import Source, build_sources
@@ -472,22 +472,33 @@ class Service:
         starts = list(accumulate((len(c.data) for c in chunks[:-1]), initial=0))
         chunk, base, end = chunks[0], 0, len(chunks[0].data)
         lines = newlines(data, 0, len(data))
-        feed, recorder = self.policy.feed, metrics.current()
+        feed, recorder, new = self.policy.feed, metrics.current(), tuple.__new__
         count_hit = recorder.hit if recorder.enabled else None
         found = self.matchers[chunk.source].find(data, groups=True)
         memory = self.contexts.get(chunk.source)
-        for m, fields in plain(found) if memory is None else memory.follow(found, data, lines):
+        hits = found.hits() if memory is None else memory.follow(found, data, lines)
+        # a file's line key, written out (Chunk.line_key); a journal's chunk asks its cursors
+        stream, offset = f"{chunk.stream}@", chunk.offset
+        plain = chunk.cursors is None and chunk.times is None
+        for m, fields in hits:
             if not base <= m.start < end:
                 index = bisect_right(starts, m.start) - 1
                 chunk, base = chunks[index], starts[index]
                 end = base + len(chunk.data)
+                stream, offset = f"{chunk.stream}@", chunk.offset
+                plain = chunk.cursors is None and chunk.times is None
             if count_hit is not None:
                 count_hit(m.rule.id)
             at = m.start - base
-            line = LogLine(m.text, chunk.source, chunk.origin, chunk.line_key(at),
-                           chunk.line_time(at))
-            alerts += feed(Hit(m.rule.id, fields, line,
-                               "resolve" if m.kind == "resolve" else "match"))
+            # the named tuples made by tuple.__new__: their own __new__ is a Python function
+            if plain:
+                line = new(LogLine, (m.text, chunk.source, chunk.origin,
+                                     f"{stream}{offset + at}", None))
+            else:
+                line = new(LogLine, (m.text, chunk.source, chunk.origin, chunk.line_key(at),
+                                     chunk.line_time(at)))
+            alerts += feed(new(Hit, (m.rule.id, fields, line,
+                                     "resolve" if m.kind == "resolve" else "match")))
         return lines
 
     def _commit_due(self, now: float) -> float:

@@ -73,11 +73,13 @@ class ContextMemory:
         ``context`` matches are remembered, not yielded; a hit of a context-taking
         rule gets the remembered fields it lacks. ``data`` is the chunk (for line
         numbers; ``lines``: its line count, if known; ``numbers``: the line, in the chunk,
-        starting at each of the context-taking rules' matches, if known); iterate to the
-        end, so the chunk's lines are counted.
+        starting at each of the context-taking rules' matches, if known). The chunk is
+        walked at once (the memory and the line count are up to date on return), and its
+        hits kept in a list: no generator to resume per hit.
         """
         links = self.links
         base = self.lines
+        out: list[tuple[Match, Mapping[str, str]]] = []
         # with the line count known, numbered from the chunk's end back to the first line that
         # needs it, then forward: when only the last lines matter (counting), little of the
         # chunk is scanned; else forward from its start, the count at the end: one pass
@@ -85,7 +87,7 @@ class ContextMemory:
         for m in matches:
             link = links.get(m.rule.id)
             if link is None or m.kind == "resolve":
-                yield m, m.fields
+                out.append((m, m.fields))
                 continue
             if numbers is not None:
                 line_no = base + numbers[m.start]
@@ -99,12 +101,17 @@ class ContextMemory:
             if m.kind == "context":
                 self._remember(m.rule.id, link, m.fields, line_no)
             elif (fields := self._complete(m.rule.id, link, m.fields, line_no)) is not None:
-                yield m, fields
+                out.append((m, fields))
             else:
                 self.unlinked[m.rule.id] += 1
         if lines is None:
             lines = max(line_no - base, 0) + newlines(data, counted_to, len(data))
-        self.lines = base + lines
+        self._counted(base + lines)
+        return iter(out)
+
+    def _counted(self, lines: int) -> None:
+        """The source's lines read so far are ``lines`` (saved with the memory)."""
+        self.lines = lines
         self._lines_dirty = True
 
     def skim(self, found: Found, data: bytes, lines: int) -> None:
@@ -116,8 +123,7 @@ class ContextMemory:
         """
         spots = found.spots(self.links)
         keys, numbers = self._reached(spots, data, lines)
-        for _ in self.hits(found.pick(keys), data, lines, numbers):
-            pass
+        self.hits(found.pick(keys), data, lines, numbers)
 
     def follow(self, found: Found, data: bytes,
                lines: int) -> Iterator[tuple[Match, Mapping[str, str]]]:
@@ -128,7 +134,8 @@ class ContextMemory:
         chunk's line count."""
         spots = found.spots(self.links)
         if not spots:  # the usual small read: no line of a context-taking rule
-            return self.hits(found, data, lines)
+            self._counted(self.lines + lines)
+            return iter(found.hits())
         keys, numbers = self._reached(spots, data, lines)
         reached = set(keys)
         unreached = [key for key, _, kind, _ in spots if kind == "context" and key not in reached]

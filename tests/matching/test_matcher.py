@@ -17,6 +17,7 @@ import logwatch.matching.matcher as matcher_module
 from logwatch.commands.replay import read_chunks
 from logwatch.config import Config, load_config
 from logwatch.matching import engine
+from logwatch.matching.context import plain
 from logwatch.matching.literals import COMPILED
 from logwatch.matching.matcher import NO_LITERAL_NOTE, TIMEOUTS_PER_CHUNK, Matcher, _decode
 from logwatch.rules import Rule, compile_pattern
@@ -130,6 +131,33 @@ def test_daemon_sized_reads_identical_to_naive(config: Config, tmp_path: Path,
     expected = naive(config.rules, config.settings.ignore, data)
     assert len(expected) > 50
     assert fast(Matcher(config.rules, scanner=scanner), data, chunk=4000) == expected
+
+
+@pytest.mark.parametrize("scanner", SCANNERS)
+def test_the_daemons_hits_are_the_plain_hits(config: Config, tmp_path: Path,
+                                             scanner: str) -> None:
+    """``Found.hits`` (the daemon's list) is every match but the ``context`` lines, in order,
+    with its fields: what ``plain`` gives, and the naive loop's hits."""
+    data = generate(tmp_path / "sample.log", 2000, seed=7).read_bytes()
+    matcher = Matcher(config.rules, scanner=scanner)
+    got = [(m.start, m.rule.id, m.kind, dict(f)) for m, f in matcher.find(data, groups=True).hits()]
+    again = [(m.start, m.rule.id, m.kind, dict(f)) for m, f in plain(matcher.find(data, True))]
+    assert got == again
+    assert got == [h for h in naive(config.rules, config.settings.ignore, data) if h[2] != "context"]
+    assert any(r.context is not None for r in config.rules) and len(got) > 20
+
+
+def test_fields_in_the_order_groupdict_gives(config: Config, tmp_path: Path) -> None:
+    """Fields read by group number are the named groups in their order, as ``fields_of``
+    gives them (alerts carry them in that order): repeated names, unnamed groups, unset."""
+    rules = [rule(r"(?P<b>x+)(?P<a>y)?|(?P<b>z)", "dup"), rule(r"(q)(?P<n>\d+)", "unnamed"),
+             rule(r"(?P<k>k)(?:-(?P<v>\w+))?", "unset")]
+    data = b"xx\nz\nxy\nq12\nk\nk-v\n" + generate(tmp_path / "s.log", 500, seed=3).read_bytes()
+    rules += list(config.rules)
+    got = [(m.rule.id, list(m.fields.items())) for m in Matcher(rules).scan(data)]
+    expected = [(h[1], list(h[3].items())) for h in naive(tuple(rules), (), data)]
+    assert got == expected
+    assert len({rid for rid, _ in got} & {"dup", "unnamed", "unset"}) == 3
 
 
 @pytest.mark.corpus
