@@ -472,7 +472,7 @@ class Service:
         starts = list(accumulate((len(c.data) for c in chunks[:-1]), initial=0))
         chunk, base, end = chunks[0], 0, len(chunks[0].data)
         lines = newlines(data, 0, len(data))
-        feed, recorder, new = self.policy.feed, metrics.current(), tuple.__new__
+        feed, recorder = self.policy.feed, metrics.current()
         count_hit = recorder.hit if recorder.enabled else None
         found = self.matchers[chunk.source].find(data, groups=True)
         memory = self.contexts.get(chunk.source)
@@ -490,15 +490,13 @@ class Service:
             if count_hit is not None:
                 count_hit(m.rule.id)
             at = m.start - base
-            # the named tuples made by tuple.__new__: their own __new__ is a Python function
             if plain:
-                line = new(LogLine, (m.text, chunk.source, chunk.origin,
-                                     f"{stream}{offset + at}", None))
+                line = LogLine(m.text, chunk.source, chunk.origin, f"{stream}{offset + at}")
             else:
-                line = new(LogLine, (m.text, chunk.source, chunk.origin, chunk.line_key(at),
-                                     chunk.line_time(at)))
-            alerts += feed(new(Hit, (m.rule.id, fields, line,
-                                     "resolve" if m.kind == "resolve" else "match")))
+                line = LogLine(m.text, chunk.source, chunk.origin, chunk.line_key(at),
+                               chunk.line_time(at))
+            alerts += feed(Hit(m.rule.id, fields, line,
+                               "resolve" if m.kind == "resolve" else "match"))
         return lines
 
     def _commit_due(self, now: float) -> float:
