@@ -9,6 +9,7 @@ state database, the console destination (always free to send).
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,10 +19,13 @@ import pytest
 from logwatch.config import load_config
 from logwatch.daemon.service import COMMIT_WITHIN, Service, Waker
 from logwatch.delivery import outbox
+from logwatch.models import alert_id
+from logwatch.sources.files import FileSource
 from logwatch.state import State, get_value
 from tests.daemon.test_batching import CONFIG
 from tests.fakeapi import make_alert
 from tests.helpers import Daemon, wait_for, write
+from tests.sources.conftest import make_settings
 
 
 def saved_offset(state: State) -> int:
@@ -201,3 +205,24 @@ def test_a_wake_after_the_loop_closed_writes_nowhere() -> None:
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def test_an_alert_id_is_its_line_key_as_every_reader_makes_it(service: Service,
+                                                               tmp_path: Path) -> None:
+    """The daemon writes a file line's key out itself (a call less per hit): it must be
+    ``Chunk.line_key``'s, which the replays and the ids saved by earlier runs use."""
+    log = tmp_path / "app.log"
+    append(log, "noise\nevent 1\nnoise\nevent 2\n")
+    service.pump()
+    service._commit_staged()
+    rows = service.state.conn.execute("SELECT alert_id FROM outbox ORDER BY seq").fetchall()
+    reader = FileSource("app", (str(log),), make_settings(tmp_path, start_at="beginning"),
+                        lambda: None)
+    reader.open(None)
+    try:
+        chunk, = reader.read(1 << 20)
+    finally:
+        reader.close()
+    starts = [m.start() for m in re.finditer(rb"^event", chunk.data, re.MULTILINE)]
+    assert [r[0] for r in rows] == [alert_id("alert", "numbered", chunk.line_key(s))
+                                    for s in starts]
