@@ -103,6 +103,11 @@ class Match:
                 self._fields = match.groupdict(default="")
         return self._fields
 
+    def release(self) -> None:
+        """Read the fields now and drop the regex match (it holds the groups' spans)."""
+        self._fields = self.fields
+        self._match = None
+
     def __repr__(self) -> str:
         return (f"Match({self.start}, {self.end}, rule={self.rule.id!r}, kind={self.kind!r}, "
                 f"fields={self.fields!r})")
@@ -161,11 +166,17 @@ class Found:
     def hits(self) -> list[tuple[Match, Mapping[str, str]]]:
         """Every match but the ``context`` lines, in order, each with its fields: what
         :meth:`ContextMemory.hits <logwatch.matching.context.ContextMemory.hits>` gives for
-        rules that take no context (the daemon's path: one list, no generator per hit)."""
-        return [(m, m.fields) for m in self._matches(self._keys) if m.kind != "context"]
+        rules that take no context (the daemon's path: one list, no generator per hit).
 
-    def _matches(self, keys: list[int]) -> Iterator[Match]:
-        """The matches of ``keys``, made at once (every caller takes them all)."""
+        Each regex match is let go once its fields are read (the daemon reads a chunk's hits
+        once; another pass searches again): a read of many short hits holds a hit's fields
+        instead of its regex match, not both."""
+        return [(m, m.fields) for m in self._matches(self._keys, release=True)
+                if m.kind != "context"]
+
+    def _matches(self, keys: list[int], *, release: bool = False) -> Iterator[Match]:
+        """The matches of ``keys``, made at once (every caller takes them all); ``release``:
+        each with its fields read and its regex match dropped (see :meth:`hits`)."""
         self._search(keys)
         probes, spans, texts, found, count = (self._probes, self._spans, self._texts,
                                               self._found, len(self._probes))
@@ -173,12 +184,14 @@ class Found:
         for key in keys:
             index, bit = divmod(key, count)
             probe = probes[bit]
-            match = found.get(key)
+            match = found.pop(key, None) if release else found.get(key)
             if match is None and probe.groups:
                 continue  # its search was stopped by the timeout, or skipped after stops
             start, end = spans[index]
-            out.append(Match(start, end, probe.rule, texts[index], probe.kind, match,
-                             probe.names))
+            made = Match(start, end, probe.rule, texts[index], probe.kind, match, probe.names)
+            if release:
+                made.release()
+            out.append(made)
         return iter(out)
 
     def _search(self, keys: list[int]) -> None:

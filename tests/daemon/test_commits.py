@@ -212,9 +212,10 @@ def test_an_alert_id_is_its_line_key_as_every_reader_makes_it(service: Service,
     """The daemon writes a file line's key out itself (a call less per hit): it must be
     ``Chunk.line_key``'s, which the replays and the ids saved by earlier runs use."""
     log = tmp_path / "app.log"
-    append(log, "noise\nevent 1\nnoise\nevent 2\n")
-    service.pump()
-    service._commit_staged()
+    for text in ("noise\nevent 1\nnoise\nevent 2\n", "event 3\nnoise\nevent 4\n"):
+        append(log, text)  # the second read starts past the file's start
+        service.pump()
+        service._commit_staged()
     rows = service.state.conn.execute("SELECT alert_id FROM outbox ORDER BY seq").fetchall()
     reader = FileSource("app", (str(log),), make_settings(tmp_path, start_at="beginning"),
                         lambda: None)
