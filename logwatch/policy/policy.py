@@ -49,7 +49,7 @@ from logwatch.policy.render import (
 )
 from logwatch.policy.resolve import Incident, quiet_over, resolved_alert
 from logwatch.policy.storm import Storm, Storms
-from logwatch.policy.tables import Counters, Table, encode
+from logwatch.policy.tables import Counters, Table, encode, typed
 from logwatch.policy.threshold import Thresholds
 from logwatch.rules import Rule
 from logwatch.state import get_values, put_texts, put_values
@@ -144,11 +144,14 @@ class Policy:
         #: the hits the open dedup windows hold back, kept as they change (``logwatch status``
         #: shows it; summing the windows each second cost a pass over thousands of them)
         self._suppressed_open = 0
-        self.windows: Table[deque[float]] = Table("t", self.max_keys, _window_text, deque)
+        self.windows: Table[deque[float]] = Table("t", self.max_keys, _window_text, _window)
         self.suppressions: Table[Suppression] = Table(
-            "d", self.max_keys, Suppression.saved_text, lambda d: Suppression(**d))
+            "d", self.max_keys, Suppression.saved_text, lambda d: typed(
+                Suppression(**d), ("opener", "title", "source", "line"),
+                ("until", "suppressed", "first", "last")))
         self.incidents: Table[Incident] = Table(
-            "r", self.max_keys, Incident.saved_text, lambda d: Incident(**d))
+            "r", self.max_keys, Incident.saved_text, lambda d: typed(
+                Incident(**d), ("opener", "title", "source"), ("last",)))
         self._table_of: dict[str, Table[Any]] = {t.kind: t for t in self._tables()}
         #: what :meth:`save` writes for a dirty kv key, by the key's first part
         self._forms: dict[str, Callable[[str], str | None]] = {
@@ -524,3 +527,10 @@ def _group_template(rule: Rule) -> Template | None:
 def _window_text(window: deque[float]) -> str:
     """A threshold window's saved row: its hit times, as ``encode`` writes a list."""
     return encode(list(window))
+
+
+def _window(saved: list[float]) -> deque[float]:
+    """A threshold window from its saved row (TypeError if it is not a list of numbers)."""
+    if type(saved) is not list or any(type(t) not in (int, float) for t in saved):
+        raise TypeError("a threshold window is a list of times")
+    return deque(saved)

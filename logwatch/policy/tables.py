@@ -7,13 +7,14 @@ its ``kv`` key dirty, so :meth:`~logwatch.policy.Policy.save` writes only what c
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from logwatch import state
 
 V = TypeVar("V")
+R = TypeVar("R")
 #: what a lookup in a rule's rows finds when the rule has none (never written to)
 _NONE: dict[str, Any] = {}
 
@@ -32,6 +33,19 @@ def open_object(values: dict[str, Any]) -> str:
     """:func:`encode` of ``values`` without its closing brace, for more keys to follow:
     the part of a row that never changes, encoded once."""
     return encode(values)[:-1]
+
+
+def typed(row: R, texts: Iterable[str], numbers: Iterable[str]) -> R:
+    """``row`` (just loaded) if its ``texts`` fields are text and its ``numbers`` numbers;
+    TypeError otherwise: a damaged saved row, which the loader drops (a null where text
+    belongs would fail later, in an alert)."""
+    for name in texts:
+        if type(getattr(row, name)) is not str:
+            raise TypeError(f"{name} is not text")
+    for name in numbers:
+        if type(getattr(row, name)) not in (int, float):
+            raise TypeError(f"{name} is not a number")
+    return row
 
 
 def flat(obj: Any) -> dict[str, Any]:

@@ -688,6 +688,12 @@ class TestState:
             # a field that is ours, not the row's: taken in, it began the row's saved text
             put_value(conn, NS, "D/000000000002/ssh/2.2.2.2", {
                 "opener": "a", "title": "t", "source": "s", "until": T0 + 60, "head": "x"})
+            # the right shape, a wrong type: a null source would end in a summary alert
+            put_value(conn, NS, "D/000000000003/ssh/3.3.3.3", {
+                "opener": "a", "title": "t", "source": None, "until": T0 + 60})
+            put_value(conn, NS, "R/000000000004/ssh/4.4.4.4", {
+                "opener": "a", "title": "t", "source": "s", "last": "yesterday"})
+            put_value(conn, NS, "T/000000000005/ssh/5.5.5.5", [T0, "later"])
         policy = Policy(config)
         with state.transaction() as conn:
             policy.load(conn)
