@@ -66,19 +66,26 @@ dedup = {{ by = "{{n}}", for = "1h" }}
 """
 
 
-def test_a_summary_waiting_for_the_fleet_pace_keeps_its_tally(
-        tmp_path: Path, store: FleetStore) -> None:
-    """The owner's summary held back by the shared window still carries the other hosts."""
+def sent_by_one_counted_by_another(tmp_path: Path, store: FleetStore,
+                                   window: tuple[Window, ...]) -> FleetSending:
+    """Host web-1 sends "event 1" (its claim), web-2 finds it sent and counts one hit into
+    web-1's tally; web-1's FleetSending."""
     config = load_config(write(tmp_path / "logwatch.toml",
                                SENDING_CONFIG.format(state=tmp_path / "s"), mode=0o600))
-    window = (Window(1, 0.3),)
     owner = FleetSending(store, "web-1", config, "hook", window)
-    other = FleetSending(store, "web-2", config, "hook", window)
     sent = owner.sort([Row(1, make_alert(1), 0, 0.0)])
     assert sent.rows and sent.slot
     owner.settle(sent, sent.rows, Outcome("ok"))
-    counted = other.sort([Row(1, make_alert(1, host="web-2"), 0, 0.0)])
+    counted = FleetSending(store, "web-2", config, "hook", window).sort(
+        [Row(1, make_alert(1, host="web-2"), 0, 0.0)])
     assert not counted.rows and "web-1 sent it" in counted.skipped[0][1]
+    return owner
+
+
+def test_a_summary_waiting_for_the_fleet_pace_keeps_its_tally(
+        tmp_path: Path, store: FleetStore) -> None:
+    """The owner's summary held back by the shared window still carries the other hosts."""
+    owner = sent_by_one_counted_by_another(tmp_path, store, (Window(1, 0.3),))
     summary = Row(2, make_alert(1, kind="summary", title="0 more 'event 1' suppressed",
                                 count=0, fields={"key": "1"}), 0, 0.0)
     held = owner.sort([summary])
@@ -90,14 +97,7 @@ def test_a_summary_waiting_for_the_fleet_pace_keeps_its_tally(
 def test_a_retried_owner_summary_keeps_the_tally_it_took(
         tmp_path: Path, store: FleetStore) -> None:
     """The store gives the owner the others' tally once: a failed request must not lose it."""
-    config = load_config(write(tmp_path / "logwatch.toml",
-                               SENDING_CONFIG.format(state=tmp_path / "s"), mode=0o600))
-    window = (Window(100, 1.0),)
-    owner = FleetSending(store, "web-1", config, "hook", window)
-    sent = owner.sort([Row(1, make_alert(1), 0, 0.0)])
-    owner.settle(sent, sent.rows, Outcome("ok"))
-    FleetSending(store, "web-2", config, "hook", window).sort(
-        [Row(1, make_alert(1, host="web-2"), 0, 0.0)])  # counted into web-1's tally
+    owner = sent_by_one_counted_by_another(tmp_path, store, (Window(100, 1.0),))
     summary = make_alert(2, kind="summary", title="0 more 'event 1' suppressed", count=0,
                          fields={"key": "1"})
     state = State(tmp_path / "state")
