@@ -61,6 +61,10 @@ class Storm:
     #: counted an alert, and encoding a minute of buckets again each time cost more than
     #: the rest of the policy's rows (kept as they change, not saved)
     rate_json: deque[str] = field(default_factory=deque, init=False)
+    #: each entry of ``held`` as its saved text, with the counts it was made at: a flood
+    #: fills ``held`` (up to MAX_DIGEST_ENTRIES) and rewrites the row at each commit, and
+    #: encoding every entry again each time cost milliseconds (kept as they change)
+    held_json: dict[str, tuple[int, int, str]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.total = sum(n for _, n in self.rate)
@@ -97,10 +101,25 @@ class Storm:
         return data
 
     def saved_text(self) -> str:
-        """``encode(self.dump())``, from the buckets' JSON kept as they changed."""
+        """``encode(self.dump())``, from the buckets' and the held entries' JSON kept as they
+        changed."""
         head = encode({k: getattr(self, k) for k in _SCALARS})
-        held = encode({k: flat(v) for k, v in self.held.items()})
-        return f'{head[:-1]},"rate":[{",".join(self.rate_json)}],"held":{held}}}'
+        return (f'{head[:-1]},"rate":[{",".join(self.rate_json)}],'
+                f'"held":{{{",".join(self._held_texts())}}}}}')
+
+    def _held_texts(self) -> list[str]:
+        """Each entry of ``held`` as ``encode`` writes it in the dict, made again only if its
+        counts changed (its other fields never do); entries gone are forgotten."""
+        known, texts = self.held_json, []
+        kept: dict[str, tuple[int, int, str]] = {}
+        for key, held in self.held.items():
+            made = known.get(key)
+            if made is None or made[0] != held.hits or made[1] != held.alerts:
+                made = (held.hits, held.alerts, f"{encode(key)}:{encode(flat(held))}")
+            kept[key] = made
+            texts.append(made[2])
+        self.held_json = kept
+        return texts
 
     @classmethod
     def load(cls, data: Mapping[str, Any]) -> Storm:

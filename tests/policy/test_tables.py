@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from logwatch.policy.dedup import Suppression
 from logwatch.policy.resolve import Incident
-from logwatch.policy.storm import Storm
+from logwatch.policy.storm import Held, Storm
 from logwatch.policy.tables import encode, flat
 from logwatch.state import encode as state_encode
 
@@ -41,6 +41,23 @@ def test_a_storms_saved_text_is_its_saved_form(steps: list[tuple[float, bool]]) 
     loaded = Storm.load(json.loads(storm.saved_text()))
     assert loaded.saved_text() == storm.saved_text()
     assert loaded.count(1_750_000_300, 60) == storm.count(1_750_000_300, 60)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["a", "b\x1fk", "é\x1e\"t\"", "\ud800"]),
+                          st.integers(0, 3), st.booleans()), max_size=40))
+def test_a_storms_held_entries_are_saved_as_they_change(
+        steps: list[tuple[str, int, bool]]) -> None:
+    """The held entries' texts kept between saves (only a changed one is made again) are
+    the whole encoding, whatever the keys and titles, as entries come, count and go."""
+    storm = Storm()
+    for key, hits, clear in steps:
+        if clear:
+            storm.held.clear()  # a digest went out
+        held = storm.held.setdefault(key, Held("rule", f"title {key}", "warning", key=key))
+        held.hits += hits
+        held.alerts += 1
+        assert storm.saved_text() == state_encode(storm.dump())
+        assert storm.held_json.keys() == storm.held.keys()
 
 
 #: times as rows hold them: floats (event times), ints (a test's clock), JSON's extensions
