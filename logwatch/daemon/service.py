@@ -470,7 +470,7 @@ class Service:
         """
         data = chunks[0].data if len(chunks) == 1 else b"".join(c.data for c in chunks)
         starts = list(accumulate((len(c.data) for c in chunks[:-1]), initial=0))
-        chunk, base, end = chunks[0], 0, len(chunks[0].data)
+        chunk = chunks[0]
         lines = newlines(data, 0, len(data))
         feed, recorder = self.policy.feed, metrics.current()
         count_hit = recorder.hit if recorder.enabled else None
@@ -478,8 +478,8 @@ class Service:
         memory = self.contexts.get(chunk.source)
         hits = found.hits() if memory is None else memory.follow(found, data, lines)
         # a file's line key, written out (Chunk.line_key); a journal's chunk asks its cursors
-        stream, offset = f"{chunk.stream}@", chunk.offset
-        plain = chunk.cursors is None and chunk.times is None
+        base = end = offset = 0  # no chunk yet: the first hit finds its own
+        stream, plain = "", True
         for m, fields in hits:
             if not base <= m.start < end:
                 index = bisect_right(starts, m.start) - 1

@@ -118,10 +118,12 @@ def journalctl_args(journal: JournalSource, cursor: str | None, start_at: str,
         args.append("--lines=0")
     else:
         args.append("--no-tail")
-    for unit in journal.units:
-        args.append(f"--unit={unit}")
-    args += journal.match
-    return args
+    return args + journal_filters(journal)
+
+
+def journal_filters(journal: JournalSource) -> list[str]:
+    """The journalctl arguments that choose the source's entries: units, then matches."""
+    return [f"--unit={unit}" for unit in journal.units] + list(journal.match)
 
 
 #: where systemd-journald keeps its files (persistent, volatile)
@@ -254,7 +256,7 @@ class JournalFollower:
             where = f"since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(self._since_arg))}"
         else:
             where = "from now" if self._settings.start_at == "end" else "from the beginning"
-        which = [f"--unit={unit}" for unit in self._journal.units] + list(self._journal.match)
+        which = journal_filters(self._journal)
         line = f'source "{self.name}": journal {where}, {" ".join(which) or "every entry"}'
         if self._instead_of:
             line += f" (none of {', '.join(self._instead_of)} exists)"

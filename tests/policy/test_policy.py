@@ -6,8 +6,10 @@ calling ``tick(now)`` with the time wanted.
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -85,6 +87,18 @@ class Feeder:
         while (due := self.policy.next_due()) is not None:
             self.alerts += self.policy.tick(due)
         self.tick(t)
+
+
+@contextmanager
+def traced_after_a_save(feeder: Feeder, conn: sqlite3.Connection) -> Iterator[list[str]]:
+    """Save ``feeder``'s policy, then collect the SQL statements ``conn`` runs in the block."""
+    feeder.policy.save(conn)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        yield statements
+    finally:
+        conn.set_trace_callback(None)
 
 
 def saved_keys(rows: dict[str, object], kind: str) -> list[tuple[str, str]]:
@@ -538,15 +552,11 @@ class TestState:
         feeder.hit(0, "1.1.1.1")
         feeder.hit(0, "2.2.2.2")
         state = State(config.settings.state_dir)
-        statements: list[str] = []
-        with state.transaction() as conn:
-            feeder.policy.save(conn)
-            conn.set_trace_callback(statements.append)
+        with state.transaction() as conn, traced_after_a_save(feeder, conn) as statements:
             feeder.policy.save(conn)
             assert statements == []
             feeder.hit(1, "2.2.2.2")
             feeder.policy.save(conn)
-            conn.set_trace_callback(None)
         written = [s for s in statements if "INSERT" in s]
         assert len(written) == 2  # the window of 2.2.2.2 and the counters
         with state.transaction() as conn:
@@ -562,10 +572,7 @@ class TestState:
         feeder = Feeder(Policy(config))
         feeder.hit(0, "1.1.1.1")
         state = State(config.settings.state_dir)
-        statements: list[str] = []
-        with state.transaction() as conn:
-            feeder.policy.save(conn)
-            conn.set_trace_callback(statements.append)
+        with state.transaction() as conn, traced_after_a_save(feeder, conn) as statements:
             for t in range(1, 5):
                 feeder.hit(t, "2.2.2.2")
             [alert] = feeder.hit(5, "2.2.2.2")  # the 5th: its window's row goes
@@ -574,7 +581,6 @@ class TestState:
             for t in range(6, 10):  # the window saved before fires too: its row is deleted
                 feeder.hit(t, "1.1.1.1")
             feeder.policy.save(conn)
-            conn.set_trace_callback(None)
             rows = get_values(conn, NS)
         state.close()
         assert len([s for s in statements if "DELETE" in s]) == 1
