@@ -12,7 +12,10 @@ States of the claim (a string):
              hits to the claim's tally (a hash host -> hits) instead of sending
 
 The owner's dedup summary, at the end of its window, takes the tally and closes the
-claim: "also seen on 19 hosts (web-02, web-03, ...)". A host whose own summary
+claim: "also seen on 19 hosts (web-02, web-03, ...)". The store keeps what it handed
+over for :data:`KEPT`, under the claim and the summary's token (a hash of its alert
+id, the same after a restart): if the owner dies before it saved the summary with its
+tally, the same summary asking again gets the same tally. A host whose own summary
 comes after that sends it (duplicates possible, counted). When Redis is
 unavailable every host sends (fail open: nothing is lost, duplicates are counted).
 Redis holds the host names and counts only. Taking, confirming and releasing
@@ -32,6 +35,9 @@ LEASE = 30.0
 GRACE = 120.0
 #: hosts named in a summary; the rest is "and N more"
 MAX_NAMED = 10
+#: a tally handed to the owner's summary is kept this long for the same summary to ask
+#: again (its host crashed, or was rebooted, before it saved the summary with the tally)
+KEPT = 600.0
 MAX_TALLY = 10_000
 
 

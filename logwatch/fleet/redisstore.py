@@ -17,7 +17,7 @@ import itertools
 from collections.abc import Sequence
 from typing import Any
 
-from logwatch.fleet.claims import MAX_TALLY
+from logwatch.fleet.claims import KEPT, MAX_TALLY
 from logwatch.fleet.link import FleetLink
 from logwatch.fleet.store import (
     Answer,
@@ -49,9 +49,11 @@ end
 return {0, n}
 """
 
-#: KEYS: block, window 1..n, then claim and tally of each claimed ask.
-#: ARGV: host, lease (ms), slot member, n, limit and per (ms) of each window, then kind and
-#: hits of each ask. -> {pace wait ms, slot or '', {verdict, owner, ttl ms, tally...}...}
+#: KEYS: block, window 1..n, then claim and tally of each claimed ask, and for a summary
+#: also its took (token|host of the summary that took the tally) and kept (that tally).
+#: ARGV: host, lease (ms), slot member, n, limit and per (ms) of each window, kept (ms),
+#: then kind, hits and token of each ask.
+#: -> {pace wait ms, slot or '', {verdict, owner, ttl ms, tally...}...}
 BEGIN = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -69,14 +71,15 @@ for i = 1, nw do
   end
 end
 local out, send, k = {wait, ''}, false, 1 + nw
-for a = 5 + 2 * nw, #ARGV, 2 do
-  local kind, hits = ARGV[a], tonumber(ARGV[a + 1])
+local keep = tonumber(ARGV[5 + 2 * nw])
+for a = 6 + 2 * nw, #ARGV, 3 do
+  local kind, hits, token = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]
   local reply
   if kind == 'plain' then
     reply, send = {'send', '', 0}, true
   else
-    local claim, tally = KEYS[k + 1], KEYS[k + 2]
-    k = k + 2
+    local claim, tally, took, kept = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
+    k = k + (kind == 'summary' and 4 or 2)
     local v = redis.call('GET', claim)
     local state, owner = '', ''
     if v then state, owner = string.sub(v, 1, 1), string.sub(v, 3) end
@@ -98,13 +101,28 @@ for a = 5 + 2 * nw, #ARGV, 2 do
         end
         reply = {'counted', owner, ttl}
       end
+    elseif token ~= '' and redis.call('GET', took) == token .. '|' .. host then
+      reply = {'own', host, redis.call('PTTL', took)}
+      if wait == 0 then
+        for _, x in ipairs(redis.call('HGETALL', kept)) do reply[#reply + 1] = x end
+        send = send or hits > 0 or #reply > 3
+      end
     elseif not v then
       reply, send = {'none', '', 0}, send or hits > 0
     elseif owner == host then
       reply = {'own', host, ttl}
       if wait == 0 then
         for _, x in ipairs(redis.call('HGETALL', tally)) do reply[#reply + 1] = x end
-        redis.call('DEL', claim, tally)
+        redis.call('DEL', claim, kept)
+        if token == '' then
+          redis.call('DEL', tally)
+        else
+          redis.call('SET', took, token .. '|' .. host, 'PX', keep)
+          if redis.call('EXISTS', tally) == 1 then
+            redis.call('RENAME', tally, kept)
+            redis.call('PEXPIRE', kept, keep)
+          end
+        end
         send = send or hits > 0 or #reply > 3
       end
     else
@@ -190,11 +208,13 @@ class RedisStore:
         """Pacing wait, claims and slot in one round trip."""
         keys = self._pace_keys(pace)
         args: list[Any] = [host, int(lease * 1000), f"{host}:{next(self._slots)}",
-                           len(pace.windows), *self._limits(pace)]
+                           len(pace.windows), *self._limits(pace), int(KEPT * 1000)]
         for ask in asks:
             if ask.kind != "plain":
                 keys += self._claim_keys(ask.name)
-            args += [ask.kind, max(int(ask.hits), 0)]
+            if ask.kind == "summary":
+                keys += [f"{self.namespace}:took:{ask.name}", f"{self.namespace}:kept:{ask.name}"]
+            args += [ask.kind, max(int(ask.hits), 0), ask.token]
         reply = self._begin(keys, args)
         wait_ms = int(reply[0])
         return Begun(max(wait_ms, 1) / 1000 if wait_ms > 0 else 0.0, _text(reply[1]),

@@ -30,7 +30,7 @@ import logwatch.delivery.outbox as outbox
 from logwatch.config import Config
 from logwatch.delivery.destinations.types import Outcome, Window
 from logwatch.fleet.claims import GRACE, LEASE, Tally, claim_name
-from logwatch.fleet.keys import destination_identity
+from logwatch.fleet.keys import destination_identity, digest
 from logwatch.fleet.link import FleetUnavailable
 from logwatch.fleet.store import Answer, Ask, FleetStore, Pace, Settle
 from logwatch.models import Alert
@@ -137,7 +137,9 @@ class FleetSending:
             return 0.0, Ask("plain")  # it already holds the tally (tried before: a retry)
         name = claim_name(self.identity or "", rule.id, _dedup_key(rule.dedup.by, alert))
         if alert.kind == "summary":
-            return rule.dedup.window, Ask("summary", name, max(alert.count, 0))
+            # the token: the same summary row asks with the same one after a restart
+            return rule.dedup.window, Ask("summary", name, max(alert.count, 0),
+                                          digest(name, alert.id))
         return rule.dedup.window, Ask("alert", name, max(alert.count, 1))
 
     def _verdict(self, row: outbox.Row, ask: Ask, answer: Answer) -> tuple[str, object]:

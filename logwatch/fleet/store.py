@@ -27,7 +27,11 @@ Three operations, each atomic:
     An alert's claim answers ``own`` (send it), ``wait`` or ``counted`` (another host
     sent it: our hits went into its tally). A dedup summary's claim answers
     ``own`` with the tally (closing the claim; only when pacing lets it go now),
-    ``counted`` (folded into the owner's) or ``none`` (no claim).
+    ``counted`` (folded into the owner's) or ``none`` (no claim). The tally handed
+    over is kept for :data:`~logwatch.fleet.claims.KEPT` under the claim and the
+    summary's ``token``: the same summary asking again (its owner restarted before it
+    saved what it took) gets the same tally; another token (the next window's
+    summary) or another host does not.
 
 ``end`` (after the answer: the second round trip)
     move the slot to the time the answer came, share a pause (429 or an empty
@@ -58,6 +62,8 @@ class Ask:
     name: str = ""
     #: hits the row carries (counted into the owner's tally when another host sent it)
     hits: int = 0
+    #: a summary's replay-stable token (the same after a restart; "": none, no tally kept)
+    token: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,9 +33,9 @@ class HostView:
         """Our send of ``name`` failed for good."""
         self.store.end(self.host, self.pace, "", 0.0, [Settle(name, False)])
 
-    def summary(self, name: str, hits: int) -> Answer:
-        """Our dedup summary of ``name``, holding ``hits``."""
-        return self.store.begin(self.host, self.pace, [Ask("summary", name, hits)],
+    def summary(self, name: str, hits: int, token: str = "") -> Answer:
+        """Our dedup summary of ``name``, holding ``hits`` (``token``: which summary)."""
+        return self.store.begin(self.host, self.pace, [Ask("summary", name, hits, token)],
                                 self.lease).answers[0]
 
     def acquire(self) -> tuple[float, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from logwatch.fleet.claims import Tally, claim_name
+from logwatch.fleet.claims import KEPT, Tally, claim_name
 from logwatch.fleet.link import FleetLink
 from logwatch.fleet.redisstore import RedisStore
 from logwatch.fleet.store import FleetStore
@@ -78,3 +78,56 @@ def test_nothing_from_the_log_or_the_destination_is_stored(
     dump = repr(keys) + repr([link.call(lambda c, k=k: c.dump(k)) for k in keys])
     for secret in ("203.0.113.7", "ssh-bruteforce", "dest-identity"):
         assert secret not in dump
+
+
+def test_the_same_summary_asking_again_gets_the_tally_it_took(store: FleetStore) -> None:
+    """The owner crashed between the store's answer and saving it: its summary asks again
+    after the restart (same token) and gets the same tally; nothing else gets it."""
+    web1, web2, web3 = (HostView(store, h) for h in ("web-1", "web-2", "web-3"))
+    web1.claim(NAME)
+    web1.confirm(NAME)
+    web2.claim(NAME, 3)
+    taken = web1.summary(NAME, 0, "window-1")
+    assert taken.verdict == "own" and taken.others == (("web-2", 3),)
+    web3.claim(NAME)  # the claim is closed: a new alert is a new claim
+    again = web1.summary(NAME, 0, "window-1")
+    assert (again.verdict, again.others) == ("own", (("web-2", 3),))
+    assert web1.summary(NAME, 0, "window-1").others == (("web-2", 3),)  # and again
+    # the next window's summary, another host's with the same token, or none: not kept
+    assert web1.summary(NAME, 0, "window-2").others == ()
+    assert web2.summary(NAME, 0, "window-1").others == ()
+    assert web1.summary(NAME, 0).others == ()
+
+
+def test_a_summary_without_a_token_keeps_nothing(store: FleetStore) -> None:
+    """An ask without a token (as a host of the previous version asks) closes the claim as
+    before; and a window's summary never gets an earlier window's tally."""
+    web1, web2 = HostView(store, "web-1"), HostView(store, "web-2")
+
+    def window(counted: int, token: str) -> tuple[tuple[str, int], ...]:
+        web1.claim(NAME)
+        web1.confirm(NAME)
+        if counted:
+            web2.claim(NAME, counted)
+        return web1.summary(NAME, 0, token).others
+
+    assert window(2, "") == (("web-2", 2),)
+    assert web1.summary(NAME, 0).verdict == "none"
+    assert window(3, "window-2") == (("web-2", 3),)
+    assert window(0, "window-3") == ()  # nothing counted this time
+    assert web1.summary(NAME, 0, "window-3").others == ()
+    assert web1.summary(NAME, 0, "window-2").others == ()  # the next took its place
+
+
+def test_a_taken_tally_is_kept_for_a_bounded_time(make_link: Callable[..., FleetLink]) -> None:
+    """On Redis, what a summary took lives at most KEPT (as a hash of names and counts)."""
+    link = make_link("web-1")
+    web1, web2 = HostView(RedisStore(link), "web-1"), HostView(RedisStore(link), "web-2")
+    web1.claim(NAME)
+    web1.confirm(NAME)
+    web2.claim(NAME, 2)
+    web1.summary(NAME, 0, "window-1")
+    keys = sorted(k.decode() for k in link.call(lambda c: c.keys("*")))
+    assert keys == [f"test:kept:{NAME}", f"test:took:{NAME}"]
+    for k in keys:
+        assert 0 < link.call(lambda c, k=k: c.pttl(k)) <= KEPT * 1000

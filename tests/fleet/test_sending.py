@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from logwatch.commands.status import format_fleet
-from logwatch.config import DiscordDestination, load_config
+from logwatch.config import Config, DiscordDestination, load_config
 from logwatch.delivery import outbox
 from logwatch.delivery.destinations.discord import Discord
 from logwatch.delivery.destinations.types import Outcome, Window
@@ -66,12 +66,17 @@ dedup = {{ by = "{{n}}", for = "1h" }}
 """
 
 
+def owner_config(tmp_path: Path) -> Config:
+    """The hosts' config (one Discord hook, one rule with ``dedup``)."""
+    return load_config(write(tmp_path / "logwatch.toml",
+                             SENDING_CONFIG.format(state=tmp_path / "s"), mode=0o600))
+
+
 def sent_by_one_counted_by_another(tmp_path: Path, store: FleetStore,
                                    window: tuple[Window, ...]) -> FleetSending:
     """Host web-1 sends "event 1" (its claim), web-2 finds it sent and counts one hit into
     web-1's tally; web-1's FleetSending."""
-    config = load_config(write(tmp_path / "logwatch.toml",
-                               SENDING_CONFIG.format(state=tmp_path / "s"), mode=0o600))
+    config = owner_config(tmp_path)
     owner = FleetSending(store, "web-1", config, "hook", window)
     sent = owner.sort([Row(1, make_alert(1), 0, 0.0)])
     assert sent.rows and sent.slot
@@ -94,23 +99,54 @@ def test_a_summary_waiting_for_the_fleet_pace_keeps_its_tally(
     assert later[0].alert.title == "1 more 'event 1' on 2 hosts"
 
 
+#: web-1's dedup summary of "event 1": nothing of its own, the tally is all it has
+OWNER_SUMMARY = make_alert(2, kind="summary", title="0 more 'event 1' suppressed", count=0,
+                           fields={"key": "1"})
+
+
+def queued_summary(tmp_path: Path) -> State:
+    """web-1's state with :data:`OWNER_SUMMARY` in its outbox."""
+    state = State(tmp_path / "state")
+    with state.transaction() as conn:
+        outbox.enqueue(conn, [OWNER_SUMMARY])
+    return state
+
+
+def first_title_sent(fake: FakeAPI, state: State, fleet: FleetSending) -> str:
+    """Run a sender of ``state`` to ``fake`` until it posts; the first embed's title."""
+    dest = Discord(DiscordDestination("hook", Secret(fake.discord_url())), timeout=2.0)
+    sender = Sender(dest, state, fleet=fleet, backoff_base=0.02, backoff_cap=0.2)
+    sender.start()
+    try:
+        bodies = wait_for(fake.bodies, 10.0, message="the summary to be sent")
+    finally:
+        sender.stop(0)
+        state.close()
+    return str(bodies[0]["embeds"][0]["title"])
+
+
 def test_a_retried_owner_summary_keeps_the_tally_it_took(
         tmp_path: Path, store: FleetStore) -> None:
     """The store gives the owner the others' tally once: a failed request must not lose it."""
     owner = sent_by_one_counted_by_another(tmp_path, store, (Window(100, 1.0),))
-    summary = make_alert(2, kind="summary", title="0 more 'event 1' suppressed", count=0,
-                         fields={"key": "1"})
-    state = State(tmp_path / "state")
+    state = queued_summary(tmp_path)
     with FakeAPI() as fake:
-        with state.transaction() as conn:
-            outbox.enqueue(conn, [summary])
         fake.fail("500")  # the first request, which carries the tally, fails
-        dest = Discord(DiscordDestination("hook", Secret(fake.discord_url())), timeout=2.0)
-        sender = Sender(dest, state, fleet=owner, backoff_base=0.02, backoff_cap=0.2)
-        sender.start()
-        try:
-            bodies = wait_for(fake.bodies, 10.0, message="the summary to be sent again")
-        finally:
-            sender.stop(0)
-            state.close()
-    assert bodies[0]["embeds"][0]["title"] == "1 more 'event 1' on 2 hosts"
+        assert first_title_sent(fake, state, owner) == "1 more 'event 1' on 2 hosts"
+
+
+def test_an_owner_summary_keeps_its_tally_across_a_crash_before_it_saved_it(
+        tmp_path: Path, store: FleetStore) -> None:
+    """The store gave the owner's summary the tally, and the process died before the
+    summary with it was saved (kill -9, OOM): after the restart the same row asks again
+    and gets the same tally."""
+    owner = sent_by_one_counted_by_another(tmp_path, store, (Window(100, 1.0),))
+    state = queued_summary(tmp_path)
+    taken = owner.sort(outbox.pending(state.conn, "hook", 10))  # lost with the process
+    assert taken.rows[0].alert.title == "1 more 'event 1' on 2 hosts"
+    state.close()
+    state = State(tmp_path / "state")  # the restart: what the outbox holds, a new sender
+    assert outbox.pending(state.conn, "hook", 10)[0].alert == OWNER_SUMMARY
+    restarted = FleetSending(store, "web-1", owner_config(tmp_path), "hook", (Window(100, 1.0),))
+    with FakeAPI() as fake:
+        assert first_title_sent(fake, state, restarted) == "1 more 'event 1' on 2 hosts"

@@ -3,8 +3,9 @@
 ``logwatch test --alerts --host NAME=FILE`` replays a fleet with
 :class:`~logwatch.fleet.memory.MemoryStore`; running hosts use
 :class:`~logwatch.fleet.redisstore.RedisStore`. Random sequences of every operation
-(claims of alerts and summaries, confirms, releases, pacing slots, a shared pause,
-fleet-threshold hits) go to both, and every answer must agree.
+(claims of alerts and summaries, a summary asking again with its token, confirms,
+releases, pacing slots, a shared pause, fleet-threshold hits) go to both, and every
+answer must agree.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from logwatch.fleet.store import Answer, Ask, AskKind, Begun, FleetStore, Pace, 
 
 HOSTS = ("web-1", "web-2", "web-3", "web-4")
 NAMES = ("claim-a", "claim-b", "claim-c")
+#: a summary's token: a window's summary asks again (a restart), or the next one asks
+TOKENS = ("", "window-1", "window-2")
 #: most requests unpaced (so that claims are not all held back); some fill two windows
 FREE, PACED = Pace("hook"), Pace("paced-hook", (Window(3, 60.0), Window(5, 600.0)))
 T0 = 1_700_000_000.0
@@ -75,9 +78,12 @@ def test_memory_and_redis_agree_on_random_sequences(
         op = rng.random()
         if op < 0.45:
             kinds: list[AskKind] = ["alert", "summary", "plain"]
-            asks = [Ask(k, rng.choice(NAMES), rng.randint(0, 3))
+            asks = [Ask(k, rng.choice(NAMES), rng.randint(0, 3),
+                        rng.choice(TOKENS) if k == "summary" else "")
                     for k in rng.choices(kinds, weights=(5, 3, 1), k=rng.randint(1, 3))]
             twin.begin(host, pace, asks)
+            if rng.random() < 0.3:  # the host crashed before it saved what it got: again
+                twin.begin(host, FREE, asks)
         elif op < 0.75:
             settles = [Settle(n, rng.random() < 0.8, 60.0)
                        for n in rng.sample(NAMES, rng.randint(0, 2))]
