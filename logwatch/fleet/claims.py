@@ -13,8 +13,8 @@ States of the claim (a string):
 
 The owner's dedup summary, at the end of its window, takes the tally and closes the
 claim: "also seen on 19 hosts (web-02, web-03, ...)". The store keeps what it handed
-over for :data:`KEPT`, under the claim and the summary's token (a hash of its alert
-id, the same after a restart): if the owner dies before it saved the summary with its
+over for :data:`KEPT`, under the claim, the host and the summary's token (a hash of its
+alert id, the same after a restart): if the owner dies before it saved the summary with its
 tally, the same summary asking again gets the same tally. A host whose own summary
 comes after that sends it (duplicates possible, counted). When Redis is
 unavailable every host sends (fail open: nothing is lost, duplicates are counted).
@@ -69,3 +69,9 @@ class Tally:
 def claim_name(identity: str, rule: str, key: str) -> str:
     """The hashed name of the claim for ``rule`` and dedup ``key`` at destination ``identity``."""
     return digest(identity, rule, key)
+
+
+def taken_name(claim: str, host: str, token: str) -> str:
+    """The hashed name under which the store keeps the tally it handed to ``host``'s
+    summary ``token`` of ``claim`` (one per summary: another host's or window's differs)."""
+    return digest(claim, host, token)

@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from logwatch.fleet.claims import KEPT, MAX_TALLY
+from logwatch.fleet.claims import KEPT, MAX_TALLY, taken_name
 from logwatch.fleet.store import (
     Answer,
     Ask,
@@ -159,8 +159,9 @@ class MemoryStore:
         return Answer("counted", owner, (entry.expires - now) / 1000)
 
     def _summary(self, host: str, ask: Ask, now: int, lease_ms: int, wait: int) -> Answer:
-        if ask.token and self._get(f"took:{ask.name}", now) == f"{ask.token}|{host}":
-            return self._taken_again(host, ask.name, now, wait)
+        taken = taken_name(ask.name, host, ask.token) if ask.token else ""
+        if taken and self._get(f"took:{taken}", now) == host:
+            return self._taken_again(host, taken, now, wait)
         key = f"claim:{ask.name}"
         value = self._get(key, now)
         if value is None:
@@ -172,7 +173,9 @@ class MemoryStore:
                 return Answer("own", host, ttl)
             tally = self._tally(ask.name, now)
             del self._strings[key]
-            self._keep(host, ask, self._tallies.pop(ask.name, None), now)
+            handed = self._tallies.pop(ask.name, None)
+            if taken:
+                self._keep(host, taken, handed, now)
             return Answer("own", host, ttl, sort_tally(list(tally.hits.items()), MAX_TALLY))
         if ask.hits > 0:
             tally = self._tally(ask.name, now)
@@ -180,22 +183,20 @@ class MemoryStore:
             tally.expires = max(entry.expires, now + 1000)
         return Answer("counted", owner, ttl)
 
-    def _keep(self, host: str, ask: Ask, tally: _Tally | None, now: int) -> None:
+    def _keep(self, host: str, taken: str, tally: _Tally | None, now: int) -> None:
         """The tally handed to ``host``'s summary, kept for the same summary to ask again."""
-        self._tallies.pop(f"kept:{ask.name}", None)
-        if not ask.token:
-            return
         kept_ms = int(KEPT * 1000)
-        self._strings[f"took:{ask.name}"] = _Entry(f"{ask.token}|{host}", now + kept_ms)
+        self._strings[f"took:{taken}"] = _Entry(host, now + kept_ms)
+        self._tallies.pop(f"kept:{taken}", None)
         if tally is not None and tally.expires > now:
-            self._tallies[f"kept:{ask.name}"] = replace(tally, expires=now + kept_ms)
+            self._tallies[f"kept:{taken}"] = replace(tally, expires=now + kept_ms)
 
-    def _taken_again(self, host: str, name: str, now: int, wait: int) -> Answer:
+    def _taken_again(self, host: str, taken: str, now: int, wait: int) -> Answer:
         """The same summary asks again: what it was handed (when it can go now)."""
-        ttl = (self._strings[f"took:{name}"].expires - now) / 1000
+        ttl = (self._strings[f"took:{taken}"].expires - now) / 1000
         if wait > 0:
             return Answer("own", host, ttl)
-        kept = self._tallies.get(f"kept:{name}")
+        kept = self._tallies.get(f"kept:{taken}")
         hits = kept.hits if kept is not None and kept.expires > now else {}
         return Answer("own", host, ttl, sort_tally(list(hits.items()), MAX_TALLY))
 

@@ -17,7 +17,7 @@ import itertools
 from collections.abc import Sequence
 from typing import Any
 
-from logwatch.fleet.claims import KEPT, MAX_TALLY
+from logwatch.fleet.claims import KEPT, MAX_TALLY, taken_name
 from logwatch.fleet.link import FleetLink
 from logwatch.fleet.store import (
     Answer,
@@ -50,7 +50,8 @@ return {0, n}
 """
 
 #: KEYS: block, window 1..n, then claim and tally of each claimed ask, and for a summary
-#: also its took (token|host of the summary that took the tally) and kept (that tally).
+#: also its took (the host, once the summary took the tally) and kept (that tally), both
+#: named by claim, host and token.
 #: ARGV: host, lease (ms), slot member, n, limit and per (ms) of each window, kept (ms),
 #: then kind, hits and token of each ask.
 #: -> {pace wait ms, slot or '', {verdict, owner, ttl ms, tally...}...}
@@ -101,7 +102,7 @@ for a = 6 + 2 * nw, #ARGV, 3 do
         end
         reply = {'counted', owner, ttl}
       end
-    elseif token ~= '' and redis.call('GET', took) == token .. '|' .. host then
+    elseif token ~= '' and redis.call('GET', took) == host then
       reply = {'own', host, redis.call('PTTL', took)}
       if wait == 0 then
         for _, x in ipairs(redis.call('HGETALL', kept)) do reply[#reply + 1] = x end
@@ -113,11 +114,12 @@ for a = 6 + 2 * nw, #ARGV, 3 do
       reply = {'own', host, ttl}
       if wait == 0 then
         for _, x in ipairs(redis.call('HGETALL', tally)) do reply[#reply + 1] = x end
-        redis.call('DEL', claim, kept)
+        redis.call('DEL', claim)
         if token == '' then
           redis.call('DEL', tally)
         else
-          redis.call('SET', took, token .. '|' .. host, 'PX', keep)
+          redis.call('SET', took, host, 'PX', keep)
+          redis.call('DEL', kept)
           if redis.call('EXISTS', tally) == 1 then
             redis.call('RENAME', tally, kept)
             redis.call('PEXPIRE', kept, keep)
@@ -213,7 +215,8 @@ class RedisStore:
             if ask.kind != "plain":
                 keys += self._claim_keys(ask.name)
             if ask.kind == "summary":
-                keys += [f"{self.namespace}:took:{ask.name}", f"{self.namespace}:kept:{ask.name}"]
+                taken = taken_name(ask.name, host, ask.token)
+                keys += [f"{self.namespace}:took:{taken}", f"{self.namespace}:kept:{taken}"]
             args += [ask.kind, max(int(ask.hits), 0), ask.token]
         reply = self._begin(keys, args)
         wait_ms = int(reply[0])

@@ -28,8 +28,8 @@ Three operations, each atomic:
     sent it: our hits went into its tally). A dedup summary's claim answers
     ``own`` with the tally (closing the claim; only when pacing lets it go now),
     ``counted`` (folded into the owner's) or ``none`` (no claim). The tally handed
-    over is kept for :data:`~logwatch.fleet.claims.KEPT` under the claim and the
-    summary's ``token``: the same summary asking again (its owner restarted before it
+    over is kept for :data:`~logwatch.fleet.claims.KEPT` under the claim, the host and
+    the summary's ``token``: the same summary asking again (its owner restarted before it
     saved what it took) gets the same tally; another token (the next window's
     summary) or another host does not.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from logwatch.fleet.claims import KEPT, Tally, claim_name
+from logwatch.fleet.claims import KEPT, Tally, claim_name, taken_name
 from logwatch.fleet.link import FleetLink
 from logwatch.fleet.redisstore import RedisStore
 from logwatch.fleet.store import FleetStore
@@ -89,7 +89,11 @@ def test_the_same_summary_asking_again_gets_the_tally_it_took(store: FleetStore)
     web2.claim(NAME, 3)
     taken = web1.summary(NAME, 0, "window-1")
     assert taken.verdict == "own" and taken.others == (("web-2", 3),)
-    web3.claim(NAME)  # the claim is closed: a new alert is a new claim
+    # the claim is closed: a new alert is a new claim, whose owner takes its own tally
+    web3.claim(NAME)
+    web3.confirm(NAME)
+    web2.claim(NAME, 5)
+    assert web3.summary(NAME, 0, "window-1").others == (("web-2", 5),)
     again = web1.summary(NAME, 0, "window-1")
     assert (again.verdict, again.others) == ("own", (("web-2", 3),))
     assert web1.summary(NAME, 0, "window-1").others == (("web-2", 3),)  # and again
@@ -116,7 +120,7 @@ def test_a_summary_without_a_token_keeps_nothing(store: FleetStore) -> None:
     assert window(3, "window-2") == (("web-2", 3),)
     assert window(0, "window-3") == ()  # nothing counted this time
     assert web1.summary(NAME, 0, "window-3").others == ()
-    assert web1.summary(NAME, 0, "window-2").others == ()  # the next took its place
+    assert web1.summary(NAME, 0, "window-2").others == (("web-2", 3),)  # each its own
 
 
 def test_a_taken_tally_is_kept_for_a_bounded_time(make_link: Callable[..., FleetLink]) -> None:
@@ -128,6 +132,7 @@ def test_a_taken_tally_is_kept_for_a_bounded_time(make_link: Callable[..., Fleet
     web2.claim(NAME, 2)
     web1.summary(NAME, 0, "window-1")
     keys = sorted(k.decode() for k in link.call(lambda c: c.keys("*")))
-    assert keys == [f"test:kept:{NAME}", f"test:took:{NAME}"]
+    taken = taken_name(NAME, "web-1", "window-1")
+    assert keys == [f"test:kept:{taken}", f"test:took:{taken}"]
     for k in keys:
         assert 0 < link.call(lambda c, k=k: c.pttl(k)) <= KEPT * 1000
