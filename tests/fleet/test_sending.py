@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from logwatch.commands.status import format_fleet
@@ -12,12 +14,15 @@ from logwatch.delivery.destinations.types import Outcome, Window
 from logwatch.delivery.outbox import Row
 from logwatch.delivery.sender import Sender
 from logwatch.fleet.claims import Tally
+from logwatch.fleet.link import FleetLink
+from logwatch.fleet.redisstore import RedisStore
 from logwatch.fleet.sending import FleetSending, fleet_summary
 from logwatch.fleet.store import FleetStore
 from logwatch.secret import Secret
 from logwatch.state import State
 from tests.fakeapi import FakeAPI, make_alert
-from tests.helpers import wait_for, write
+from tests.fleet.redisserver import RedisServer
+from tests.helpers import Daemon, wait_for, write
 
 
 def test_the_owner_summary_counts_every_host() -> None:
@@ -49,27 +54,35 @@ def test_status_shows_the_link_and_its_trouble() -> None:
 
 SENDING_CONFIG = """\
 [logwatch]
+hostname = "web-1"
 state_dir = "{state}"
+start_at = "beginning"
+poll_interval = "0.2s"
 
 [fleet]
-url = "redis://127.0.0.1:1/0"
+url = "{redis}"
+namespace = "test"
 
 [destinations.hook]
 type = "discord"
-url = "https://discord.example/api/webhooks/1/abc"
+url = "{hook}"
+
+[sources.app]
+files = ["{log}"]
 
 [[rules]]
 id = "numbered"
 match = 'ERROR event (?P<n>\\S+)'
 title = "event {{n}}"
-dedup = {{ by = "{{n}}", for = "1h" }}
+dedup = {{ by = "{{n}}", for = "{window}" }}
 """
 
 
 def owner_config(tmp_path: Path) -> Config:
     """The hosts' config (one Discord hook, one rule with ``dedup``)."""
-    return load_config(write(tmp_path / "logwatch.toml",
-                             SENDING_CONFIG.format(state=tmp_path / "s"), mode=0o600))
+    return load_config(write(tmp_path / "logwatch.toml", SENDING_CONFIG.format(
+        state=tmp_path / "s", redis="redis://127.0.0.1:1/0", log=tmp_path / "app.log",
+        hook="https://discord.example/api/webhooks/1/abc", window="1h"), mode=0o600))
 
 
 def sent_by_one_counted_by_another(tmp_path: Path, store: FleetStore,
@@ -150,3 +163,46 @@ def test_an_owner_summary_keeps_its_tally_across_a_crash_before_it_saved_it(
     restarted = FleetSending(store, "web-1", owner_config(tmp_path), "hook", (Window(100, 1.0),))
     with FakeAPI() as fake:
         assert first_title_sent(fake, state, restarted) == "1 more 'event 1' on 2 hosts"
+
+
+
+#: run as the daemon's sitecustomize: the process dies (SIGKILL) the moment it would save
+#: the owner's summary with the tally the store just gave it
+DIE_AT_THE_SAVE = """\
+import os, signal
+import logwatch.delivery.outbox as outbox
+
+def revise(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+outbox.revise = revise
+"""
+
+
+def test_a_killed_owner_daemon_sends_its_summary_with_the_tally_after_a_restart(
+        tmp_path: Path, redis_server: RedisServer, make_link: Callable[..., FleetLink]) -> None:
+    """A real ``logwatch run`` (web-1) sends "event 1"; web-2 counts a hit into its tally;
+    at the end of the window web-1 takes the tally and is killed before it saves it; the
+    restarted daemon sends the summary with the tally."""
+    log = write(tmp_path / "app.log", "")
+    hook_dir = tmp_path / "die"
+    write(hook_dir / "sitecustomize.py", DIE_AT_THE_SAVE)
+    with FakeAPI() as fake:
+        # a window long enough for web-2 to count its hit into web-1's claim before it ends
+        config = write(tmp_path / "logwatch.toml", SENDING_CONFIG.format(
+            state=tmp_path / "state", redis=redis_server.url, hook=fake.discord_url(),
+            log=log, window="6s"), mode=0o600)
+        with Daemon(config, env={"PYTHONPATH": str(hook_dir)}) as dying:
+            with log.open("a") as f:
+                f.write("ERROR event 1\n")
+            wait_for(fake.bodies, 20.0, message="the alert to be sent")
+            counted = FleetSending(RedisStore(make_link("web-2")), "web-2", load_config(config),
+                                   "hook", ()).sort([Row(1, make_alert(1, host="web-2"), 0, 0.0)])
+            assert not counted.rows and "web-1 sent it" in counted.skipped[0][1]
+            wait_for(lambda: dying.proc.poll() is not None, 30.0, message="web-1 to be killed")
+            assert dying.proc.returncode == -signal.SIGKILL
+        assert len(fake.bodies()) == 1  # the summary was not sent
+        with Daemon(config) as restarted:
+            wait_for(lambda: len(fake.bodies()) > 1, 20.0,
+                     message=f"the summary; stderr:\n{restarted.stderr}")
+    assert fake.bodies()[1]["embeds"][0]["title"] == "1 more 'event 1' on 2 hosts"
