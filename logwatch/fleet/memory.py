@@ -152,10 +152,7 @@ class MemoryStore:
             return Answer("own", host, (entry.expires - now) / 1000)
         if state == "p":
             return Answer("wait", owner, (entry.expires - now) / 1000)
-        tally = self._tally(ask.name, now)
-        if len(tally.hits) < MAX_HOSTS or host in tally.hits:
-            tally.hits[host] = tally.hits.get(host, 0) + ask.hits
-            tally.expires = max(entry.expires, now + 1000)
+        self._count(ask.name, host, ask.hits, entry, now)
         return Answer("counted", owner, (entry.expires - now) / 1000)
 
     def _summary(self, host: str, ask: Ask, now: int, lease_ms: int, wait: int) -> Answer:
@@ -178,10 +175,15 @@ class MemoryStore:
                 self._keep(host, taken, handed, now)
             return Answer("own", host, ttl, sort_tally(list(tally.hits.items()), MAX_TALLY))
         if ask.hits > 0:
-            tally = self._tally(ask.name, now)
-            tally.hits[host] = tally.hits.get(host, 0) + ask.hits
-            tally.expires = max(entry.expires, now + 1000)
+            self._count(ask.name, host, ask.hits, entry, now)
         return Answer("counted", owner, ttl)
+
+    def _count(self, name: str, host: str, hits: int, claim: _Entry, now: int) -> None:
+        """Add ``host``'s ``hits`` to the owner's tally (at most :data:`MAX_HOSTS` hosts)."""
+        tally = self._tally(name, now)
+        if len(tally.hits) < MAX_HOSTS or host in tally.hits:
+            tally.hits[host] = tally.hits.get(host, 0) + hits
+            tally.expires = max(claim.expires, now + 1000)
 
     def _keep(self, host: str, taken: str, tally: _Tally | None, now: int) -> None:
         """The tally handed to ``host``'s summary, kept for the same summary to ask again."""

@@ -71,6 +71,13 @@ for i = 1, nw do
     wait = math.max(wait, tonumber(oldest[2]) + per - now)
   end
 end
+-- this host's hits into the owner's tally, which names at most 10,000 hosts
+local function count(tally, hits, ttl)
+  if redis.call('HLEN', tally) < 10000 or redis.call('HEXISTS', tally, host) == 1 then
+    redis.call('HINCRBY', tally, host, hits)
+    redis.call('PEXPIRE', tally, math.max(ttl, 1000))
+  end
+end
 local out, send, k = {wait, ''}, false, 1 + nw
 local keep = tonumber(ARGV[5 + 2 * nw])
 for a = 6 + 2 * nw, #ARGV, 3 do
@@ -96,10 +103,7 @@ for a = 6 + 2 * nw, #ARGV, 3 do
         out[#out + 1] = {'wait', owner, ttl}
         break
       else
-        if redis.call('HLEN', tally) < 10000 or redis.call('HEXISTS', tally, host) == 1 then
-          redis.call('HINCRBY', tally, host, hits)
-          redis.call('PEXPIRE', tally, math.max(ttl, 1000))
-        end
+        count(tally, hits, ttl)
         reply = {'counted', owner, ttl}
       end
     elseif token ~= '' and redis.call('GET', took) == host then
@@ -128,10 +132,7 @@ for a = 6 + 2 * nw, #ARGV, 3 do
         send = send or hits > 0 or #reply > 3
       end
     else
-      if hits > 0 then
-        redis.call('HINCRBY', tally, host, hits)
-        redis.call('PEXPIRE', tally, math.max(ttl, 1000))
-      end
+      if hits > 0 then count(tally, hits, ttl) end
       reply = {'counted', owner, ttl}
     end
   end

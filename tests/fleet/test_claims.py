@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from logwatch.fleet.claims import KEPT, Tally, claim_name, taken_name
+from logwatch.fleet.claims import KEPT, MAX_TALLY, Tally, claim_name, taken_name
 from logwatch.fleet.link import FleetLink
 from logwatch.fleet.redisstore import RedisStore
 from logwatch.fleet.store import FleetStore
@@ -136,3 +136,17 @@ def test_a_taken_tally_is_kept_for_a_bounded_time(make_link: Callable[..., Fleet
     assert keys == [f"test:kept:{taken}", f"test:took:{taken}"]
     for k in keys:
         assert 0 < link.call(lambda c, k=k: c.pttl(k)) <= KEPT * 1000
+
+
+def test_a_tally_names_at_most_max_hosts(store: FleetStore) -> None:
+    """Summaries counted into the owner's tally are bounded as alerts are (and so is the
+    tally the store keeps for the owner's summary to ask again)."""
+    owner = HostView(store, "web-0")
+    owner.claim(NAME)
+    owner.confirm(NAME)
+    for i in range(1, MAX_TALLY + 2):
+        assert HostView(store, f"web-{i}").summary(NAME, 1).verdict == "counted"
+    taken = owner.summary(NAME, 0, "window-1")
+    # web-10001 came after 10,000 others (and would be among the first 10,000 by name)
+    assert len(taken.others) == MAX_TALLY and ("web-10001", 1) not in taken.others
+    assert owner.summary(NAME, 0, "window-1").others == taken.others
