@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
@@ -166,3 +167,37 @@ def alert_id(*parts: str) -> str:
     """A stable id from the things that make an alert unique (rule, line key, ...)."""
     digest = hashlib.blake2b("\x1f".join(parts).encode("utf-8", "surrogatepass"), digest_size=12)
     return digest.hexdigest()
+
+
+#: a journal cursor's seqnum (``i=``, hex; journald writes it lowercase, without zeros ahead)
+_SEQNUM = re.compile(r"[:;]i=0*([0-9a-f]{1,16})(?=[;#]|$)")
+#: the digit that tells how many hex digits follow it (1 to 16)
+_WIDTH = "0123456789abcdef"
+
+
+def line_order(key: str) -> str:
+    """A short ASCII prefix that sorts as the line of ``key`` comes in its stream ("" if unknown).
+
+    A file line's offset (``stream@offset``), or a journal entry's seqnum (``i=`` in its
+    cursor), in hex after one hex digit that tells how many digits follow: so ``"00"`` (0)
+    < ``"0f"`` (15) < ``"110"`` (16), and the prefix ends where it says (at most 17 characters).
+    """
+    _, at, offset = key.rpartition("@")
+    if at and len(offset) <= 19 and offset.isascii() and offset.isdigit():  # < 2**64
+        digits = f"{int(offset):x}"
+    elif (seqnum := _SEQNUM.search(key)) is not None:
+        digits = seqnum[1].lstrip("0") or "0"
+    else:
+        return ""
+    return _WIDTH[len(digits) - 1] + digits
+
+
+def line_alert_id(kind: str, rule: str, key: str) -> str:
+    """The id of an alert that rule ``rule`` fired on the line of ``key``: its
+    :func:`line_order`, then :func:`alert_id` of all three, whole.
+
+    Replay-stable as the key is, and unique as the hash is (the prefix is made from the
+    key, which the hash covers, and says its own length); ordered, so that a stream's
+    alerts go next to each other in the outbox's unique index, not each to a page of its own.
+    """
+    return line_order(key) + alert_id(kind, rule, key)

@@ -1,4 +1,4 @@
-"""The values that flow: an alert's outbox form."""
+"""The values that flow: an alert's outbox form, a line alert's id."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from logwatch.models import Alert
+from logwatch.models import Alert, Chunk, alert_id, line_alert_id, line_order
 
 
 def test_alert_json_round_trip_keeps_every_field() -> None:
@@ -53,3 +53,64 @@ def test_alert_json_of_values_a_damaged_row_can_carry(value: object, to: list[ob
     data = {f.name: getattr(alert, f.name) for f in dataclasses.fields(Alert)}
     data["fields"] = {}
     assert alert.to_json() == json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+_STREAM = st.text("0123456789abcdef:-", min_size=1, max_size=40)
+_OFFSET = st.integers(min_value=0, max_value=2**63 - 1)
+_RULE = st.text(min_size=1, max_size=20)
+
+
+@given(_STREAM, _OFFSET, _OFFSET, _RULE, _RULE)
+def test_a_file_streams_line_alert_ids_sort_as_its_lines_come(stream: str, a: int, b: int,
+                                                             rule_a: str, rule_b: str) -> None:
+    """So that a file's new alerts go side by side into the outbox's unique index (a hash
+    alone put each on a page of its own), whatever the rules that fired."""
+    first, second = (Chunk("s", "f", b"", stream, offset).line_key(0) for offset in sorted((a, b)))
+    if a != b:
+        assert line_alert_id("alert", rule_a, first) < line_alert_id("alert", rule_b, second)
+        assert line_alert_id("fleet", rule_a, first) < line_alert_id("fleet", rule_b, second)
+
+
+@given(st.integers(min_value=0, max_value=2**64 - 1), st.integers(min_value=0, max_value=2**64 - 1),
+       st.integers(min_value=0, max_value=3))
+def test_journal_line_alert_ids_sort_as_the_entries_seqnums(a: int, b: int, index: int) -> None:
+    """A journal line's key is its entry's cursor, whose ``i=`` is the journal's seqnum."""
+    def key(seqnum: int) -> str:
+        cursor = f"s=9f0c;i={seqnum:x};b=77aa;m=12f;t=5e3a;x=c0de"
+        return Chunk("j", "journal", b"", "journal", 0, {0: cursor if index == 0 else
+                                                          f"{cursor}#{index}"}).line_key(0)
+    if a < b:
+        assert line_alert_id("alert", "r", key(a)) < line_alert_id("alert", "r", key(b))
+
+
+def test_a_line_alert_id_is_its_order_then_the_whole_hash() -> None:
+    """No new collision risk: the hash of everything that made the alert is there whole;
+    and a key without a known order (a cursor without ``i=``) gets the hash alone."""
+    key = "803:1234:ab12:0@5000"
+    assert line_alert_id("alert", "ssh", key) == "31388" + alert_id("alert", "ssh", key)
+    assert line_order("journal:s=9f0c;b=77aa;m=12f") == ""
+    assert line_alert_id("alert", "r", "journal:s=9f0c") == alert_id("alert", "r", "journal:s=9f0c")
+    assert [line_order(f"x@{n}") for n in (0, 15, 16, 255, 256)] == ["00", "0f", "110", "1ff",
+                                                                      "2100"]
+    assert line_order("journal:s=1;i=000f;b=2") == line_order("journal:s=1;i=f;b=2") == "0f"
+
+
+@given(_STREAM, _OFFSET, _RULE, _STREAM, _OFFSET, _RULE)
+def test_line_alert_ids_are_replay_stable_and_distinct(stream: str, offset: int, rule: str,
+                                                       stream2: str, offset2: int,
+                                                       rule2: str) -> None:
+    """The same line read again makes the same id (the unique index ignores it); another
+    rule, line or stream makes another."""
+    key, key2 = f"{stream}@{offset}", f"{stream2}@{offset2}"
+    same = line_alert_id("alert", rule, key) == line_alert_id("alert", rule2, key2)
+    assert same == ((rule, key) == (rule2, key2))
+    assert line_alert_id("alert", rule, key) == line_alert_id("alert", rule, key)
+    assert line_alert_id("alert", rule, key) != line_alert_id("fleet", rule, key)
+
+
+@given(st.text(max_size=200))
+def test_a_line_alert_id_is_short_plain_ascii_whatever_the_key(key: str) -> None:
+    """Keys come from file names' streams and journal cursors: an id stays bounded text."""
+    made = line_alert_id("alert", "r", key)
+    assert made.isascii() and made.isalnum() and 24 <= len(made) <= 17 + 24
+    assert made.endswith(alert_id("alert", "r", key))

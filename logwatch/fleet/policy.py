@@ -19,7 +19,7 @@ from logwatch.durations import format_duration
 from logwatch.fleet.link import FleetUnavailable
 from logwatch.fleet.store import FleetStore
 from logwatch.fleet.thresholds import FleetThresholds
-from logwatch.models import Alert, Hit, alert_id
+from logwatch.models import Alert, Hit, alert_id, line_alert_id
 from logwatch.policy.render import render_alert
 from logwatch.rules import Rule
 
@@ -56,7 +56,7 @@ class FleetPolicy:
         log.info("fleet threshold of rule %s fired on this host (%d hosts)", rule.id,
                  count.hosts)
         return [replace(
-            alert, id=alert_id("fleet", rule.id, hit.line.key),
+            alert, id=line_alert_id("fleet", rule.id, hit.line.key),
             message=f"{alert.message}\nSeen on {count.hosts} hosts within {within}: {names}",
             fields={**alert.fields, "hosts": str(count.hosts)},
         )], True

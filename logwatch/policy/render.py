@@ -6,7 +6,7 @@ import time
 from collections.abc import Mapping
 
 from logwatch.config import Config
-from logwatch.models import Alert, Hit, alert_id
+from logwatch.models import Alert, Hit, line_alert_id
 from logwatch.rules import Rule
 
 #: what :func:`template_values` sets besides the rule's fields (it overrides fields so named)
@@ -40,7 +40,7 @@ def hit_alert(config: Config, rule: Rule, hit: Hit, values: Mapping[str, object]
               now: float, count: int, to: tuple[str, ...]) -> Alert:
     """The alert ``hit`` fires, its title already rendered from ``values``."""
     return Alert(
-        id=alert_id("alert", rule.id, hit.line.key),
+        id=line_alert_id("alert", rule.id, hit.line.key),
         kind="alert",
         rule=rule.id,
         severity=rule.severity,

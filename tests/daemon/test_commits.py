@@ -19,7 +19,7 @@ import pytest
 from logwatch.config import load_config
 from logwatch.daemon.service import COMMIT_WITHIN, Service, Waker
 from logwatch.delivery import outbox
-from logwatch.models import alert_id
+from logwatch.models import line_alert_id
 from logwatch.sources.files import FileSource
 from logwatch.state import State, get_value
 from tests.daemon.test_batching import CONFIG
@@ -225,5 +225,6 @@ def test_an_alert_id_is_its_line_key_as_every_reader_makes_it(service: Service,
     finally:
         reader.close()
     starts = [m.start() for m in re.finditer(rb"^event", chunk.data, re.MULTILINE)]
-    assert [r[0] for r in rows] == [alert_id("alert", "numbered", chunk.line_key(s))
+    assert [r[0] for r in rows] == [line_alert_id("alert", "numbered", chunk.line_key(s))
                                     for s in starts]
+    assert [r[0] for r in rows] == sorted(r[0] for r in rows)  # one place of the index

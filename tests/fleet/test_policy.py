@@ -9,7 +9,7 @@ from logwatch.config import Config, load_config
 from logwatch.fleet.link import FleetLink
 from logwatch.fleet.policy import FleetPolicy
 from logwatch.fleet.redisstore import RedisStore
-from logwatch.models import Alert, Hit, LogLine
+from logwatch.models import Alert, Hit, LogLine, line_alert_id
 from logwatch.policy import Policy
 from tests.fleet.redisserver import RedisServer
 from tests.helpers import wait_for, write
@@ -17,7 +17,7 @@ from tests.helpers import wait_for, write
 T0 = 1_700_000_000.0
 CONFIG = """\
 [logwatch]
-hostname = "web-1"
+hostname = "{host}"
 state_dir = "{state}"
 
 [fleet]
@@ -38,10 +38,10 @@ fleet = {{ hosts = 3, within = "10m", by = "{{ip}}" }}
 """
 
 
-def config(tmp_path: Path) -> Config:
+def config(tmp_path: Path, host: str = "web-1") -> Config:
     """One rule with a fleet threshold (the [fleet] URL is not used: the link is the test's)."""
-    return load_config(write(tmp_path / "logwatch.toml", CONFIG.format(
-        state=tmp_path / "state", log=tmp_path / "auth.log")))
+    return load_config(write(tmp_path / f"{host}.toml", CONFIG.format(
+        host=host, state=tmp_path / host, log=tmp_path / "auth.log")))
 
 
 class Host:
@@ -88,3 +88,18 @@ def test_fleet_unavailable_is_said_once_per_outage(
     redis_server.kill()
     again = system_alerts(host.hit())
     assert len(again) == 1 and again[0].id != alert.id
+
+
+def test_fleet_alert_ids_are_the_lines_and_sort_as_they_come(
+        tmp_path: Path, make_link: Callable[..., FleetLink]) -> None:
+    """A fleet threshold's alert has the id of its line (a replay is ignored by the outbox),
+    ordered like the host's other line alerts (side by side in the outbox's index)."""
+    hosts = [Host(config(tmp_path, f"web-{n}"), make_link(f"web-{n}")) for n in (1, 2, 3)]
+    fired: list[Alert] = []
+    for ip in ("198.51.100.9", "198.51.100.10"):
+        for host in hosts:
+            host.n += 20  # the lines further on in each host's file
+            fired += host.hit(ip)
+    assert [a.id for a in fired] == [line_alert_id("fleet", "spread", key)
+                                     for key in ("auth.log@21", "auth.log@42")]
+    assert fired[0].id < fired[1].id
