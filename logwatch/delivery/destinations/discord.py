@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -87,16 +87,55 @@ def _markdown_sized(text: str, budget: int) -> tuple[str, int]:
 #: dozen; kept for every sender, forgotten all at once past :data:`NAMES_KEPT`
 _NAMES: dict[str, tuple[str, int]] = {}
 NAMES_KEPT = 512
+#: short field values as shown (addresses, users: they repeat from alert to alert) and
+#: footers (a host, a rule and a severity), by text, kept the same way
+_VALUES: dict[str, tuple[str, int]] = {}
+_FOOTERS: dict[str, tuple[str, int]] = {}
+#: a longer field value is made each time (what is kept stays a few hundred KiB at most)
+VALUE_KEPT_MOST = 64
+
+
+def _once(kept: dict[str, tuple[str, int]], text: str,
+          make: Callable[[str], tuple[str, int]]) -> tuple[str, int]:
+    """``make(text)``, made once per text while ``kept`` holds it."""
+    shown = kept.get(text)
+    if shown is None:
+        if len(kept) >= NAMES_KEPT:
+            kept.clear()
+        shown = kept[text] = make(text)
+    return shown
 
 
 def _field_name(name: str) -> tuple[str, int]:
     """:func:`_markdown_sized` of a field name, made once per name."""
-    shown = _NAMES.get(name)
-    if shown is None:
-        if len(_NAMES) >= NAMES_KEPT:
-            _NAMES.clear()
-        shown = _NAMES[name] = _markdown_sized(name, FIELD_NAME_MAX)
-    return shown
+    return _once(_NAMES, name, _sized_name)
+
+
+def _sized_name(name: str) -> tuple[str, int]:
+    return _markdown_sized(name, FIELD_NAME_MAX)
+
+
+def _sized_value(value: str) -> tuple[str, int]:
+    return _markdown_sized(value, FIELD_VALUE_MAX)
+
+
+def _field_value(value: str) -> tuple[str, int]:
+    """:func:`_markdown_sized` of a field value, made once per short value."""
+    if len(value) > VALUE_KEPT_MOST:
+        return _sized_value(value)
+    return _once(_VALUES, value, _sized_value)
+
+
+def _sized_footer(text: str) -> tuple[str, int]:
+    return cut_sized(text, FOOTER_MAX)
+
+
+def _footer(alert: Alert) -> tuple[str, int]:
+    """The footer's text and size (plain text: footers do not render markdown)."""
+    text = f"{alert.host} · {alert.rule} · {alert.severity}"
+    if len(text) > FOOTER_MAX:
+        return _sized_footer(text)
+    return _once(_FOOTERS, text, _sized_footer)
 
 
 def render_embed(alert: Alert) -> dict[str, Any]:
@@ -107,8 +146,7 @@ def render_embed(alert: Alert) -> dict[str, Any]:
 def _sized_embed(alert: Alert) -> tuple[dict[str, Any], int]:
     """:func:`render_embed` and its :func:`embed_size`, each part measured once as it is cut."""
     title, size = _markdown_sized(alert.title, TITLE_MAX)
-    # footers do not render markdown: plain text
-    footer, footer_size = cut_sized(f"{alert.host} · {alert.rule} · {alert.severity}", FOOTER_MAX)
+    footer, footer_size = _footer(alert)
     embed: dict[str, Any] = {
         "title": title,
         "color": RESOLVED_COLOUR if alert.kind == "resolved" else COLOURS.get(alert.severity,
@@ -136,7 +174,7 @@ def _fields(alert: Alert) -> tuple[list[dict[str, Any]], int]:
     fields, size = [], 0
     for name, value in items[:FIELDS_MAX]:
         shown_name, name_size = _field_name(name)
-        shown_value, value_size = _markdown_sized(value, FIELD_VALUE_MAX)
+        shown_value, value_size = _field_value(value)
         fields.append({"name": shown_name, "value": shown_value, "inline": True})
         size += name_size + value_size
     return fields, size

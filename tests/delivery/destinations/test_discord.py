@@ -117,6 +117,30 @@ def test_field_names_are_escaped_once_and_kept_bounded(monkeypatch: pytest.Monke
     assert render_embed(make_alert(fields={"a_b": "1"}))["fields"][0]["name"] == r"a\_b"
 
 
+def test_field_values_and_footers_are_kept_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Short field values and footers are made once, shown as made anew, however many come
+    and go (hostile ones included); a long value is never kept."""
+    import logwatch.delivery.destinations.discord as module
+
+    monkeypatch.setattr(module, "NAMES_KEPT", 4)
+    monkeypatch.setattr(module, "_VALUES", {})
+    monkeypatch.setattr(module, "_FOOTERS", {})
+    for n in range(20):
+        value = "*`@here" * (n % 7) + f"10.0.0.{n}"
+        alert = make_alert(fields={"ip": value}, host=f"web-{n}·é", rule=f"rule_{n}")
+        for _ in range(2):  # made, then kept
+            embed = render_embed(alert)
+            assert embed["fields"][0]["value"] == module.escape_markdown(value)
+            assert embed["footer"]["text"] == f"web-{n}·é · rule_{n} · warning"
+        assert len(module._VALUES) <= 4 and len(module._FOOTERS) <= 4
+    long = "a" * (module.VALUE_KEPT_MOST + 1)
+    assert render_embed(make_alert(fields={"v": long}))["fields"][0]["value"] == long
+    assert long not in module._VALUES
+    footer = "h" * (module.FOOTER_MAX + 10)
+    assert len(render_embed(make_alert(host=footer))["footer"]["text"]) <= module.FOOTER_MAX
+    assert not any(text.startswith(footer) for text in module._FOOTERS)
+
+
 def test_severity_colours_and_footer() -> None:
     """Critical is red, resolved is green; the footer names host and rule."""
     assert render_embed(make_alert(severity="critical"))["color"] == 0xE74C3C
