@@ -12,7 +12,8 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
 
 from logwatch.state import one_shot_encoder
@@ -83,9 +84,18 @@ class Hit(NamedTuple):
     kind: Literal["match", "resolve"] = "match"
 
 
-@dataclass(frozen=True, slots=True)
-class Alert:
-    """A message to send: what the policy decided, rendered, ready for the outbox."""
+#: an alert's ``fields`` when it has none (read-only: every such alert shares it)
+NO_FIELDS: Mapping[str, str] = MappingProxyType({})
+
+
+class Alert(NamedTuple):
+    """A message to send: what the policy decided, rendered, ready for the outbox.
+
+    A named tuple rather than a frozen dataclass, as :class:`LogLine` and :class:`Hit`:
+    the policy makes one per fired alert, and a frozen dataclass's ``__init__`` (a
+    ``object.__setattr__`` per field) cost about 4 us more in the daemon. Immutable, equal
+    by value, not hashable (``fields`` is a dict); ``alert._replace(to=...)`` for a copy.
+    """
 
     id: str
     kind: AlertKind
@@ -97,8 +107,9 @@ class Alert:
     host: str
     time: float
     line: str = ""
-    fields: Mapping[str, str] = field(default_factory=dict)
-    count: int = 1
+    fields: Mapping[str, str] = NO_FIELDS
+    #: hits the alert stands for (shadows ``tuple.count``, which an alert never uses)
+    count: int = 1  # type: ignore[assignment]
     to: tuple[str, ...] = ()
 
     def to_json(self) -> str:

@@ -84,7 +84,7 @@ class FleetHost(HostReplay):
                 elif any(why.startswith("fleet:") for _, why in prepared.skipped):
                     self.covered += 1
             if sent_to:
-                shown = replace(shown, to=tuple(sent_to))
+                shown = shown._replace(to=tuple(sent_to))
                 self.result.alerts.append(shown)
                 self.out.write(f"[{self.name}] " + format_alert(
                     shown, many=len(self.config.destinations) > 1))

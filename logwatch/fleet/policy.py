@@ -12,7 +12,6 @@ a ``system`` alert saying fleet thresholds are off; hits go on counting locally.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 
 from logwatch.config import Config
 from logwatch.durations import format_duration
@@ -55,8 +54,8 @@ class FleetPolicy:
         names = ", ".join(count.names[:10]) + (", ..." if count.hosts > 10 else "")
         log.info("fleet threshold of rule %s fired on this host (%d hosts)", rule.id,
                  count.hosts)
-        return [replace(
-            alert, id=line_alert_id("fleet", rule.id, hit.line.key),
+        return [alert._replace(
+            id=line_alert_id("fleet", rule.id, hit.line.key),
             message=f"{alert.message}\nSeen on {count.hosts} hosts within {within}: {names}",
             fields={**alert.fields, "hosts": str(count.hosts)},
         )], True

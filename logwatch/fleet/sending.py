@@ -200,8 +200,8 @@ def fleet_summary(alert: Alert, tally: Tally) -> Alert:
     total = alert.count + tally.hits
     hosts = len(tally.others) + 1
     here = f"{alert.message}.\n" if alert.count else ""
-    return replace(
-        alert, count=total,
+    return alert._replace(
+        count=total,
         title=f"{total} more '{what}' on {hosts} hosts",
         message=f"{here}'{what}' {tally.describe()}.",
         fields={**alert.fields, "hosts": str(hosts)},

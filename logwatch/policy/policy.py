@@ -34,7 +34,7 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from logwatch.config import Config
@@ -337,7 +337,7 @@ class Policy:
             else:
                 self.storms.hold(held, alert.rule, alert.severity, alert.count, group, label)
         if direct:
-            out.append(alert if len(direct) == len(alert.to) else replace(alert, to=tuple(direct)))
+            out.append(alert if len(direct) == len(alert.to) else alert._replace(to=tuple(direct)))
         return out
 
     # -- timers -------------------------------------------------------------------
