@@ -59,7 +59,8 @@ class Storm:
     total: int = field(default=0, init=False)
     #: each bucket of ``rate`` as JSON: the saved row is rewritten at each commit that
     #: counted an alert, and encoding a minute of buckets again each time cost more than
-    #: the rest of the policy's rows (kept as they change, not saved)
+    #: the rest of the policy's rows (kept as they change, not saved). The last one, which
+    #: each alert counts in, is made again only when a newer one starts and at a save.
     rate_json: deque[str] = field(default_factory=deque, init=False)
     #: each entry of ``held`` as its saved text, with the counts it was made at: a flood
     #: fills ``held`` (up to MAX_DIGEST_ENTRIES) and rewrites the row at each commit, and
@@ -75,12 +76,12 @@ class Storm:
         self.total += 1
         rate = self.rate
         if rate and rate[-1][0] >= second:
-            last = rate[-1]  # an older event time than the last: same bucket
-            last[1] += 1
-            self.rate_json[-1] = f"[{last[0]},{last[1]}]"
-        else:
-            rate.append([second, 1])
-            self.rate_json.append(f"[{second},1]")
+            rate[-1][1] += 1  # an older event time than the last: same bucket
+            return
+        if rate:
+            self.rate_json[-1] = encode(rate[-1])
+        rate.append([second, 1])
+        self.rate_json.append(f"[{second},1]")
 
     def count(self, now: float, per: float) -> int:
         """Alerts in the last ``per`` seconds (dropping older buckets)."""
@@ -104,6 +105,8 @@ class Storm:
         """``encode(self.dump())``, from the buckets' and the held entries' JSON kept as they
         changed."""
         head = encode({k: getattr(self, k) for k in _SCALARS})
+        if self.rate:
+            self.rate_json[-1] = encode(self.rate[-1])
         return (f'{head[:-1]},"rate":[{",".join(self.rate_json)}],'
                 f'"held":{{{",".join(self._held_texts())}}}}}')
 
@@ -141,7 +144,12 @@ class Storms:
         self.config = config
         self.dirty = dirty
         self.by_dest: dict[str, Storm] = {}
-        self._min_rank = {name: _RANK[d.min_severity] for name, d in config.destinations.items()}
+        #: per severity, the destinations whose minimum it is below (unknown ones: none)
+        self._skips = {severity: frozenset(name for name, d in config.destinations.items()
+                                           if _RANK[severity] < _RANK[d.min_severity])
+                       for severity in SEVERITIES}
+        #: each destination's kv key (made per alert otherwise)
+        self._keys = {name: f"s/{name}" for name in config.destinations}
 
     def split(self, to: tuple[str, ...], severity: Severity, t: float,
               out: list[Alert]) -> list[str]:
@@ -150,17 +158,14 @@ class Storms:
         Counts the alert in each destination's rate (a storm that starts is announced
         in ``out``).
         """
+        skips = self._skips[severity]
+        # a destination whose minimum severity is above: its sender skips it, so it is not
+        # a message and not in the rate
         direct = []
         for dest in to:
-            if self._below_min_severity(dest, severity):
-                direct.append(dest)  # its sender skips it: not a message, not in the rate
-            elif not self._storming(dest, t, out):
+            if dest in skips or not self._storming(dest, t, out):
                 direct.append(dest)
         return direct
-
-    def _below_min_severity(self, dest: str, severity: Severity) -> bool:
-        # an unknown destination has no minimum (rank 0)
-        return _RANK[severity] < self._min_rank.get(dest, 0)
 
     def _storming(self, dest: str, t: float, out: list[Alert]) -> bool:
         """Count one alert for ``dest``; start its storm (announced in ``out``) if over rate."""
@@ -169,7 +174,7 @@ class Storms:
         if storm is None:
             storm = self.by_dest[dest] = Storm()
         storm.add(t)
-        self.dirty.add("s/" + dest)
+        self.dirty.add(self._keys.get(dest) or "s/" + dest)
         if storm.since is None and storm.count(t, cfg.per) > cfg.rate:
             storm.since = storm.period_start = t
             storm.due = t + cfg.digest_every
