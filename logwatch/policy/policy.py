@@ -256,8 +256,8 @@ class Policy:
             self.storms.hold(held, rule.id, rule.severity, count, group, title)
         if direct:
             # rendered only when some destination takes it now (not during a storm)
-            out.append(hit_alert(self.config, rule, hit, values, title, now=t, count=count,
-                                 to=tuple(direct)))
+            to = rule.to if len(direct) == len(rule.to) else tuple(direct)
+            out.append(hit_alert(self.config, rule, hit, values, title, now=t, count=count, to=to))
 
     def _group(self, rule: Rule, hit: Hit, plan: _Plan) -> str:
         """The key dedup, incidents and digests use: dedup ``by``, else threshold ``by``."""
@@ -267,7 +267,9 @@ class Policy:
             return hit.fields.get(plan.group_field) or ""
         if plan.group is None:
             return ""
-        return self._render_key(plan.group, plan.group_plain, rule, hit)
+        if plan.group_plain:  # of several fields ("{user} {ip}"; one would be group_field)
+            return plan.group.render(hit.fields)
+        return self._render_key(plan.group, False, rule, hit)
 
     def _render_key(self, template: Template, plain: bool, rule: Rule, hit: Hit) -> str:
         if not plain:
