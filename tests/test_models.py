@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -113,3 +114,20 @@ def test_a_line_alert_id_is_short_plain_ascii_whatever_the_key(key: str) -> None
     made = line_alert_id("alert", "r", key)
     assert made.isascii() and made.isalnum() and 24 <= len(made) <= 17 + 24
     assert made.endswith(alert_id("alert", "r", key))
+
+
+def test_an_alert_is_immutable_and_copied_with_changes() -> None:
+    """An alert never changes once made (the outbox and the senders share it): its fields
+    cannot be set, one without ``fields`` shares a read-only empty mapping, and a copy
+    with other destinations is ``_replace``'s, equal to the original but for them."""
+    alert = Alert(id="a1", kind="alert", rule="r", severity="info", title="t", message="m",
+                  source="s", host="h", time=1.0, to=("a", "b"))
+    with pytest.raises(AttributeError):
+        alert.title = "changed"  # type: ignore[misc]
+    assert alert.fields == {}
+    with pytest.raises(TypeError):
+        alert.fields["ip"] = "1.2.3.4"  # type: ignore[index]
+    copy = alert._replace(to=("a",))
+    assert copy.to == ("a",) and alert.to == ("a", "b")
+    assert copy != alert and copy._replace(to=("a", "b")) == alert
+    assert copy.to_json() == alert.to_json().replace('["a","b"]', '["a"]')
