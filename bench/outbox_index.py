@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from logwatch.delivery import outbox
 from logwatch.models import Alert, alert_id, line_alert_id
@@ -39,11 +42,13 @@ MakeId = Callable[[str, str, str], str]
 
 
 def hashed(kind: str, rule: str, key: str) -> str:
+    """The id line alerts had before round 7: the hash alone."""
     return alert_id(kind, rule, key)
 
 
 def alert(make_id: MakeId, stream: str, offset: int, now: float,
           to: tuple[str, ...] = ("discord",)) -> Alert:
+    """The alert of the line at ``offset`` of ``stream``, its id made by ``make_id``."""
     key = f"{stream}@{offset}"
     return Alert(id=make_id("alert", f"rule{offset % 50}", key), kind="alert",
                  rule=f"rule{offset % 50}", severity="warning", title=f"ssh failures {offset}",
@@ -70,7 +75,8 @@ def fill(state: State, make_id: MakeId, rows: int, streams: int,
 class Side:
     """One database and the ids it gets."""
 
-    def __init__(self, where: Path, make_id: MakeId, rows: int, streams: int, policy: int):
+    def __init__(self, where: Path, make_id: MakeId, rows: int, streams: int,
+                 policy: int) -> None:
         self.state = State(where)
         self.checkpointer = Checkpointer(self.state, 1.0)
         self.make_id = make_id
@@ -80,6 +86,7 @@ class Side:
         fill(self.state, make_id, rows, streams)
 
     def commit(self, alerts: int) -> None:
+        """One commit of ``alerts`` new alerts and the policy rows, its thread CPU kept."""
         now = time.time()
         stream = "803:2000:fp:0"
         batch = [alert(self.make_id, stream, (self.offset + n) * STEP, now) for n in range(alerts)]
@@ -95,6 +102,7 @@ class Side:
         self.times.append(time.thread_time() - began)
 
     def close(self) -> None:
+        """Stop the checkpointer, close the database."""
         self.checkpointer.stop()
         self.state.close()
 
@@ -102,17 +110,21 @@ class Side:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=300_000)
-    parser.add_argument("--commits", type=int, default=40)
+    parser.add_argument("--commits", type=int, default=40, help="each; the first 2 are warm-up")
     parser.add_argument("--alerts", type=int, default=83)
     parser.add_argument("--policy", type=int, default=190)
     parser.add_argument("--gap", type=float, default=0.4)
     parser.add_argument("--streams", type=int, default=7)
     args = parser.parse_args()
+    if args.commits < 3:
+        parser.error("--commits: at least 3 (the first 2 are not counted)")
     with tempfile.TemporaryDirectory() as tmp:
         sides = {name: Side(Path(tmp) / name, make_id, args.rows, args.streams, args.policy)
                  for name, make_id in (("hashed", hashed), ("ordered", line_alert_id))}
-        for _ in range(args.commits):
-            for side in sides.values():
+        for turn in range(args.commits):
+            # each goes first in every other turn: no side always commits after a sleep of its
+            # own while the other's pages are the warm ones
+            for side in list(sides.values())[::1 if turn % 2 else -1]:
                 time.sleep(args.gap / len(sides))
                 side.commit(args.alerts)
         print(f"{args.rows:,} rows, {args.alerts} alerts + {args.policy} policy rows "

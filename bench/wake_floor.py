@@ -1,6 +1,6 @@
 """What one wake-up costs at the least on this machine, whatever the daemon does around it.
 
-    python bench/wake_floor.py [--seconds 8] [--periods 20,50,90,200] [--rate 1000]
+    python bench/wake_floor.py [--seconds 8] [--periods 20,50,90,200] [--rate 1000] [--posts 4.5]
 
 A loop that wakes every ``period`` and does a growing part of the daemon's least work
 on the lines a writer at ``--rate`` lines/s would have appended meanwhile (the
@@ -11,12 +11,17 @@ benchmark's lines, bench/generate.py), with the benchmark's 50 rules:
 - ``+ match``: and run the matcher as the daemon does (filter, regex searches for the
   candidate lines' groups, decoding);
 - ``+ commit``: and commit one row to a SQLite database in WAL mode,
-  ``synchronous=NORMAL`` (the outbox's settings).
+  ``synchronous=NORMAL`` (the outbox's settings);
+
+and, in a second table, a sender's least work per request: wake ``--posts`` times a
+second and POST one Discord message of ten embeds (prepared once) with the senders' own
+HTTP client to a fake Discord on 127.0.0.1 (tests/fakeapi.py), keeping the connection,
+and read the answer. No outbox rows read or marked, no rendering.
 
 It prints the loop's CPU (its thread's, ``CLOCK_THREAD_CPUTIME_ID``) per wake-up and
-as % of one core. No policy, no outbox rows, no senders, no HTTP: the daemon
-(bench/follow_cost.py) does all that on top, so its CPU at a given wake-up rate can
-be no lower than this.
+as % of one core. No policy, no outbox rows, no rendering: the daemon
+(bench/follow_cost.py) does all that on top, so its CPU at a given wake-up rate and
+request rate can be no lower than the sum of a row of each table.
 
 Why it matters: on a virtual machine sharing a busy host, memory left alone for a few
 milliseconds is cold again, so the same work costs several times more after a sleep
@@ -29,13 +34,16 @@ latency, bounds how seldom it may wake.
 from __future__ import annotations
 
 import argparse
+import json
 import sqlite3
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import httpx
 import tomli_w
 
 BENCH = Path(__file__).resolve().parent
@@ -46,7 +54,10 @@ from generate import generate  # noqa: E402
 from run import DATA, rule_tables  # noqa: E402
 
 from logwatch.config import load_config  # noqa: E402
+from logwatch.delivery.destinations.discord import render_embed  # noqa: E402
+from logwatch.delivery.destinations.http import Http  # noqa: E402
 from logwatch.matching.matcher import Matcher  # noqa: E402
+from tests.fakeapi import FakeAPI, make_alert  # noqa: E402
 
 POOL_LINES = 200_000
 STEPS = ("sleep", "+ scan", "+ match", "+ commit")
@@ -73,18 +84,47 @@ class Work:
                                 (str(self.commits),))
 
 
-def loop(period: float, seconds: float, lines: Sequence[bytes], rate: float,
-         work: Callable[[bytes], None]) -> tuple[float, float]:
+class Feed:
+    """The lines a writer at ``rate`` appends between two wake-ups ``period`` apart, in turn."""
+
+    def __init__(self, lines: Sequence[bytes], rate: float, period: float) -> None:
+        self.lines = lines
+        self.per_wake = max(1, round(rate * period))
+        self.at = 0
+
+    def next(self) -> bytes:
+        """The next wake-up's lines, joined as one read returns them."""
+        data = b"".join(self.lines[self.at:self.at + self.per_wake])
+        self.at = (self.at + self.per_wake) % (len(self.lines) - self.per_wake)
+        return data
+
+
+def loop(period: float, seconds: float, work: Callable[[], None]) -> tuple[float, float]:
     """Wake every ``period`` for ``seconds``: (thread CPU per wake-up in us, % of a core)."""
-    per_wake = max(1, round(rate * period))
-    start, cpu, wakes, at = time.monotonic(), time.thread_time(), 0, 0
+    start, cpu, wakes = time.monotonic(), time.thread_time(), 0
     while time.monotonic() - start < seconds:
         time.sleep(period)
-        work(b"".join(lines[at:at + per_wake]))
-        at = (at + per_wake) % (len(lines) - per_wake)
+        work()
         wakes += 1
     used, wall = time.thread_time() - cpu, time.monotonic() - start
     return 1e6 * used / wakes, 100 * used / wall
+
+
+def post_floor(seconds: float, per_s: float) -> tuple[float, float] | None:
+    """:func:`loop` POSTing a message of ten embeds ``per_s`` times a second (None: a proxy
+    is set in the environment, so the POSTs would not go the senders' direct way)."""
+    if urllib.request.getproxies():
+        return None
+    with FakeAPI(discord_window=(1_000_000, 1.0)) as fake, Http() as http:
+        url = httpx.URL(fake.discord_url() + "?wait=true")
+        payload = {"embeds": [render_embed(make_alert(n)) for n in range(10)],
+                   "allowed_mentions": {"parse": []}}
+        body = json.dumps(payload).encode()
+
+        def post() -> None:
+            if http.post(url, body).status_code != 200:
+                raise SystemExit(f"the fake Discord refused the message: {fake.violations}")
+        return loop(1 / per_s, seconds, post)
 
 
 def matcher() -> Matcher:
@@ -104,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=8.0, help="per step and period")
     ap.add_argument("--periods", default="20,50,90,200", help="ms between wake-ups")
     ap.add_argument("--rate", type=float, default=1000.0, help="lines/s the writer appends")
+    ap.add_argument("--posts", type=float, default=4.5,
+                    help="POSTs/s of the second table (follow_cost.py's senders make ~4.5)")
     args = ap.parse_args(argv)
     pool = DATA / f"cost-pool-{POOL_LINES}.log"
     if not pool.exists():
@@ -124,11 +166,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         for step in STEPS:
             cells = []
             for period in periods:
-                us, share = loop(period, args.seconds, lines, args.rate,
-                                 lambda data, s=step: work.run(s, data))
+                feed = Feed(lines, args.rate, period)
+                us, share = loop(period, args.seconds,
+                                 lambda s=step, f=feed: work.run(s, f.next()))
                 cells.append(f"{us:.0f} us, {share:.2f}%")
             print(f"| {step} | " + " | ".join(cells) + " |", flush=True)
         db.close()
+    posts = post_floor(args.seconds, args.posts)
+    cell = ("skipped: HTTP(S)_PROXY is set" if posts is None
+            else f"{posts[0]:.0f} us, {posts[1]:.2f}%")
+    print(f"\n| a sender's least work | {args.posts:g} POSTs/s |\n| --- | ---: |\n"
+          f"| POST ten embeds, read the answer | {cell} |")
     return 0
 
 

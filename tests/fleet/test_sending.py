@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -165,7 +166,6 @@ def test_an_owner_summary_keeps_its_tally_across_a_crash_before_it_saved_it(
         assert first_title_sent(fake, state, restarted) == "1 more 'event 1' on 2 hosts"
 
 
-
 #: run as the daemon's sitecustomize: the process dies (SIGKILL) the moment it would save
 #: the owner's summary with the tally the store just gave it
 DIE_AT_THE_SAVE = """\
@@ -192,7 +192,8 @@ def test_a_killed_owner_daemon_sends_its_summary_with_the_tally_after_a_restart(
         config = write(tmp_path / "logwatch.toml", SENDING_CONFIG.format(
             state=tmp_path / "state", redis=redis_server.url, hook=fake.discord_url(),
             log=log, window="6s"), mode=0o600)
-        with Daemon(config, env={"PYTHONPATH": str(hook_dir)}) as dying:
+        path = os.pathsep.join(filter(None, [str(hook_dir), os.environ.get("PYTHONPATH")]))
+        with Daemon(config, env={"PYTHONPATH": path}) as dying:
             with log.open("a") as f:
                 f.write("ERROR event 1\n")
             wait_for(fake.bodies, 20.0, message="the alert to be sent")

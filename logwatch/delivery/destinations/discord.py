@@ -84,58 +84,47 @@ def _markdown_sized(text: str, budget: int) -> tuple[str, int]:
 
 
 #: field names as shown, by name: they are the rules' group names (and "count"), a few
-#: dozen; kept for every sender, forgotten all at once past :data:`NAMES_KEPT`
+#: dozen; short field values as shown (addresses, users: they repeat from alert to alert);
+#: footers (a host, a rule and a severity), by text. Kept for every sender, each forgotten
+#: all at once past :data:`TEXTS_KEPT`
 _NAMES: dict[str, tuple[str, int]] = {}
-NAMES_KEPT = 512
-#: short field values as shown (addresses, users: they repeat from alert to alert) and
-#: footers (a host, a rule and a severity), by text, kept the same way
 _VALUES: dict[str, tuple[str, int]] = {}
 _FOOTERS: dict[str, tuple[str, int]] = {}
+TEXTS_KEPT = 512
 #: a longer field value is made each time (what is kept stays a few hundred KiB at most)
 VALUE_KEPT_MOST = 64
 
 
 def _once(kept: dict[str, tuple[str, int]], text: str,
-          make: Callable[[str], tuple[str, int]]) -> tuple[str, int]:
-    """``make(text)``, made once per text while ``kept`` holds it."""
+          make: Callable[[str, int], tuple[str, int]], budget: int) -> tuple[str, int]:
+    """``make(text, budget)``, made once per text while ``kept`` holds it."""
     shown = kept.get(text)
     if shown is None:
-        if len(kept) >= NAMES_KEPT:
+        if len(kept) >= TEXTS_KEPT:
             kept.clear()
-        shown = kept[text] = make(text)
+        shown = kept[text] = make(text, budget)
     return shown
 
 
 def _field_name(name: str) -> tuple[str, int]:
     """:func:`_markdown_sized` of a field name, made once per name."""
-    return _once(_NAMES, name, _sized_name)
-
-
-def _sized_name(name: str) -> tuple[str, int]:
-    return _markdown_sized(name, FIELD_NAME_MAX)
-
-
-def _sized_value(value: str) -> tuple[str, int]:
-    return _markdown_sized(value, FIELD_VALUE_MAX)
+    return _once(_NAMES, name, _markdown_sized, FIELD_NAME_MAX)
 
 
 def _field_value(value: str) -> tuple[str, int]:
     """:func:`_markdown_sized` of a field value, made once per short value."""
     if len(value) > VALUE_KEPT_MOST:
-        return _sized_value(value)
-    return _once(_VALUES, value, _sized_value)
-
-
-def _sized_footer(text: str) -> tuple[str, int]:
-    return cut_sized(text, FOOTER_MAX)
+        return _markdown_sized(value, FIELD_VALUE_MAX)
+    return _once(_VALUES, value, _markdown_sized, FIELD_VALUE_MAX)
 
 
 def _footer(alert: Alert) -> tuple[str, int]:
-    """The footer's text and size (plain text: footers do not render markdown)."""
+    """The footer's text and size (plain text: footers do not render markdown), made once
+    per footer that needs no cut."""
     text = f"{alert.host} · {alert.rule} · {alert.severity}"
     if len(text) > FOOTER_MAX:
-        return _sized_footer(text)
-    return _once(_FOOTERS, text, _sized_footer)
+        return cut_sized(text, FOOTER_MAX)
+    return _once(_FOOTERS, text, cut_sized, FOOTER_MAX)
 
 
 def render_embed(alert: Alert) -> dict[str, Any]:

@@ -107,7 +107,7 @@ def test_field_names_are_escaped_once_and_kept_bounded(monkeypatch: pytest.Monke
     """A field name is shown escaped, as made anew, however many names come and go."""
     import logwatch.delivery.destinations.discord as module
 
-    monkeypatch.setattr(module, "NAMES_KEPT", 4)
+    monkeypatch.setattr(module, "TEXTS_KEPT", 4)
     monkeypatch.setattr(module, "_NAMES", {})
     for n in range(20):
         name = f"user_{n}*" + "x" * n * 5
@@ -122,7 +122,7 @@ def test_field_values_and_footers_are_kept_bounded(monkeypatch: pytest.MonkeyPat
     and go (hostile ones included); a long value is never kept."""
     import logwatch.delivery.destinations.discord as module
 
-    monkeypatch.setattr(module, "NAMES_KEPT", 4)
+    monkeypatch.setattr(module, "TEXTS_KEPT", 4)
     monkeypatch.setattr(module, "_VALUES", {})
     monkeypatch.setattr(module, "_FOOTERS", {})
     for n in range(20):
