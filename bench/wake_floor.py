@@ -1,6 +1,7 @@
 """What one wake-up costs at the least on this machine, whatever the daemon does around it.
 
-    python bench/wake_floor.py [--seconds 8] [--periods 20,50,90,200] [--rate 1000] [--posts 4.5]
+    python bench/wake_floor.py [--seconds 8] [--periods 20,50,90,200] [--rate 1000]
+                               [--commits 2.5] [--posts 4.5]
 
 A loop that wakes every ``period`` and does a growing part of the daemon's least work
 on the lines a writer at ``--rate`` lines/s would have appended meanwhile (the
@@ -10,8 +11,13 @@ benchmark's lines, bench/generate.py), with the benchmark's 50 rules:
 - ``+ scan``: and run the Hyperscan line filter over those lines (one ``hs_scan``);
 - ``+ match``: and run the matcher as the daemon does (filter, regex searches for the
   candidate lines' groups, decoding);
-- ``+ commit``: and commit one row to a SQLite database in WAL mode,
-  ``synchronous=NORMAL`` (the outbox's settings);
+- ``+ policy``: and feed the hits to the policy as the daemon does (the context
+  memory of the rules that take ``context``, a ``Hit`` per hit, ``Policy.feed``), a new
+  policy per cell;
+- ``+ commits``: and commit one row to a SQLite database in WAL mode,
+  ``synchronous=NORMAL`` (the outbox's settings), ``--commits`` times a second (the
+  daemon commits when an alert can go, not at every wake-up: about 2.5 a second at
+  1,000 lines/s in bench/follow_cost.py);
 
 and, in a second table, a sender's least work per request: wake ``--posts`` times a
 second and POST one Discord message of ten embeds (prepared once) with the senders' own
@@ -19,7 +25,7 @@ HTTP client to a fake Discord on 127.0.0.1 (tests/fakeapi.py), keeping the conne
 and read the answer. No outbox rows read or marked, no rendering.
 
 It prints the loop's CPU (its thread's, ``CLOCK_THREAD_CPUTIME_ID``) per wake-up and
-as % of one core. No policy, no outbox rows, no rendering: the daemon
+as % of one core. No outbox rows, no policy rows saved, no rendering: the daemon
 (bench/follow_cost.py) does all that on top, so its CPU at a given wake-up rate and
 request rate can be no lower than the sum of a row of each table.
 
@@ -53,35 +59,70 @@ sys.path.insert(0, str(BENCH))
 from generate import generate  # noqa: E402
 from run import DATA, rule_tables  # noqa: E402
 
-from logwatch.config import load_config  # noqa: E402
+from logwatch.config import Config, load_config  # noqa: E402
 from logwatch.delivery.destinations.discord import render_embed  # noqa: E402
 from logwatch.delivery.destinations.http import Http  # noqa: E402
+from logwatch.matching.context import ContextMemory, newlines  # noqa: E402
 from logwatch.matching.matcher import Matcher  # noqa: E402
+from logwatch.models import Hit, LogLine  # noqa: E402
+from logwatch.policy.policy import Policy  # noqa: E402
 from tests.fakeapi import FakeAPI, make_alert  # noqa: E402
 
 POOL_LINES = 200_000
-STEPS = ("sleep", "+ scan", "+ match", "+ commit")
+STEPS = ("sleep", "+ scan", "+ match", "+ policy", "+ commits")
 
 
 class Work:
     """The least work of one wake-up, up to a step of :data:`STEPS`."""
 
-    def __init__(self, matcher: Matcher, db: sqlite3.Connection) -> None:
-        self.matcher = matcher
+    def __init__(self, config: Config, db: sqlite3.Connection, commits_per_wake: float) -> None:
+        self.config = config
+        self.matcher = Matcher(config.rules)
         self.db = db
+        self.commits_per_wake = commits_per_wake
+        self.new_cell()
+
+    def new_cell(self) -> None:
+        """Start a cell afresh: no policy windows, no remembered context, no commit owed."""
+        self.policy = Policy(self.config, clock=time.time)
+        self.memory = ContextMemory.of(self.config.rules, "floor")
+        self.owed = 0.0
         self.commits = 0
+        self.offset = 0
 
     def run(self, step: str, data: bytes) -> None:
         """Do ``step``'s work (and the steps before it) on ``data``."""
-        if step == "+ scan" and self.matcher.line_filter is not None:
+        at = STEPS.index(step)
+        if at == STEPS.index("+ scan") and self.matcher.line_filter is not None:
             self.matcher.line_filter.lines(data)
-        if step in ("+ match", "+ commit"):
+        elif at == STEPS.index("+ match"):
             list(self.matcher.scan(data))
-        if step == "+ commit":
-            self.commits += 1
-            with self.db:
-                self.db.execute("INSERT OR REPLACE INTO kv VALUES ('checkpoint', ?)",
-                                (str(self.commits),))
+        elif at >= STEPS.index("+ policy"):
+            self.feed(data)
+        if at >= STEPS.index("+ commits"):
+            self.commit()
+        self.offset += len(data)
+
+    def feed(self, data: bytes) -> None:
+        """Match ``data`` and feed its hits to the policy, as ``Service._match`` does."""
+        found = self.matcher.find(data, groups=True)
+        lines = newlines(data, 0, len(data))
+        hits = found.hits() if self.memory is None else self.memory.follow(found, data, lines)
+        for m, fields in hits:
+            line = LogLine(m.text, "floor", "floor.log", f"floor@{self.offset + m.start}")
+            self.policy.feed(Hit(m.rule.id, fields, line,
+                                 "resolve" if m.kind == "resolve" else "match"))
+
+    def commit(self) -> None:
+        """Commit one row when a commit is owed (``commits_per_wake`` a wake-up)."""
+        self.owed += self.commits_per_wake
+        if self.owed < 1:
+            return
+        self.owed -= 1
+        self.commits += 1
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO kv VALUES ('checkpoint', ?)",
+                            (str(self.commits),))
 
 
 class Feed:
@@ -127,15 +168,16 @@ def post_floor(seconds: float, per_s: float) -> tuple[float, float] | None:
         return loop(1 / per_s, seconds, post)
 
 
-def matcher() -> Matcher:
-    """The matcher of bench/follow_cost.py's 50 rules."""
+def bench_config() -> Config:
+    """bench/follow_cost.py's 50 rules, storms off as there."""
     tables, _ = rule_tables(BENCH / "extra_rules.toml")
     with tempfile.TemporaryDirectory(prefix="wake-floor-") as tmp:
         path = Path(tmp) / "floor.toml"
-        path.write_text(tomli_w.dumps({"logwatch": {"state_dir": str(Path(tmp) / "state")},
-                                       "rules": tables}), encoding="utf-8")
-        config = load_config(path)
-    return Matcher(config.rules)
+        settings = {"state_dir": str(Path(tmp) / "state"), "hostname": "bench",
+                    "storm": {"rate": 10_000_000}}
+        path.write_text(tomli_w.dumps({"logwatch": settings, "rules": tables}),
+                        encoding="utf-8")
+        return load_config(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -144,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=8.0, help="per step and period")
     ap.add_argument("--periods", default="20,50,90,200", help="ms between wake-ups")
     ap.add_argument("--rate", type=float, default=1000.0, help="lines/s the writer appends")
+    ap.add_argument("--commits", type=float, default=2.5,
+                    help="commits/s of the last step (follow_cost.py's daemon: ~2.5 at 1k)")
     ap.add_argument("--posts", type=float, default=4.5,
                     help="POSTs/s of the second table (follow_cost.py's senders make ~4.5)")
     args = ap.parse_args(argv)
@@ -157,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT)")
         db.isolation_level = ""  # `with db` makes one transaction per commit
-        work = Work(matcher(), db)
+        config = bench_config()
         periods = [float(p) / 1000 for p in args.periods.split(",")]
         print(f"{args.rate:,.0f} lines/s; {args.seconds:g} s per cell; thread CPU per "
               "wake-up, then % of one core\n")
@@ -166,9 +210,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for step in STEPS:
             cells = []
             for period in periods:
+                work = Work(config, db, args.commits * period)
                 feed = Feed(lines, args.rate, period)
                 us, share = loop(period, args.seconds,
-                                 lambda s=step, f=feed: work.run(s, f.next()))
+                                 lambda s=step, f=feed, w=work: w.run(s, f.next()))
                 cells.append(f"{us:.0f} us, {share:.2f}%")
             print(f"| {step} | " + " | ".join(cells) + " |", flush=True)
         db.close()
