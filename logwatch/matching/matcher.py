@@ -61,6 +61,9 @@ log = logging.getLogger(__name__)
 MatchKind = TypingLiteral["match", "resolve", "context"]
 #: a match located without searching: (key, line start, kind, rule id); see Found.spots
 Spot = tuple[int, int, MatchKind, str]
+#: a hit, as the daemon's loop takes it: (line start, line text, rule id, kind, fields);
+#: see Found.hits
+HitRow = tuple[int, str, str, TypingLiteral["match", "resolve"], Mapping[str, str]]
 NO_LITERAL_NOTE = "no literal every match must contain: this rule runs on every line (slower)"
 #: how much log the matcher reads before choosing, per rule, its rarest literal set
 CALIBRATION_BYTES = 1 << 20
@@ -121,10 +124,12 @@ class Found:
     without making one per hit, and leave ``context`` lines out (they are no hits).
     """
 
-    __slots__ = ("_counts", "_found", "_keys", "_probes", "_run", "_spans", "_texts")
+    __slots__ = ("_counts", "_found", "_grouped", "_keys", "_probes", "_run", "_spans",
+                 "_texts")
 
     def __init__(self, probes: Sequence[_Probe], spans: list[tuple[int, int]], texts: _Lines,
-                 keys: list[int], found: dict[int, regex.Match[str] | None], run: _Run) -> None:
+                 keys: list[int], found: dict[int, regex.Match[str] | None], run: _Run,
+                 grouped: bool = False) -> None:
         self._probes, self._spans, self._texts = probes, spans, texts
         #: ``line * len(probes) + probe``, sorted, ignored matches left out; the regex match
         #: of those searched already (None: the search was stopped by the timeout; absent:
@@ -133,6 +138,9 @@ class Found:
         #: the searches of one probe's lines (:meth:`Matcher._run`): what gives a match the
         #: exact line filter found its groups
         self._run = run
+        #: every match but the ``context`` lines was searched (``find(groups=True)``): a
+        #: key of theirs absent from ``_found`` is one of a pattern without named groups
+        self._grouped = grouped
         self._counts: Counter[str] | None = None
 
     def __len__(self) -> int:
@@ -163,16 +171,39 @@ class Found:
         drop = set(keys)
         return self._matches([key for key in self._keys if key not in drop])
 
-    def hits(self) -> list[tuple[Match, Mapping[str, str]]]:
-        """Every match but the ``context`` lines, in order, each with its fields: what
-        :meth:`ContextMemory.hits <logwatch.matching.context.ContextMemory.hits>` gives for
-        rules that take no context (the daemon's path: one list, no generator per hit).
+    def hits(self) -> list[HitRow]:
+        """Every match but the ``context`` lines, in order, as ``(line start, line text, rule
+        id, kind, fields)``: what :meth:`ContextMemory.hits
+        <logwatch.matching.context.ContextMemory.hits>` gives for rules that take no context,
+        made for the daemon's loop (one list, one tuple per hit: no :class:`Match`, no
+        generator resumed per hit).
 
         Each regex match is let go once its fields are read (the daemon reads a chunk's hits
         once; another pass searches again): a read of many short hits holds a hit's fields
-        instead of its regex match, not both."""
-        return [(m, m.fields) for m in self._matches(self._keys, release=True)
-                if m.kind != "context"]
+        instead of its regex match, not both. The fields are what :attr:`Match.fields`
+        reads."""
+        probes, spans, texts, found, count = (self._probes, self._spans, self._texts,
+                                              self._found, len(self._probes))
+        if not self._grouped:
+            self._search(self._keys)
+        out: list[HitRow] = []
+        for key in self._keys:
+            index, bit = divmod(key, count)
+            probe = probes[bit]
+            kind = probe.kind
+            if kind == "context":
+                continue
+            match = found.pop(key, None)
+            if match is None:
+                if probe.groups:
+                    continue  # its search was stopped by the timeout, or skipped after stops
+                fields: dict[str, str] = {}  # never searched: the exact filter vouched
+            elif (names := probe.names) is not None:
+                fields = dict(zip(names, match.groups(""), strict=True))
+            else:
+                fields = match.groupdict(default="")
+            out.append((spans[index][0], texts[index], probe.rule.id, kind, fields))
+        return out
 
     def _matches(self, keys: list[int], *, release: bool = False) -> Iterator[Match]:
         """The matches of ``keys``, made at once (every caller takes them all); ``release``:
@@ -428,7 +459,7 @@ class Matcher:
             found.update({index * count + bit: m for index, m in matches.items()})
         keys.extend(found)
         keys.sort()
-        return Found(self._probes, spans, texts, keys, found, run)
+        return Found(self._probes, spans, texts, keys, found, run, groups)
 
     def _unignored(self, bit: int, probe: _Probe, sure: list[int], marks: Marks, data: bytes,
                    spans: list[tuple[int, int]], texts: _Lines) -> list[int]:

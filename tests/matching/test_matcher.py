@@ -142,7 +142,7 @@ def test_the_daemons_hits_are_the_plain_hits(config: Config, tmp_path: Path,
     data = generate(tmp_path / "sample.log", 2000, seed=7).read_bytes()
     matcher = Matcher(config.rules, scanner=scanner)
     found = matcher.find(data, groups=True)
-    got = [(m.start, m.rule.id, m.kind, list(f.items())) for m, f in found.hits()]
+    got = [(start, rule, kind, list(f.items())) for start, _, rule, kind, f in found.hits()]
     assert got == [(start, rule, kind, list(fields.items()))
                    for start, rule, kind, fields in naive(config.rules, config.settings.ignore,
                                                           data) if kind != "context"]
