@@ -124,13 +124,15 @@ class Found:
     without making one per hit, and leave ``context`` lines out (they are no hits).
     """
 
-    __slots__ = ("_counts", "_found", "_grouped", "_keys", "_probes", "_run", "_spans",
-                 "_texts")
+    __slots__ = ("_counts", "_found", "_grouped", "_keys", "_probes", "_rows", "_run",
+                 "_spans", "_texts")
 
     def __init__(self, probes: Sequence[_Probe], spans: list[tuple[int, int]], texts: _Lines,
                  keys: list[int], found: dict[int, regex.Match[str] | None], run: _Run,
-                 grouped: bool = False) -> None:
+                 grouped: bool = False, rows: Sequence[_RowOf] | None = None) -> None:
         self._probes, self._spans, self._texts = probes, spans, texts
+        #: per probe, what a hit row takes from it (:func:`_rows_of`; the matcher's, made once)
+        self._rows = _rows_of(probes) if rows is None else rows
         #: ``line * len(probes) + probe``, sorted, ignored matches left out; the regex match
         #: of those searched already (None: the search was stopped by the timeout; absent:
         #: the exact line filter found it, not searched yet), so never more keys than those
@@ -182,27 +184,26 @@ class Found:
         once; another pass searches again): a read of many short hits holds a hit's fields
         instead of its regex match, not both. The fields are what :attr:`Match.fields`
         reads."""
-        probes, spans, texts, found, count = (self._probes, self._spans, self._texts,
-                                              self._found, len(self._probes))
+        rows, spans, texts, found, count = (self._rows, self._spans, self._texts,
+                                            self._found, len(self._probes))
         if not self._grouped:
             self._search(self._keys)
         out: list[HitRow] = []
         for key in self._keys:
             index, bit = divmod(key, count)
-            probe = probes[bit]
-            kind = probe.kind
-            if kind == "context":
-                continue
+            kind, rule_id, groups, names = rows[bit]
+            if kind is None:
+                continue  # a context line
             match = found.pop(key, None)
             if match is None:
-                if probe.groups:
+                if groups:
                     continue  # its search was stopped by the timeout, or skipped after stops
                 fields: dict[str, str] = {}  # never searched: the exact filter vouched
-            elif (names := probe.names) is not None:
+            elif names is not None:
                 fields = dict(zip(names, match.groups(""), strict=True))
             else:
                 fields = match.groupdict(default="")
-            out.append((spans[index][0], texts[index], probe.rule.id, kind, fields))
+            out.append((spans[index][0], texts[index], rule_id, kind, fields))
         return out
 
     def _matches(self, keys: list[int], *, release: bool = False) -> Iterator[Match]:
@@ -324,6 +325,7 @@ class Matcher:
         self.ignored: Counter[str] = Counter()
         self.timeouts: Counter[str] = Counter()
         self._probes = tuple(_probes(self.rules))
+        self._rows = _rows_of(self._probes)
         self._prefer = scanner
         self._plan = FilterPlan([(p.pattern, (*p.rule.ignore, *self.ignore))
                                  for p in self._probes], scanner)
@@ -459,7 +461,7 @@ class Matcher:
             found.update({index * count + bit: m for index, m in matches.items()})
         keys.extend(found)
         keys.sort()
-        return Found(self._probes, spans, texts, keys, found, run, groups)
+        return Found(self._probes, spans, texts, keys, found, run, groups, self._rows)
 
     def _unignored(self, bit: int, probe: _Probe, sure: list[int], marks: Marks, data: bytes,
                    spans: list[tuple[int, int]], texts: _Lines) -> list[int]:
@@ -658,6 +660,17 @@ def _probe(rule: Rule, pattern: regex.Pattern[str], kind: MatchKind) -> _Probe:
     index = pattern.groupindex
     plain = list(index.values()) == list(range(1, pattern.groups + 1))
     return _Probe(rule, pattern, kind, bool(index), tuple(index) if plain else None)
+
+
+#: what a hit row takes from its probe: kind (None: a ``context`` line, no hit), rule id,
+#: whether the pattern has named groups, and its group names if in order (_Probe.names)
+_RowOf = tuple[TypingLiteral["match", "resolve"] | None, str, bool, tuple[str, ...] | None]
+
+
+def _rows_of(probes: Sequence[_Probe]) -> tuple[_RowOf, ...]:
+    """Per probe, what :meth:`Found.hits` takes from it, in one tuple (one look-up a hit)."""
+    return tuple((None if p.kind == "context" else p.kind, p.rule.id, p.groups, p.names)
+                 for p in probes)
 
 
 @lru_cache(maxsize=1024)
