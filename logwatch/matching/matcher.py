@@ -204,6 +204,7 @@ class Found:
             else:
                 fields = match.groupdict(default="")
             out.append((spans[index][0], texts[index], rule_id, kind, fields))
+        self._grouped = False  # their regex matches are gone: a second call searches again
         return out
 
     def _matches(self, keys: list[int], *, release: bool = False) -> Iterator[Match]:
