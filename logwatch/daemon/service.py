@@ -479,24 +479,23 @@ class Service:
         hits = found.hits() if memory is None else memory.follow(found, data, lines)
         # a file's line key, written out (Chunk.line_key); a journal's chunk asks its cursors
         base = end = offset = 0  # no chunk yet: the first hit finds its own
-        stream, plain = "", True
-        for m, fields in hits:
-            if not base <= m.start < end:
-                index = bisect_right(starts, m.start) - 1
+        stream, source, origin, plain = "", "", "", True
+        for start, text, rule, kind, fields in hits:
+            if not base <= start < end:
+                index = bisect_right(starts, start) - 1
                 chunk, base = chunks[index], starts[index]
                 end = base + len(chunk.data)
                 stream, offset = f"{chunk.stream}@", chunk.offset
+                source, origin = chunk.source, chunk.origin
                 plain = chunk.cursors is None and chunk.times is None
             if count_hit is not None:
-                count_hit(m.rule.id)
-            at = m.start - base
+                count_hit(rule)
             if plain:
-                line = LogLine(m.text, chunk.source, chunk.origin, f"{stream}{offset + at}")
+                line = LogLine(text, source, origin, f"{stream}{offset + start - base}")
             else:
-                line = LogLine(m.text, chunk.source, chunk.origin, chunk.line_key(at),
-                               chunk.line_time(at))
-            alerts += feed(Hit(m.rule.id, fields, line,
-                               "resolve" if m.kind == "resolve" else "match"))
+                line = LogLine(text, source, origin, chunk.line_key(start - base),
+                               chunk.line_time(start - base))
+            alerts += feed(Hit(rule, fields, line, kind))
         return lines
 
     def _commit_due(self, now: float) -> float:

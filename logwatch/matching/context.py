@@ -30,7 +30,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from logwatch.matching.matcher import Found, Match, Spot
+from logwatch.matching.matcher import Found, HitRow, Match, Spot
 from logwatch.rules import Context, Rule
 from logwatch.state import get_value, get_values, put_value, put_values
 
@@ -125,21 +125,40 @@ class ContextMemory:
         keys, numbers = self._reached(spots, data, lines)
         self.hits(found.pick(keys), data, lines, numbers)
 
-    def follow(self, found: Found, data: bytes,
-               lines: int) -> Iterator[tuple[Match, Mapping[str, str]]]:
-        """:meth:`hits` of all of ``found``, but for the ``context`` lines no hit can reach
-        (:meth:`_reached`), which are neither searched for their groups nor remembered:
-        the same hits now and in every chunk to come (what is left out is what a hit
-        would find too old), fewer rows to save. The daemon's path; ``lines``: the
-        chunk's line count."""
+    def follow(self, found: Found, data: bytes, lines: int) -> list[HitRow]:
+        """:meth:`hits` of all of ``found``, as :meth:`Found.hits` gives them (the daemon's
+        path; ``lines``: the chunk's line count), but for the ``context`` lines no hit can
+        reach (:meth:`_reached`), which are neither searched for their groups nor
+        remembered: the same hits now and in every chunk to come (what is left out is what
+        a hit would find too old), fewer rows to save.
+
+        The usual read holds no hit of a context-taking rule (the ``context`` lines, such
+        as sshd's ``Connection from``, are far more common than the hits that look back to
+        them): its ``context`` lines are then only remembered, each independently of every
+        hit (a rule's memory is read by its own hits only), so they are remembered first,
+        in order, and the hits are :meth:`Found.hits`, which skips ``context`` lines: what
+        :meth:`hits` gives, in one walk of the matches and without a :class:`Match` per hit.
+        """
         spots = found.spots(self.links)
-        if not spots:  # the usual small read: no line of a context-taking rule
-            self._counted(self.lines + lines)
-            return iter(found.hits())
+        if any(kind == "match" for _, _, kind, _ in spots):
+            return self._linked(found, spots, data, lines)
+        if spots:
+            keys, numbers = self._reached(spots, data, lines)
+            base, links = self.lines, self.links
+            for m in found.pick(keys):  # only context lines: no hit of these rules here
+                self._remember(m.rule.id, links[m.rule.id], m.fields, base + numbers[m.start])
+        self._counted(self.lines + lines)
+        return found.hits()
+
+    def _linked(self, found: Found, spots: list[Spot], data: bytes,
+                lines: int) -> list[HitRow]:
+        """:meth:`follow` of a read holding hits of context-taking rules."""
         keys, numbers = self._reached(spots, data, lines)
         reached = set(keys)
         unreached = [key for key, _, kind, _ in spots if kind == "context" and key not in reached]
-        return self.hits(found.pick_except(unreached), data, lines, numbers)
+        return [(m.start, m.text, m.rule.id, "resolve" if m.kind == "resolve" else "match",
+                 fields)
+                for m, fields in self.hits(found.pick_except(unreached), data, lines, numbers)]
 
     def _reached(self, spots: list[Spot], data: bytes,
                  lines: int) -> tuple[list[int], dict[int, int]]:
@@ -147,24 +166,39 @@ class ContextMemory:
         hit, and of each ``context`` line within its rule's ``within`` lines before one of
         the rule's hits here, or before the chunk's end (for the chunks to come): a hit
         looks back no further, so remembering only those gives the same hits. And the
-        line, in the chunk, of each spot (by its line's start: :meth:`hits` counts no more).
+        line, in the chunk, of each of those spots (by its line's start: :meth:`hits` counts
+        no more).
 
         Walked backwards, the line numbers counted from the end, each rule's next hit known.
+        Once past the first hit, a ``context`` line further back than each rule here
+        reaches (its ``within`` before its nearest hit, or the end) is the first of those
+        left out: so are all before it, and the lines before it are not counted.
         """
         links = self.links
         keys: list[int] = []
         numbers: dict[int, int] = {}
         #: rule id -> the line (in the chunk) of its nearest hit at or after the line walked
         nearest: dict[str, int] = {}
+        hits_before = sum(kind == "match" for _, _, kind, _ in spots)
+        floor: int | None = None  # the least line a context line may be on, once past every hit
         line, pos = lines, len(data)
         for key, start, kind, rule_id in reversed(spots):
             line -= newlines(data, start, pos)
-            pos, numbers[start] = start, line
+            pos = start
             if kind == "match":
                 nearest[rule_id] = line
+                hits_before -= 1
                 keys.append(key)
-            elif kind == "context" and nearest.get(rule_id, lines) - line <= links[rule_id].within:
-                keys.append(key)
+            elif kind == "context":
+                if not hits_before:
+                    if floor is None:  # over the rules with lines here (within differs)
+                        floor = min(nearest.get(rid, lines) - links[rid].within
+                                    for rid in {rid for _, _, _, rid in spots})
+                    if line < floor:
+                        break
+                if nearest.get(rule_id, lines) - line <= links[rule_id].within:
+                    keys.append(key)
+            numbers[start] = line
         keys.reverse()
         return keys, numbers
 

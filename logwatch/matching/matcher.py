@@ -61,6 +61,9 @@ log = logging.getLogger(__name__)
 MatchKind = TypingLiteral["match", "resolve", "context"]
 #: a match located without searching: (key, line start, kind, rule id); see Found.spots
 Spot = tuple[int, int, MatchKind, str]
+#: a hit, as the daemon's loop takes it: (line start, line text, rule id, kind, fields);
+#: see Found.hits
+HitRow = tuple[int, str, str, TypingLiteral["match", "resolve"], Mapping[str, str]]
 NO_LITERAL_NOTE = "no literal every match must contain: this rule runs on every line (slower)"
 #: how much log the matcher reads before choosing, per rule, its rarest literal set
 CALIBRATION_BYTES = 1 << 20
@@ -121,11 +124,15 @@ class Found:
     without making one per hit, and leave ``context`` lines out (they are no hits).
     """
 
-    __slots__ = ("_counts", "_found", "_keys", "_probes", "_run", "_spans", "_texts")
+    __slots__ = ("_counts", "_found", "_grouped", "_keys", "_probes", "_rows", "_run",
+                 "_spans", "_texts")
 
     def __init__(self, probes: Sequence[_Probe], spans: list[tuple[int, int]], texts: _Lines,
-                 keys: list[int], found: dict[int, regex.Match[str] | None], run: _Run) -> None:
+                 keys: list[int], found: dict[int, regex.Match[str] | None], run: _Run,
+                 grouped: bool = False, rows: Sequence[_RowOf] | None = None) -> None:
         self._probes, self._spans, self._texts = probes, spans, texts
+        #: per probe, what a hit row takes from it (:func:`_rows_of`; the matcher's, made once)
+        self._rows = _rows_of(probes) if rows is None else rows
         #: ``line * len(probes) + probe``, sorted, ignored matches left out; the regex match
         #: of those searched already (None: the search was stopped by the timeout; absent:
         #: the exact line filter found it, not searched yet), so never more keys than those
@@ -133,6 +140,9 @@ class Found:
         #: the searches of one probe's lines (:meth:`Matcher._run`): what gives a match the
         #: exact line filter found its groups
         self._run = run
+        #: every match but the ``context`` lines was searched (``find(groups=True)``): a
+        #: key of theirs absent from ``_found`` is one of a pattern without named groups
+        self._grouped = grouped
         self._counts: Counter[str] | None = None
 
     def __len__(self) -> int:
@@ -163,16 +173,39 @@ class Found:
         drop = set(keys)
         return self._matches([key for key in self._keys if key not in drop])
 
-    def hits(self) -> list[tuple[Match, Mapping[str, str]]]:
-        """Every match but the ``context`` lines, in order, each with its fields: what
-        :meth:`ContextMemory.hits <logwatch.matching.context.ContextMemory.hits>` gives for
-        rules that take no context (the daemon's path: one list, no generator per hit).
+    def hits(self) -> list[HitRow]:
+        """Every match but the ``context`` lines, in order, as ``(line start, line text, rule
+        id, kind, fields)``: what :meth:`ContextMemory.hits
+        <logwatch.matching.context.ContextMemory.hits>` gives for rules that take no context,
+        made for the daemon's loop (one list, one tuple per hit: no :class:`Match`, no
+        generator resumed per hit).
 
         Each regex match is let go once its fields are read (the daemon reads a chunk's hits
         once; another pass searches again): a read of many short hits holds a hit's fields
-        instead of its regex match, not both."""
-        return [(m, m.fields) for m in self._matches(self._keys, release=True)
-                if m.kind != "context"]
+        instead of its regex match, not both. The fields are what :attr:`Match.fields`
+        reads."""
+        rows, spans, texts, found, count = (self._rows, self._spans, self._texts,
+                                            self._found, len(self._probes))
+        if not self._grouped:
+            self._search(self._keys)
+        out: list[HitRow] = []
+        for key in self._keys:
+            index, bit = divmod(key, count)
+            kind, rule_id, groups, names = rows[bit]
+            if kind is None:
+                continue  # a context line
+            match = found.pop(key, None)
+            if match is None:
+                if groups:
+                    continue  # its search was stopped by the timeout, or skipped after stops
+                fields: dict[str, str] = {}  # never searched: the exact filter vouched
+            elif names is not None:
+                fields = dict(zip(names, match.groups(""), strict=True))
+            else:
+                fields = match.groupdict(default="")
+            out.append((spans[index][0], texts[index], rule_id, kind, fields))
+        self._grouped = False  # their regex matches are gone: a second call searches again
+        return out
 
     def _matches(self, keys: list[int], *, release: bool = False) -> Iterator[Match]:
         """The matches of ``keys``, made at once (every caller takes them all); ``release``:
@@ -293,6 +326,7 @@ class Matcher:
         self.ignored: Counter[str] = Counter()
         self.timeouts: Counter[str] = Counter()
         self._probes = tuple(_probes(self.rules))
+        self._rows = _rows_of(self._probes)
         self._prefer = scanner
         self._plan = FilterPlan([(p.pattern, (*p.rule.ignore, *self.ignore))
                                  for p in self._probes], scanner)
@@ -428,7 +462,7 @@ class Matcher:
             found.update({index * count + bit: m for index, m in matches.items()})
         keys.extend(found)
         keys.sort()
-        return Found(self._probes, spans, texts, keys, found, run)
+        return Found(self._probes, spans, texts, keys, found, run, groups, self._rows)
 
     def _unignored(self, bit: int, probe: _Probe, sure: list[int], marks: Marks, data: bytes,
                    spans: list[tuple[int, int]], texts: _Lines) -> list[int]:
@@ -627,6 +661,17 @@ def _probe(rule: Rule, pattern: regex.Pattern[str], kind: MatchKind) -> _Probe:
     index = pattern.groupindex
     plain = list(index.values()) == list(range(1, pattern.groups + 1))
     return _Probe(rule, pattern, kind, bool(index), tuple(index) if plain else None)
+
+
+#: what a hit row takes from its probe: kind (None: a ``context`` line, no hit), rule id,
+#: whether the pattern has named groups, and its group names if in order (_Probe.names)
+_RowOf = tuple[TypingLiteral["match", "resolve"] | None, str, bool, tuple[str, ...] | None]
+
+
+def _rows_of(probes: Sequence[_Probe]) -> tuple[_RowOf, ...]:
+    """Per probe, what :meth:`Found.hits` takes from it, in one tuple (one look-up a hit)."""
+    return tuple((None if p.kind == "context" else p.kind, p.rule.id, p.groups, p.names)
+                 for p in probes)
 
 
 @lru_cache(maxsize=1024)

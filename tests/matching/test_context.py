@@ -287,11 +287,65 @@ def test_following_leaves_out_only_context_lines_no_hit_can_reach(tmp_path: Path
         memory._remember = counted  # type: ignore[method-assign]
     for data in reads:
         count = data.count(b"\n")
-        expected = [(m.start, m.rule.id, dict(f)) for m, f in
+        expected = [(m.start, m.text, m.rule.id, m.kind, dict(f)) for m, f in
                     walked.hits(matcher.find(data, groups=True), data, count)]
-        assert expected == [(m.start, m.rule.id, dict(f)) for m, f in
+        assert expected == [(start, text, rule, kind, dict(f)) for start, text, rule, kind, f in
                             followed.follow(matcher.find(data, groups=True), data, count)]
     assert walked.unlinked == followed.unlinked and walked.unlinked["too-many"] > 0
     assert walked.lines == followed.lines == len(lines)
     if chunk > 5:  # reads longer than ``within``: some lines are left out
         assert remembered[followed] < remembered[walked]
+
+
+def recent(memory: ContextMemory, within: int) -> dict[str, dict[str, Any]]:
+    """What ``memory`` remembers that a hit on its next line could still reach."""
+    return {rule_id: {key: entry for key, entry in rows.items()
+                      if memory.lines - entry[0] <= within}
+            for rule_id, rows in memory.memory.items()}
+
+
+@pytest.mark.parametrize(("chunk", "within"), [(3, 20), (50, 20), (300, 20), (300, 200)])
+def test_following_mostly_context_lines_numbers_them_as_the_walk_does(
+        tmp_path: Path, chunk: int, within: int) -> None:
+    """A busy sshd's reads: many ``Connection from`` lines, a rare hit looking back. Reads
+    without a hit (only remembered, counted back from the end no further than ``within``
+    needs) and reads with one give the hits :meth:`ContextMemory.hits` gives, and remember
+    every line a later hit could reach under the same line number."""
+    import random
+
+    cfg = config(tmp_path, within=within, keep=50, extra=", require = true")
+    rng = random.Random(chunk * within)
+    lines = [used_up(pid) if rng.random() < 0.01 else
+             rng.choice([connection(pid, f"192.0.2.{pid}"), "filler " * rng.randrange(1, 40)])
+             for pid in (rng.randrange(30) for _ in range(6000))]
+    reads = ["".join(f"{line}\n" for line in lines[i:i + chunk]).encode()
+             for i in range(0, len(lines), chunk)]
+    matcher = Matcher(cfg.rules)
+    walked, followed = ContextMemory(cfg.rules, "auth"), ContextMemory(cfg.rules, "auth")
+    for data in reads:
+        count = data.count(b"\n")
+        expected = [(m.start, m.text, m.rule.id, m.kind, dict(f)) for m, f in
+                    walked.hits(matcher.find(data, groups=True), data, count)]
+        assert expected == [(start, text, rule, kind, dict(f)) for start, text, rule, kind, f in
+                            followed.follow(matcher.find(data, groups=True), data, count)]
+        assert walked.lines == followed.lines
+        assert recent(walked, within) == recent(followed, within)
+    assert walked.unlinked == followed.unlinked
+    assert sum(map(len, recent(walked, within).values())) > 5
+
+
+def test_reached_numbers_each_line_it_keeps(tmp_path: Path) -> None:
+    """:meth:`ContextMemory._reached` numbers each spot it keeps by the newlines before it,
+    though it stops counting at the first ``context`` line out of reach."""
+    cfg = config(tmp_path, within=3)
+    lines = [connection(1, "192.0.2.1"), "filler\n" * 9, connection(2, "192.0.2.2"),
+             "filler", used_up(2), connection(3, "192.0.2.3"), "filler\n" * 5,
+             connection(4, "192.0.2.4"), connection(5, "192.0.2.5"), "filler"]
+    data = "".join(f"{line}\n" for line in lines).encode()
+    memory = ContextMemory(cfg.rules, "auth")
+    spots = Matcher(cfg.rules).find(data, groups=True).spots(memory.links)
+    keys, numbers = memory._reached(spots, data, data.count(b"\n"))
+    kept = [start for key, start, _, _ in spots if key in keys]
+    assert len(kept) == 4  # connection 2 and its hit; connections 4 and 5 (within 3 of the end)
+    assert {start: numbers[start] for start in kept} == {
+        start: data.count(b"\n", 0, start) for start in kept}

@@ -142,12 +142,16 @@ def test_the_daemons_hits_are_the_plain_hits(config: Config, tmp_path: Path,
     data = generate(tmp_path / "sample.log", 2000, seed=7).read_bytes()
     matcher = Matcher(config.rules, scanner=scanner)
     found = matcher.find(data, groups=True)
-    got = [(m.start, m.rule.id, m.kind, list(f.items())) for m, f in found.hits()]
+    got = [(start, rule, kind, list(f.items())) for start, _, rule, kind, f in found.hits()]
     assert got == [(start, rule, kind, list(fields.items()))
                    for start, rule, kind, fields in naive(config.rules, config.settings.ignore,
                                                           data) if kind != "context"]
     again = [(m.start, m.rule.id, m.kind, list(f.items())) for m, f in plain(found)]
     assert again == got
+    assert [(start, rule, kind, list(f.items()))
+            for start, _, rule, kind, f in matcher.find(data, groups=True).hits()] == got
+    twice = matcher.find(data, groups=True)
+    assert twice.hits() == twice.hits()
     assert any(r.context is not None for r in config.rules) and len(got) > 20
 
 
