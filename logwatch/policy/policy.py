@@ -32,7 +32,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -50,7 +49,7 @@ from logwatch.policy.render import (
 from logwatch.policy.resolve import Incident, quiet_over, resolved_alert
 from logwatch.policy.storm import Storm, Storms
 from logwatch.policy.tables import Counters, Table, encode, typed
-from logwatch.policy.threshold import Thresholds
+from logwatch.policy.threshold import Thresholds, window_of, window_text
 from logwatch.rules import Rule
 from logwatch.state import get_values, put_texts, put_values
 from logwatch.template import Template
@@ -144,7 +143,7 @@ class Policy:
         #: the hits the open dedup windows hold back, kept as they change (``logwatch status``
         #: shows it; summing the windows each second cost a pass over thousands of them)
         self._suppressed_open = 0
-        self.windows: Table[deque[float]] = Table("t", self.max_keys, _window_text, _window)
+        self.windows: Table[list[float]] = Table("t", self.max_keys, window_text, window_of)
         self.suppressions: Table[Suppression] = Table(
             "d", self.max_keys, Suppression.saved_text, lambda d: typed(
                 Suppression(**d), ("opener", "title", "source", "line"),
@@ -524,15 +523,3 @@ def _group_template(rule: Rule) -> Template | None:
     if rule.threshold is not None:
         return rule.threshold.by
     return None
-
-
-def _window_text(window: deque[float]) -> str:
-    """A threshold window's saved row: its hit times, as ``encode`` writes a list."""
-    return encode(list(window))
-
-
-def _window(saved: list[float]) -> deque[float]:
-    """A threshold window from its saved row (TypeError if it is not a list of numbers)."""
-    if type(saved) is not list or any(type(t) not in (int, float) for t in saved):
-        raise TypeError("a threshold window is a list of times")
-    return deque(saved)

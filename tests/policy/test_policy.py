@@ -168,6 +168,19 @@ class TestThreshold:
         assert feeder.alerts == []
         assert feeder.policy.counters.below["ssh"] == 6
 
+    def test_hits_that_left_the_window_together_fall_below_at_once(
+            self, feeder: Feeder) -> None:
+        """Two hits, then one 10m01s after both: both leave the window (below threshold), the
+        third stays in it and fires with the next two."""
+        feeder.hit(0)
+        feeder.hit(1)
+        assert feeder.hit(602) == []
+        assert feeder.policy.counters.below["ssh"] == 2
+        assert feeder.policy.pending_hits == 1
+        feeder.hit(603)
+        [alert] = feeder.hit(604)
+        assert alert.count == 3
+
     def test_hits_exactly_within_apart_fire(self, feeder: Feeder) -> None:
         """The window is inclusive: three hits spanning exactly 10m fire."""
         feeder.hit(0)
