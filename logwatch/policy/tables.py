@@ -120,16 +120,23 @@ class Table(Generic[V]):
 
     def put(self, rule: str, key: str, value: V) -> list[tuple[str, V]]:
         """Add or replace ``key`` as the newest; return the entries evicted to stay capped."""
+        kv_key = self._kv.get(rule, _NONE).get(key)
+        if kv_key is None:
+            return self.add(rule, key, value)
+        rows = self.rows[rule]
+        rows.move_to_end(key)
+        rows[key] = value
+        self.changed[kv_key] = value
+        return []
+
+    def add(self, rule: str, key: str, value: V) -> list[tuple[str, V]]:
+        """:meth:`put` of a key that is not live (the caller has just looked): most keys are
+        seen once, and their first hit costs the row, its kv key and its change, no more."""
         rows = self.rows.get(rule)
         if rows is None:
             rows = self.rows[rule] = OrderedDict()
-        kv_key = self._kv.get(rule, _NONE).get(key)
-        if kv_key is None:
-            kv_key = self._born(rule, key)
-        else:
-            rows.move_to_end(key)
         rows[key] = value
-        self.changed[kv_key] = value
+        self.changed[self._born(rule, key)] = value
         if len(rows) <= self.cap:
             return []
         evicted = []

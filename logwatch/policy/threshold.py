@@ -36,7 +36,7 @@ class Thresholds:
         window = self.table.use(rule_id, key)  # the newest, marked dirty
         if window is None:
             window = [t]
-            for _, old in self.table.put(rule_id, key, window):  # the newest, marked dirty
+            for _, old in self.table.add(rule_id, key, window):  # the newest, marked dirty
                 self._evicted("threshold", rule_id)
                 self._below(rule_id, len(old))
         else:
