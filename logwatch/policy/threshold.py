@@ -82,7 +82,8 @@ def window_text(window: list[float]) -> str:
 
 
 def window_of(saved: list[float]) -> list[float]:
-    """A threshold window from its saved row (TypeError if it is not a list of numbers)."""
-    if type(saved) is not list or any(type(t) not in (int, float) for t in saved):
+    """A threshold window from its saved row (TypeError if it is not a list of numbers, or
+    is empty: a window holds its hits, never none, and its timer reads its last one)."""
+    if type(saved) is not list or not saved or any(type(t) not in (int, float) for t in saved):
         raise TypeError("a threshold window is a list of times")
     return saved

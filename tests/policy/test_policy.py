@@ -713,9 +713,12 @@ class TestState:
             put_value(conn, NS, "R/000000000004/ssh/4.4.4.4", {
                 "opener": "a", "title": "t", "source": "s", "last": "yesterday"})
             put_value(conn, NS, "T/000000000005/ssh/5.5.5.5", [T0, "later"])
+            # a window without a hit (never saved so): its timer looked at its last hit
+            put_value(conn, NS, "T/000000000006/ssh/6.6.6.6", [])
         policy = Policy(config)
         with state.transaction() as conn:
             policy.load(conn)
+            assert policy.tick(T0 + 10_000) == []
             policy.save(conn)
             assert get_values(conn, NS) == {}
         state.close()

@@ -100,7 +100,7 @@ def test_an_incidents_saved_text_is_its_fields_encoded(
     assert Incident(**json.loads(incident.saved_text())).saved_text() == incident.saved_text()
 
 
-@given(st.lists(_TIMES, max_size=6))
+@given(st.lists(_TIMES, min_size=1, max_size=6))
 def test_a_threshold_windows_saved_text_is_its_times_encoded(times: list[float]) -> None:
     """A window (a list of hit times) is written as the encoder writes the list, byte for
     byte (one time, or several, or JSON's extensions), and loads back to the same times."""
