@@ -193,7 +193,10 @@ class Table(Generic[V]):
     def _born(self, rule: str, key: str) -> str:
         self._births += 1
         kv_key = f"{self.kv_kind}/{self._births:012x}/{rule}/{key}"
-        self._bind(rule, key, kv_key)
+        # _bind, written out: a row is born per first hit of a key
+        if (kv := self._kv.get(rule)) is None:
+            kv = self._kv[rule] = {}
+        kv[key] = kv_key
         self._unsaved.add(kv_key)
         return kv_key
 
