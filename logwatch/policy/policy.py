@@ -138,8 +138,8 @@ class Policy:
     def _reset(self) -> None:
         self._dirty: set[str] = set()
         self._status_written: dict[str, str] = {}
-        #: the keys the last save wrote (written again if its transaction rolls back)
-        self._unconfirmed: list[str] = []
+        #: the rows the last save wrote (their keys written again if its transaction rolls back)
+        self._unconfirmed: list[tuple[str, str | None]] = []
         #: the hits the open dedup windows hold back, kept as they change (``logwatch status``
         #: shows it; summing the windows each second cost a pass over thousands of them)
         self._suppressed_open = 0
@@ -439,7 +439,7 @@ class Policy:
         for table in self._tables():
             texts.update(table.saved_texts())
         rows = sorted(texts.items())  # in key order: the B-tree's pages one after another
-        self._unconfirmed = [kv_key for kv_key, _ in rows]
+        self._unconfirmed = rows
         self._dirty.clear()
         for table in self._tables():
             table.changed.clear()
@@ -469,7 +469,7 @@ class Policy:
     def save_failed(self) -> None:
         """The transaction of the last :meth:`save` rolled back (disk full): what it wrote is
         written again by the next (its rows' live state then, whatever it is)."""
-        self._dirty.update(self._unconfirmed)
+        self._dirty.update(kv_key for kv_key, _ in self._unconfirmed)
         self._status_written.clear()
 
     def save_status(self, conn: sqlite3.Connection) -> None:
