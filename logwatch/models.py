@@ -123,7 +123,7 @@ class Alert(NamedTuple):
                 f'"severity":{_text(self.severity)},"title":{_text(self.title)},'
                 f'"message":{_text(self.message)},"source":{_text(self.source)},'
                 f'"host":{_text(self.host)},"time":{_number(self.time)},'
-                f'"line":{_text(self.line)},"fields":{_encode(dict(self.fields))},'
+                f'"line":{_text(self.line)},"fields":{_fields_text(self.fields)},'
                 f'"count":{_number(self.count)},"to":{_to_text(self.to)}}}')
 
     @classmethod
@@ -145,6 +145,11 @@ def _text(value: object) -> str:
     """A text field as the encoder writes it (anything else, as from a damaged saved row,
     as the encoder writes that: ``null`` for None)."""
     return _basestring(value) if type(value) is str else _encode(value)
+
+
+def _fields_text(fields: Mapping[str, str]) -> str:
+    """``fields`` as the encoder writes them as a dict (a fired alert's own dict, as is)."""
+    return _encode(fields if type(fields) is dict else dict(fields))
 
 
 #: the encoded ``to`` of recent alerts (a rule's destinations: a few tuples in all)

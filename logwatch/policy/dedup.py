@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from logwatch.config import Config
 from logwatch.models import Alert, alert_id
 from logwatch.policy.render import clock_span
-from logwatch.policy.tables import encode, number, open_object
+from logwatch.policy.tables import number, opened_by, text
 from logwatch.rules import Rule
 
 #: the sample line kept with a dedup window (for the summary) is cut to this
@@ -49,10 +49,10 @@ class Suppression:
         changed; what opened the window is encoded only the first time.
         """
         if not (head := self.head):
-            head = self.head = open_object({"opener": self.opener, "title": self.title,
-                                            "source": self.source, "until": self.until})
+            head = self.head = (f'{opened_by(self.opener, self.title, self.source)},'
+                                f'"until":{number(self.until)}')
         return (f'{head},"suppressed":{self.suppressed},"first":{number(self.first)},'
-                f'"last":{number(self.last)},"line":{encode(self.line)}}}')
+                f'"last":{number(self.last)},"line":{text(self.line)}}}')
 
 
 def summary_alert(config: Config, rule: Rule, key: str, held: Suppression, when: float) -> Alert:

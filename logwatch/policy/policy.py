@@ -32,7 +32,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -50,7 +49,7 @@ from logwatch.policy.render import (
 from logwatch.policy.resolve import Incident, quiet_over, resolved_alert
 from logwatch.policy.storm import Storm, Storms
 from logwatch.policy.tables import Counters, Table, encode, typed
-from logwatch.policy.threshold import Thresholds
+from logwatch.policy.threshold import Thresholds, window_of, window_text
 from logwatch.rules import Rule
 from logwatch.state import get_values, put_texts, put_values
 from logwatch.template import Template
@@ -139,12 +138,12 @@ class Policy:
     def _reset(self) -> None:
         self._dirty: set[str] = set()
         self._status_written: dict[str, str] = {}
-        #: the keys the last save wrote (written again if its transaction rolls back)
-        self._unconfirmed: list[str] = []
+        #: the rows the last save wrote (their keys written again if its transaction rolls back)
+        self._unconfirmed: list[tuple[str, str | None]] = []
         #: the hits the open dedup windows hold back, kept as they change (``logwatch status``
         #: shows it; summing the windows each second cost a pass over thousands of them)
         self._suppressed_open = 0
-        self.windows: Table[deque[float]] = Table("t", self.max_keys, _window_text, _window)
+        self.windows: Table[list[float]] = Table("t", self.max_keys, window_text, window_of)
         self.suppressions: Table[Suppression] = Table(
             "d", self.max_keys, Suppression.saved_text, lambda d: typed(
                 Suppression(**d), ("opener", "title", "source", "line"),
@@ -440,7 +439,7 @@ class Policy:
         for table in self._tables():
             texts.update(table.saved_texts())
         rows = sorted(texts.items())  # in key order: the B-tree's pages one after another
-        self._unconfirmed = [kv_key for kv_key, _ in rows]
+        self._unconfirmed = rows
         self._dirty.clear()
         for table in self._tables():
             table.changed.clear()
@@ -470,7 +469,7 @@ class Policy:
     def save_failed(self) -> None:
         """The transaction of the last :meth:`save` rolled back (disk full): what it wrote is
         written again by the next (its rows' live state then, whatever it is)."""
-        self._dirty.update(self._unconfirmed)
+        self._dirty.update(kv_key for kv_key, _ in self._unconfirmed)
         self._status_written.clear()
 
     def save_status(self, conn: sqlite3.Connection) -> None:
@@ -524,15 +523,3 @@ def _group_template(rule: Rule) -> Template | None:
     if rule.threshold is not None:
         return rule.threshold.by
     return None
-
-
-def _window_text(window: deque[float]) -> str:
-    """A threshold window's saved row: its hit times, as ``encode`` writes a list."""
-    return encode(list(window))
-
-
-def _window(saved: list[float]) -> deque[float]:
-    """A threshold window from its saved row (TypeError if it is not a list of numbers)."""
-    if type(saved) is not list or any(type(t) not in (int, float) for t in saved):
-        raise TypeError("a threshold window is a list of times")
-    return deque(saved)

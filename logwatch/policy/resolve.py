@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from logwatch.config import Config
 from logwatch.models import Alert, alert_id
-from logwatch.policy.tables import number, open_object
+from logwatch.policy.tables import number, opened_by
 from logwatch.rules import Rule
 
 
@@ -30,8 +30,7 @@ class Incident:
     def saved_text(self) -> str:
         """The saved row: ``encode`` of the fields (but :attr:`head`) as a dict, in their order."""
         if not (head := self.head):
-            head = self.head = open_object({"opener": self.opener, "title": self.title,
-                                            "source": self.source})
+            head = self.head = opened_by(self.opener, self.title, self.source)
         return f'{head},"last":{number(self.last)}}}'
 
 

@@ -6,6 +6,7 @@ its ``kv`` key dirty, so :meth:`~logwatch.policy.Policy.save` writes only what c
 
 from __future__ import annotations
 
+import json
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ _NONE: dict[str, Any] = {}
 
 #: a saved row's text (compact JSON, ASCII): :func:`logwatch.state.encode`
 encode = state.encode
+#: a string as :func:`encode` writes it (the C function its encoder calls, ASCII)
+_ascii: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 
 def number(value: float) -> str:
@@ -29,10 +32,16 @@ def number(value: float) -> str:
     return text if text[-1].isdigit() else encode(value)  # inf, nan: JSON's extensions
 
 
-def open_object(values: dict[str, Any]) -> str:
-    """:func:`encode` of ``values`` without its closing brace, for more keys to follow:
-    the part of a row that never changes, encoded once."""
-    return encode(values)[:-1]
+def text(value: Any) -> str:
+    """:func:`encode` of a string, by the encoder's own C escaper without the encoder (any
+    other value, as a damaged saved row may hold, by :func:`encode`)."""
+    return _ascii(value) if type(value) is str else encode(value)
+
+
+def opened_by(opener: str, title: str, source: str) -> str:
+    """:func:`encode` of a dedup window's or an incident's first fields as a dict, without
+    its closing brace, for more keys to follow: the part of a row that never changes."""
+    return f'{{"opener":{text(opener)},"title":{text(title)},"source":{text(source)}'
 
 
 def typed(row: R, texts: Iterable[str], numbers: Iterable[str]) -> R:
@@ -111,16 +120,23 @@ class Table(Generic[V]):
 
     def put(self, rule: str, key: str, value: V) -> list[tuple[str, V]]:
         """Add or replace ``key`` as the newest; return the entries evicted to stay capped."""
+        kv_key = self._kv.get(rule, _NONE).get(key)
+        if kv_key is None:
+            return self.add(rule, key, value)
+        rows = self.rows[rule]
+        rows.move_to_end(key)
+        rows[key] = value
+        self.changed[kv_key] = value
+        return []
+
+    def add(self, rule: str, key: str, value: V) -> list[tuple[str, V]]:
+        """:meth:`put` of a key that is not live (the caller has just looked): most keys are
+        seen once, and their first hit costs the row, its kv key and its change, no more."""
         rows = self.rows.get(rule)
         if rows is None:
             rows = self.rows[rule] = OrderedDict()
-        kv_key = self._kv.get(rule, _NONE).get(key)
-        if kv_key is None:
-            kv_key = self._born(rule, key)
-        else:
-            rows.move_to_end(key)
         rows[key] = value
-        self.changed[kv_key] = value
+        self.changed[self._born(rule, key)] = value
         if len(rows) <= self.cap:
             return []
         evicted = []
@@ -177,7 +193,10 @@ class Table(Generic[V]):
     def _born(self, rule: str, key: str) -> str:
         self._births += 1
         kv_key = f"{self.kv_kind}/{self._births:012x}/{rule}/{key}"
-        self._bind(rule, key, kv_key)
+        # _bind, written out: a row is born per first hit of a key
+        if (kv := self._kv.get(rule)) is None:
+            kv = self._kv[rule] = {}
+        kv[key] = kv_key
         self._unsaved.add(kv_key)
         return kv_key
 

@@ -7,10 +7,9 @@ the window without firing are counted as *below threshold*, so none is lost.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Mapping
 
-from logwatch.policy.tables import Table
+from logwatch.policy.tables import Table, number
 from logwatch.rules import Rule, Threshold
 
 #: ``below(rule_id, hits)``: hits that left a window without firing
@@ -20,9 +19,14 @@ Evicted = Callable[[str, str], None]
 
 
 class Thresholds:
-    """The open threshold windows of every rule: hit times per key, oldest first."""
+    """The open threshold windows of every rule: hit times per key, oldest first.
 
-    def __init__(self, table: Table[deque[float]], below: Below, evicted: Evicted) -> None:
+    A window is a plain list (at most ``count`` times): most keys are seen once and their
+    window never fires, and a list of one time is a tenth of an empty ``deque``'s memory
+    (64 bytes against 760), thousands of them live at once.
+    """
+
+    def __init__(self, table: Table[list[float]], below: Below, evicted: Evicted) -> None:
         self.table = table
         self._below = below
         self._evicted = evicted
@@ -31,15 +35,18 @@ class Thresholds:
         """``(hits, first hit time)`` if this hit at ``t`` completes the threshold, else None."""
         window = self.table.use(rule_id, key)  # the newest, marked dirty
         if window is None:
-            window = deque((t,))
-            for _, old in self.table.put(rule_id, key, window):  # the newest, marked dirty
+            window = [t]
+            for _, old in self.table.add(rule_id, key, window):  # the newest, marked dirty
                 self._evicted("threshold", rule_id)
                 self._below(rule_id, len(old))
         else:
             # inclusive: hits exactly `within` apart are within it
-            while window and window[0] < t - th.within:
-                window.popleft()
-                self._below(rule_id, 1)
+            start, end = 0, t - th.within
+            while start < len(window) and window[start] < end:
+                start += 1
+            if start:
+                del window[:start]
+                self._below(rule_id, start)
             window.append(t)
         if len(window) < th.count:
             return None
@@ -61,6 +68,22 @@ class Thresholds:
         return sum(len(w) for rows in self.table.rows.values() for w in rows.values())
 
 
-def _window_over(within: float, now: float) -> Callable[[deque[float]], bool]:
+def _window_over(within: float, now: float) -> Callable[[list[float]], bool]:
     # strict, as in Thresholds.add: a hit exactly `within` ago still counts
     return lambda window: window[-1] < now - within
+
+
+def window_text(window: list[float]) -> str:
+    """A threshold window's saved row: its hit times, as ``encode`` writes a list of
+    numbers (most windows hold one: written without the join)."""
+    if len(window) == 1:
+        return f"[{number(window[0])}]"
+    return f"[{','.join(map(number, window))}]"
+
+
+def window_of(saved: list[float]) -> list[float]:
+    """A threshold window from its saved row (TypeError if it is not a list of numbers, or
+    is empty: a window holds its hits, never none, and its timer reads its last one)."""
+    if type(saved) is not list or not saved or any(type(t) not in (int, float) for t in saved):
+        raise TypeError("a threshold window is a list of times")
+    return saved

@@ -168,6 +168,19 @@ class TestThreshold:
         assert feeder.alerts == []
         assert feeder.policy.counters.below["ssh"] == 6
 
+    def test_hits_that_left_the_window_together_fall_below_at_once(
+            self, feeder: Feeder) -> None:
+        """Two hits, then one 10m01s after both: both leave the window (below threshold), the
+        third stays in it and fires with the next two."""
+        feeder.hit(0)
+        feeder.hit(1)
+        assert feeder.hit(602) == []
+        assert feeder.policy.counters.below["ssh"] == 2
+        assert feeder.policy.pending_hits == 1
+        feeder.hit(603)
+        [alert] = feeder.hit(604)
+        assert alert.count == 3
+
     def test_hits_exactly_within_apart_fire(self, feeder: Feeder) -> None:
         """The window is inclusive: three hits spanning exactly 10m fire."""
         feeder.hit(0)
@@ -700,9 +713,12 @@ class TestState:
             put_value(conn, NS, "R/000000000004/ssh/4.4.4.4", {
                 "opener": "a", "title": "t", "source": "s", "last": "yesterday"})
             put_value(conn, NS, "T/000000000005/ssh/5.5.5.5", [T0, "later"])
+            # a window without a hit (never saved so): its timer looked at its last hit
+            put_value(conn, NS, "T/000000000006/ssh/6.6.6.6", [])
         policy = Policy(config)
         with state.transaction() as conn:
             policy.load(conn)
+            assert policy.tick(T0 + 10_000) == []
             policy.save(conn)
             assert get_values(conn, NS) == {}
         state.close()

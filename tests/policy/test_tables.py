@@ -11,6 +11,7 @@ from logwatch.policy.dedup import Suppression
 from logwatch.policy.resolve import Incident
 from logwatch.policy.storm import Held, Storm
 from logwatch.policy.tables import encode, flat
+from logwatch.policy.threshold import window_of, window_text
 from logwatch.state import encode as state_encode
 
 #: what rows hold: hostile text (log lines), floats of any kind, big ints, nesting
@@ -97,3 +98,11 @@ def test_an_incidents_saved_text_is_its_fields_encoded(
         incident.last = t
         assert incident.saved_text() == state_encode(_fields(incident))
     assert Incident(**json.loads(incident.saved_text())).saved_text() == incident.saved_text()
+
+
+@given(st.lists(_TIMES, min_size=1, max_size=6))
+def test_a_threshold_windows_saved_text_is_its_times_encoded(times: list[float]) -> None:
+    """A window (a list of hit times) is written as the encoder writes the list, byte for
+    byte (one time, or several, or JSON's extensions), and loads back to the same times."""
+    assert window_text(times) == state_encode(times)
+    assert window_text(window_of(json.loads(window_text(times)))) == window_text(times)
