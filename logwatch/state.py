@@ -33,8 +33,13 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 #: thousands of policy rows per transaction, spread over the whole kv table; the default
 #: 2 MiB makes it re-read pages
 CACHE_KIB = 8 << 10
-#: how often the daemon's :class:`Checkpointer` copies the WAL back into the database
-CHECKPOINT_EVERY = 1.0
+#: the longest and the shortest time between two of the daemon's :class:`Checkpointer`
+#: copies of the WAL back into the database (see :func:`next_checkpoint`)
+CHECKPOINT_EVERY = 5.0
+CHECKPOINT_SOONEST = 1.0
+#: the WAL pages a checkpoint aims to find at most: what SQLite's own automatic
+#: checkpoint lets the WAL reach (4 MiB of 4 KiB pages)
+CHECKPOINT_PAGES = 1000
 #: the other threads' (senders: the head of their queue, a row's status): each cache fills
 #: up to its size during a burst, and the daemon's memory with it
 THREAD_CACHE_KIB = 1 << 10
@@ -178,19 +183,22 @@ class State:
 
 
 class Checkpointer:
-    """Copies the WAL back into the database from a thread of its own, every ``every`` seconds.
+    """Copies the WAL back into the database from a thread of its own, every few seconds.
 
     SQLite's automatic checkpoint runs inside the COMMIT that crosses 1,000 WAL pages,
     and with ``synchronous=NORMAL`` it fsyncs: the main loop's commit then waits for the
     disk (10-15 ms here, a line's delivery with it). With one of these, the connections'
     automatic checkpoints are off and this thread does them, PASSIVE: it never blocks a
     writer, and a crash at any point leaves every committed transaction in the WAL or the
-    database (a checkpoint only copies committed pages).
+    database (a checkpoint only copies committed pages). Every ``every`` s at most and
+    ``soonest`` s at least, by how fast the WAL grows (:func:`next_checkpoint`).
     """
 
-    def __init__(self, state: State, every: float = CHECKPOINT_EVERY) -> None:
+    def __init__(self, state: State, every: float = CHECKPOINT_EVERY,
+                 soonest: float = CHECKPOINT_SOONEST) -> None:
         self.state = state
         self.every = every
+        self.soonest = min(soonest, every)
         self._stop = threading.Event()
         state.autocheckpoint = False
         state.conn.execute("PRAGMA wal_autocheckpoint=0")  # the opener's, connected already
@@ -199,17 +207,19 @@ class Checkpointer:
 
     def _run(self) -> None:
         failing = False
+        wait = self.soonest  # the first pass learns how fast the WAL grows
         try:
-            while not self._stop.wait(self.every):
+            while not self._stop.wait(wait):
                 try:
-                    self.state.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    row = self.state.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 except (sqlite3.Error, StateError) as exc:
                     if not failing:
                         log.warning("state: checkpoint of the WAL failed (%s); retrying every "
-                                    "%gs", exc, self.every)
-                    failing = True
+                                    "%gs", exc, self.soonest)
+                    failing, wait = True, self.soonest
                 else:
                     failing = False
+                    wait = next_checkpoint(row[1], wait, self.soonest, self.every)
         finally:
             self.state.close()
 
@@ -217,6 +227,22 @@ class Checkpointer:
         """End the thread (closing the database copies what is left of the WAL)."""
         self._stop.set()
         self._thread.join(timeout=10)
+
+
+def next_checkpoint(pages: int, waited: float, soonest: float, longest: float) -> float:
+    """How long to wait before the next checkpoint, when the last one, ``waited`` s after the
+    one before, found ``pages`` pages in the WAL.
+
+    The WAL starts again from its beginning once all of it is copied back, so ``pages`` is
+    about what was written meanwhile: the next wait is the time that pace takes to write
+    :data:`CHECKPOINT_PAGES`, between ``soonest`` and ``longest``. A quiet daemon or a
+    steady follower waits ``longest``: each checkpoint costs a wake-up, two fsyncs and a
+    copy of every page changed since the last one, however often it was rewritten
+    meanwhile. A busy one, whose WAL would grow past SQLite's own bound, goes sooner.
+    """
+    if pages <= 0:  # nothing written (or not WAL: -1)
+        return longest
+    return min(max(waited * CHECKPOINT_PAGES / pages, soonest), longest)
 
 
 def open_state(state_dir: Path) -> tuple[State, str | None]:

@@ -9,17 +9,21 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import logwatch.state
 from logwatch.state import (
     CACHE_KIB,
+    CHECKPOINT_PAGES,
     DB_NAME,
     THREAD_CACHE_KIB,
     Checkpointer,
     State,
     encode,
     get_values,
+    next_checkpoint,
     put_value,
 )
 from tests.helpers import wait_for
@@ -67,6 +71,39 @@ def test_a_checkpointer_copies_the_wal_back_from_its_own_thread(tmp_path: Path) 
     with reopened.transaction() as conn:
         assert len(get_values(conn, "test")) == 3000
     reopened.close()
+
+
+def test_checkpoints_come_as_often_as_the_wal_fills() -> None:
+    """A WAL that filled a checkpoint's worth of pages in the last wait is checkpointed
+    after the time that takes again; a slower one after the longest wait, a faster one after
+    the shortest; a WAL with nothing in it (or none: -1) after the longest."""
+    assert next_checkpoint(CHECKPOINT_PAGES, 2.0, 1.0, 5.0) == 2.0
+    assert next_checkpoint(CHECKPOINT_PAGES // 2, 2.0, 1.0, 5.0) == 4.0
+    assert next_checkpoint(CHECKPOINT_PAGES // 10, 2.0, 1.0, 5.0) == 5.0
+    assert next_checkpoint(CHECKPOINT_PAGES * 10, 2.0, 1.0, 5.0) == 1.0
+    assert next_checkpoint(0, 1.0, 1.0, 5.0) == 5.0
+    assert next_checkpoint(-1, 1.0, 1.0, 5.0) == 5.0
+
+
+def test_a_busy_wal_is_checkpointed_sooner_than_every(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writes that fill the WAL faster than CHECKPOINT_PAGES per ``every`` are copied back
+    within ``soonest``, again and again, not once per ``every``."""
+    monkeypatch.setattr(logwatch.state, "CHECKPOINT_PAGES", 1)
+    state = State(tmp_path)
+    checkpointer = Checkpointer(state, every=3600.0, soonest=0.05)
+    db = tmp_path / DB_NAME
+    try:
+        for round_ in range(3):
+            before = db.stat().st_size
+            with state.transaction() as conn:
+                for n in range(1000):
+                    put_value(conn, "test", f"key-{round_}-{n}", "x" * 200)
+            wait_for(lambda before=before: db.stat().st_size > before + 100_000, 10,
+                     message=f"round {round_}'s pages copied back")
+    finally:
+        checkpointer.stop()
+        state.close()
 
 
 #: what the state stores: JSON trees of every kind of leaf, odd floats and text included
