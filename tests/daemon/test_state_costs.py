@@ -16,15 +16,14 @@ from hypothesis import strategies as st
 import logwatch.state
 from logwatch.state import (
     CACHE_KIB,
-    CHECKPOINT_PAGES,
     DB_NAME,
     THREAD_CACHE_KIB,
     Checkpointer,
     State,
     encode,
     get_values,
-    next_checkpoint,
     put_value,
+    wal_pages,
 )
 from tests.helpers import wait_for
 
@@ -73,34 +72,47 @@ def test_a_checkpointer_copies_the_wal_back_from_its_own_thread(tmp_path: Path) 
     reopened.close()
 
 
-def test_checkpoints_come_as_often_as_the_wal_fills() -> None:
-    """A WAL that filled a checkpoint's worth of pages in the last wait is checkpointed
-    after the time that takes again; a slower one after the longest wait, a faster one after
-    the shortest; a WAL with nothing in it (or none: -1) after the longest."""
-    assert next_checkpoint(CHECKPOINT_PAGES, 2.0, 1.0, 5.0) == 2.0
-    assert next_checkpoint(CHECKPOINT_PAGES // 2, 2.0, 1.0, 5.0) == 4.0
-    assert next_checkpoint(CHECKPOINT_PAGES // 10, 2.0, 1.0, 5.0) == 5.0
-    assert next_checkpoint(CHECKPOINT_PAGES * 10, 2.0, 1.0, 5.0) == 1.0
-    assert next_checkpoint(0, 1.0, 1.0, 5.0) == 5.0
-    assert next_checkpoint(-1, 1.0, 1.0, 5.0) == 5.0
+def write_pages(state: State, tag: str, rows: int = 1000) -> None:
+    """A transaction of ``rows`` rows of 200 bytes: about ``rows / 16`` pages."""
+    with state.transaction() as conn:
+        for n in range(rows):
+            put_value(conn, "test", f"key-{tag}-{n}", "x" * 200)
 
 
-def test_a_busy_wal_is_checkpointed_sooner_than_every(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """Writes that fill the WAL faster than CHECKPOINT_PAGES per ``every`` are copied back
-    within ``soonest``, again and again, not once per ``every``."""
-    monkeypatch.setattr(logwatch.state, "CHECKPOINT_PAGES", 1)
+def test_the_wal_pages_are_read_from_the_wal_index(tmp_path: Path) -> None:
+    """What the WAL holds since it last started again from its beginning."""
     state = State(tmp_path)
-    checkpointer = Checkpointer(state, every=3600.0, soonest=0.05)
+    state.conn.execute("PRAGMA wal_autocheckpoint=0")
+    write_pages(state, "a")
+    (_, before, _), = state.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    assert wal_pages(state.path) == before > 50
+    write_pages(state, "b", rows=1)  # the WAL was all copied back: it starts again
+    assert wal_pages(state.path) == 1
+    state.close()
+    assert wal_pages(tmp_path / "nothing.sqlite3") is None
+
+
+def test_a_small_wal_waits_for_every(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checkpointer looks at the WAL every ``look`` s, and copies it back only once it
+    holds CHECKPOINT_PAGES pages or ``every`` s have passed."""
+    looked: list[int | None] = []
+
+    def counted(db: Path) -> int | None:
+        looked.append(pages := wal_pages(db))
+        return pages
+
+    monkeypatch.setattr(logwatch.state, "wal_pages", counted)
+    state = State(tmp_path)
+    checkpointer = Checkpointer(state, every=3600.0, look=0.02)
     db = tmp_path / DB_NAME
     try:
-        for round_ in range(3):
-            before = db.stat().st_size
-            with state.transaction() as conn:
-                for n in range(1000):
-                    put_value(conn, "test", f"key-{round_}-{n}", "x" * 200)
-            wait_for(lambda before=before: db.stat().st_size > before + 100_000, 10,
-                     message=f"round {round_}'s pages copied back")
+        write_pages(state, "a")
+        before = db.stat().st_size
+        wait_for(lambda: len([p for p in looked if p]) >= 3, 10, message="three looks")
+        assert db.stat().st_size == before  # under CHECKPOINT_PAGES: not copied back yet
+        monkeypatch.setattr(logwatch.state, "CHECKPOINT_PAGES", 10)
+        wait_for(lambda: db.stat().st_size > before + 100_000, 10,
+                 message="the WAL over CHECKPOINT_PAGES copied back")
     finally:
         checkpointer.stop()
         state.close()
