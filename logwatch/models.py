@@ -131,6 +131,8 @@ class Alert(NamedTuple):
         """Read back what :meth:`to_json` wrote."""
         data: dict[str, Any] = json.loads(text)
         data["to"] = tuple(data.get("to", ()))
+        if tuple(data) == cls._fields:  # every field in its order, as to_json writes them
+            return cls._make(data.values())
         return cls(**data)
 
 

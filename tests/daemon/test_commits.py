@@ -228,3 +228,35 @@ def test_an_alert_id_is_its_line_key_as_every_reader_makes_it(service: Service,
     assert [r[0] for r in rows] == [line_alert_id("alert", "numbered", chunk.line_key(s))
                                     for s in starts]
     assert [r[0] for r in rows] == sorted(r[0] for r in rows)  # one place of the index
+
+
+def test_outside_systemd_no_status_line_is_made(service: Service,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The status line counts the outbox's pending rows (a query per destination): without a
+    systemd to send it to, the main loop's keepalive makes none; under one, once a second."""
+    made: list[str] = []
+
+    def status_line() -> str:
+        made.append("line")
+        return "line"
+
+    monkeypatch.setattr(service, "_status_line", status_line)
+    monkeypatch.setattr(service, "_last_ping", -1e9)
+    assert not service.notifier.enabled
+    service._keepalive()
+    assert made == []
+
+    sent: list[str] = []
+
+    class Systemd:
+        enabled = True
+        status = staticmethod(sent.append)
+
+        def watchdog(self) -> None:
+            sent.append("WATCHDOG")
+
+    monkeypatch.setattr(service, "notifier", Systemd())
+    service._keepalive()
+    service._keepalive()  # within the second: not again
+    assert made == ["line"]
+    assert sent == ["WATCHDOG", "line"]

@@ -9,9 +9,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import logwatch.state
 from logwatch.state import (
     CACHE_KIB,
     DB_NAME,
@@ -21,6 +23,7 @@ from logwatch.state import (
     encode,
     get_values,
     put_value,
+    wal_pages,
 )
 from tests.helpers import wait_for
 
@@ -67,6 +70,52 @@ def test_a_checkpointer_copies_the_wal_back_from_its_own_thread(tmp_path: Path) 
     with reopened.transaction() as conn:
         assert len(get_values(conn, "test")) == 3000
     reopened.close()
+
+
+def write_pages(state: State, tag: str, rows: int = 1000) -> None:
+    """A transaction of ``rows`` rows of 200 bytes: about ``rows / 16`` pages."""
+    with state.transaction() as conn:
+        for n in range(rows):
+            put_value(conn, "test", f"key-{tag}-{n}", "x" * 200)
+
+
+def test_the_wal_pages_are_read_from_the_wal_index(tmp_path: Path) -> None:
+    """What the WAL holds since it last started again from its beginning."""
+    state = State(tmp_path)
+    state.conn.execute("PRAGMA wal_autocheckpoint=0")
+    write_pages(state, "a")
+    (_, before, _), = state.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    assert wal_pages(state.path) == before > 50
+    write_pages(state, "b", rows=1)  # the WAL was all copied back: it starts again
+    assert wal_pages(state.path) == 1
+    state.close()
+    assert wal_pages(tmp_path / "nothing.sqlite3") is None
+
+
+def test_a_small_wal_waits_for_every(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checkpointer looks at the WAL every ``look`` s, and copies it back only once it
+    holds CHECKPOINT_PAGES pages or ``every`` s have passed."""
+    looked: list[int | None] = []
+
+    def counted(db: Path) -> int | None:
+        looked.append(pages := wal_pages(db))
+        return pages
+
+    monkeypatch.setattr(logwatch.state, "wal_pages", counted)
+    state = State(tmp_path)
+    checkpointer = Checkpointer(state, every=3600.0, look=0.02)
+    db = tmp_path / DB_NAME
+    try:
+        write_pages(state, "a")
+        before = db.stat().st_size
+        wait_for(lambda: len([p for p in looked if p]) >= 3, 10, message="three looks")
+        assert db.stat().st_size == before  # under CHECKPOINT_PAGES: not copied back yet
+        monkeypatch.setattr(logwatch.state, "CHECKPOINT_PAGES", 10)
+        wait_for(lambda: db.stat().st_size > before + 100_000, 10,
+                 message="the WAL over CHECKPOINT_PAGES copied back")
+    finally:
+        checkpointer.stop()
+        state.close()
 
 
 #: what the state stores: JSON trees of every kind of leaf, odd floats and text included
