@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -35,15 +34,12 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 #: 2 MiB makes it re-read pages
 CACHE_KIB = 8 << 10
 #: the daemon's :class:`Checkpointer` copies the WAL back into the database every this many
-#: seconds, or as soon as it holds CHECKPOINT_PAGES pages (SQLite's own automatic
-#: checkpoint's bound: 4 MiB of 4 KiB pages), which it looks at every CHECKPOINT_LOOK s
+#: seconds, or as soon as the WAL file has grown by CHECKPOINT_GROWTH bytes since the last
+#: copy (SQLite's own automatic checkpoint's bound: 1,000 pages of 4 KiB), which it looks at
+#: every CHECKPOINT_LOOK s
 CHECKPOINT_EVERY = 5.0
-CHECKPOINT_PAGES = 1000
+CHECKPOINT_GROWTH = 4 << 20
 CHECKPOINT_LOOK = 1.0
-#: the WAL-index header SQLite keeps at the start of ``-shm`` (sqlite.org/walformat.html),
-#: in the machine's byte order: its version, and where the WAL's last frame number is
-_WAL_INDEX_VERSION = 3007000
-_WAL_INDEX_MXFRAME = 16
 #: the other threads' (senders: the head of their queue, a row's status): each cache fills
 #: up to its size during a burst, and the daemon's memory with it
 THREAD_CACHE_KIB = 1 << 10
@@ -196,9 +192,9 @@ class Checkpointer:
     writer, and a crash at any point leaves every committed transaction in the WAL or the
     database (a checkpoint only copies committed pages). Each costs a wake-up, two fsyncs
     and a copy of every page changed since the last one, however often it was rewritten
-    meanwhile: one every ``every`` s, sooner if the WAL has grown to CHECKPOINT_PAGES
-    (:func:`wal_pages`, looked at every ``look`` s: a burst of writes does not make it
-    grow for ``every`` s).
+    meanwhile: one every ``every`` s, sooner if the WAL file has grown by CHECKPOINT_GROWTH
+    (:func:`wal_size`, looked at every ``look`` s: a burst of writes does not make it grow
+    for ``every`` s).
     """
 
     def __init__(self, state: State, every: float = CHECKPOINT_EVERY,
@@ -214,14 +210,15 @@ class Checkpointer:
 
     def _run(self) -> None:
         failing = False
-        last = time.monotonic()
+        last, size = time.monotonic(), wal_size(self.state.path)
         try:
             while not self._stop.wait(self.look):
+                now = wal_size(self.state.path)
                 if not failing and time.monotonic() - last < self.every and (
-                        (pages := wal_pages(self.state.path)) is not None
-                        and pages < CHECKPOINT_PAGES):
+                        now is not None and size is not None
+                        and now - size < CHECKPOINT_GROWTH):
                     continue
-                last = time.monotonic()
+                last, size = time.monotonic(), now
                 try:
                     self.state.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except (sqlite3.Error, StateError) as exc:
@@ -240,26 +237,19 @@ class Checkpointer:
         self._thread.join(timeout=10)
 
 
-def wal_pages(db: Path) -> int | None:
-    """How many pages the WAL of database ``db`` holds (since it last started again from its
-    beginning), read from the WAL-index header in ``-shm``: one ``pread``, no lock, no
-    SQLite call (a torn read only moves a checkpoint). ``None`` if it cannot be told (no
-    such file, a header not of this version): the caller then checkpoints."""
+def wal_size(db: Path) -> int | None:
+    """The size of database ``db``'s WAL file (``None``: none, or it cannot be told).
+
+    A ``stat``, never an ``open``: closing a descriptor of a file drops every POSIX lock
+    the process holds on it, SQLite's included, and another process (``logwatch status``)
+    could then take the shared memory for unused and reset it under the daemon (SIGBUS).
+    The file keeps its size when SQLite starts writing it from its beginning again, so its
+    growth counts the writes past the most it ever held, and the timer the others.
+    """
     try:
-        fd = os.open(f"{db}-shm", os.O_RDONLY)
+        return os.stat(f"{db}-wal").st_size
     except OSError:
         return None
-    try:
-        head = os.pread(fd, _WAL_INDEX_MXFRAME + 4, 0)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    if len(head) < _WAL_INDEX_MXFRAME + 4:
-        return None
-    if int.from_bytes(head[:4], sys.byteorder) != _WAL_INDEX_VERSION:
-        return None
-    return int.from_bytes(head[_WAL_INDEX_MXFRAME:], sys.byteorder)
 
 
 def open_state(state_dir: Path) -> tuple[State, str | None]:

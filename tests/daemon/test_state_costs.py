@@ -5,6 +5,8 @@ one JSON encoder for every stored value."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from logwatch.state import (
     encode,
     get_values,
     put_value,
-    wal_pages,
+    wal_size,
 )
 from tests.helpers import wait_for
 
@@ -79,29 +81,25 @@ def write_pages(state: State, tag: str, rows: int = 1000) -> None:
             put_value(conn, "test", f"key-{tag}-{n}", "x" * 200)
 
 
-def test_the_wal_pages_are_read_from_the_wal_index(tmp_path: Path) -> None:
-    """What the WAL holds since it last started again from its beginning."""
+def test_the_wal_size_is_its_files(tmp_path: Path) -> None:
     state = State(tmp_path)
     state.conn.execute("PRAGMA wal_autocheckpoint=0")
     write_pages(state, "a")
-    (_, before, _), = state.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-    assert wal_pages(state.path) == before > 50
-    write_pages(state, "b", rows=1)  # the WAL was all copied back: it starts again
-    assert wal_pages(state.path) == 1
+    assert wal_size(state.path) == Path(f"{state.path}-wal").stat().st_size > 200_000
     state.close()
-    assert wal_pages(tmp_path / "nothing.sqlite3") is None
+    assert wal_size(tmp_path / "nothing.sqlite3") is None
 
 
 def test_a_small_wal_waits_for_every(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The checkpointer looks at the WAL every ``look`` s, and copies it back only once it
-    holds CHECKPOINT_PAGES pages or ``every`` s have passed."""
+    has grown by CHECKPOINT_GROWTH or ``every`` s have passed."""
     looked: list[int | None] = []
 
     def counted(db: Path) -> int | None:
-        looked.append(pages := wal_pages(db))
-        return pages
+        looked.append(size := wal_size(db))
+        return size
 
-    monkeypatch.setattr(logwatch.state, "wal_pages", counted)
+    monkeypatch.setattr(logwatch.state, "wal_size", counted)
     state = State(tmp_path)
     checkpointer = Checkpointer(state, every=3600.0, look=0.02)
     db = tmp_path / DB_NAME
@@ -109,10 +107,53 @@ def test_a_small_wal_waits_for_every(tmp_path: Path, monkeypatch: pytest.MonkeyP
         write_pages(state, "a")
         before = db.stat().st_size
         wait_for(lambda: len([p for p in looked if p]) >= 3, 10, message="three looks")
-        assert db.stat().st_size == before  # under CHECKPOINT_PAGES: not copied back yet
-        monkeypatch.setattr(logwatch.state, "CHECKPOINT_PAGES", 10)
+        assert db.stat().st_size == before  # under CHECKPOINT_GROWTH: not copied back yet
+        monkeypatch.setattr(logwatch.state, "CHECKPOINT_GROWTH", 10_000)
+        write_pages(state, "b")
         wait_for(lambda: db.stat().st_size > before + 100_000, 10,
-                 message="the WAL over CHECKPOINT_PAGES copied back")
+                 message="the WAL grown by CHECKPOINT_GROWTH copied back")
+    finally:
+        checkpointer.stop()
+        state.close()
+
+
+#: SQLite's "dead man switch" lock byte in ``-shm`` (``UNIX_SHM_DMS``, os_unix.c): every
+#: process using the WAL holds it shared; one that can lock it exclusively takes itself for
+#: the only user and resets the shared memory
+_SHM_DMS = 128
+_TAKE_DMS = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+try:
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, int(sys.argv[2]))
+except OSError:
+    print("held")
+else:
+    print("free")
+"""
+
+
+def test_the_checkpointer_leaves_sqlites_locks_alone(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Looking at the WAL opens none of SQLite's files: closing a descriptor drops every
+    POSIX lock of the process on the file, and another process (``logwatch status``, a
+    benchmark polling the outbox) would then reset the shared memory under the daemon,
+    which dies of SIGBUS (what reading the WAL-index header from ``-shm`` did)."""
+    looked: list[int | None] = []
+
+    def counted(db: Path) -> int | None:
+        looked.append(size := wal_size(db))
+        return size
+
+    monkeypatch.setattr(logwatch.state, "wal_size", counted)
+    state = State(tmp_path)
+    checkpointer = Checkpointer(state, every=3600.0, look=0.01)
+    try:
+        write_pages(state, "a", rows=10)
+        wait_for(lambda: len(looked) >= 3, 10, message="three looks at the WAL")
+        taken = subprocess.run([sys.executable, "-c", _TAKE_DMS, f"{state.path}-shm",
+                                str(_SHM_DMS)], capture_output=True, text=True, check=True)
+        assert taken.stdout.strip() == "held"
     finally:
         checkpointer.stop()
         state.close()
