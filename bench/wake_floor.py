@@ -108,10 +108,9 @@ class Work:
         found = self.matcher.find(data, groups=True)
         lines = newlines(data, 0, len(data))
         hits = found.hits() if self.memory is None else self.memory.follow(found, data, lines)
-        for m, fields in hits:
-            line = LogLine(m.text, "floor", "floor.log", f"floor@{self.offset + m.start}")
-            self.policy.feed(Hit(m.rule.id, fields, line,
-                                 "resolve" if m.kind == "resolve" else "match"))
+        for start, text, rule, kind, fields in hits:
+            line = LogLine(text, "floor", "floor.log", f"floor@{self.offset + start}")
+            self.policy.feed(Hit(rule, fields, line, kind))
 
     def commit(self) -> None:
         """Commit one row when a commit is owed (``commits_per_wake`` a wake-up)."""
