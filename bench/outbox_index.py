@@ -4,14 +4,14 @@
                                  [--gap 0.4] [--streams 7]
 
 Two state databases (logwatch's own schema and settings, WAL copied back by a
-``Checkpointer`` thread as in the daemon), each filled with ``--rows`` delivered rows
-(a server keeps 7 days of them), then committed to in turns, ``--gap`` seconds apart
-for each: ``--alerts`` new alerts of one followed file (``outbox.enqueue``) and
-``--policy`` policy rows, as the daemon commits at 10,000 lines/s. One database gets
-the hashed ids line alerts had before (``alert_id``), the other the ordered ones
-(``line_alert_id``: the line's offset ahead of the hash), its old rows from
-``--streams`` earlier files (rotated logs, each from offset 0). Prints the thread CPU
-of each commit (``BEGIN`` to ``COMMIT``): the median and the mean.
+``Checkpointer`` thread every second, as the daemon did when this was measured), each
+filled with ``--rows`` delivered rows (a server keeps 7 days of them), then committed to
+in turns, ``--gap`` seconds apart for each: ``--alerts`` new alerts of one followed file
+(``outbox.enqueue``) and ``--policy`` policy rows, as the daemon commits at 10,000
+lines/s. One database gets the hashed ids line alerts had before (``alert_id``), the
+other the ordered ones (``line_alert_id``: the line's offset ahead of the hash), its old
+rows from ``--streams`` earlier files (rotated logs, each from offset 0). Prints the
+thread CPU of each commit (``BEGIN`` to ``COMMIT``): the median and the mean.
 
 Why: a hashed id puts each new row on a random page of the index, which on a big
 outbox is a page read and written per alert; ordered ids put a file's new rows side

@@ -80,10 +80,7 @@ class Work:
         self.matcher = Matcher(config.rules)
         self.db = db
         self.commits_per_wake = commits_per_wake
-        self.new_cell()
-
-    def new_cell(self) -> None:
-        """Start a cell afresh: no policy windows, no remembered context, no commit owed."""
+        # a cell starts afresh: no policy windows, no remembered context, no commit owed
         self.policy = Policy(self.config, clock=time.time)
         self.memory = ContextMemory.of(self.config.rules, "floor")
         self.owed = 0.0

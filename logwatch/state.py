@@ -34,9 +34,10 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 #: 2 MiB makes it re-read pages
 CACHE_KIB = 8 << 10
 #: the daemon's :class:`Checkpointer` copies the WAL back into the database every this many
-#: seconds, or as soon as the WAL file has grown by CHECKPOINT_GROWTH bytes since the last
-#: copy (SQLite's own automatic checkpoint's bound: 1,000 pages of 4 KiB), which it looks at
-#: every CHECKPOINT_LOOK s
+#: seconds, or as soon as the WAL file has grown by CHECKPOINT_GROWTH bytes past the least
+#: size it had since the last copy (the size of SQLite's own automatic checkpoint's bound,
+#: 1,000 pages of 4 KiB), which it looks at every CHECKPOINT_LOOK s; and SQLite cuts the
+#: file back to CHECKPOINT_GROWTH when it starts writing it from its beginning again
 CHECKPOINT_EVERY = 5.0
 CHECKPOINT_GROWTH = 4 << 20
 CHECKPOINT_LOOK = 1.0
@@ -147,6 +148,7 @@ class State:
                 conn.execute(f"PRAGMA cache_size=-{cache}")
                 if not self.autocheckpoint:
                     conn.execute("PRAGMA wal_autocheckpoint=0")
+                conn.execute(f"PRAGMA journal_size_limit={CHECKPOINT_GROWTH}")
         except sqlite3.Error as exc:
             raise state_error(self.path, exc, "cannot open the state database: ") from exc
         return conn
@@ -192,9 +194,9 @@ class Checkpointer:
     writer, and a crash at any point leaves every committed transaction in the WAL or the
     database (a checkpoint only copies committed pages). Each costs a wake-up, two fsyncs
     and a copy of every page changed since the last one, however often it was rewritten
-    meanwhile: one every ``every`` s, sooner if the WAL file has grown by CHECKPOINT_GROWTH
-    (:func:`wal_size`, looked at every ``look`` s: a burst of writes does not make it grow
-    for ``every`` s).
+    meanwhile: one every ``every`` s, and sooner once the WAL file has grown by
+    CHECKPOINT_GROWTH past its least size since the last one (:func:`wal_size`, looked at
+    every ``look`` s), so that a burst of writes does not grow it for ``every`` s.
     """
 
     def __init__(self, state: State, every: float = CHECKPOINT_EVERY,
@@ -214,6 +216,8 @@ class Checkpointer:
         try:
             while not self._stop.wait(self.look):
                 now = wal_size(self.state.path)
+                if now is not None and size is not None:
+                    size = min(size, now)  # SQLite cut it back (journal_size_limit)
                 if not failing and time.monotonic() - last < self.every and (
                         now is not None and size is not None
                         and now - size < CHECKPOINT_GROWTH):
@@ -243,8 +247,9 @@ def wal_size(db: Path) -> int | None:
     A ``stat``, never an ``open``: closing a descriptor of a file drops every POSIX lock
     the process holds on it, SQLite's included, and another process (``logwatch status``)
     could then take the shared memory for unused and reset it under the daemon (SIGBUS).
-    The file keeps its size when SQLite starts writing it from its beginning again, so its
-    growth counts the writes past the most it ever held, and the timer the others.
+    When SQLite starts writing the WAL from its beginning again (after a checkpoint copied
+    all of it), it cuts the file back to ``journal_size_limit`` (CHECKPOINT_GROWTH); so the
+    file's growth past its least size counts the writes of a burst, and the timer the rest.
     """
     try:
         return os.stat(f"{db}-wal").st_size

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from logwatch.config import load_config
+from logwatch.daemon.sd_notify import Notifier
 from logwatch.daemon.service import COMMIT_WITHIN, Service, Waker
 from logwatch.delivery import outbox
 from logwatch.models import line_alert_id
@@ -242,6 +243,7 @@ def test_outside_systemd_no_status_line_is_made(service: Service,
 
     monkeypatch.setattr(service, "_status_line", status_line)
     monkeypatch.setattr(service, "_last_ping", -1e9)
+    monkeypatch.setattr(service, "notifier", Notifier(address=None))  # whatever NOTIFY_SOCKET is
     assert not service.notifier.enabled
     service._keepalive()
     assert made == []

@@ -82,12 +82,29 @@ def write_pages(state: State, tag: str, rows: int = 1000) -> None:
 
 
 def test_the_wal_size_is_its_files(tmp_path: Path) -> None:
+    """:func:`wal_size` is the WAL file's size, ``None`` without one."""
     state = State(tmp_path)
     state.conn.execute("PRAGMA wal_autocheckpoint=0")
     write_pages(state, "a")
     assert wal_size(state.path) == Path(f"{state.path}-wal").stat().st_size > 200_000
     state.close()
     assert wal_size(tmp_path / "nothing.sqlite3") is None
+
+
+def test_the_wal_is_cut_back_when_it_starts_again(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once copied back whole, the WAL is written from its beginning again, and its file cut
+    back to CHECKPOINT_GROWTH: its growth after a burst counts new writes again."""
+    monkeypatch.setattr(logwatch.state, "CHECKPOINT_GROWTH", 64 << 10)
+    state = State(tmp_path)
+    state.conn.execute("PRAGMA wal_autocheckpoint=0")
+    write_pages(state, "a", rows=2000)
+    assert (wal_size(state.path) or 0) > 4 * (64 << 10)
+    (busy, pages, copied), = state.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    assert busy == 0 and pages == copied
+    write_pages(state, "b", rows=1)
+    assert (wal_size(state.path) or 0) <= 64 << 10
+    state.close()
 
 
 def test_a_small_wal_waits_for_every(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

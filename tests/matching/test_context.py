@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -210,8 +211,6 @@ def test_templates_may_use_the_context_fields(tmp_path: Path) -> None:
 def test_counting_skims_to_the_same_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                            chunk: int) -> None:
     """Counting remembers only the lines a hit can reach: the counts are those of --json."""
-    import random
-
     monkeypatch.setattr("logwatch.commands.replay.CHUNK_SIZE", chunk)
     cfg = config(tmp_path, within=6, keep=3, extra=", require = true")
     rng = random.Random(16)
@@ -232,8 +231,6 @@ def test_counting_skims_to_the_same_answer(tmp_path: Path, monkeypatch: pytest.M
 def test_line_numbers_counted_forward_or_back_agree(tmp_path: Path, chunk: int) -> None:
     """The daemon's reads (line count unknown: counted forward, once) link and number lines
     as the counting path's (count given: back from the end), over reads of any size."""
-    import random
-
     cfg = config(tmp_path, within=5, keep=4, extra=", require = true")
     rng = random.Random(chunk)
     lines = [rng.choice([connection(pid, f"192.0.2.{pid}"), used_up(pid), "filler " * 30])
@@ -266,8 +263,6 @@ def test_following_leaves_out_only_context_lines_no_hit_can_reach(tmp_path: Path
     """The daemon's path (:meth:`ContextMemory.follow`) gives every rule's hits and fields as
     :meth:`ContextMemory.hits` does over reads of any size, ``require`` and ``keep``
     included, while remembering fewer lines (those older than ``within`` when read)."""
-    import random
-
     other = '\n[[rules]]\nid = "filler"\nmatch = \'filler (?P<n>\\d+)\'\ntitle = "f"\n'
     cfg = config(tmp_path, within=5, keep=4, extra=", require = true", head=other)
     rng = random.Random(chunk)
@@ -311,8 +306,6 @@ def test_following_mostly_context_lines_numbers_them_as_the_walk_does(
     without a hit (only remembered, counted back from the end no further than ``within``
     needs) and reads with one give the hits :meth:`ContextMemory.hits` gives, and remember
     every line a later hit could reach under the same line number."""
-    import random
-
     cfg = config(tmp_path, within=within, keep=50, extra=", require = true")
     rng = random.Random(chunk * within)
     lines = [used_up(pid) if rng.random() < 0.01 else
@@ -349,3 +342,56 @@ def test_reached_numbers_each_line_it_keeps(tmp_path: Path) -> None:
     assert len(kept) == 4  # connection 2 and its hit; connections 4 and 5 (within 3 of the end)
     assert {start: numbers[start] for start in kept} == {
         start: data.count(b"\n", 0, start) for start in kept}
+
+
+TWO_RULES = """
+[[rules]]
+id = "banned"
+match = 'app\\[(?P<pid>\\d+)\\]: banned (?P<user>\\w+)'
+resolve = 'app\\[(?P<pid>\\d+)\\]: unbanned (?P<user>\\w+)'
+context = { key = "{pid}", from = 'app\\[(?P<pid>\\d+)\\]: hello from (?P<ip>[\\d.]+)', within = 500 }
+title = "banned {user} from {ip}"
+"""
+
+
+@pytest.mark.parametrize("chunk", [7, 60, 400])
+def test_following_two_rules_of_different_reach_and_resolves_as_the_walk_does(
+        tmp_path: Path, chunk: int) -> None:
+    """Two context-taking rules, ``within`` 3 and 500, and resolving lines: reads with hits
+    of one rule only, of the other, of both, with resolves and with none give what
+    :meth:`ContextMemory.hits` gives, and remember what a later hit could reach (the walk
+    back stops at the reach of the farthest-reaching rule present, not the nearest)."""
+    rng = random.Random(chunk)
+    text = (f'[logwatch]\nstate_dir = "{tmp_path}/state"\n'
+            + RULE.format(within=3, keep=10_000, extra="") + TWO_RULES)
+    cfg = load_config(write(tmp_path / "logwatch.toml", text), environ={})
+
+    def line() -> str:
+        pid, roll = rng.randrange(20), rng.random()
+        if roll < 0.02:
+            return used_up(pid)
+        if roll < 0.04:
+            return f"app[{pid}]: {rng.choice(['banned', 'unbanned'])} u{pid}"
+        if roll < 0.5:
+            return rng.choice([connection(pid, f"192.0.2.{pid}"),
+                               f"app[{pid}]: hello from 198.51.100.{pid}"])
+        return "filler"
+
+    lines = [line() for _ in range(4000)]
+    reads = ["".join(f"{line}\n" for line in lines[i:i + chunk]).encode()
+             for i in range(0, len(lines), chunk)]
+    matcher = Matcher(cfg.rules)
+    walked, followed = ContextMemory(cfg.rules, "auth"), ContextMemory(cfg.rules, "auth")
+    kinds: set[str] = set()
+    for data in reads:
+        count = data.count(b"\n")
+        expected = [(m.start, m.text, m.rule.id, m.kind, dict(f)) for m, f in
+                    walked.hits(matcher.find(data, groups=True), data, count)]
+        got = [(start, text, rule, kind, dict(f)) for start, text, rule, kind, f in
+               followed.follow(matcher.find(data, groups=True), data, count)]
+        assert expected == got
+        kinds.update(f"{rule}/{kind}" for _, _, rule, kind, _ in got)
+        assert walked.lines == followed.lines
+        assert recent(walked, 3)["too-many"] == recent(followed, 3)["too-many"]
+        assert recent(walked, 500)["banned"] == recent(followed, 500)["banned"]
+    assert kinds == {"too-many/match", "banned/match", "banned/resolve"}
