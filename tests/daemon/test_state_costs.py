@@ -107,9 +107,8 @@ def test_the_wal_is_cut_back_when_it_starts_again(tmp_path: Path,
     state.close()
 
 
-def test_a_small_wal_waits_for_every(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The checkpointer looks at the WAL every ``look`` s, and copies it back only once it
-    has grown by CHECKPOINT_GROWTH or ``every`` s have passed."""
+def count_looks(monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
+    """Every size the checkpointer's looks at the WAL find, as they come."""
     looked: list[int | None] = []
 
     def counted(db: Path) -> int | None:
@@ -117,6 +116,13 @@ def test_a_small_wal_waits_for_every(tmp_path: Path, monkeypatch: pytest.MonkeyP
         return size
 
     monkeypatch.setattr(logwatch.state, "wal_size", counted)
+    return looked
+
+
+def test_a_small_wal_waits_for_every(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checkpointer looks at the WAL every ``look`` s, and copies it back only once it
+    has grown by CHECKPOINT_GROWTH or ``every`` s have passed."""
+    looked = count_looks(monkeypatch)
     state = State(tmp_path)
     checkpointer = Checkpointer(state, every=3600.0, look=0.02)
     db = tmp_path / DB_NAME
@@ -156,13 +162,7 @@ def test_the_checkpointer_leaves_sqlites_locks_alone(tmp_path: Path,
     POSIX lock of the process on the file, and another process (``logwatch status``, a
     benchmark polling the outbox) would then reset the shared memory under the daemon,
     which dies of SIGBUS (what reading the WAL-index header from ``-shm`` did)."""
-    looked: list[int | None] = []
-
-    def counted(db: Path) -> int | None:
-        looked.append(size := wal_size(db))
-        return size
-
-    monkeypatch.setattr(logwatch.state, "wal_size", counted)
+    looked = count_looks(monkeypatch)
     state = State(tmp_path)
     checkpointer = Checkpointer(state, every=3600.0, look=0.01)
     try:

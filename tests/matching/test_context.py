@@ -235,8 +235,7 @@ def test_line_numbers_counted_forward_or_back_agree(tmp_path: Path, chunk: int) 
     rng = random.Random(chunk)
     lines = [rng.choice([connection(pid, f"192.0.2.{pid}"), used_up(pid), "filler " * 30])
              for pid in (rng.randrange(9) for _ in range(1200))]
-    reads = ["".join(f"{line}\n" for line in lines[i:i + chunk]).encode()
-             for i in range(0, len(lines), chunk)]
+    reads = reads_of(lines, chunk)
     matcher = Matcher(cfg.rules)
     forward, back = ContextMemory(cfg.rules, "auth"), ContextMemory(cfg.rules, "auth")
     for data in reads:
@@ -269,8 +268,7 @@ def test_following_leaves_out_only_context_lines_no_hit_can_reach(tmp_path: Path
     lines = [rng.choice([connection(pid, f"192.0.2.{pid}"), connection(pid, f"192.0.2.{pid}"),
                          used_up(pid), f"filler {pid}"])
              for pid in (rng.randrange(9) for _ in range(1500))]
-    reads = ["".join(f"{line}\n" for line in lines[i:i + chunk]).encode()
-             for i in range(0, len(lines), chunk)]
+    reads = reads_of(lines, chunk)
     matcher = Matcher(cfg.rules)
     walked, followed = ContextMemory(cfg.rules, "auth"), ContextMemory(cfg.rules, "auth")
     remembered = {walked: 0, followed: 0}
@@ -292,6 +290,26 @@ def test_following_leaves_out_only_context_lines_no_hit_can_reach(tmp_path: Path
         assert remembered[followed] < remembered[walked]
 
 
+def reads_of(lines: list[str], chunk: int) -> list[bytes]:
+    """``lines`` as reads of ``chunk`` lines each."""
+    return ["".join(f"{line}\n" for line in lines[i:i + chunk]).encode()
+            for i in range(0, len(lines), chunk)]
+
+
+def walk_and_follow(walked: ContextMemory, followed: ContextMemory, matcher: Matcher,
+                    data: bytes) -> list[tuple[int, str, str, str, dict[str, str]]]:
+    """The hits of one read by :meth:`ContextMemory.follow`, checked against what
+    :meth:`ContextMemory.hits` gives (each memory fed every read, in order)."""
+    count = data.count(b"\n")
+    expected = [(m.start, m.text, m.rule.id, m.kind, dict(f)) for m, f in
+                walked.hits(matcher.find(data, groups=True), data, count)]
+    got = [(start, text, rule, kind, dict(f)) for start, text, rule, kind, f in
+           followed.follow(matcher.find(data, groups=True), data, count)]
+    assert expected == got
+    assert walked.lines == followed.lines
+    return got
+
+
 def recent(memory: ContextMemory, within: int) -> dict[str, dict[str, Any]]:
     """What ``memory`` remembers that a hit on its next line could still reach."""
     return {rule_id: {key: entry for key, entry in rows.items()
@@ -311,17 +329,11 @@ def test_following_mostly_context_lines_numbers_them_as_the_walk_does(
     lines = [used_up(pid) if rng.random() < 0.01 else
              rng.choice([connection(pid, f"192.0.2.{pid}"), "filler " * rng.randrange(1, 40)])
              for pid in (rng.randrange(30) for _ in range(6000))]
-    reads = ["".join(f"{line}\n" for line in lines[i:i + chunk]).encode()
-             for i in range(0, len(lines), chunk)]
+    reads = reads_of(lines, chunk)
     matcher = Matcher(cfg.rules)
     walked, followed = ContextMemory(cfg.rules, "auth"), ContextMemory(cfg.rules, "auth")
     for data in reads:
-        count = data.count(b"\n")
-        expected = [(m.start, m.text, m.rule.id, m.kind, dict(f)) for m, f in
-                    walked.hits(matcher.find(data, groups=True), data, count)]
-        assert expected == [(start, text, rule, kind, dict(f)) for start, text, rule, kind, f in
-                            followed.follow(matcher.find(data, groups=True), data, count)]
-        assert walked.lines == followed.lines
+        walk_and_follow(walked, followed, matcher, data)
         assert recent(walked, within) == recent(followed, within)
     assert walked.unlinked == followed.unlinked
     assert sum(map(len, recent(walked, within).values())) > 5
@@ -378,20 +390,13 @@ def test_following_two_rules_of_different_reach_and_resolves_as_the_walk_does(
         return "filler"
 
     lines = [line() for _ in range(4000)]
-    reads = ["".join(f"{line}\n" for line in lines[i:i + chunk]).encode()
-             for i in range(0, len(lines), chunk)]
+    reads = reads_of(lines, chunk)
     matcher = Matcher(cfg.rules)
     walked, followed = ContextMemory(cfg.rules, "auth"), ContextMemory(cfg.rules, "auth")
     kinds: set[str] = set()
     for data in reads:
-        count = data.count(b"\n")
-        expected = [(m.start, m.text, m.rule.id, m.kind, dict(f)) for m, f in
-                    walked.hits(matcher.find(data, groups=True), data, count)]
-        got = [(start, text, rule, kind, dict(f)) for start, text, rule, kind, f in
-               followed.follow(matcher.find(data, groups=True), data, count)]
-        assert expected == got
+        got = walk_and_follow(walked, followed, matcher, data)
         kinds.update(f"{rule}/{kind}" for _, _, rule, kind, _ in got)
-        assert walked.lines == followed.lines
         assert recent(walked, 3)["too-many"] == recent(followed, 3)["too-many"]
         assert recent(walked, 500)["banned"] == recent(followed, 500)["banned"]
     assert kinds == {"too-many/match", "banned/match", "banned/resolve"}
