@@ -96,14 +96,8 @@ class Match:
         """The rule's named groups (what ``rule.fields_of(match)`` returns)."""
         if self._fields is None:
             match = self._match
-            if match is None:
-                # a pattern without named groups, never searched (the filter vouched)
-                self._fields = {}
-            elif self._names is not None:
-                # the same dict, in the same order, for half of groupdict's cost
-                self._fields = dict(zip(self._names, match.groups(""), strict=True))
-            else:
-                self._fields = match.groupdict(default="")
+            # None: a pattern without named groups, never searched (the filter vouched)
+            self._fields = {} if match is None else _fields_of(match, self._names)
         return self._fields
 
     def release(self) -> None:
@@ -195,14 +189,10 @@ class Found:
             if kind is None:
                 continue  # a context line
             match = found.pop(key, None)
-            if match is None:
-                if groups:
-                    continue  # its search was stopped by the timeout, or skipped after stops
-                fields: dict[str, str] = {}  # never searched: the exact filter vouched
-            elif names is not None:
-                fields = dict(zip(names, match.groups(""), strict=True))
-            else:
-                fields = match.groupdict(default="")
+            if match is None and groups:
+                continue  # its search was stopped by the timeout, or skipped after stops
+            # None: never searched, the exact filter vouched (a pattern without named groups)
+            fields = {} if match is None else _fields_of(match, names)
             out.append((spans[index][0], texts[index], rule_id, kind, fields))
         self._grouped = False  # their regex matches are gone: a second call searches again
         return out
@@ -661,6 +651,15 @@ def _probe(rule: Rule, pattern: regex.Pattern[str], kind: MatchKind) -> _Probe:
     index = pattern.groupindex
     plain = list(index.values()) == list(range(1, pattern.groups + 1))
     return _Probe(rule, pattern, kind, bool(index), tuple(index) if plain else None)
+
+
+def _fields_of(match: regex.Match[str], names: tuple[str, ...] | None) -> dict[str, str]:
+    """A match's named groups, an unset one as ``""``; ``names``: the pattern's group names
+    if they are its groups 1, 2, ... in order (the same dict, in the same order, for half of
+    ``groupdict``'s cost), else None."""
+    if names is not None:
+        return dict(zip(names, match.groups(""), strict=True))
+    return match.groupdict(default="")
 
 
 #: what a hit row takes from its probe: kind (None: a ``context`` line, no hit), rule id,
