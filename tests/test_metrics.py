@@ -130,10 +130,13 @@ def test_a_running_daemon_is_scraped(tmp_path: Path, fake: FakeAPI, other: FakeA
         wait_for(lambda: len(fake.bodies("discord")) >= 1, 20, message="first delivery")
         append(log, "alpha 2")
         wait_for(lambda: len(fake.bodies("discord")) >= 2, 20, message="second delivery")
-        # the fake records a request before it answers, the daemon counts after the answer
+        # the fake records a request before it answers, the daemon counts after the answer;
+        # one scrape reads the outbox's gauges and the counters one after the other, so a
+        # delivery may land between them: wait for all three to agree
         text = wait_for(lambda: scrape_when(
             port, 'outbox_dead{destination="gone"} 1.0',
-            'delivered_total{destination="oncall",kind="alert"} 2.0'), 20, message="settled")
+            'delivered_total{destination="oncall",kind="alert"} 2.0',
+            'outbox_pending{destination="oncall"} 0.0'), 20, message="settled")
         found = samples(text)
         assert daemon.stop() == 0
     assert value(found, "logwatch_lines_read_total", source="app") == 3
