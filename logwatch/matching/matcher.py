@@ -191,8 +191,10 @@ class Found:
             match = found.pop(key, None)
             if match is None and groups:
                 continue  # its search was stopped by the timeout, or skipped after stops
-            # None: never searched, the exact filter vouched (a pattern without named groups)
-            fields = {} if match is None else _fields_of(match, names)
+            # None: never searched, the exact filter vouched (a pattern without named groups);
+            # else _fields_of, written out (a call a hit)
+            fields = ({} if match is None else match.groupdict(default="") if names is None
+                      else dict(zip(names, match.groups(""), strict=True)))
             out.append((spans[index][0], texts[index], rule_id, kind, fields))
         self._grouped = False  # their regex matches are gone: a second call searches again
         return out
@@ -231,9 +233,10 @@ class Found:
                 if probes[bit].groups:
                     rows.setdefault(bit, []).append(index)
         for bit, lines in rows.items():
-            matches = self._run(bit, probes[bit], lines, self._texts)
-            for index in lines:
-                found[index * count + bit] = matches.get(index)
+            matches: dict[int, regex.Match[str] | None] = dict.fromkeys(
+                [index * count + bit for index in lines])
+            self._run(bit, probes[bit], lines, self._texts, matches)
+            found.update(matches)
 
     def counts(self) -> Counter[str]:
         """Matches per rule id."""
@@ -323,6 +326,11 @@ class Matcher:
         #: Hyperscan running whole patterns (loosened, or exact), where installed
         self.line_filter: LineFilter | None = self._plan.line_filter
         self._covered = self._plan.covered
+        #: the probes whose lines the exact filter reports are all hits, to search for their
+        #: groups only: exact, with named groups, no ``context`` and nothing to ignore
+        self._plain = sum(1 << bit for bit, p in enumerate(self._probes)
+                          if p.groups and p.kind != "context" and not p.rule.ignore
+                          and not self.ignore) & self._plan.trusted
         #: per probe, the literal set its lines are selected by (None: every line)
         self._chosen = [None if self._covered >> bit & 1 or not p.choices else p.choices[0]
                         for bit, p in enumerate(self._probes)]
@@ -423,33 +431,39 @@ class Matcher:
         # line * len(probes) + bit: sorted, they order matches by line, then rule
         keys: list[int] = []
         found: dict[int, regex.Match[str] | None] = {}
-        probes, count = self._probes, len(self._probes)
+        probes, count, plain = self._probes, len(self._probes), self._plain
         # the timeout's stops per probe in this chunk, however its lines are split between
         # searches (vouched for or not, now or when iterated): TIMEOUTS_PER_CHUNK in all
         stops: dict[int, int] = {}
 
-        def run(bit: int, probe: _Probe, rows: list[int],
-                texts: _Lines) -> dict[int, regex.Match[str]]:
-            return self._run(bit, probe, rows, texts, stops)
+        def run(bit: int, probe: _Probe, rows: list[int], texts: _Lines,
+                into: dict[int, regex.Match[str] | None]) -> None:
+            self._run(bit, probe, rows, texts, stops, into, count)
 
         # only the probes with candidate lines: a small chunk costs what it holds
         for bit in sorted(rows):
             probe, lines = probes[bit], rows[bit]
             if marks is not None:
+                if groups and plain >> bit & 1:
+                    # surely matched, nothing to ignore: searched at once for the groups
+                    self._run(bit, probe, lines, texts, stops, found, count)
+                    continue
                 # the exact line filter's word: searched only for the groups
                 sure, lines = self._plan.sure(bit, lines, marks)
                 sure = self._unignored(bit, probe, sure, marks, data, spans, texts)
                 if groups and probe.groups and probe.kind != "context":
-                    found.update({index * count + bit: m
-                                  for index, m in run(bit, probe, sure, texts).items()})
+                    self._run(bit, probe, sure, texts, stops, found, count)
                 else:
                     keys.extend(index * count + bit for index in sure)
             if not lines:
                 continue
-            matches = run(bit, probe, lines, texts)
             if probe.rule.ignore or self.ignore:
-                self._drop_ignored(probe.rule, matches, texts)
-            found.update({index * count + bit: m for index, m in matches.items()})
+                matches: dict[int, regex.Match[str] | None] = {}
+                self._run(bit, probe, lines, texts, stops, matches, count)
+                self._drop_ignored(probe.rule, matches, texts, count)
+                found.update(matches)
+            else:
+                self._run(bit, probe, lines, texts, stops, found, count)
         keys.extend(found)
         keys.sort()
         return Found(self._probes, spans, texts, keys, found, run, groups, self._rows)
@@ -469,11 +483,12 @@ class Matcher:
             self.ignored[rule.id] += len(sure) - len(kept)
         return kept
 
-    def _drop_ignored(self, rule: Rule, matches: dict[int, regex.Match[str]],
-                      texts: _Lines) -> None:
-        """Drop the matches an ``ignore`` pattern excludes, counting them in ``.ignored``."""
-        for index in [i for i in matches if self._ignored(rule, texts[i])]:
-            del matches[index]
+    def _drop_ignored(self, rule: Rule, matches: dict[int, regex.Match[str] | None],
+                      texts: _Lines, count: int) -> None:
+        """Drop the matches (by key: line * ``count`` + probe) an ``ignore`` pattern
+        excludes, counting them in ``.ignored``."""
+        for key in [k for k in matches if self._ignored(rule, texts[k // count])]:
+            del matches[key]
             self.ignored[rule.id] += 1
 
     def _candidate_lines(
@@ -498,8 +513,10 @@ class Matcher:
         return spans, rows, None
 
     def _run(self, bit: int, probe: _Probe, rows: list[int], texts: _Lines,
-             stops: dict[int, int]) -> dict[int, regex.Match[str]]:
-        """The probe's matches on the lines ``rows`` (indexes into ``texts``), by line.
+             stops: dict[int, int], found: dict[int, regex.Match[str] | None],
+             count: int) -> None:
+        """Put the probe's matches on the lines ``rows`` (indexes into ``texts``) in
+        ``found``, by key: ``line * count + bit``.
 
         ``stops``: per probe, how often the timeout stopped it in this chunk so far (its
         lines may be searched in several calls); at TIMEOUTS_PER_CHUNK the rest is skipped.
@@ -509,31 +526,29 @@ class Matcher:
         yet done are searched one by one, as the naive loop does, so the line
         that is too slow is found, counted and logged.
         """
-        found: dict[int, regex.Match[str]] = {}
         done = 0
         # lines the line filter picked nearly all match: a join would not pay for itself
         if self.batch and not self._covered >> bit & 1 and probe.twin is not None:
-            done = self._joined(probe.twin, rows, texts, found)
+            done = self._joined(probe.twin, rows, texts, found, count, bit)
         search, timeout = probe.pattern.search, self.timeout
-        rest = rows[done:]
+        rest = rows[done:] if done else rows
         if rest and stops.get(bit, 0) >= TIMEOUTS_PER_CHUNK:
             self._skip_rest(probe.rule, len(rest))
-            return found
+            return
         while rest:
             try:
                 # done: how many lines are finished if this one times out (read below)
                 for done, index in enumerate(rest, 1):  # noqa: B007
                     if (m := search(texts[index], timeout=timeout)) is not None:
-                        found[index] = m
-                return found
+                        found[index * count + bit] = m
+                return
             except TimeoutError:
                 self._timed_out(probe.rule, probe.pattern)
                 rest = rest[done:]
                 stops[bit] = stops.get(bit, 0) + 1
                 if stops[bit] >= TIMEOUTS_PER_CHUNK and rest:
                     self._skip_rest(probe.rule, len(rest))
-                    return found
-        return found
+                    return
 
     def _skip_rest(self, rule: Rule, count: int) -> None:
         """The rule timed out too often in this chunk: its other lines here are not searched."""
@@ -544,8 +559,9 @@ class Matcher:
         self.skipped[rule.id] += count
 
     def _joined(self, twin: regex.Pattern[str], rows: list[int], texts: _Lines,
-                found: dict[int, regex.Match[str]]) -> int:
-        """Search ``rows`` joined with newlines, first match per line; how many rows are done."""
+                found: dict[int, regex.Match[str] | None], count: int, bit: int) -> int:
+        """Search ``rows`` joined with newlines, first match per line (in ``found`` by key:
+        ``line * count + bit``); how many rows are done."""
         joined = "\n".join([texts[index] for index in rows])
         # where each row starts in ``joined``
         starts = list(accumulate([len(texts[index]) + 1 for index in rows[:-1]], initial=0))
@@ -559,7 +575,7 @@ class Matcher:
             if m is None:
                 return len(rows)
             row = bisect_right(starts, m.start(), row) - 1
-            found[rows[row]] = m
+            found[rows[row] * count + bit] = m
             if row == last:
                 return len(rows)
             row += 1
@@ -694,8 +710,8 @@ class _Lines(Protocol):
     def __getitem__(self, index: int, /) -> str: ...
 
 
-#: :meth:`Matcher._run`: a probe's matches on some candidate lines, by line
-_Run = Callable[[int, _Probe, list[int], _Lines], dict[int, regex.Match[str]]]
+#: :meth:`Matcher._run`: a probe's matches on some candidate lines, put in a dict by key
+_Run = Callable[[int, _Probe, list[int], _Lines, dict[int, "regex.Match[str] | None"]], None]
 
 
 class _Texts:

@@ -104,9 +104,9 @@ def test_joined_search_equals_per_line(pattern: str, lines: list[str]) -> None:
     bound = line_bound(p)
     assume(bound is not None)
     assert bound is not None
-    found: dict[int, regex.Match[str]] = {}
+    found: dict[int, regex.Match[str] | None] = {}
     rows = list(range(len(lines)))
-    done = Matcher([])._joined(bound, rows, lines, found)
+    done = Matcher([])._joined(bound, rows, lines, found, 1, 0)  # keys: line * 1 + 0
     assert done == len(lines)
     offsets = [sum(len(x) + 1 for x in lines[:i]) for i in rows]
     got = {i: shifted(m, offsets[i]) for i, m in found.items()}
