@@ -450,7 +450,8 @@ class Matcher:
                     continue
                 # the exact line filter's word: searched only for the groups
                 sure, lines = self._plan.sure(bit, lines, marks)
-                sure = self._unignored(bit, probe, sure, marks, data, spans, texts)
+                if probe.rule.ignore or self.ignore:
+                    sure = self._unignored(bit, probe, sure, marks, data, spans, texts)
                 if groups and probe.groups and probe.kind != "context":
                     self._run(bit, probe, sure, texts, stops, found, count)
                 else:
