@@ -200,6 +200,15 @@ class Watcher:
         bytes first (:func:`distinct_events`), then events are merged by (watch, name),
         so only the first of a path's events costs a parse, a join and a lookup.
         """
+        if len(self._paths) > _PATHS_KEPT:
+            self._paths.clear()  # names come and go (temporary files): keep it bounded
+        if len(data) > _EVENT.size:
+            wd, mask, _cookie, length = _EVENT.unpack_from(data)
+            if _EVENT.size + length == len(data) and not mask & ~_WRITTEN:
+                # the usual read: one write to one file (the kernel merges a file's repeated
+                # writes while none is read), told without the general walk below
+                self._report((wd, data[_EVENT.size :]), mask)
+                return
         masks: dict[tuple[int, bytes], int] = {}
         rescan = False
         for wd, mask, name in iter_events(distinct_events(data)):
@@ -211,14 +220,16 @@ class Watcher:
             elif name and not mask & IN_ISDIR:
                 key = (wd, name)
                 masks[key] = masks.get(key, 0) | mask
-        if len(self._paths) > _PATHS_KEPT:
-            self._paths.clear()  # names come and go (temporary files): keep it bounded
         for key, mask in masks.items():
-            path = self._paths.get(key) or self._path(*key)
-            if path and self._followed(path):
-                (self._notify if mask & ~_WRITTEN else self._written)(path)
+            self._report(key, mask)
         if rescan:
             self._notify(None)
+
+    def _report(self, key: tuple[int, bytes], mask: int) -> None:
+        """Tell of the events ``mask`` on ``key`` (watch, padded name), if its path is followed."""
+        path = self._paths.get(key) or self._path(*key)
+        if path and self._followed(path):
+            (self._notify if mask & ~_WRITTEN else self._written)(path)
 
     def _path(self, wd: int, name: bytes) -> str:
         """The path an event names (``name`` as padded in the event; "" if its watch is

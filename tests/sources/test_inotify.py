@@ -152,6 +152,36 @@ def test_writes_are_told_apart_from_names(tmp_path: Path) -> None:
         watcher.stop()
 
 
+def test_a_read_of_one_event_is_told_as_the_general_walk_tells_it(tmp_path: Path) -> None:
+    """The usual read holds one event (a file's repeated writes, merged by the kernel): a
+    write to a followed file goes to ``written``, one to a file not followed nowhere, a lone
+    creation to ``notify``."""
+    named, written = Seen(), Seen()
+    watcher = Watcher(named, lambda path: path.endswith(".log"), written=written)
+    watcher.update([str(tmp_path)])
+    busy, fresh = tmp_path / "busy.log", tmp_path / "fresh.log"
+    busy.write_bytes(b"")
+    (tmp_path / "other.txt").write_bytes(b"")
+    fds = [os.open(path, os.O_WRONLY | os.O_APPEND) for path in (busy, tmp_path / "other.txt")]
+    try:
+        watcher.drain()
+        named.paths.clear()
+        for fd in fds:
+            for _ in range(3):  # an open descriptor: IN_MODIFY thrice, one event queued
+                os.write(fd, b"x\n")
+            assert readable(watcher)
+            watcher.drain()
+            assert (written.paths, named.paths) == ([str(busy)], [])
+        fds.append(os.open(fresh, os.O_WRONLY | os.O_CREAT, 0o600))  # IN_CREATE alone
+        assert readable(watcher)
+        watcher.drain()
+        assert (written.paths, named.paths) == ([str(busy)], [str(fresh)])
+    finally:
+        for fd in fds:
+            os.close(fd)
+        watcher.stop()
+
+
 def test_many_events_are_read_in_one_go(tmp_path: Path) -> None:
     """Thousands of writes to a few files, drained at once: every event is read (the
     queue is left empty) and each path is named once per read() of events, not per write."""
