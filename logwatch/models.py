@@ -210,6 +210,13 @@ def line_order(key: str) -> str:
     return _WIDTH[len(digits) - 1] + digits
 
 
+#: per ``(kind, rule)``: a hash that has taken ``"kind\x1frule\x1f"`` (what :func:`alert_id`
+#: of a line alert's parts hashes first), copied for each of the rule's alerts
+_SEEDED: dict[tuple[str, str], Any] = {}
+#: at most this many (rules and kinds come from the configuration: a few dozen)
+_SEEDED_MOST = 1024
+
+
 def line_alert_id(kind: str, rule: str, key: str) -> str:
     """The id of an alert that rule ``rule`` fired on the line of ``key``: its
     :func:`line_order`, then :func:`alert_id` of all three, whole.
@@ -217,5 +224,15 @@ def line_alert_id(kind: str, rule: str, key: str) -> str:
     Replay-stable as the key is, and unique as the hash is (the prefix is made from the
     key, which the hash covers, and says its own length); ordered, so that a stream's
     alerts go next to each other in the outbox's unique index, not each to a page of its own.
+    The hash of the rule's part is taken once and copied: a fired alert then hashes its
+    line's key alone, without joining and encoding the three parts (the same digest).
     """
-    return line_order(key) + alert_id(kind, rule, key)
+    seeded = _SEEDED.get((kind, rule))
+    if seeded is None:
+        if len(_SEEDED) >= _SEEDED_MOST:
+            _SEEDED.clear()
+        seeded = _SEEDED[kind, rule] = hashlib.blake2b(
+            f"{kind}\x1f{rule}\x1f".encode("utf-8", "surrogatepass"), digest_size=12)
+    digest = seeded.copy()
+    digest.update(key.encode("utf-8", "surrogatepass"))
+    return line_order(key) + digest.hexdigest()
