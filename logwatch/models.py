@@ -119,12 +119,18 @@ class Alert(NamedTuple):
         separators, text not escaped to ASCII), put together here: building the dict and
         the encoder's dispatch per value cost more than escaping the strings.
         """
-        return (f'{{"id":{_text(self.id)},"kind":{_text(self.kind)},"rule":{_text(self.rule)},'
-                f'"severity":{_text(self.severity)},"title":{_text(self.title)},'
-                f'"message":{_text(self.message)},"source":{_text(self.source)},'
-                f'"host":{_text(self.host)},"time":{_number(self.time)},'
-                f'"line":{_text(self.line)},"fields":{_fields_text(self.fields)},'
-                f'"count":{_number(self.count)},"to":{_to_text(self.to)}}}')
+        texts = (self.id, self.kind, self.rule, self.severity, self.title, self.message,
+                 self.source, self.host, self.line)
+        try:  # the C escaper over the texts, without a Python call per text
+            id_, kind, rule, severity, title, message, source, host, line = map(
+                _basestring, texts)
+        except TypeError:  # not text (a damaged saved row): as the encoder writes it
+            id_, kind, rule, severity, title, message, source, host, line = map(_text, texts)
+        return (f'{{"id":{id_},"kind":{kind},"rule":{rule},"severity":{severity},'
+                f'"title":{title},"message":{message},"source":{source},"host":{host},'
+                f'"time":{_number(self.time)},"line":{line},'
+                f'"fields":{_fields_text(self.fields)},"count":{_number(self.count)},'
+                f'"to":{_to_text(self.to)}}}')
 
     @classmethod
     def from_json(cls, text: str) -> Alert:
