@@ -197,8 +197,9 @@ class Policy:
             incident.last = t
         if rule.fleet is not None and self._fleet_feed(rule, hit, t, out):
             return out
-        # a held hit changes its window, whose place stays by the window's end
-        if rule.dedup is not None and (
+        # a held hit changes its window, whose place stays by the window's end (most keys
+        # have none: looked up without a call)
+        if rule.dedup is not None and group in self.suppressions.rows.get(rule_id, ()) and (
                 held := self.suppressions.use(rule_id, group, newest=False)) is not None:
             if t <= held.until:
                 held.count(hit.line.text, t)
