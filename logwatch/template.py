@@ -41,6 +41,24 @@ class Template:
         return "".join(out)
 
 
+    def bind(self, fixed: Mapping[str, str]) -> Template:
+        """This template with the fields named in ``fixed`` written in as text: what
+        :meth:`render` makes of it with any values is what this one makes with those
+        values and ``fixed`` over them (a rule's host or name, worked out once per rule)."""
+        parts: list[tuple[str, str | None]] = []
+        literal = ""
+        for text, name in self.parts:
+            literal += text
+            if name is not None and name in fixed:
+                literal += fixed[name]
+            else:
+                parts.append((literal, name))
+                literal = ""
+        if literal:
+            parts.append((literal, None))
+        return Template(self.text, tuple(parts))
+
+
 def parse_template(text: str) -> Template:
     """Parse ``text``; ``ValueError`` says what is wrong (unbalanced brace, ``{a.b}``...)."""
     parts: list[tuple[str, str | None]] = []

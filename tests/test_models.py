@@ -108,6 +108,14 @@ def test_a_line_alert_id_is_its_order_then_the_whole_hash() -> None:
     assert line_order("journal:s=1;i=000f;b=2") == line_order("journal:s=1;i=f;b=2") == "0f"
 
 
+@given(st.sampled_from(["alert", "fleet", "resolved"]), _TEXT, _TEXT)
+def test_a_line_alert_ids_hash_is_alert_id_of_its_parts(kind: str, rule: str, key: str) -> None:
+    """The hash of a rule's part taken once and copied per alert gives :func:`alert_id`'s
+    digest of the three parts joined, surrogates included, for every rule and kind."""
+    for _ in range(2):  # the second time from the hash kept for the rule
+        assert line_alert_id(kind, rule, key) == line_order(key) + alert_id(kind, rule, key)
+
+
 @given(_STREAM, _OFFSET, _RULE, _STREAM, _OFFSET, _RULE)
 def test_line_alert_ids_are_replay_stable_and_distinct(stream: str, offset: int, rule: str,
                                                        stream2: str, offset2: int,

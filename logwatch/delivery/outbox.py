@@ -43,7 +43,10 @@ def enqueue(conn: sqlite3.Connection, alerts: Iterable[Alert], *, now: float | N
         payload = alert.to_json()
         if len(payload) <= RECENT_TEXT_MOST:
             recent.append((payload, alert))
-        rows.extend((alert.id, destination, payload, created) for destination in alert.to)
+        if len(to := alert.to) == 1:  # the usual: one row, without a generator per alert
+            rows.append((alert.id, to[0], payload, created))
+        else:
+            rows.extend((alert.id, destination, payload, created) for destination in to)
     if not rows:
         return 0
     _remember(recent)

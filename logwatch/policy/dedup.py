@@ -17,6 +17,12 @@ from logwatch.rules import Rule
 
 #: the sample line kept with a dedup window (for the summary) is cut to this
 MAX_SAMPLE = 500
+#: a window's ``first`` and ``last`` until it holds a hit back (this very object: see
+#: :meth:`Suppression.saved_text`)
+NO_TIME = 0.0
+#: the end of a window's saved row while it has held nothing back (most windows: a new
+#: key each time), as the general form writes it
+_NOTHING_HELD = f',"suppressed":0,"first":{NO_TIME!r},"last":{NO_TIME!r},"line":""}}'
 
 
 @dataclass(slots=True)
@@ -28,8 +34,8 @@ class Suppression:
     source: str
     until: float
     suppressed: int = 0
-    first: float = 0.0
-    last: float = 0.0
+    first: float = NO_TIME
+    last: float = NO_TIME
     line: str = ""
     #: the saved text of the fields before ``suppressed``, which never change (made once)
     head: str = field(default="", init=False, repr=False, compare=False)
@@ -46,11 +52,17 @@ class Suppression:
         """The saved row: ``encode`` of the fields (but :attr:`head`) as a dict, in their order.
 
         A busy key's row is written again at each commit, its sample line and count
-        changed; what opened the window is encoded only the first time.
+        changed; what opened the window is encoded only the first time. A window that has
+        held nothing back ends as every such one does (its times are still :data:`NO_TIME`
+        itself, whose text is known: a time of the same value from elsewhere takes the
+        general form, which writes it the same).
         """
         if not (head := self.head):
             head = self.head = (f'{opened_by(self.opener, self.title, self.source)},'
                                 f'"until":{number(self.until)}')
+        if (self.last is NO_TIME and self.first is NO_TIME and self.line == ""
+                and type(held := self.suppressed) is int and not held):
+            return head + _NOTHING_HELD
         return (f'{head},"suppressed":{self.suppressed},"first":{number(self.first)},'
                 f'"last":{number(self.last)},"line":{text(self.line)}}}')
 

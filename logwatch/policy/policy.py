@@ -52,7 +52,7 @@ from logwatch.policy.tables import Counters, Table, encode, typed
 from logwatch.policy.threshold import Thresholds, window_of, window_text
 from logwatch.rules import Rule
 from logwatch.state import get_values, put_texts, put_values
-from logwatch.template import Template
+from logwatch.template import BUILTIN_FIELDS, Template
 
 if TYPE_CHECKING:  # loaded only with [fleet]
     from logwatch.fleet.policy import FleetPolicy
@@ -97,8 +97,14 @@ class _Plan:
     #: the threshold's ``by`` is the group template: its key is the group key
     same_key: bool
     by_plain: bool
+    #: the title and message with the values fixed for the rule written in (its host, id,
+    #: severity, threshold's ``within``)
+    title: Template
+    message: Template
+    #: they name none of the values made per alert (``count``, ``line``...): rendered from
+    #: the hit's fields, without the :func:`template_values` mapping
+    from_fields: bool
     #: the firing-time values the title and message use (the others are not computed)
-    within: str | None
     first: bool
     last: bool
 
@@ -107,17 +113,21 @@ class _Plan:
         group = _group_template(rule)
         by = rule.threshold.by if rule.threshold is not None else None
         used = rule.title.fields | rule.message.fields
-        within = format_duration(rule.threshold.within) if rule.threshold else ""
         plain = group is None or not group.fields & BUILTIN_VALUES
         # what template_values gives every hit of the rule alike (and over its fields)
         fixed = {"host": hostname, "rule": rule.id, "severity": rule.severity}
         key = "" if group is None else group.render(fixed) if group.fields <= fixed.keys() \
             else None
+        # and _fire over them, alike for every alert of the rule
+        within = format_duration(rule.threshold.within) if rule.threshold else ""
+        title, message = rule.title.bind(fixed | {"within": within}), \
+            rule.message.bind(fixed | {"within": within})
         return cls(rule, group, plain, _field_of(group) if plain else None, key,
                    rule.resolve is not None or rule.quiet is not None,
                    by is not None and by == group,
                    by is None or not by.fields & BUILTIN_VALUES,
-                   within if "within" in used else None, "first" in used, "last" in used)
+                   title, message, not (title.fields | message.fields) & BUILTIN_FIELDS,
+                   "first" in used, "last" in used)
 
 
 class Policy:
@@ -197,8 +207,9 @@ class Policy:
             incident.last = t
         if rule.fleet is not None and self._fleet_feed(rule, hit, t, out):
             return out
-        # a held hit changes its window, whose place stays by the window's end
-        if rule.dedup is not None and (
+        # a held hit changes its window, whose place stays by the window's end (most keys
+        # have none: looked up without a call)
+        if rule.dedup is not None and group in self.suppressions.rows.get(rule_id, ()) and (
                 held := self.suppressions.use(rule_id, group, newest=False)) is not None:
             if t <= held.until:
                 held.count(hit.line.text, t)
@@ -232,14 +243,8 @@ class Policy:
               group: str, out: list[Alert]) -> None:
         """``hit`` makes the rule alert: open its windows, then send or hold the alert."""
         count, first = fired
-        values = template_values(self.config, rule, hit, count=count)
-        if plan.within is not None:
-            values["within"] = plan.within
-        if plan.first:
-            values["first"] = clock_time(first)
-        if plan.last:
-            values["last"] = clock_time(t)
-        title = rule.title.render(values)
+        values = hit.fields if plan.from_fields else self._values(plan, hit, count, first, t)
+        title = plan.title.render(values)
         if rule.dedup is not None:
             opened = Suppression(hit.line.key, title, hit.line.source, t + rule.dedup.window)
             for key, old in self.suppressions.put(rule.id, group, opened):
@@ -256,7 +261,19 @@ class Policy:
         if direct:
             # rendered only when some destination takes it now (not during a storm)
             to = rule.to if len(direct) == len(rule.to) else tuple(direct)
-            out.append(hit_alert(self.config, rule, hit, values, title, now=t, count=count, to=to))
+            out.append(hit_alert(self.config, rule, hit, title, plan.message.render(values),
+                                 now=t, count=count, to=to))
+
+    def _values(self, plan: _Plan, hit: Hit, count: int, first: float,
+                t: float) -> dict[str, object]:
+        """What the title and message of an alert of ``count`` hits, ``first`` to ``t``, may
+        name (those of :attr:`_Plan.from_fields` need the hit's fields only)."""
+        values = template_values(self.config, plan.rule, hit, count=count)
+        if plan.first:
+            values["first"] = clock_time(first)
+        if plan.last:
+            values["last"] = clock_time(t)
+        return values
 
     def _group(self, rule: Rule, hit: Hit, plan: _Plan) -> str:
         """The key dedup, incidents and digests use: dedup ``by``, else threshold ``by``."""

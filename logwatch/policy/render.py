@@ -32,20 +32,20 @@ def render_alert(
 ) -> Alert:
     """The alert for ``hit`` with the rule's title and message filled in."""
     values = template_values(config, rule, hit, count=count, **(extra or {}))
-    return hit_alert(config, rule, hit, values, rule.title.render(values), now=now, count=count,
-                     to=rule.to)
+    return hit_alert(config, rule, hit, rule.title.render(values), rule.message.render(values),
+                     now=now, count=count, to=rule.to)
 
 
-def hit_alert(config: Config, rule: Rule, hit: Hit, values: Mapping[str, object], title: str, *,
+def hit_alert(config: Config, rule: Rule, hit: Hit, title: str, message: str, *,
               now: float, count: int, to: tuple[str, ...]) -> Alert:
-    """The alert ``hit`` fires, its title already rendered from ``values``."""
+    """The alert ``hit`` fires, its title and message already rendered."""
     return Alert(
         id=line_alert_id("alert", rule.id, hit.line.key),
         kind="alert",
         rule=rule.id,
         severity=rule.severity,
         title=title,
-        message=rule.message.render(values),
+        message=message,
         source=hit.line.source,
         host=config.settings.hostname,
         time=now,

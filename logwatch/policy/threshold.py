@@ -33,10 +33,12 @@ class Thresholds:
 
     def add(self, rule_id: str, th: Threshold, key: str, t: float) -> tuple[int, float] | None:
         """``(hits, first hit time)`` if this hit at ``t`` completes the threshold, else None."""
-        window = self.table.use(rule_id, key)  # the newest, marked dirty
+        # the newest, marked dirty (most keys are new: looked up without a call)
+        table = self.table
+        window = table.use(rule_id, key) if key in table.rows.get(rule_id, ()) else None
         if window is None:
             window = [t]
-            for _, old in self.table.add(rule_id, key, window):  # the newest, marked dirty
+            for _, old in table.add(rule_id, key, window):  # the newest, marked dirty
                 self._evicted("threshold", rule_id)
                 self._below(rule_id, len(old))
         else:
@@ -50,7 +52,7 @@ class Thresholds:
             window.append(t)
         if len(window) < th.count:
             return None
-        self.table.pop(rule_id, key)  # these hits are now in the alert's count
+        table.pop(rule_id, key)  # these hits are now in the alert's count
         return len(window), window[0]
 
     def expire(self, rules: Mapping[str, Rule], now: float) -> None:

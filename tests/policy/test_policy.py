@@ -813,3 +813,26 @@ dedup = {{ by = "{{device}}", for = "2s" }}
         assert len(heads) == 2  # the alert and the summary, nothing else
         assert heads[0].endswith(" disk errors on sda")
         assert daemon.stop() == 0
+
+
+@pytest.mark.parametrize(("title", "message", "expected"), [
+    # the rule's own fields only, the host written in once: rendered from the hit's fields
+    ("{user}", "{user} from {ip} on {host}", ("root", "root from 1.1.1.1 on web-1")),
+    # built-in values over fields of the same names, per alert or per rule
+    ("{host} {rule} {severity}", "{user} {within}|{line}|{source}|{count}",
+     ("web-1 ssh warning", "root |Failed password for root from 1.1.1.1 port 22|auth|1")),
+])
+def test_an_alerts_texts_take_the_built_in_values_over_fields_so_named(
+        tmp_path: Path, title: str, message: str, expected: tuple[str, str]) -> None:
+    """A hit whose fields are named as built-in values (a pattern may name a group
+    ``host``): the alert says the built-in value, whichever way its texts are rendered."""
+    text = rule().replace('"SSH brute force from {ip}"', f'"{title}"').replace(
+        '"{count} failed passwords from {ip} within {within} ({first} to {last})"',
+        f'"{message}"')
+    policy = Policy(make_config(tmp_path, text))
+    fields = {"user": "root", "ip": "1.1.1.1", "host": "evil", "rule": "x", "severity": "x",
+              "within": "x", "line": "x", "source": "x", "count": "x"}
+    line = LogLine("Failed password for root from 1.1.1.1 port 22", "auth", "/var/log/auth.log",
+                   "auth@1", T0)
+    [alert] = policy.feed(Hit("ssh", fields, line))
+    assert (alert.title, alert.message) == expected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -88,6 +89,18 @@ def test_a_dedup_windows_saved_text_is_its_fields_encoded(
         assert held.saved_text() == state_encode(_fields(held))
     loaded = Suppression(**json.loads(held.saved_text()))
     assert loaded.saved_text() == held.saved_text()
+
+
+@pytest.mark.parametrize("row", [
+    {}, {"suppressed": 0.0}, {"first": 0}, {"last": -0.0}, {"first": 0.0, "last": 0.0},
+    {"line": "x"}, {"suppressed": 0, "first": 0.0, "last": 0.0, "line": ""}])
+def test_a_dedup_window_that_held_nothing_back_is_written_as_its_fields(
+        row: dict[str, object]) -> None:
+    """The form kept for a window that held nothing back is used only when it is that
+    window's text: a loaded row of zeros of other kinds (``0``, ``-0.0``, ``0.0`` counts)
+    is written as its own fields say."""
+    loaded = Suppression(**{"opener": "o", "title": "t", "source": "s", "until": 1.5, **row})
+    assert loaded.saved_text() == state_encode(_fields(loaded))
 
 
 @given(_TEXT, _TEXT, _TEXT, st.lists(_TIMES, min_size=1, max_size=4))
