@@ -40,7 +40,6 @@ class Template:
                 out.append("" if value is None else str(value))
         return "".join(out)
 
-
     def bind(self, fixed: Mapping[str, str]) -> Template:
         """This template with the fields named in ``fixed`` written in as text: what
         :meth:`render` makes of it with any values is what this one makes with those
