@@ -53,8 +53,9 @@ BUCKET_PAUSE = 2.0
 COLOURS: Mapping[str, int] = {"critical": 0xE74C3C, "warning": 0xF39C12, "info": 0x3498DB}
 RESOLVED_COLOUR = 0x2ECC71
 
-#: every character Discord markdown gives a meaning, backslashed (one C pass, no regex)
-_MARKDOWN = str.maketrans({ch: "\\" + ch for ch in "\\*_~`|<>#-[]():@"})
+#: every character Discord markdown gives a meaning, and its escape; the backslash first, so
+#: that the backslashes the others add are not escaped again
+_MARKDOWN = tuple((ch, "\\" + ch) for ch in "\\*_~`|<>#-[]():@")
 _FENCE = regex.compile(r"`(?=``)")
 
 #: Discord's JSON error codes that mean "this webhook is gone or wrong"
@@ -65,8 +66,17 @@ _CODES: Mapping[int, str] = {
 
 
 def escape_markdown(text: str) -> str:
-    """Backslash every character Discord markdown gives a meaning (mentions included)."""
-    return text.translate(_MARKDOWN)
+    """Backslash every character Discord markdown gives a meaning (mentions included).
+
+    A ``str.replace`` per character the text holds (a C search, then a C copy): a
+    ``str.translate`` table that maps to two characters takes its slow path, a dictionary
+    look-up per character, from the first one it maps (11 us for a 150-character line
+    against 1.5).
+    """
+    for char, escaped in _MARKDOWN:
+        if char in text:
+            text = text.replace(char, escaped)
+    return text
 
 
 def code_safe(text: str) -> str:
@@ -77,7 +87,7 @@ def code_safe(text: str) -> str:
 def _markdown_sized(text: str, budget: int) -> tuple[str, int]:
     """``cut_sized(text, budget, escape_markdown)``, the usual case (short, ASCII) in one pass:
     an embed has ten such texts or so, and a sender renders a few embeds per POST."""
-    whole = text.translate(_MARKDOWN)
+    whole = escape_markdown(text)
     if len(whole) <= budget and whole.isascii():
         return whole, len(whole)
     return cut_sized(text, budget, escape_markdown)

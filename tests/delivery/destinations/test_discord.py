@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
 import httpx
@@ -47,6 +48,16 @@ def test_markdown_escape_covers_mentions_and_formatting() -> None:
     """Every character with a markdown meaning gets a backslash."""
     assert escape_markdown("a_b*c~d`e|f>g<h@i#j-k[l](m):n\\") == (
         r"a\_b\*c\~d\`e\|f\>g\<h\@i\#j\-k\[l\]\(m\)\:n\\")
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_markdown_escape_is_one_backslash_per_character_whatever_the_text(seed: int) -> None:
+    """Runs of backslashes, specials side by side, non-ASCII and lone surrogates: each
+    character with a meaning gets exactly one backslash, the others none."""
+    pool = "\\*_~`|<>#-[]():@ aZ9\nü😀\udcff"
+    text = "".join(random.Random(seed).choice(pool) for _ in range(200))
+    expected = "".join("\\" + ch if ch in "\\*_~`|<>#-[]():@" else ch for ch in text)
+    assert escape_markdown(text) == expected
 
 
 def test_code_fence_in_the_line_cannot_break_out() -> None:
