@@ -116,6 +116,14 @@ def pending_count(conn: sqlite3.Connection, destination: str) -> int:
     return int(row[0])
 
 
+def recent_done(conn: sqlite3.Connection, destination: str, limit: int) -> list[float]:
+    """When the last ``limit`` delivered rows of ``destination`` were marked (wall times, each
+    once, newest first): the ends of the last requests that delivered them."""
+    rows = conn.execute("SELECT done FROM outbox WHERE destination = ? AND status = 'delivered' "
+                        "ORDER BY seq DESC LIMIT ?", (destination, limit))
+    return list(dict.fromkeys(done for (done,) in rows if done is not None))
+
+
 #: rows closed by one statement at most (a sender's batch is 20 at most: one statement)
 FINISH_MOST = 100
 _FINISH: dict[int, str] = {}

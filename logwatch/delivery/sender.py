@@ -58,6 +58,10 @@ BACKOFF_BASE = 1.0
 BACKOFF_CAP = 300.0
 PROBE_INTERVAL = 300.0
 MAX_RETRY_WAIT = 3600.0
+#: a bucket's pause that ends within this of the pace's own opening is that opening seen
+#: from the service's side (it counts from when it got a request, we from its answer): the
+#: request times a restart reads back keep it, so it is not saved (see :meth:`_settle_sent`)
+PAUSE_SLACK = 0.25
 
 
 class Pacer:
@@ -70,11 +74,19 @@ class Pacer:
 
     def delay(self, now: float) -> float:
         """Seconds to wait before the next request may go."""
-        wait = self._blocked_until - now
+        return max(self._blocked_until - now, self._window_wait(now), 0.0)
+
+    def _window_wait(self, now: float) -> float:
+        """What the windows alone ask to wait (0 or less: nothing)."""
+        wait = 0.0
         for window in self.windows:
             if len(self._times) >= window.limit:
                 wait = max(wait, self._times[-window.limit] + window.per - now)
-        return max(wait, 0.0)
+        return wait
+
+    def blocked_beyond_windows(self, now: float, slack: float) -> bool:
+        """The block ends more than ``slack`` s after the windows open by themselves."""
+        return self._blocked_until > now + self._window_wait(now) + slack
 
     def record(self, now: float) -> None:
         """A request finished at ``now`` (its end, so the server saw it no later)."""
@@ -89,11 +101,14 @@ class Pacer:
         return pacing.to_saved(self._times, self._blocked_until, mono=time.monotonic(),
                                wall=time.time())
 
-    def load(self, saved: Any, cap: float) -> None:
-        """Take back what :meth:`save` gave, clamped to ``cap`` seconds."""
-        sent, blocked = pacing.from_saved(saved, mono=time.monotonic(), wall=time.time(),
-                                          cap=cap, keep=self._times.maxlen or 0)
-        self._times.extend(sent)
+    def load(self, saved: Any, cap: float, delivered: Iterable[float] = ()) -> None:
+        """Take back what :meth:`save` gave, and the wall times ``delivered`` of requests
+        that delivered rows (the rows' ``done``), clamped to ``cap`` seconds."""
+        mono, wall, keep = time.monotonic(), time.time(), self._times.maxlen or 0
+        sent, blocked = pacing.from_saved(saved, mono=mono, wall=wall, cap=cap, keep=keep)
+        done, _ = pacing.from_saved({"sent": list(delivered)}, mono=mono, wall=wall, cap=cap,
+                                    keep=keep)
+        self._times.extend(sorted(sent + done)[-keep:] if keep else ())
         self.block(blocked)
 
 
@@ -192,7 +207,7 @@ class Sender:
         #: how often the sender loop crashed and was restarted (kept across runs)
         self.restarts: int = saved.get("restarts", 0)
         destination.restore(saved)
-        self._pacer.load(saved.get("pace"), max_retry_wait)
+        self._pacer.load(saved.get("pace"), max_retry_wait, self._delivered_times())
         self._heal_next_try()
         self._settle: dict[str, Callable[[list[outbox.Row], Outcome], None]] = {
             "ok": self._delivered, "retry": self._rate_limited, "backoff": self._backoff,
@@ -299,6 +314,14 @@ class Sender:
             self._wake.wait(left)
             self._wake.clear()
         return self._stop_at is not None
+
+    def _delivered_times(self) -> list[float]:
+        """When the last requests that delivered rows ended (wall times): a request whose
+        rows were all delivered saves no pace of its own (:meth:`_settle_sent`)."""
+        if not self.destination.posts:
+            return []
+        keep = max((w.limit for w in self.destination.pace), default=1)
+        return outbox.recent_done(self.state.conn, self.name, keep * self.destination.max_batch)
 
     def _heal_next_try(self) -> None:
         """Rows scheduled absurdly far ahead (an older bug, a larger cap) are due within the cap."""
@@ -409,12 +432,28 @@ class Sender:
     def _settle_sent(self, batch: list[outbox.Row], outcome: Outcome) -> None:
         """The rows, what the destination taught us and the pace: one commit, so none is
         kept without the others."""
+        if self._only_delivered(batch, outcome):
+            # one UPDATE, its own transaction (autocommit, with the busy timeout as BEGIN
+            # IMMEDIATE has): the rows' ``done`` is the request's time, all a restart's pace
+            # needs of it (:meth:`_delivered_times`), so no pace row is written
+            outbox.finish(self.state.conn, [r.seq for r in batch], "delivered")
+            return
         with self._transaction():
             if outcome.remember:
                 self._remember(**outcome.remember)
             self._settle[outcome.verdict](batch, outcome)
             if self.destination.posts and not self.dry_run:
                 self._remember(pace=self._pacer.save())
+
+    def _only_delivered(self, batch: list[outbox.Row], outcome: Outcome) -> bool:
+        """An answer that delivers ``batch`` and changes nothing else a restart needs: no
+        value to remember, no block the request times do not imply (a bucket's pause that
+        outlasts the pace), a healthy destination."""
+        if outcome.pause and self._pacer.blocked_beyond_windows(time.monotonic(), PAUSE_SLACK):
+            return False  # a restart could not tell this block from the request times
+        return (outcome.verdict == "ok" and not outcome.remember
+                and self.failing_since is None and not self._saved.get("permanent")
+                and len(batch) <= outbox.FINISH_MOST and self._joined is None)
 
     def _delivered(self, batch: list[outbox.Row], outcome: Outcome) -> None:
         with self._transaction() as conn:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -53,8 +55,9 @@ BUCKET_PAUSE = 2.0
 COLOURS: Mapping[str, int] = {"critical": 0xE74C3C, "warning": 0xF39C12, "info": 0x3498DB}
 RESOLVED_COLOUR = 0x2ECC71
 
-#: every character Discord markdown gives a meaning, backslashed (one C pass, no regex)
-_MARKDOWN = str.maketrans({ch: "\\" + ch for ch in "\\*_~`|<>#-[]():@"})
+#: every character Discord markdown gives a meaning, and its escape; the backslash first, so
+#: that the backslashes the others add are not escaped again
+_MARKDOWN = tuple((ch, "\\" + ch) for ch in "\\*_~`|<>#-[]():@")
 _FENCE = regex.compile(r"`(?=``)")
 
 #: Discord's JSON error codes that mean "this webhook is gone or wrong"
@@ -65,8 +68,17 @@ _CODES: Mapping[int, str] = {
 
 
 def escape_markdown(text: str) -> str:
-    """Backslash every character Discord markdown gives a meaning (mentions included)."""
-    return text.translate(_MARKDOWN)
+    """Backslash every character Discord markdown gives a meaning (mentions included).
+
+    A ``str.replace`` per character the text holds (a C search, then a C copy): a
+    ``str.translate`` table that maps to two characters takes its slow path, a dictionary
+    look-up per character, from the first one it maps (11 us for a 150-character line
+    against 1.5).
+    """
+    for char, escaped in _MARKDOWN:
+        if char in text:
+            text = text.replace(char, escaped)
+    return text
 
 
 def code_safe(text: str) -> str:
@@ -77,7 +89,7 @@ def code_safe(text: str) -> str:
 def _markdown_sized(text: str, budget: int) -> tuple[str, int]:
     """``cut_sized(text, budget, escape_markdown)``, the usual case (short, ASCII) in one pass:
     an embed has ten such texts or so, and a sender renders a few embeds per POST."""
-    whole = text.translate(_MARKDOWN)
+    whole = escape_markdown(text)
     if len(whole) <= budget and whole.isascii():
         return whole, len(whole)
     return cut_sized(text, budget, escape_markdown)
@@ -127,6 +139,32 @@ def _footer(alert: Alert) -> tuple[str, int]:
     return _once(_FOOTERS, text, cut_sized, FOOTER_MAX)
 
 
+#: the last whole second :func:`timestamp` wrote, and its text (one tuple: any thread)
+_SECOND: tuple[int, str] = (0, "1970-01-01T00:00:00")
+
+
+def timestamp(when: float) -> str:
+    """``datetime.fromtimestamp(when, UTC).isoformat()``, the same text at half the cost: the
+    microseconds rounded as it rounds them (half to even), the second's text made once for
+    the alerts of that second (a message's mostly share it)."""
+    global _SECOND  # noqa: PLW0603 - a cache of one entry, replaced whole
+    try:
+        fraction, whole = math.modf(when)
+        micro = round(fraction * 1e6)
+        if micro >= 1_000_000:
+            micro, whole = micro - 1_000_000, whole + 1.0
+        elif micro < 0:
+            micro, whole = micro + 1_000_000, whole - 1.0
+        second, text = _SECOND
+        if second != int(whole):
+            second = int(whole)
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            _SECOND = (second, text)
+    except (ArithmeticError, ValueError, OSError):
+        return dt.datetime.fromtimestamp(when, dt.UTC).isoformat()  # raises as it did
+    return f"{text}.{micro:06d}+00:00" if micro else f"{text}+00:00"
+
+
 def render_embed(alert: Alert) -> dict[str, Any]:
     """The embed for one alert, within Discord's limits whatever the text."""
     return _sized_embed(alert)[0]
@@ -140,7 +178,7 @@ def _sized_embed(alert: Alert) -> tuple[dict[str, Any], int]:
         "title": title,
         "color": RESOLVED_COLOUR if alert.kind == "resolved" else COLOURS.get(alert.severity,
                                                                                0x95A5A6),
-        "timestamp": dt.datetime.fromtimestamp(alert.time, dt.UTC).isoformat(),
+        "timestamp": timestamp(alert.time),
         "footer": {"text": footer},
     }
     size += footer_size

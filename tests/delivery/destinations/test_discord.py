@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
+import random
 from typing import Any
 
 import httpx
 import pytest
 
 from logwatch.config import DiscordDestination
-from logwatch.delivery.destinations.discord import Discord, classify, escape_markdown, render_embed
+from logwatch.delivery.destinations.discord import (
+    Discord,
+    classify,
+    escape_markdown,
+    render_embed,
+    timestamp,
+)
 from logwatch.delivery.destinations.types import CUT_MARKER, Http, Window
 from logwatch.secret import Secret
 from tests.fakeapi import (
@@ -47,6 +56,35 @@ def test_markdown_escape_covers_mentions_and_formatting() -> None:
     """Every character with a markdown meaning gets a backslash."""
     assert escape_markdown("a_b*c~d`e|f>g<h@i#j-k[l](m):n\\") == (
         r"a\_b\*c\~d\`e\|f\>g\<h\@i\#j\-k\[l\]\(m\)\:n\\")
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_markdown_escape_is_one_backslash_per_character_whatever_the_text(seed: int) -> None:
+    """Runs of backslashes, specials side by side, non-ASCII and lone surrogates: each
+    character with a meaning gets exactly one backslash, the others none."""
+    pool = "\\*_~`|<>#-[]():@ aZ9\nü😀\udcff"
+    text = "".join(random.Random(seed).choice(pool) for _ in range(200))
+    expected = "".join("\\" + ch if ch in "\\*_~`|<>#-[]():@" else ch for ch in text)
+    assert escape_markdown(text) == expected
+
+
+@pytest.mark.parametrize("when", [
+    1700000000.0, 1700000000.123456, 1700000000.9999995, 17.9999995, 1700000000.0000005,
+    1.5e-6, 2.5e-6, 0.0, -0.5, -1e-7, -86399.9999996, 4102444800.25, 1e9 + 0.5e-6])
+def test_an_embed_timestamp_is_what_isoformat_writes(when: float) -> None:
+    """Rounding to the microsecond (half to even, into the next second), before 1970, twice
+    in a row (the second's text kept): the text ``datetime`` makes."""
+    expected = dt.datetime.fromtimestamp(when, dt.UTC).isoformat()
+    assert timestamp(when) == expected
+    assert timestamp(when) == expected
+    assert timestamp(random.Random(when).uniform(-1e9, 4e9)) != expected
+
+
+@pytest.mark.parametrize("when", [math.nan, math.inf, 1e300])
+def test_a_timestamp_out_of_range_fails_as_datetime_does(when: float) -> None:
+    """A damaged row's time: the error ``datetime`` raises (the sender's loop reports it)."""
+    with pytest.raises((OverflowError, ValueError, OSError)):
+        timestamp(when)
 
 
 def test_code_fence_in_the_line_cannot_break_out() -> None:
