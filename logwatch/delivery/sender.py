@@ -41,7 +41,7 @@ from logwatch.delivery.destinations import build_destination
 from logwatch.delivery.destinations.replies import finite
 from logwatch.delivery.destinations.types import Destination, Outcome, Window
 from logwatch.models import SEVERITIES, Alert, alert_id
-from logwatch.state import State, get_value, get_values, put_value
+from logwatch.state import State, get_value, get_values, put_value, state_error
 from logwatch.supervisor import RESTART_CAP, describe_crash, supervise
 from logwatch.terminal import escape_controls
 
@@ -62,6 +62,9 @@ MAX_RETRY_WAIT = 3600.0
 #: from the service's side (it counts from when it got a request, we from its answer): the
 #: request times a restart reads back keep it, so it is not saved (see :meth:`_settle_sent`)
 PAUSE_SLACK = 0.25
+#: a delivered row's ``done`` this soon after the saved pace's newest request is that request
+#: (its rows are marked just after it is recorded, in the transaction that saves the pace)
+SAME_REQUEST = 0.1
 
 
 class Pacer:
@@ -108,7 +111,10 @@ class Pacer:
         sent, blocked = pacing.from_saved(saved, mono=mono, wall=wall, cap=cap, keep=keep)
         done, _ = pacing.from_saved({"sent": list(delivered)}, mono=mono, wall=wall, cap=cap,
                                     keep=keep)
-        self._times.extend(sorted(sent + done)[-keep:] if keep else ())
+        # the saved pace holds every request up to its newest (the one that saved it): a
+        # delivered row's time up to then is one of them, not another
+        newest = max(sent, default=-math.inf) + SAME_REQUEST
+        self._times.extend(sorted(sent + [t for t in done if t > newest])[-keep:] if keep else ())
         self.block(blocked)
 
 
@@ -433,10 +439,7 @@ class Sender:
         """The rows, what the destination taught us and the pace: one commit, so none is
         kept without the others."""
         if self._only_delivered(batch, outcome):
-            # one UPDATE, its own transaction (autocommit, with the busy timeout as BEGIN
-            # IMMEDIATE has): the rows' ``done`` is the request's time, all a restart's pace
-            # needs of it (:meth:`_delivered_times`), so no pace row is written
-            outbox.finish(self.state.conn, [r.seq for r in batch], "delivered")
+            self._finish_alone(batch)
             return
         with self._transaction():
             if outcome.remember:
@@ -444,6 +447,18 @@ class Sender:
             self._settle[outcome.verdict](batch, outcome)
             if self.destination.posts and not self.dry_run:
                 self._remember(pace=self._pacer.save())
+
+    def _finish_alone(self, batch: list[outbox.Row]) -> None:
+        """Mark ``batch`` delivered with one UPDATE, its own transaction (autocommit, with the
+        busy timeout as ``BEGIN IMMEDIATE`` has): the rows' ``done`` is the request's time,
+        all a restart's pace needs of it (:meth:`_delivered_times`), so no pace row is
+        written. Its failure (a full disk) is the state's, as a failed COMMIT is: the loop is
+        restarted with its backoff and ``status`` names it, rather than a retry a second
+        later that would post the batch again and again."""
+        try:
+            outbox.finish(self.state.conn, [r.seq for r in batch], "delivered")
+        except sqlite3.Error as exc:
+            raise state_error(self.state.path, exc, "cannot commit: ") from exc
 
     def _only_delivered(self, batch: list[outbox.Row], outcome: Outcome) -> bool:
         """An answer that delivers ``batch`` and changes nothing else a restart needs: no

@@ -65,6 +65,22 @@ def test_a_restarted_pacer_remembers_the_window() -> None:
     assert second.delay(time.monotonic()) > 1.5
 
 
+def test_a_request_in_the_saved_pace_and_the_delivered_rows_counts_once() -> None:
+    """Four requests saved with the pace and their rows' ``done`` times just after: four, so
+    a fifth may go at once; a fifth in the rows alone, after the save: the window is full."""
+    first = Pacer((Window(5, 60.0),))
+    for _ in range(4):
+        first.record(time.monotonic() - 10.0)
+    saved = first.save()
+    done = [t + 0.002 for t in saved["sent"]]
+    second = Pacer((Window(5, 60.0),))
+    second.load(saved, cap=60.0, delivered=done)
+    assert second.delay(time.monotonic()) == 0.0
+    third = Pacer((Window(5, 60.0),))
+    third.load(saved, cap=60.0, delivered=[*done, max(done) + 1.0])
+    assert third.delay(time.monotonic()) > 45
+
+
 def test_a_new_sender_on_the_same_state_causes_no_429(
         tmp_path: Path, senders: list[Sender]) -> None:
     """Five single sends, the sender and its database closed, a new one: the server sees no 429."""

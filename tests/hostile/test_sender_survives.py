@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import math
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,6 +69,32 @@ def test_a_crashing_sender_is_restarted_counted_reported_and_delivers(
     assert "sender restarts: 3" in shown
     assert "sender crashed: RuntimeError" in shown
     assert WEBHOOK_TOKEN not in caplog.text + shown + str(info)
+
+
+def test_a_delivery_that_cannot_be_marked_is_a_crash_not_a_post_a_second(
+        fake: FakeAPI, state: State, senders: list[Sender],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one UPDATE that marks a delivery fails (a full disk): the state's failure, as a
+    failed COMMIT is: counted, named by ``status``, retried with the loop's backoff, the
+    message posted once more when marking works again (not every second meanwhile)."""
+    real, failures = outbox.finish, [1]
+
+    def finish_on_a_full_disk(conn: sqlite3.Connection, seqs: Iterable[int], status: str,
+                              *args: Any, **kwargs: Any) -> None:
+        if failures[0] and not conn.in_transaction:  # the fast path's own statement
+            failures[0] -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        real(conn, seqs, status, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(outbox, "finish", finish_on_a_full_disk)
+    enqueue(state, [make_alert(0, to=("hook",))])
+    sender = discord_sender(fake.discord_url(), state, senders)
+    wait_for(lambda: count(state, "hook", "delivered") == 1, 10, message="delivered")
+    assert failures == [0]
+    assert sender.restarts == 1
+    assert len(fake.received) == 2
+    assert "cannot commit: database or disk is full" in str(
+        destination_status(state.conn)["hook"]["last_error"])
 
 
 def test_a_crash_loop_backs_off_and_stop_still_ends_it(

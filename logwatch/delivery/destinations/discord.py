@@ -139,6 +139,9 @@ def _footer(alert: Alert) -> tuple[str, int]:
     return _once(_FOOTERS, text, cut_sized, FOOTER_MAX)
 
 
+#: the seconds of years 1000 to 9999, which ``strftime`` writes as ``isoformat`` does (four
+#: digits); :func:`timestamp` leaves the others to ``datetime``
+_FOUR_DIGIT_YEARS = (-30_610_224_000.0, 253_402_300_800.0)
 #: the last whole second :func:`timestamp` wrote, and its text (one tuple: any thread)
 _SECOND: tuple[int, str] = (0, "1970-01-01T00:00:00")
 
@@ -155,6 +158,8 @@ def timestamp(when: float) -> str:
             micro, whole = micro - 1_000_000, whole + 1.0
         elif micro < 0:
             micro, whole = micro + 1_000_000, whole - 1.0
+        if not _FOUR_DIGIT_YEARS[0] <= whole < _FOUR_DIGIT_YEARS[1]:
+            raise ValueError("a year strftime writes otherwise")
         second, text = _SECOND
         if second != int(whole):
             second = int(whole)

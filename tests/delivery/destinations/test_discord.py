@@ -80,6 +80,21 @@ def test_an_embed_timestamp_is_what_isoformat_writes(when: float) -> None:
     assert timestamp(random.Random(when).uniform(-1e9, 4e9)) != expected
 
 
+@pytest.mark.parametrize("when", [
+    -30610224000.0, -30610224000.5, -62135596800.0, 253402300799.5, 253402300799.99997,
+    253402300800.0, -1e12, 1e300, math.nan, math.inf])
+def test_an_embed_timestamp_outside_four_digit_years_is_datetimes(when: float) -> None:
+    """Years before 1000 (``datetime`` pads them to four digits, ``strftime`` does not) and
+    beyond 9999 or no time at all (``datetime`` refuses them): as ``datetime`` does."""
+    try:
+        expected = dt.datetime.fromtimestamp(when, dt.UTC).isoformat()
+    except (ValueError, OverflowError, OSError) as exc:
+        with pytest.raises(type(exc)):
+            timestamp(when)
+    else:
+        assert timestamp(when) == expected
+
+
 @pytest.mark.parametrize("when", [math.nan, math.inf, 1e300])
 def test_a_timestamp_out_of_range_fails_as_datetime_does(when: float) -> None:
     """A damaged row's time: the error ``datetime`` raises (the sender's loop reports it)."""
